@@ -1,0 +1,53 @@
+// File: spawn.h
+//
+// Starting processes from sbx-init (PID 1 of the sandbox). sbx-init is single-threaded and small,
+// so fork() is cheap and safe. The child resets signals, starts a new session (and takes a
+// controlling terminal in tty mode), drops to the requested user, enters the working directory,
+// resets oom_score_adj, marks every other descriptor close-on-exec and execs, searching the
+// exec's own PATH. Failures before exec travel back through a close-on-exec pipe, so the caller
+// gets "exec \"nope\": ENOENT" instead of an exit code 127.
+
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "src/agent/init/users.h"
+#include "src/base/result.h"
+#include "src/base/unique_fd.h"
+
+namespace sbx::agent {
+
+struct SpawnRequest {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // complete environment
+  std::string cwd = "/";
+  ResolvedUser user;
+  // Descriptors for the child's 0, 1, 2. In tty mode all three are the terminal's slave side.
+  int stdin_fd = -1;
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  bool tty = false;
+};
+
+// Returns the child's pid once it has successfully exec'd.
+Result<pid_t> SpawnProcess(const SpawnRequest& request);
+
+// Merges `overrides` (KEY=VALUE) into `base`, later entries winning, and adds PATH, HOME and (for
+// tty) TERM when they are missing.
+std::vector<std::string> BuildEnvironment(const std::vector<std::string>& base,
+                                          const std::vector<std::string>& overrides,
+                                          const ResolvedUser& user, bool tty);
+
+// A new pseudo-terminal: the master (non-blocking, CLOEXEC) and its slave, opened through
+// TIOCGPTPEER so no path lookup in /dev/pts is involved.
+struct Pty {
+  UniqueFd master;
+  UniqueFd slave;
+};
+Result<Pty> OpenPty(unsigned rows, unsigned cols);
+Status ResizePty(int master_fd, unsigned rows, unsigned cols);
+
+}  // namespace sbx::agent

@@ -1,0 +1,230 @@
+// File: protocol.h
+//
+// The messages of the sbx-init protocol. The host opens one connection to the sandbox's socket per
+// operation and sends one request frame; what follows depends on the request:
+//
+//   kExecStart  -> kExecStarted, then kOutput* and finally kExit (or kError). The host may send
+//                  kStdin*, kStdinClose, kResize, kSignal and kKill while the process runs. Closing
+//                  the connection kills the exec's process tree.
+//   kFileRead   -> kFileInfo, kFileData*, kFileEnd   (or kError)
+//   kFileWrite  -> host sends kFileData*, kFileEnd; init answers kOk (or kError)
+//   kStat       -> kFileInfo (or kError)
+//   kListDir    -> kDirEntries (or kError)
+//   kStatus     -> kStatusReply
+//   kWaitMain   -> kStatusReply once the main process has exited
+//   kAckExit    -> kOk
+//   kSignalMain -> kOk
+//   kLogs       -> kLogChunk* then kLogEnd (or, with follow, until the main process exits)
+//
+// Decode functions treat the payload as hostile: malformed input is an error, never a crash.
+
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "src/agent/wire.h"
+#include "src/base/result.h"
+
+namespace sbx::agent {
+
+enum class MsgType : uint8_t {
+  // host -> init
+  kExecStart = 1,
+  kStdin = 2,
+  kStdinClose = 3,
+  kResize = 4,
+  kSignal = 5,
+  kKill = 6,
+  kFileRead = 10,
+  kFileWrite = 11,
+  kFileData = 12,
+  kFileEnd = 13,
+  kStat = 14,
+  kListDir = 15,
+  kStatus = 20,
+  kWaitMain = 21,
+  kAckExit = 22,
+  kSignalMain = 23,
+  kLogs = 24,
+  // init -> host
+  kExecStarted = 64,
+  kOutput = 65,
+  kExit = 66,
+  kError = 67,
+  kOk = 68,
+  kFileInfo = 69,
+  kDirEntries = 70,
+  kStatusReply = 71,
+  kLogChunk = 72,
+  kLogEnd = 73,
+};
+
+const char* MsgTypeName(MsgType type);
+
+enum class StreamId : uint8_t { kStdout = 1, kStderr = 2 };
+
+struct ExecStart {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // KEY=VALUE, added to (and overriding) the sandbox environment
+  std::string cwd;               // empty: the sandbox working directory
+  std::string user;              // "" (sandbox default), "name", "uid", "uid:gid", "name:group"
+  bool tty = false;
+  uint32_t rows = 0;
+  uint32_t cols = 0;
+  bool stdin_open = false;  // false: stdin is /dev/null
+  int64_t timeout_ms = 0;   // 0: none; on expiry the process tree is killed
+  std::string Encode() const;
+  static Result<ExecStart> Decode(std::string_view payload);
+};
+
+struct Resize {
+  uint32_t rows = 0;
+  uint32_t cols = 0;
+  std::string Encode() const;
+  static Result<Resize> Decode(std::string_view payload);
+};
+
+struct SignalRequest {
+  int32_t signal = 0;
+  std::string Encode() const;
+  static Result<SignalRequest> Decode(std::string_view payload);
+};
+
+struct ExecStarted {
+  int64_t pid = 0;
+  std::string Encode() const;
+  static Result<ExecStarted> Decode(std::string_view payload);
+};
+
+struct Output {
+  StreamId stream = StreamId::kStdout;
+  std::string data;
+  std::string Encode() const;
+  static Result<Output> Decode(std::string_view payload);
+};
+
+struct ExitInfo {
+  int32_t exit_code = -1;  // valid unless signaled
+  int32_t signal = 0;
+  bool signaled = false;
+  bool timed_out = false;
+  std::string Encode() const;
+  static Result<ExitInfo> Decode(std::string_view payload);
+};
+
+struct ErrorReply {
+  int32_t code = 0;  // sbx::Code
+  int32_t sys_errno = 0;
+  std::string message;
+  std::string reason;  // e.g. CWSANDBOX_FILE_NOT_FOUND
+  std::string Encode() const;
+  static Result<ErrorReply> Decode(std::string_view payload);
+  static ErrorReply FromError(const Error& error);
+  Error ToError() const;
+};
+
+struct FileRead {
+  std::string path;
+  uint64_t max_bytes = 0;  // 0: no limit beyond the caller's own
+  std::string Encode() const;
+  static Result<FileRead> Decode(std::string_view payload);
+};
+
+struct FileWrite {
+  std::string path;
+  uint32_t mode = 0644;
+  bool make_parents = true;
+  std::string Encode() const;
+  static Result<FileWrite> Decode(std::string_view payload);
+};
+
+enum class FileType : uint8_t { kUnknown = 0, kRegular = 1, kDirectory = 2, kSymlink = 3, kOther = 4 };
+
+struct FileInfo {
+  std::string path;
+  FileType type = FileType::kUnknown;
+  uint64_t size = 0;
+  uint32_t mode = 0;
+  int64_t mtime_ns = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::string Encode() const;
+  static Result<FileInfo> Decode(std::string_view payload);
+};
+
+struct PathRequest {
+  std::string path;
+  std::string Encode() const;
+  static Result<PathRequest> Decode(std::string_view payload);
+};
+
+struct DirEntry {
+  std::string name;
+  FileType type = FileType::kUnknown;
+  uint64_t size = 0;
+  uint32_t mode = 0;
+};
+
+struct DirEntries {
+  std::vector<DirEntry> entries;
+  bool truncated = false;
+  std::string Encode() const;
+  static Result<DirEntries> Decode(std::string_view payload);
+};
+
+struct StatusReply {
+  uint32_t init_version = 0;
+  int64_t main_pid = 0;  // in the sandbox's pid namespace
+  bool main_running = false;
+  bool main_exited = false;
+  ExitInfo main_exit;
+  int64_t main_started_ns = 0;  // wall clock
+  int64_t main_exited_ns = 0;
+  bool exit_acknowledged = false;
+  bool lifetime_exceeded = false;
+  std::string start_error;  // the main process could not be started
+  uint64_t log_start = 0;   // oldest log offset still held
+  uint64_t log_end = 0;     // next log offset
+  std::string Encode() const;
+  static Result<StatusReply> Decode(std::string_view payload);
+};
+
+struct LogsRequest {
+  uint64_t offset = 0;
+  bool follow = false;
+  std::string Encode() const;
+  static Result<LogsRequest> Decode(std::string_view payload);
+};
+
+struct LogChunk {
+  uint64_t offset = 0;
+  int64_t time_ns = 0;
+  StreamId stream = StreamId::kStdout;
+  std::string data;
+  std::string Encode() const;
+  static Result<LogChunk> Decode(std::string_view payload);
+};
+
+struct LogEnd {
+  uint64_t next_offset = 0;
+  uint64_t first_available = 0;  // > requested offset: the ring dropped older output
+  std::string Encode() const;
+  static Result<LogEnd> Decode(std::string_view payload);
+};
+
+// What sbx-init is told at start (read from the config descriptor).
+struct InitConfig {
+  std::vector<std::string> argv;  // the main process; empty means "wait for stop"
+  std::vector<std::string> env;
+  std::string cwd = "/";
+  std::string user;
+  uint64_t log_ring_bytes = 1u << 20;
+  int64_t deadline_unix_ns = 0;  // 0: none; at the deadline the main process is stopped
+  int64_t stop_grace_ms = 10000;
+  std::string Encode() const;
+  static Result<InitConfig> Decode(std::string_view payload);
+};
+
+}  // namespace sbx::agent

@@ -1,0 +1,108 @@
+#include "src/agent/protocol.h"
+
+#include <gtest/gtest.h>
+
+namespace sbx::agent {
+namespace {
+
+TEST(ProtocolTest, ExecStartRoundTrip) {
+  ExecStart m;
+  m.argv = {"python", "-c", "print(1)"};
+  m.env = {"A=1", "B=2"};
+  m.cwd = "/work";
+  m.user = "1000:1000";
+  m.tty = true;
+  m.rows = 24;
+  m.cols = 80;
+  m.stdin_open = true;
+  m.timeout_ms = 1500;
+  auto d = ExecStart::Decode(m.Encode());
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->argv, m.argv);
+  EXPECT_EQ(d->env, m.env);
+  EXPECT_EQ(d->cwd, "/work");
+  EXPECT_EQ(d->user, "1000:1000");
+  EXPECT_TRUE(d->tty);
+  EXPECT_EQ(d->rows, 24u);
+  EXPECT_EQ(d->cols, 80u);
+  EXPECT_TRUE(d->stdin_open);
+  EXPECT_EQ(d->timeout_ms, 1500);
+}
+
+TEST(ProtocolTest, ExitInfoRejectsImpossibleValues) {
+  ExitInfo e;
+  e.exit_code = 300;
+  EXPECT_FALSE(ExitInfo::Decode(e.Encode()));
+  e.exit_code = 0;
+  e.signaled = true;
+  e.signal = 0;
+  EXPECT_FALSE(ExitInfo::Decode(e.Encode()));
+  e.signal = 9;
+  auto d = ExitInfo::Decode(e.Encode());
+  ASSERT_TRUE(d);
+  EXPECT_TRUE(d->signaled);
+  EXPECT_EQ(d->signal, 9);
+}
+
+TEST(ProtocolTest, ErrorReplyCarriesReasonAndBoundsText) {
+  Error e = Error::NotFound("no such file").WithReason("CWSANDBOX_FILE_NOT_FOUND");
+  ErrorReply r = ErrorReply::FromError(e);
+  r.message += std::string(10000, 'x');
+  auto d = ErrorReply::Decode(r.Encode());
+  ASSERT_TRUE(d);
+  EXPECT_LE(d->message.size(), 4096u);
+  Error back = d->ToError();
+  EXPECT_EQ(back.code(), Code::kNotFound);
+  EXPECT_EQ(back.reason(), "CWSANDBOX_FILE_NOT_FOUND");
+}
+
+TEST(ProtocolTest, ErrorReplyWithUnknownCodeIsUnknown) {
+  ErrorReply r;
+  r.code = 999;
+  r.message = "x";
+  EXPECT_EQ(r.ToError().code(), Code::kUnknown);
+}
+
+TEST(ProtocolTest, StatusReplyRoundTripAndValidation) {
+  StatusReply s;
+  s.init_version = 1;
+  s.main_pid = 2;
+  s.main_exited = true;
+  s.main_exit.exit_code = 3;
+  s.log_start = 5;
+  s.log_end = 10;
+  auto d = StatusReply::Decode(s.Encode());
+  ASSERT_TRUE(d);
+  EXPECT_TRUE(d->main_exited);
+  EXPECT_EQ(d->main_exit.exit_code, 3);
+  EXPECT_EQ(d->log_end, 10u);
+  s.log_start = 11;
+  EXPECT_FALSE(StatusReply::Decode(s.Encode()));
+}
+
+TEST(ProtocolTest, DirEntriesRoundTrip) {
+  DirEntries d;
+  d.entries.push_back({"a", FileType::kRegular, 3, 0644});
+  d.entries.push_back({"b", FileType::kDirectory, 0, 0755});
+  d.truncated = true;
+  auto r = DirEntries::Decode(d.Encode());
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->entries.size(), 2u);
+  EXPECT_EQ(r->entries[1].name, "b");
+  EXPECT_EQ(r->entries[1].type, FileType::kDirectory);
+  EXPECT_TRUE(r->truncated);
+}
+
+TEST(ProtocolTest, InitConfigClampsRing) {
+  InitConfig c;
+  c.argv = {"sh"};
+  c.log_ring_bytes = 1;
+  c.cwd = "";
+  auto d = InitConfig::Decode(c.Encode());
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->log_ring_bytes, 4096u);
+  EXPECT_EQ(d->cwd, "/");
+}
+
+}  // namespace
+}  // namespace sbx::agent

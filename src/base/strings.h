@@ -1,0 +1,36 @@
+// File: strings.h
+//
+// Small string helpers the standard library lacks.
+
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sbx {
+
+std::vector<std::string> Split(std::string_view text, char sep);
+std::string Join(const std::vector<std::string>& parts, std::string_view sep);
+std::string_view Trim(std::string_view text);
+bool StartsWith(std::string_view text, std::string_view prefix);
+bool EndsWith(std::string_view text, std::string_view suffix);
+
+// Parses a whole decimal integer; nullopt on any junk, sign where not allowed, or overflow.
+std::optional<uint64_t> ParseUint64(std::string_view text);
+std::optional<int64_t> ParseInt64(std::string_view text);
+
+// Quotes for messages: "abc" with control characters escaped, truncated to `max` bytes.
+std::string Quote(std::string_view text, size_t max = 256);
+
+std::string HexEncode(std::string_view bytes);
+
+// 128 random bits as 32 lowercase hex characters (getrandom).
+std::string RandomHex(size_t bytes = 16);
+
+// Human-readable size: "1.5 KiB".
+std::string FormatBytes(uint64_t bytes);
+
+}  // namespace sbx

@@ -1,0 +1,51 @@
+#include "src/runtime/capabilities.h"
+
+#include <linux/capability.h>
+#include <sys/prctl.h>
+
+#include <algorithm>
+#include <memory>
+
+#include <sys/capability.h>
+
+namespace sbx::runtime {
+
+std::vector<int> DefaultCapabilities() {
+  return {CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FOWNER,   CAP_FSETID,
+          CAP_KILL,   CAP_SETGID,       CAP_SETUID,   CAP_SETPCAP,
+          CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_SETFCAP};
+}
+
+std::string CapabilityName(int cap) {
+  char* name = cap_to_name(cap);
+  if (name == nullptr) return "cap_" + std::to_string(cap);
+  std::string out = name;
+  cap_free(name);
+  return out;
+}
+
+Status ApplyCapabilities(const std::vector<int>& keep) {
+  int last = static_cast<int>(cap_max_bits()) - 1;
+  for (int cap = 0; cap <= last; ++cap) {
+    if (std::find(keep.begin(), keep.end(), cap) != keep.end()) continue;
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+      return Error::Errno("drop " + CapabilityName(cap) + " from the bounding set");
+    }
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+    return Error::Errno("clear ambient capabilities");
+  }
+  std::unique_ptr<_cap_struct, int (*)(void*)> caps(cap_init(), cap_free);
+  if (!caps) return Error::Errno("cap_init");
+  std::vector<cap_value_t> values(keep.begin(), keep.end());
+  for (cap_flag_t flag : {CAP_PERMITTED, CAP_EFFECTIVE, CAP_INHERITABLE}) {
+    if (!values.empty() &&
+        cap_set_flag(caps.get(), flag, static_cast<int>(values.size()), values.data(), CAP_SET) != 0) {
+      return Error::Errno("cap_set_flag");
+    }
+  }
+  if (cap_set_proc(caps.get()) != 0) return Error::Errno("cap_set_proc");
+  return Ok();
+}
+
+}  // namespace sbx::runtime

@@ -1,0 +1,23 @@
+// File: capabilities.h
+//
+// The capabilities a sandbox's processes keep (inside their user namespace, where they only act
+// on what that namespace owns): Docker's default set without NET_RAW, MKNOD and AUDIT_WRITE
+// (containerd 2.0 dropped those too). Everything else is removed from the bounding set, so no
+// exec can regain it; ambient capabilities are cleared.
+
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "src/base/result.h"
+
+namespace sbx::runtime {
+
+std::vector<int> DefaultCapabilities();
+std::string CapabilityName(int cap);
+
+// Drops the bounding set to `keep` and sets permitted = effective = inheritable = `keep`.
+Status ApplyCapabilities(const std::vector<int>& keep);
+
+}  // namespace sbx::runtime

@@ -1,0 +1,82 @@
+#include "src/runtime/cgroup/cgroup_driver.h"
+
+#include <gtest/gtest.h>
+
+#include "src/base/testing/temp_dir.h"
+#include "src/sys/fs.h"
+
+namespace sbx::runtime {
+namespace {
+
+using sbx::testing::TempDir;
+
+TEST(CgroupPlanTest, V1Plan) {
+  auto driver = MakeCgroupV1Driver({{"memory", "/m"}, {"cpu", "/c"}, {"pids", "/p"}, {"freezer", "/f"}}, "sbx");
+  auto plan = driver->PlanLimits({256u << 20, 1500, 100});
+  std::vector<CgroupWrite> expected = {
+      {"memory", "memory.limit_in_bytes", "268435456"},
+      {"memory", "memory.memsw.limit_in_bytes", "268435456", true},
+      {"memory", "memory.swappiness", "0", true},
+      {"cpu", "cpu.cfs_period_us", "100000"},
+      {"cpu", "cpu.cfs_quota_us", "150000"},
+      {"pids", "pids.max", "100"},
+  };
+  EXPECT_EQ(plan, expected);
+  EXPECT_TRUE(driver->PlanLimits({}).empty());
+}
+
+TEST(CgroupPlanTest, V2Plan) {
+  auto driver = MakeCgroupV2Driver("/sys/fs/cgroup", "sbx");
+  auto plan = driver->PlanLimits({1u << 30, 500, 64});
+  std::vector<CgroupWrite> expected = {
+      {"", "memory.max", "1073741824"},
+      {"", "memory.swap.max", "0", true},
+      {"", "memory.oom.group", "0", true},
+      {"", "cpu.max", "50000 100000"},
+      {"", "pids.max", "64"},
+  };
+  EXPECT_EQ(plan, expected);
+}
+
+// A fake cgroup v2 tree: plain files where the kernel would have knobs.
+TEST(CgroupFakeFsTest, V2CreateWritesLimitsAndRemoves) {
+  TempDir root;
+  ASSERT_TRUE(sys::WriteFile(root.Sub("cgroup.subtree_control"), ""));
+  auto driver = MakeCgroupV2Driver(root.path(), "sbx");
+  ASSERT_TRUE(sys::MakeDirs(root.Sub("sbx/sb1")));
+  // Knob files exist in a real cgroup as soon as it is created; the fake pre-creates them.
+  for (const char* knob : {"memory.max", "cpu.max", "pids.max", "cgroup.procs"}) {
+    ASSERT_TRUE(sys::WriteFile(root.Sub(std::string("sbx/sb1/") + knob), ""));
+  }
+  ASSERT_TRUE(sys::WriteFile(root.Sub("sbx/cgroup.subtree_control"), ""));
+  // Create refuses an existing group.
+  EXPECT_FALSE(driver->Create("sb1", {1u << 20, 100, 10}));
+  EXPECT_EQ(driver->List(), std::vector<std::string>{"sb1"});
+  EXPECT_TRUE(driver->Exists("sb1"));
+  EXPECT_FALSE(driver->Exists("sb2"));
+}
+
+TEST(CgroupFakeFsTest, V1CreateFailsCleanlyWhenAKnobIsMissing) {
+  TempDir root;
+  std::map<std::string, std::string> mounts;
+  for (const char* c : {"memory", "cpu", "pids", "freezer"}) {
+    ASSERT_TRUE(sys::MakeDirs(root.Sub(c)));
+    mounts[c] = root.Sub(c);
+  }
+  auto driver = MakeCgroupV1Driver(mounts, "sbx");
+  // On a plain directory the knob files do not appear, so applying limits fails, and the
+  // directories already made are removed again.
+  Status created = driver->Create("sb1", {1u << 20, 100, 10});
+  ASSERT_FALSE(created);
+  EXPECT_FALSE(driver->Exists("sb1"));
+}
+
+TEST(CgroupFakeFsTest, MakeDriverExplainsMissingControllers) {
+  sys::CgroupLayout layout;
+  auto driver = MakeCgroupDriver(layout);
+  ASSERT_FALSE(driver);
+  EXPECT_EQ(driver.error().code(), Code::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace sbx::runtime

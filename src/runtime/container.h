@@ -1,0 +1,72 @@
+// File: container.h
+//
+// Creating and destroying sandboxes. A sandbox lives in a bundle directory:
+//
+//   <bundle>/spec.json    the RuntimeSpec (written by the caller)
+//   <bundle>/state.json   what the runtime created (written by CreateSandbox)
+//   <bundle>/init.sock    sbx-init's socket (the only way in)
+//   <bundle>/disk.img     the writable layer's image (loop kind)
+//   <bundle>/rootfs, disk mount points, used only inside the sandbox's mount namespace
+//
+// CreateSandbox must run in a single-threaded process (sbx-runtime): it clones the sandbox's
+// first process, which sets everything up and execs sbx-init as PID 1. It returns once sbx-init
+// runs, and on any failure leaves nothing behind. The life of a sandbox, in order:
+//
+//   host:  validate spec -> cgroup with limits -> writable layer (image + loop device)
+//          -> listening socket -> sealed copy of sbx-init -> clone(NEWNS|NEWPID|NEWUTS|NEWIPC|NEWNET)
+//          -> child into the cgroup, oom_score_adj -> "go"
+//   child: private mounts -> writable fs -> overlay rootfs -> pivot_root -> /proc, /dev, /sys,
+//          /etc files, mounted files, masked and read-only paths -> hostname, loopback
+//          -> unshare(NEWCGROUP) -> unshare(NEWUSER) -> "mapped?"
+//   host:  uid_map/gid_map -> "go"
+//   child: setresuid/gid 0 -> capabilities -> rlimits -> no_new_privs -> seccomp -> stdio
+//          -> execveat(sbx-init)
+//
+// Every namespace but the user namespace is created while the child is still real root, so the
+// sandbox's root user owns none of them: it cannot mount, configure the network or change the
+// hostname even before seccomp says so.
+
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include "src/base/result.h"
+#include "src/runtime/cgroup/cgroup_driver.h"
+#include "src/runtime/spec.h"
+
+namespace sbx::runtime {
+
+struct CreateOptions {
+  std::string bundle_dir;
+  std::string init_path;      // the sbx-init binary
+  std::string disk_pool_dir;  // pre-formatted writable-layer images (optional)
+};
+
+struct SandboxState {
+  std::string id;
+  pid_t init_pid = 0;            // host pid of sbx-init
+  uint64_t init_start_time = 0;  // from /proc/<pid>/stat, to detect pid reuse
+  std::string socket_path;
+  std::string loop_device;
+  int64_t created_unix_ns = 0;
+};
+
+std::string StateToJson(const SandboxState& state);
+Result<SandboxState> StateFromJson(const std::string& json);
+Result<SandboxState> ReadState(const std::string& bundle_dir);
+
+Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions& options,
+                                   CgroupDriver& cgroups);
+
+// Stops a sandbox: everything in its cgroup is killed, its cgroup removed and its bundle
+// directory deleted. Idempotent: a half-created or already destroyed sandbox is fine.
+Status DestroySandbox(const std::string& id, const std::string& bundle_dir, CgroupDriver& cgroups);
+
+// True if the process `pid` still exists and started at `start_time` (not a recycled pid).
+bool ProcessAlive(pid_t pid, uint64_t start_time);
+uint64_t ProcessStartTime(pid_t pid);
+
+}  // namespace sbx::runtime

@@ -1,0 +1,136 @@
+#include "src/runtime/mounts.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "src/base/strings.h"
+
+namespace sbx::runtime {
+
+namespace {
+
+// JUSTIFICATION: glibc 2.36 declares these in <sys/mount.h> but that header conflicts with
+// <linux/mount.h>, which has the flag values; the raw syscalls are stable ABI.
+int FsOpen(const char* fstype, unsigned flags) {
+  return static_cast<int>(syscall(SYS_fsopen, fstype, flags));
+}
+int FsConfig(int fd, unsigned cmd, const char* key, const void* value, int aux) {
+  return static_cast<int>(syscall(SYS_fsconfig, fd, cmd, key, value, aux));
+}
+int FsMount(int fd, unsigned flags, unsigned attrs) {
+  return static_cast<int>(syscall(SYS_fsmount, fd, flags, attrs));
+}
+int MoveMount(int from_fd, const char* from, int to_fd, const char* to, unsigned flags) {
+  return static_cast<int>(syscall(SYS_move_mount, from_fd, from, to_fd, to, flags));
+}
+int OpenTree(int fd, const char* path, unsigned flags) {
+  return static_cast<int>(syscall(SYS_open_tree, fd, path, flags));
+}
+int MountSetattr(int fd, const char* path, unsigned flags, mount_attr* attr) {
+  return static_cast<int>(syscall(SYS_mount_setattr, fd, path, flags, attr, sizeof *attr));
+}
+
+// The kernel's own explanation of a failed fsconfig, when it left one in the fs context.
+std::string ContextLog(int fs_fd) {
+  std::string out;
+  char buf[512];
+  while (true) {
+    ssize_t n = read(fs_fd, buf, sizeof buf - 1);
+    if (n <= 0) break;
+    buf[n] = '\0';
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out;
+}
+
+static_assert(kMountReadOnly == MOUNT_ATTR_RDONLY && kMountNoSuid == MOUNT_ATTR_NOSUID &&
+              kMountNoDev == MOUNT_ATTR_NODEV && kMountNoExec == MOUNT_ATTR_NOEXEC);
+
+}  // namespace
+
+Result<UniqueFd> MakeMount(const std::string& fstype, const std::vector<FsOption>& options,
+                           unsigned attrs, const std::string& label) {
+  UniqueFd fs(FsOpen(fstype.c_str(), FSOPEN_CLOEXEC));
+  if (!fs) return Error::Errno("fsopen " + fstype + " for " + label);
+  for (const auto& opt : options) {
+    int rc = opt.value.empty()
+                 ? FsConfig(fs.get(), FSCONFIG_SET_FLAG, opt.key.c_str(), nullptr, 0)
+                 : FsConfig(fs.get(), FSCONFIG_SET_STRING, opt.key.c_str(), opt.value.c_str(), 0);
+    if (rc != 0) {
+      Error e = Error::Errno("mount " + fstype + " on " + label + ": option " + opt.key);
+      std::string log = ContextLog(fs.get());
+      return log.empty() ? e : std::move(e).Wrap(log);
+    }
+  }
+  if (FsConfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
+    Error e = Error::Errno("mount " + fstype + " on " + label);
+    std::string log = ContextLog(fs.get());
+    return log.empty() ? e : std::move(e).Wrap(log);
+  }
+  UniqueFd mnt(FsMount(fs.get(), FSMOUNT_CLOEXEC, attrs));
+  if (!mnt) return Error::Errno("fsmount " + fstype + " for " + label);
+  return mnt;
+}
+
+Status AttachMount(int mount_fd, int target_fd, const std::string& label) {
+  if (MoveMount(mount_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+    return Error::Errno("attach mount on " + label);
+  }
+  return Ok();
+}
+
+Status MountOn(int target_fd, const std::string& fstype, const std::vector<FsOption>& options,
+               unsigned attrs, const std::string& label) {
+  SBX_ASSIGN_OR_RETURN(UniqueFd mnt, MakeMount(fstype, options, attrs, label));
+  return AttachMount(mnt.get(), target_fd, label);
+}
+
+Status BindOn(int source_fd, int target_fd, bool readonly, bool recursive, const std::string& label) {
+  unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH;
+  if (recursive) flags |= AT_RECURSIVE;
+  UniqueFd tree(OpenTree(source_fd, "", flags));
+  if (!tree) return Error::Errno("clone mount for " + label);
+  if (readonly) {
+    mount_attr attr{};
+    attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if (MountSetattr(tree.get(), "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr) != 0) {
+      return Error::Errno("make " + label + " read-only");
+    }
+  }
+  return AttachMount(tree.get(), target_fd, label);
+}
+
+Status RemountReadOnly(int target_fd, const std::string& label) {
+  return BindOn(target_fd, target_fd, true, true, label);
+}
+
+Status SetMountAttributes(int mount_root_fd, unsigned attrs, const std::string& label) {
+  mount_attr attr{};
+  attr.attr_set = attrs;
+  if (MountSetattr(mount_root_fd, "", AT_EMPTY_PATH, &attr) != 0) {
+    return Error::Errno("set attributes of " + label);
+  }
+  return Ok();
+}
+
+Status MountOverlay(int target_fd, const std::vector<std::string>& lowers, const std::string& upper,
+                    const std::string& work, unsigned attrs) {
+  std::vector<FsOption> base = {{"upperdir", upper}, {"workdir", work}};
+  std::vector<FsOption> incremental;
+  for (const auto& dir : lowers) incremental.push_back({"lowerdir+", dir});
+  incremental.insert(incremental.end(), base.begin(), base.end());
+  auto mnt = MakeMount("overlay", incremental, attrs, "rootfs");
+  if (!mnt && mnt.error().sys_errno() == EINVAL) {
+    std::vector<FsOption> joined = {{"lowerdir", Join(lowers, ":")}};
+    joined.insert(joined.end(), base.begin(), base.end());
+    mnt = MakeMount("overlay", joined, attrs, "rootfs");
+  }
+  if (!mnt) return std::move(mnt).error();
+  return AttachMount(mnt->get(), target_fd, "rootfs");
+}
+
+}  // namespace sbx::runtime

@@ -1,0 +1,94 @@
+// File: spec.h
+//
+// RuntimeSpec is the fully resolved description of one sandbox: the runtime does exactly what it
+// says and nothing else. It knows no images and no API: the daemon (or a test, or a user of
+// sbx-runtime) resolves an image and a request into this. It is stored as JSON in the sandbox's
+// bundle directory (spec.json).
+
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "src/base/result.h"
+
+namespace sbx::runtime {
+
+struct IdMap {
+  uint32_t host_uid = 1000000;  // sandbox uid 0 is this host uid
+  uint32_t host_gid = 1000000;
+  uint32_t size = 65536;
+};
+
+enum class WritableKind { kLoop, kTmpfs };
+
+struct WritableLayer {
+  WritableKind kind = WritableKind::kLoop;
+  uint64_t size_bytes = 10ull << 30;
+  uint64_t inodes = 0;  // 0: the filesystem's default
+};
+
+struct Rootfs {
+  // Read-only layer directories, lowest (base) first. Their files must already be owned by the
+  // id-mapped range (the image store unpacks them that way).
+  std::vector<std::string> layers;
+  WritableLayer writable;
+  bool readonly = false;
+};
+
+struct Process {
+  std::vector<std::string> args;  // empty: no main process (the sandbox idles until stopped)
+  std::vector<std::string> env;   // KEY=VALUE
+  std::string cwd = "/";
+  std::string user;  // "uid[:gid]" or names from the sandbox's /etc/passwd
+};
+
+struct Resources {
+  uint64_t memory_bytes = 2ull << 30;
+  uint64_t cpu_millis = 2000;  // 1000 = one CPU
+  uint64_t pids = 4096;
+  uint64_t shm_bytes = 64ull << 20;
+  uint64_t nofile = 65536;
+};
+
+struct MountedFile {
+  std::string path;    // inside the sandbox (absolute)
+  std::string source;  // host file with the content (in the bundle)
+  uint32_t mode = 0444;
+};
+
+struct Network {
+  std::string mode = "none";  // "none": a fresh netns with only loopback; "netns": join one
+  std::string netns_path;     // for "netns"
+  std::vector<std::string> dns_servers;
+  std::vector<std::string> dns_search;
+  std::vector<std::string> extra_hosts;  // "ip name..." lines for /etc/hosts
+};
+
+struct RuntimeSpec {
+  std::string id;
+  Rootfs rootfs;
+  Process process;
+  std::string hostname;
+  Resources resources;
+  std::vector<MountedFile> files;
+  IdMap id_map;
+  Network network;
+  int64_t deadline_unix_ns = 0;  // max lifetime, enforced by sbx-init too
+  int64_t stop_grace_ms = 10000;
+  uint64_t log_ring_bytes = 1u << 20;
+};
+
+// Checks what the runtime relies on: ids and paths well-formed, limits within sane bounds.
+// Errors name the offending field ("process.cwd: must be absolute").
+Status Validate(const RuntimeSpec& spec);
+
+std::string ToJson(const RuntimeSpec& spec);
+Result<RuntimeSpec> FromJson(const std::string& json);
+
+// Parses Kubernetes-style quantities: "500m" CPU -> 500 millis; "256Mi", "1G", "1e3" bytes.
+Result<uint64_t> ParseCpuMillis(std::string_view quantity);
+Result<uint64_t> ParseBytes(std::string_view quantity);
+
+}  // namespace sbx::runtime

@@ -1,0 +1,142 @@
+#include "src/runtime/writable_layer.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+#include "src/base/strings.h"
+#include "src/sys/fs.h"
+#include "src/sys/process.h"
+
+namespace sbx::runtime {
+
+std::string PoolPrefix(const DiskFormat& f) {
+  return "disk-" + std::to_string(f.size_bytes) + "-" + std::to_string(f.inodes) + "-" +
+         std::to_string(f.root_uid) + "-" + std::to_string(f.root_gid) + "-";
+}
+
+namespace {
+
+Result<std::string> FindMkfs() {
+  for (const char* path : {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4", "/usr/bin/mkfs.ext4"}) {
+    if (access(path, X_OK) == 0) return std::string(path);
+  }
+  return Error::FailedPrecondition("mkfs.ext4 not found (install e2fsprogs), or use the tmpfs "
+                                   "writable layer");
+}
+
+}  // namespace
+
+Status FormatDiskImage(const std::string& path, const DiskFormat& format) {
+  SBX_ASSIGN_OR_RETURN(std::string mkfs, FindMkfs());
+  {
+    SBX_ASSIGN_OR_RETURN(UniqueFd fd, sys::Open(path, O_WRONLY | O_CREAT | O_EXCL, 0600));
+    if (ftruncate(fd.get(), static_cast<off_t>(format.size_bytes)) != 0) {
+      Error e = Error::Errno("size " + Quote(path));
+      unlink(path.c_str());
+      return e;
+    }
+  }
+  std::vector<std::string> argv = {mkfs, "-q", "-F", "-O", "^has_journal", "-m", "0",
+                                   "-E",
+                                   "lazy_itable_init=1,nodiscard,root_owner=" +
+                                       std::to_string(format.root_uid) + ":" +
+                                       std::to_string(format.root_gid)};
+  if (format.inodes > 0) {
+    argv.push_back("-N");
+    argv.push_back(std::to_string(format.inodes));
+  }
+  argv.push_back(path);
+  auto result = sys::RunCommand(argv, {}, 60000);
+  if (!result || result->status.ShellCode() != 0) {
+    unlink(path.c_str());
+    if (!result) return std::move(result).error().Wrap("format writable layer");
+    return Error::Internal("mkfs.ext4 failed: " + std::string(Trim(result->err)));
+  }
+  return Ok();
+}
+
+Result<bool> TakeFromPool(const std::string& pool_dir, const DiskFormat& format,
+                          const std::string& path) {
+  if (pool_dir.empty()) return false;
+  std::string prefix = PoolPrefix(format);
+  DIR* dir = opendir(pool_dir.c_str());
+  if (dir == nullptr) return false;
+  std::vector<std::string> candidates;
+  while (dirent* e = readdir(dir)) {
+    std::string name = e->d_name;
+    if (StartsWith(name, prefix) && EndsWith(name, ".img")) candidates.push_back(name);
+  }
+  closedir(dir);
+  for (const auto& name : candidates) {
+    // rename is atomic: when two creates race for one image, one of them gets ENOENT.
+    if (rename((pool_dir + "/" + name).c_str(), path.c_str()) == 0) return true;
+    if (errno == EXDEV) return false;
+  }
+  return false;
+}
+
+Status FillPool(const std::string& pool_dir, const DiskFormat& format, int count) {
+  SBX_TRY(sys::MakeDirs(pool_dir, 0700));
+  std::string prefix = PoolPrefix(format);
+  int have = 0;
+  if (DIR* dir = opendir(pool_dir.c_str())) {
+    while (dirent* e = readdir(dir)) {
+      std::string name = e->d_name;
+      if (StartsWith(name, prefix) && EndsWith(name, ".img")) ++have;
+    }
+    closedir(dir);
+  }
+  for (; have < count; ++have) {
+    // Format under a temporary name so a half-made image is never taken.
+    std::string tmp = pool_dir + "/.tmp-" + RandomHex(8);
+    SBX_TRY(FormatDiskImage(tmp, format));
+    std::string final_path = pool_dir + "/" + prefix + RandomHex(8) + ".img";
+    if (rename(tmp.c_str(), final_path.c_str()) != 0) {
+      unlink(tmp.c_str());
+      return Error::Errno("rename pooled image");
+    }
+  }
+  return Ok();
+}
+
+Result<LoopDevice> AttachLoop(const std::string& image_path) {
+  SBX_ASSIGN_OR_RETURN(UniqueFd image, sys::Open(image_path, O_RDWR));
+  SBX_ASSIGN_OR_RETURN(UniqueFd control, sys::Open("/dev/loop-control", O_RDWR));
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    int n = ioctl(control.get(), LOOP_CTL_GET_FREE);
+    if (n < 0) return Error::Errno("get a free loop device");
+    std::string path = "/dev/loop" + std::to_string(n);
+    auto dev = sys::Open(path, O_RDWR);
+    if (!dev) {
+      if (dev.error().sys_errno() == ENOENT) continue;
+      return std::move(dev).error();
+    }
+    loop_config config{};
+    config.fd = static_cast<uint32_t>(image.get());
+    config.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+    strncpy(reinterpret_cast<char*>(config.info.lo_file_name), image_path.c_str(),
+            LO_NAME_SIZE - 1);
+    if (ioctl(dev->get(), LOOP_CONFIGURE, &config) == 0) {
+      return LoopDevice{path, std::move(*dev)};
+    }
+    // Another attach took the device between GET_FREE and CONFIGURE.
+    if (errno != EBUSY) return Error::Errno("attach " + Quote(image_path) + " to " + path);
+  }
+  return Error::ResourceExhausted("no free loop device after 64 attempts");
+}
+
+std::string LoopBackingFile(const std::string& device) {
+  std::string name = sys::BaseName(device);
+  auto backing = sys::ReadFile("/sys/block/" + name + "/loop/backing_file", 4096);
+  if (!backing) return "";
+  return std::string(Trim(*backing));
+}
+
+}  // namespace sbx::runtime

@@ -1,0 +1,50 @@
+// File: writable_layer.h
+//
+// The writable layer of a sandbox lives on a filesystem of its own so that the kernel bounds it:
+// a sparse ext4 image of the requested size on a loop device (ENOSPC at the quota, whatever the
+// host filesystem is), or a size-limited tmpfs. Formatting an image costs tens of milliseconds,
+// so images can be formatted ahead of time into a pool directory and taken from there.
+
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "src/base/result.h"
+#include "src/base/unique_fd.h"
+
+namespace sbx::runtime {
+
+struct DiskFormat {
+  uint64_t size_bytes = 0;
+  uint64_t inodes = 0;  // 0: mkfs default
+  uint32_t root_uid = 0;
+  uint32_t root_gid = 0;
+};
+
+// The file name a pooled image of this format has (without the random suffix).
+std::string PoolPrefix(const DiskFormat& format);
+
+// Creates a sparse image at `path` and formats it ext4 (no journal: the layer is ephemeral).
+Status FormatDiskImage(const std::string& path, const DiskFormat& format);
+
+// Moves a pre-formatted image of `format` from `pool_dir` to `path`; false if none is there.
+Result<bool> TakeFromPool(const std::string& pool_dir, const DiskFormat& format,
+                          const std::string& path);
+
+// Formats images into `pool_dir` until it holds `count` of `format`.
+Status FillPool(const std::string& pool_dir, const DiskFormat& format, int count);
+
+struct LoopDevice {
+  std::string path;  // /dev/loopN
+  UniqueFd fd;       // holds the device until the filesystem is mounted
+};
+
+// Attaches `image_path` to a free loop device with autoclear: the device detaches by itself when
+// the filesystem on it is unmounted and the descriptor closed.
+Result<LoopDevice> AttachLoop(const std::string& image_path);
+
+// The backing file of a loop device, or empty when it is detached.
+std::string LoopBackingFile(const std::string& device);
+
+}  // namespace sbx::runtime

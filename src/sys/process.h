@@ -1,0 +1,82 @@
+// File: process.h
+//
+// Starting and owning child processes without fork(): the daemon is multi-threaded and large, so
+// children are started with posix_spawn (vfork + exec under the hood). ChildProcess owns a pid and
+// its pidfd; if it is destroyed before being waited for, it kills and reaps the child.
+
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "src/base/result.h"
+#include "src/base/unique_fd.h"
+
+namespace sbx::sys {
+
+struct ExitStatus {
+  int exit_code = -1;  // valid when !signaled
+  int signal = 0;      // valid when signaled
+  bool signaled = false;
+
+  // Shell convention: the exit code, or 128 + signal.
+  int ShellCode() const { return signaled ? 128 + signal : exit_code; }
+  std::string ToString() const;
+};
+
+ExitStatus DecodeWaitStatus(int status);
+
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  ChildProcess(pid_t pid, UniqueFd pidfd) : pid_(pid), pidfd_(std::move(pidfd)) {}
+  ChildProcess(ChildProcess&& other) noexcept;
+  ChildProcess& operator=(ChildProcess&& other) noexcept;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  ~ChildProcess();
+
+  pid_t pid() const { return pid_; }
+  int pidfd() const { return pidfd_.get(); }
+  bool valid() const { return pid_ > 0; }
+
+  // Waits for the child to exit; `timeout_ms` < 0 waits forever. kDeadlineExceeded on timeout.
+  Result<ExitStatus> Wait(int timeout_ms = -1);
+  Status Signal(int sig);
+  // Gives up ownership: the destructor will neither kill nor reap.
+  pid_t Release();
+
+ private:
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+};
+
+struct SpawnOptions {
+  std::vector<std::string> argv;
+  // Full environment of the child; inherits nothing from the caller.
+  std::vector<std::string> env;
+  // Child fd number -> caller fd. Every other descriptor is closed in the child, including ones
+  // the caller inherited without CLOEXEC.
+  // stdin/stdout/stderr default to /dev/null unless listed.
+  std::map<int, int> fds;
+  bool new_session = false;
+};
+
+Result<ChildProcess> Spawn(const SpawnOptions& options);
+
+// Runs a command to completion, capturing stdout and stderr (each capped at 1 MiB).
+struct CommandResult {
+  ExitStatus status;
+  std::string out;
+  std::string err;
+};
+Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
+                                 const std::vector<std::string>& env = {}, int timeout_ms = -1);
+
+Result<UniqueFd> PidfdOpen(pid_t pid);
+
+}  // namespace sbx::sys
