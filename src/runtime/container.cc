@@ -334,7 +334,17 @@ Status BringUpLoopback() {
 
 Status SetRlimits(const RuntimeSpec& spec) {
   rlimit nofile{spec.resources.nofile, spec.resources.nofile};
-  if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) return Error::Errno("setrlimit NOFILE");
+  if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) {
+    // Raising the hard limit needs CAP_SYS_RESOURCE, which a confined host may not grant the
+    // runtime; the sandbox then gets the runtime's own hard limit.
+    rlimit current{};
+    if (errno != EPERM || getrlimit(RLIMIT_NOFILE, &current) != 0) {
+      return Error::Errno("setrlimit NOFILE");
+    }
+    nofile.rlim_max = current.rlim_max;
+    nofile.rlim_cur = std::min<rlim_t>(spec.resources.nofile, current.rlim_max);
+    if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) return Error::Errno("setrlimit NOFILE");
+  }
   rlimit core{0, 0};
   if (setrlimit(RLIMIT_CORE, &core) != 0) return Error::Errno("setrlimit CORE");
   // Real-time scheduling cannot starve the host.
