@@ -569,13 +569,15 @@ class CreateRollback {
       (void)cgroups_.KillAll(id_, 5000);
       (void)cgroups_.Remove(id_);
     }
-    for (const char* name : {"init.sock", "disk.img", "state.json"}) {
+    if (!disk_image_.empty()) unlink(disk_image_.c_str());
+    for (const char* name : {"init.sock", "state.json"}) {
       unlink((bundle_ + "/" + name).c_str());
     }
     for (const char* name : {"rootfs", "disk"}) rmdir((bundle_ + "/" + name).c_str());
   }
   void set_child(pid_t pid) { child_ = pid; }
   void set_cgroup_created() { cgroup_created_ = true; }
+  void set_disk_image(std::string path) { disk_image_ = std::move(path); }
   void Commit() { committed_ = true; }
 
  private:
@@ -583,6 +585,7 @@ class CreateRollback {
   std::string bundle_;
   CgroupDriver& cgroups_;
   pid_t child_ = -1;
+  std::string disk_image_;
   bool cgroup_created_ = false;
   bool committed_ = false;
 };
@@ -613,6 +616,7 @@ std::string StateToJson(const SandboxState& state) {
                       {"init_start_time", state.init_start_time},
                       {"socket_path", state.socket_path},
                       {"loop_device", state.loop_device},
+                      {"disk_image", state.disk_image},
                       {"created_unix_ns", state.created_unix_ns}};
   return j.dump(2);
 }
@@ -627,6 +631,7 @@ Result<SandboxState> StateFromJson(const std::string& text) {
     state.init_start_time = j.value("init_start_time", uint64_t{0});
     state.socket_path = j.at("socket_path").get<std::string>();
     state.loop_device = j.value("loop_device", std::string());
+    state.disk_image = j.value("disk_image", std::string());
     state.created_unix_ns = j.value("created_unix_ns", int64_t{0});
   } catch (const nlohmann::json::exception& e) {
     return Error::DataLoss(std::string("state: ") + e.what());
@@ -685,7 +690,8 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   if (spec.rootfs.writable.kind == WritableKind::kLoop) {
     DiskFormat format{spec.rootfs.writable.size_bytes, spec.rootfs.writable.inodes,
                       spec.id_map.host_uid, spec.id_map.host_gid};
-    std::string image = bundle + "/disk.img";
+    std::string image = (options.disk_dir.empty() ? bundle : options.disk_dir) + "/" + spec.id + ".img";
+    rollback.set_disk_image(image);
     SBX_ASSIGN_OR_RETURN(bool pooled, TakeFromPool(options.disk_pool_dir, format, image));
     if (!pooled) SBX_TRY(FormatDiskImage(image, format));
     SBX_ASSIGN_OR_RETURN_CTX(loop, AttachLoop(image), "writable layer");
@@ -752,6 +758,9 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   state.init_start_time = ProcessStartTime(state.init_pid);
   state.socket_path = socket_path;
   state.loop_device = loop.path;
+  if (spec.rootfs.writable.kind == WritableKind::kLoop) {
+    state.disk_image = (options.disk_dir.empty() ? bundle : options.disk_dir) + "/" + spec.id + ".img";
+  }
   state.created_unix_ns = WallNanos();
   SBX_TRY(sys::WriteFileAtomic(bundle + "/state.json", StateToJson(state), 0600));
   rollback.Commit();
@@ -777,6 +786,9 @@ Status DestroySandbox(const std::string& id, const std::string& bundle_dir, Cgro
     }
   }
   SBX_TRY_CTX(cgroups.Remove(id), "remove cgroup of " + id);
+  // The image may still be attached to its loop device for a moment (until the sandbox's mount
+  // namespace is gone); unlinking it now is fine, the space is freed on detach.
+  if (state && !state->disk_image.empty()) unlink(state->disk_image.c_str());
   SBX_TRY_CTX(sys::RemoveTree(bundle_dir), "remove bundle of " + id);
   return Ok();
 }

@@ -43,6 +43,9 @@ struct CreateOptions {
   std::string bundle_dir;
   std::string init_path;      // the sbx-init binary
   std::string disk_pool_dir;  // pre-formatted writable-layer images (optional)
+  // Where the writable layer's image lives (default: the bundle). It should be on a disk-backed
+  // filesystem on the same filesystem as the pool, not on a tmpfs /run.
+  std::string disk_dir;
 };
 
 struct SandboxState {
@@ -51,6 +54,7 @@ struct SandboxState {
   uint64_t init_start_time = 0;  // from /proc/<pid>/stat, to detect pid reuse
   std::string socket_path;
   std::string loop_device;
+  std::string disk_image;
   int64_t created_unix_ns = 0;
 };
 

@@ -228,6 +228,8 @@ int RunTool(int argc, char** argv) {
   create->add_option("-b,--bundle", bundle, "bundle directory")->required();
   create->add_option("--init", init_path, "sbx-init binary (default: next to sbx-runtime)");
   create->add_option("--disk-pool", disk_pool, "directory of pre-formatted writable layers");
+  std::string disk_dir;
+  create->add_option("--disk-dir", disk_dir, "where the writable layer's image lives");
 
   ExecFlags exec_flags;
   auto* exec = app.add_subcommand("exec", "run a command in a sandbox");
@@ -318,7 +320,7 @@ int RunTool(int argc, char** argv) {
     if (!spec) return Fail(spec.error());
     auto cgroups = Cgroups();
     if (!cgroups) return Fail(cgroups.error());
-    auto state = CreateSandbox(*spec, {bundle, init_path, disk_pool}, **cgroups);
+    auto state = CreateSandbox(*spec, {bundle, init_path, disk_pool, disk_dir}, **cgroups);
     if (!state) return Fail(state.error());
     std::cout << StateToJson(*state) << "\n";
     return 0;
@@ -421,7 +423,7 @@ int RunTool(int argc, char** argv) {
     (void)sys::WriteFile(bundle_dir + "/spec.json", ToJson(spec), 0600);
     auto cgroups = Cgroups();
     if (!cgroups) return Fail(cgroups.error());
-    auto state = CreateSandbox(spec, {bundle_dir, init_path, ""}, **cgroups);
+    auto state = CreateSandbox(spec, {bundle_dir, init_path, "", ""}, **cgroups);
     if (!state) {
       (void)sys::RemoveTree(bundle_dir);
       return Fail(state.error());

@@ -1,0 +1,172 @@
+#include "src/daemon/config.h"
+
+#include <nlohmann/json.hpp>
+
+#include "src/base/strings.h"
+#include "src/sys/fs.h"
+
+namespace sbx::daemon {
+
+using nlohmann::json;
+
+namespace {
+
+// Reads `key` into `out` when present, checking the JSON type.
+template <typename T>
+Status Field(const json& j, const char* key, T& out, std::vector<std::string>& seen) {
+  seen.emplace_back(key);
+  if (!j.contains(key)) return Ok();
+  try {
+    out = j.at(key).get<T>();
+  } catch (const json::exception&) {
+    return Error::InvalidArgument(std::string("config: ") + key + " has the wrong type");
+  }
+  return Ok();
+}
+
+Status Mode(const json& j, const char* key, uint32_t& out, std::vector<std::string>& seen) {
+  seen.emplace_back(key);
+  if (!j.contains(key)) return Ok();
+  const auto& v = j.at(key);
+  if (v.is_number_unsigned()) {
+    out = v.get<uint32_t>();
+    return Ok();
+  }
+  if (v.is_string()) {
+    std::string text = v.get<std::string>();
+    char* end = nullptr;
+    unsigned long mode = strtoul(text.c_str(), &end, 8);
+    if (!text.empty() && *end == '\0' && mode <= 07777) {
+      out = static_cast<uint32_t>(mode);
+      return Ok();
+    }
+  }
+  return Error::InvalidArgument(std::string("config: ") + key + " must be an octal mode like \"0660\"");
+}
+
+}  // namespace
+
+Result<Config> Config::FromJson(const std::string& text) {
+  json j = json::parse(text, nullptr, false, true);
+  if (j.is_discarded() || !j.is_object()) return Error::InvalidArgument("config is not a JSON object");
+  Config c;
+  std::vector<std::string> seen;
+  SBX_TRY(Field(j, "state_dir", c.state_dir, seen));
+  SBX_TRY(Field(j, "run_dir", c.run_dir, seen));
+  SBX_TRY(Field(j, "listen_unix", c.listen_unix, seen));
+  SBX_TRY(Mode(j, "unix_socket_mode", c.unix_socket_mode, seen));
+  SBX_TRY(Field(j, "unix_socket_group", c.unix_socket_group, seen));
+  SBX_TRY(Field(j, "listen_tcp", c.listen_tcp, seen));
+  SBX_TRY(Field(j, "tls_cert", c.tls_cert, seen));
+  SBX_TRY(Field(j, "tls_key", c.tls_key, seen));
+  SBX_TRY(Field(j, "metrics_listen", c.metrics_listen, seen));
+  SBX_TRY(Field(j, "local_tenant", c.local_tenant, seen));
+  SBX_TRY(Field(j, "default_max_sandboxes", c.default_max_sandboxes, seen));
+  SBX_TRY(Field(j, "registry_mirrors", c.registry_mirrors, seen));
+  SBX_TRY(Field(j, "insecure_registries", c.insecure_registries, seen));
+  SBX_TRY(Field(j, "secrets_dir", c.secrets_dir, seen));
+  SBX_TRY(Field(j, "default_image", c.default_image, seen));
+  SBX_TRY(Field(j, "default_cpu", c.default_cpu, seen));
+  SBX_TRY(Field(j, "default_memory", c.default_memory, seen));
+  SBX_TRY(Field(j, "default_pids", c.default_pids, seen));
+  SBX_TRY(Field(j, "default_disk", c.default_disk, seen));
+  SBX_TRY(Field(j, "default_lifetime_seconds", c.default_lifetime_seconds, seen));
+  SBX_TRY(Field(j, "max_lifetime_seconds", c.max_lifetime_seconds, seen));
+  SBX_TRY(Field(j, "capacity_cpu", c.capacity_cpu, seen));
+  SBX_TRY(Field(j, "capacity_memory", c.capacity_memory, seen));
+  SBX_TRY(Field(j, "retention_seconds", c.retention_seconds, seen));
+  SBX_TRY(Field(j, "writable_layer", c.writable_layer, seen));
+  SBX_TRY(Field(j, "disk_pool_size", c.disk_pool_size, seen));
+  SBX_TRY(Field(j, "id_map_uid", c.id_map_uid, seen));
+  SBX_TRY(Field(j, "id_map_gid", c.id_map_gid, seen));
+  SBX_TRY(Field(j, "id_map_size", c.id_map_size, seen));
+  SBX_TRY(Field(j, "max_file_bytes", c.max_file_bytes, seen));
+  SBX_TRY(Field(j, "runner_id", c.runner_id, seen));
+  SBX_TRY(Field(j, "log_level", c.log_level, seen));
+  SBX_TRY(Field(j, "log_format", c.log_format, seen));
+  SBX_TRY(Field(j, "runtime_path", c.runtime_path, seen));
+  SBX_TRY(Field(j, "stop_grace_max_seconds", c.stop_grace_max_seconds, seen));
+  SBX_TRY(Field(j, "create_wait_ms", c.create_wait_ms, seen));
+  seen.emplace_back("api_keys");
+  if (j.contains("api_keys")) {
+    if (!j["api_keys"].is_array()) return Error::InvalidArgument("config: api_keys must be a list");
+    for (const auto& k : j["api_keys"]) {
+      ApiKey key;
+      if (!k.is_object() || !k.contains("key") || !k["key"].is_string() || !k.contains("tenant") ||
+          !k["tenant"].is_string()) {
+        return Error::InvalidArgument("config: every api_keys entry needs \"key\" and \"tenant\"");
+      }
+      key.key = k["key"].get<std::string>();
+      key.tenant = k["tenant"].get<std::string>();
+      key.max_sandboxes = k.value("max_sandboxes", 0);
+      if (key.key.size() < 16) {
+        return Error::InvalidArgument("config: API keys must be at least 16 characters");
+      }
+      c.api_keys.push_back(key);
+    }
+  }
+  seen.emplace_back("registry_credentials");
+  if (j.contains("registry_credentials")) {
+    for (const auto& r : j["registry_credentials"]) {
+      c.registry_credentials.push_back({r.value("registry", ""), r.value("username", ""),
+                                        r.value("password", "")});
+    }
+  }
+  for (const auto& [key, value] : j.items()) {
+    if (std::find(seen.begin(), seen.end(), key) == seen.end()) {
+      return Error::InvalidArgument("config: unknown field " + Quote(key));
+    }
+  }
+  if (c.writable_layer != "loop" && c.writable_layer != "tmpfs") {
+    return Error::InvalidArgument("config: writable_layer must be \"loop\" or \"tmpfs\"");
+  }
+  if (c.log_format != "text" && c.log_format != "json") {
+    return Error::InvalidArgument("config: log_format must be \"text\" or \"json\"");
+  }
+  if (c.default_lifetime_seconds <= 0 || c.default_lifetime_seconds > c.max_lifetime_seconds) {
+    return Error::InvalidArgument(
+        "config: default_lifetime_seconds must be positive and at most max_lifetime_seconds");
+  }
+  if (!c.listen_tcp.empty() && c.api_keys.empty()) {
+    return Error::InvalidArgument(
+        "config: listen_tcp needs api_keys (every TCP request is authenticated)");
+  }
+  return c;
+}
+
+Result<Config> Config::Load(const std::string& path) {
+  SBX_ASSIGN_OR_RETURN(std::string text, sys::ReadFile(path, 4u << 20));
+  auto config = FromJson(text);
+  if (!config) return std::move(config).error().Wrap(path);
+  return config;
+}
+
+std::string Config::ToJson() const {
+  json keys = json::array();
+  for (const auto& k : api_keys) {
+    keys.push_back({{"key", "<redacted>"}, {"tenant", k.tenant}, {"max_sandboxes", k.max_sandboxes}});
+  }
+  json j = {{"state_dir", state_dir},
+            {"run_dir", run_dir},
+            {"listen_unix", listen_unix},
+            {"listen_tcp", listen_tcp},
+            {"metrics_listen", metrics_listen},
+            {"api_keys", keys},
+            {"local_tenant", local_tenant},
+            {"registry_mirrors", registry_mirrors},
+            {"insecure_registries", insecure_registries},
+            {"secrets_dir", secrets_dir},
+            {"default_image", default_image},
+            {"default_cpu", default_cpu},
+            {"default_memory", default_memory},
+            {"default_disk", default_disk},
+            {"default_lifetime_seconds", default_lifetime_seconds},
+            {"max_lifetime_seconds", max_lifetime_seconds},
+            {"capacity_cpu", capacity_cpu},
+            {"capacity_memory", capacity_memory},
+            {"writable_layer", writable_layer},
+            {"runner_id", runner_id}};
+  return j.dump(2);
+}
+
+}  // namespace sbx::daemon

@@ -1,0 +1,74 @@
+// File: config.h
+//
+// sbxd's configuration: a JSON file whose every field has a documented default
+// (docs/configuration.md). Missing fields take their defaults; unknown fields are an error, so a
+// typo never silently falls back to a default.
+
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "src/base/result.h"
+
+namespace sbx::daemon {
+
+struct ApiKey {
+  std::string key;
+  std::string tenant;
+  int max_sandboxes = 0;  // 0: the tenant default
+};
+
+struct RegistryCredential {
+  std::string registry;
+  std::string username;
+  std::string password;
+};
+
+struct Config {
+  std::string state_dir = "/var/lib/sbx";  // durable: database, images
+  std::string run_dir = "/run/sbx";        // ephemeral: sandbox bundles, sockets
+  std::string listen_unix = "/run/sbx/sbxd.sock";
+  uint32_t unix_socket_mode = 0660;
+  std::string unix_socket_group;  // group allowed to use the socket ("" keeps root's)
+  std::string listen_tcp;         // "host:port"; empty: no TCP listener
+  std::string tls_cert;           // PEM files; when set, TCP uses TLS
+  std::string tls_key;
+  std::string metrics_listen;  // "host:port" for Prometheus /metrics; empty: off
+  std::vector<ApiKey> api_keys;
+  std::string local_tenant = "local";  // tenant of unauthenticated unix-socket callers
+  int default_max_sandboxes = 1000;    // per tenant
+  std::vector<std::string> registry_mirrors;  // for docker.io, Docker's registry-mirrors
+  std::vector<std::string> insecure_registries;
+  std::vector<RegistryCredential> registry_credentials;
+  std::string secrets_dir = "/etc/sbx/secrets";
+  std::string default_image = "python:3.11";
+  std::string default_cpu = "2";
+  std::string default_memory = "2Gi";
+  uint64_t default_pids = 4096;
+  std::string default_disk = "10Gi";
+  int default_lifetime_seconds = 600;
+  int max_lifetime_seconds = 30 * 24 * 3600;
+  std::string capacity_cpu = "auto";     // Kubernetes quantity, or "auto" (all CPUs)
+  std::string capacity_memory = "auto";  // or "auto" (90% of RAM)
+  int retention_seconds = 24 * 3600;
+  std::string writable_layer = "loop";  // "loop" or "tmpfs"
+  int disk_pool_size = 8;               // loop images formatted ahead of time
+  uint32_t id_map_uid = 1000000;
+  uint32_t id_map_gid = 1000000;
+  uint32_t id_map_size = 65536;
+  uint64_t max_file_bytes = 32ull << 20;  // unary ReadFile/WriteFile limit
+  std::string runner_id;                   // default: the host name
+  std::string log_level = "info";
+  std::string log_format = "text";  // or "json"
+  std::string runtime_path;         // sbx-runtime; default: next to sbxd
+  int stop_grace_max_seconds = 300;
+  int create_wait_ms = 5000;  // CreateSandbox answers once RUNNING, or after this long
+
+  static Result<Config> FromJson(const std::string& json);
+  static Result<Config> Load(const std::string& path);
+  std::string ToJson() const;
+};
+
+}  // namespace sbx::daemon

@@ -1,0 +1,166 @@
+#include "src/daemon/daemon.h"
+
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/security/server_credentials.h>
+
+#include "src/base/log.h"
+#include "src/base/strings.h"
+#include "src/daemon/http_server.h"
+#include "src/daemon/image_store_provider.h"
+#include "src/daemon/metrics.h"
+#include "src/daemon/sandbox_manager.h"
+#include "src/daemon/services/discovery_service.h"
+#include "src/daemon/services/image_service.h"
+#include "src/daemon/services/sandbox_service.h"
+#include "src/daemon/services/system_service.h"
+#include "src/daemon/store.h"
+#include "src/sys/features.h"
+#include "src/sys/fs.h"
+
+namespace sbx::daemon {
+
+namespace {
+
+class DaemonImpl : public Daemon {
+ public:
+  explicit DaemonImpl(Config config) : config_(std::move(config)) {}
+  ~DaemonImpl() override { Shutdown(); }
+
+  Status Start() override {
+    if (config_.runner_id.empty()) {
+      char host[256] = {};
+      gethostname(host, sizeof host - 1);
+      config_.runner_id = host;
+    }
+    SBX_TRY(sys::MakeDirs(config_.state_dir, 0700));
+    SBX_TRY(sys::MakeDirs(config_.run_dir, 0755));
+    SBX_ASSIGN_OR_RETURN(store_, Store::Open(config_.state_dir + "/sbxd.db"));
+    sys::CgroupLayout layout = sys::ProbeCgroups();
+    SBX_ASSIGN_OR_RETURN(cgroups_, runtime::MakeCgroupDriver(layout, "sbx"));
+    SBX_ASSIGN_OR_RETURN(images_, ImageStoreProvider::Open(config_));
+    SBX_ASSIGN_OR_RETURN(std::string bin_dir, sys::SelfExeDir());
+    ManagerPaths paths;
+    paths.runtime_binary = config_.runtime_path.empty() ? bin_dir + "/sbx-runtime" : config_.runtime_path;
+    paths.init_binary = sys::DirName(paths.runtime_binary) + "/sbx-init";
+    for (const auto& binary : {paths.runtime_binary, paths.init_binary}) {
+      if (access(binary.c_str(), X_OK) != 0) {
+        return Error::FailedPrecondition(Quote(binary) + " is missing; install it next to sbxd");
+      }
+    }
+    manager_ = std::make_unique<SandboxManager>(config_, paths, store_.get(), images_.get(),
+                                                cgroups_.get(), &metrics_);
+    SBX_TRY(manager_->Start());
+    metrics_.SetGaugeSource([this] { return Gauges(); });
+
+    auth_ = std::make_unique<Authenticator>(config_);
+    sandbox_service_ = std::make_unique<SandboxService>(manager_.get(), auth_.get(), &metrics_);
+    discovery_service_ = std::make_unique<DiscoveryService>(manager_.get(), auth_.get());
+    system_service_ = std::make_unique<SystemService>(manager_.get(), auth_.get(), layout.version);
+    image_service_ = std::make_unique<ImageService>(images_.get(), auth_.get());
+
+    grpc::ServerBuilder builder;
+    builder.SetMaxReceiveMessageSize(100 << 20);
+    builder.SetMaxSendMessageSize(100 << 20);
+    SBX_TRY(sys::MakeDirs(sys::DirName(config_.listen_unix), 0755));
+    unlink(config_.listen_unix.c_str());
+    builder.AddListeningPort("unix:" + config_.listen_unix, grpc::InsecureServerCredentials());
+    if (!config_.listen_tcp.empty()) {
+      std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+      if (!config_.tls_cert.empty()) {
+        SBX_ASSIGN_OR_RETURN(std::string cert, sys::ReadFile(config_.tls_cert));
+        SBX_ASSIGN_OR_RETURN(std::string key, sys::ReadFile(config_.tls_key));
+        grpc::SslServerCredentialsOptions options;
+        options.pem_key_cert_pairs.push_back({key, cert});
+        creds = grpc::SslServerCredentials(options);
+      }
+      builder.AddListeningPort(config_.listen_tcp, creds, &tcp_port_);
+    }
+    builder.RegisterService(sandbox_service_.get());
+    builder.RegisterService(discovery_service_.get());
+    builder.RegisterService(system_service_.get());
+    builder.RegisterService(image_service_.get());
+    server_ = builder.BuildAndStart();
+    if (!server_) return Error::Unavailable("could not start the gRPC server (is the address in use?)");
+    if (!config_.listen_tcp.empty() && tcp_port_ == 0) {
+      return Error::Unavailable("could not listen on " + config_.listen_tcp);
+    }
+    // SECURITY: the unix socket is the local trust boundary: root, and the configured group.
+    if (chmod(config_.listen_unix.c_str(), config_.unix_socket_mode) != 0) {
+      return Error::Errno("chmod " + config_.listen_unix);
+    }
+    if (!config_.unix_socket_group.empty()) {
+      group* g = getgrnam(config_.unix_socket_group.c_str());
+      if (g == nullptr) return Error::InvalidArgument("unknown group " + config_.unix_socket_group);
+      if (chown(config_.listen_unix.c_str(), 0, g->gr_gid) != 0) {
+        return Error::Errno("chown " + config_.listen_unix);
+      }
+    }
+    if (!config_.metrics_listen.empty()) {
+      SBX_TRY(http_.Start(config_.metrics_listen, [this] { return metrics_.Render(); }));
+    }
+    SBX_LOG_INFO("sbxd serving unix={} tcp={} runner={}", config_.listen_unix,
+                 config_.listen_tcp.empty() ? "off" : config_.listen_tcp, config_.runner_id);
+    return Ok();
+  }
+
+  void Shutdown() override {
+    if (stopped_) return;
+    stopped_ = true;
+    if (server_) {
+      // Running calls get a moment to finish; streams still open after that are cancelled.
+      server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    }
+    http_.Stop();
+    if (manager_) manager_->Shutdown();
+    SBX_LOG_INFO("sbxd stopped; sandboxes keep running");
+  }
+
+  int tcp_port() const override { return tcp_port_; }
+  int metrics_port() const override { return http_.port(); }
+
+ private:
+  std::string Gauges() {
+    Capacity c = manager_->GetCapacity();
+    std::string out;
+    out += "# TYPE sbx_sandboxes gauge\n";
+    out += "sbx_sandboxes{state=\"RUNNING\"} " + std::to_string(c.running) + "\n";
+    out += "sbx_sandboxes{state=\"PENDING\"} " + std::to_string(c.pending) + "\n";
+    out += "# TYPE sbx_capacity_cpu_millicores gauge\nsbx_capacity_cpu_millicores " +
+           std::to_string(c.cpu_millis) + "\n";
+    out += "# TYPE sbx_allocated_cpu_millicores gauge\nsbx_allocated_cpu_millicores " +
+           std::to_string(c.allocated_cpu_millis) + "\n";
+    out += "# TYPE sbx_capacity_memory_bytes gauge\nsbx_capacity_memory_bytes " +
+           std::to_string(c.memory_bytes) + "\n";
+    out += "# TYPE sbx_allocated_memory_bytes gauge\nsbx_allocated_memory_bytes " +
+           std::to_string(c.allocated_memory_bytes) + "\n";
+    return out;
+  }
+
+  Config config_;
+  Metrics metrics_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<runtime::CgroupDriver> cgroups_;
+  std::unique_ptr<ImageStoreProvider> images_;
+  std::unique_ptr<SandboxManager> manager_;
+  std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<SandboxService> sandbox_service_;
+  std::unique_ptr<DiscoveryService> discovery_service_;
+  std::unique_ptr<SystemService> system_service_;
+  std::unique_ptr<ImageService> image_service_;
+  std::unique_ptr<grpc::Server> server_;
+  HttpServer http_;
+  int tcp_port_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Daemon>> Daemon::Create(Config config) {
+  return std::unique_ptr<Daemon>(new DaemonImpl(std::move(config)));
+}
+
+}  // namespace sbx::daemon

@@ -1,0 +1,177 @@
+// File: sandbox_manager.h
+//
+// SandboxManager owns every sandbox of the node: admission against the node's capacity and the
+// tenants' quotas, the state machine (sandbox_record.h), idempotent creates, stops, lifetimes,
+// retention of terminal records, and recovery after a restart. It persists every transition in
+// the Store before reporting it, runs slow work (image pulls, sbx-runtime, teardown) on a worker
+// pool, and watches each running sandbox's main process through sbx-init.
+//
+// Thread-safe; gRPC handlers call it concurrently.
+
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "src/base/result.h"
+#include "src/base/unique_fd.h"
+#include "src/daemon/config.h"
+#include "src/daemon/image_provider.h"
+#include "src/daemon/metrics.h"
+#include "src/daemon/sandbox_record.h"
+#include "src/daemon/store.h"
+#include "src/runtime/cgroup/cgroup_driver.h"
+
+namespace sbx::daemon {
+
+struct ListFilter {
+  std::vector<std::string> tags;  // all must be present
+  std::optional<State> state;
+  bool show_terminated = false;
+  int page_size = 0;
+  std::string page_token;
+};
+
+struct ListResult {
+  std::vector<SandboxRecord> sandboxes;
+  std::string next_page_token;
+};
+
+struct PurgeResult {
+  int count = 0;
+  std::vector<std::string> failed;
+};
+
+struct Capacity {
+  uint64_t cpu_millis = 0;
+  uint64_t memory_bytes = 0;
+  uint64_t allocated_cpu_millis = 0;
+  uint64_t allocated_memory_bytes = 0;
+  int running = 0;
+  int pending = 0;
+};
+
+struct ManagerPaths {
+  std::string runtime_binary;  // sbx-runtime
+  std::string init_binary;     // sbx-init
+};
+
+class SandboxManager {
+ public:
+  SandboxManager(Config config, ManagerPaths paths, Store* store, ImageProvider* images,
+                 runtime::CgroupDriver* cgroups, Metrics* metrics);
+  ~SandboxManager();
+  SandboxManager(const SandboxManager&) = delete;
+  SandboxManager& operator=(const SandboxManager&) = delete;
+
+  // Loads the store, re-adopts running sandboxes, cleans up what nothing owns, and starts the
+  // worker and event threads.
+  Status Start();
+  // Stops accepting work and joins the threads. Sandboxes keep running.
+  void Shutdown();
+
+  // Validates against quotas and capacity, records the sandbox and starts creating it. Returns
+  // the record as accepted; an existing record for the same (tenant, request_id).
+  Result<SandboxRecord> Create(const std::string& tenant, CreateRequest request);
+  Result<SandboxRecord> Get(const std::string& tenant, const std::string& id);
+  Result<ListResult> List(const std::string& tenant, const ListFilter& filter);
+  Result<SandboxRecord> Stop(const std::string& tenant, const std::string& id, int grace_seconds);
+  Result<PurgeResult> Purge(const std::string& tenant, const std::vector<std::string>& tags,
+                            bool purge_all, bool dry_run);
+
+  // Waits until the sandbox is RUNNING (or ends, or the deadline passes) and returns its record.
+  Result<SandboxRecord> WaitUntilRunningOrDone(const std::string& tenant, const std::string& id,
+                                               int64_t deadline_ms);
+  // Like Get, but blocks until the state is no longer PENDING/CREATING or the deadline passes.
+  Result<SandboxRecord> WaitSettled(const std::string& tenant, const std::string& id,
+                                    int64_t deadline_ms);
+  // sbx-init's socket of a RUNNING sandbox; FAILED_PRECONDITION otherwise.
+  Result<std::string> AgentSocket(const std::string& tenant, const std::string& id,
+                                  int64_t deadline_ms);
+  // The saved output of a sandbox whose main process ended.
+  Result<std::pair<std::string, uint64_t>> SavedLogs(const std::string& id);
+
+  Capacity GetCapacity();
+  const Config& config() const { return config_; }
+  std::string runner_id() const { return config_.runner_id; }
+
+ private:
+  struct Entry {
+    SandboxRecord record;
+    bool stop_requested = false;
+    bool finalizing = false;
+    std::string stop_reason;  // USER_STOPPED or LIFETIME_EXCEEDED
+    UniqueFd watch_fd;        // WaitMain connection while RUNNING
+  };
+
+  // Transitions (mu_ held).
+  Status Persist(const SandboxRecord& record);
+  void Admit();                               // promotes pending sandboxes that fit
+  bool Fits(const SandboxRecord& record) const;
+  void Reserve(const SandboxRecord& record);
+  void Unreserve(const SandboxRecord& record);
+  void Enqueue(std::function<void()> job);
+  void Wake();
+
+  // Jobs (worker threads).
+  void CreateJob(std::string id);
+  void StopJob(std::string id);
+  void ExitJob(std::string id);
+  void Finish(const std::string& id, State state, std::string reason, std::string message,
+              std::optional<int> exit_code);
+  Result<std::string> BuildBundle(const SandboxRecord& record, const CreateRequest& request,
+                                  const ResolvedImage& image);
+  void SaveLogs(const SandboxRecord& record);
+
+  // Event thread: main-process watches, lifetimes, retention.
+  void EventLoop();
+  Status Watch(Entry& entry);
+  void OnWatchEvent(const std::string& id);
+  void CheckTimers();
+
+  void Recover();
+  void ReconcileOrphans();
+  void RefillDiskPool();
+
+  Config config_;
+  ManagerPaths paths_;
+  Store* store_;
+  ImageProvider* images_;
+  runtime::CgroupDriver* cgroups_;
+  Metrics* metrics_;
+  uint64_t capacity_cpu_millis_ = 0;
+  uint64_t capacity_memory_bytes_ = 0;
+  uint64_t default_cpu_millis_ = 0;
+  uint64_t default_memory_bytes_ = 0;
+  uint64_t default_disk_bytes_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::map<std::string, Entry> entries_;
+  std::map<std::string, CreateRequest> pending_requests_;  // by id, until created
+  std::deque<std::string> pending_;                        // FIFO of PENDING ids
+  std::map<int, std::string> watch_by_fd_;
+  uint64_t allocated_cpu_ = 0;
+  uint64_t allocated_memory_ = 0;
+
+  std::mutex jobs_mu_;
+  std::condition_variable jobs_cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> workers_;
+  std::thread event_thread_;
+  std::thread pool_thread_;
+  UniqueFd epoll_fd_;
+  UniqueFd wake_fd_;
+  bool stopping_ = false;
+};
+
+}  // namespace sbx::daemon

@@ -1,0 +1,79 @@
+// File: sandbox_service.h
+//
+// coreweave.sandbox.v1.SandboxService on top of SandboxManager: a thin adapter that
+// authenticates, validates and converts requests into domain terms (field errors name the
+// request field), and converts records and errors back (status_mapping.h). Exec, files and logs
+// go to the sandbox's sbx-init.
+
+#pragma once
+
+#include "coreweave/sandbox/v1/sandbox.grpc.pb.h"
+#include "src/daemon/metrics.h"
+#include "src/daemon/sandbox_manager.h"
+#include "src/daemon/services/auth.h"
+
+namespace sbx::daemon {
+
+namespace v1 = ::coreweave::sandbox::v1;
+
+// Converts a request's spec into a CreateRequest, or INVALID_ARGUMENT / UNIMPLEMENTED naming the
+// field. Exposed for tests.
+Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request,
+                                         const Config& config);
+// A record as the wire's Sandbox message.
+v1::Sandbox ToProto(const SandboxRecord& record, const std::string& runner_id);
+std::string FormatCpu(uint64_t millis);
+std::string FormatMemory(uint64_t bytes);
+
+class SandboxService final : public v1::SandboxService::Service {
+ public:
+  SandboxService(SandboxManager* manager, const Authenticator* auth, Metrics* metrics)
+      : manager_(manager), auth_(auth), metrics_(metrics) {}
+
+  grpc::Status CreateSandbox(grpc::ServerContext* context, const v1::CreateSandboxRequest* request,
+                             v1::Sandbox* response) override;
+  grpc::Status CreateSandboxFromTemplate(grpc::ServerContext* context,
+                                         const v1::CreateSandboxFromTemplateRequest* request,
+                                         v1::Sandbox* response) override;
+  grpc::Status GetSandbox(grpc::ServerContext* context, const v1::GetSandboxRequest* request,
+                          v1::Sandbox* response) override;
+  grpc::Status ListSandboxes(grpc::ServerContext* context, const v1::ListSandboxesRequest* request,
+                             v1::ListSandboxesResponse* response) override;
+  grpc::Status DeleteSandbox(grpc::ServerContext* context, const v1::DeleteSandboxRequest* request,
+                             v1::DeleteSandboxResponse* response) override;
+  grpc::Status PurgeSandboxes(grpc::ServerContext* context,
+                              const v1::PurgeSandboxesRequest* request,
+                              v1::PurgeSandboxesResponse* response) override;
+  grpc::Status Exec(grpc::ServerContext* context, const v1::ExecRequest* request,
+                    v1::ExecResponse* response) override;
+  grpc::Status StreamExec(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<v1::ExecStreamResponse, v1::ExecStreamRequest>* stream) override;
+  grpc::Status StreamLogs(grpc::ServerContext* context, const v1::StreamLogsRequest* request,
+                          grpc::ServerWriter<v1::LogEntry>* writer) override;
+  grpc::Status WriteFile(grpc::ServerContext* context, const v1::WriteFileRequest* request,
+                         v1::WriteFileResponse* response) override;
+  grpc::Status ReadFile(grpc::ServerContext* context, const v1::ReadFileRequest* request,
+                        v1::ReadFileResponse* response) override;
+  grpc::Status CreateFileSystemSnapshot(grpc::ServerContext* context,
+                                        const v1::CreateFileSystemSnapshotRequest* request,
+                                        v1::FileSystemSnapshot* response) override;
+  grpc::Status GetFileSystemSnapshot(grpc::ServerContext* context,
+                                     const v1::GetFileSystemSnapshotRequest* request,
+                                     v1::FileSystemSnapshot* response) override;
+  grpc::Status ListFileSystemSnapshots(grpc::ServerContext* context,
+                                       const v1::ListFileSystemSnapshotsRequest* request,
+                                       v1::ListFileSystemSnapshotsResponse* response) override;
+  grpc::Status DeleteFileSystemSnapshot(grpc::ServerContext* context,
+                                        const v1::DeleteFileSystemSnapshotRequest* request,
+                                        v1::FileSystemSnapshot* response) override;
+
+ private:
+  // The agent socket of a running sandbox the caller owns, waiting for it to start.
+  Result<std::string> Socket(grpc::ServerContext* context, const std::string& id);
+  SandboxManager* manager_;
+  const Authenticator* auth_;
+  Metrics* metrics_;
+};
+
+}  // namespace sbx::daemon

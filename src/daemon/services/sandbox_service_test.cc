@@ -1,0 +1,157 @@
+#include "src/daemon/services/sandbox_service.h"
+
+#include <gtest/gtest.h>
+
+#include "src/base/testing/temp_dir.h"
+#include "src/sys/fs.h"
+
+namespace sbx::daemon {
+namespace {
+
+v1::CreateSandboxRequest Request() {
+  v1::CreateSandboxRequest r;
+  r.set_request_id("req-1");
+  auto* c = r.mutable_sandbox()->mutable_spec()->add_containers();
+  c->set_name("main");
+  c->set_image("python:3.11");
+  c->set_command("python");
+  c->add_args("train.py");
+  (*c->mutable_environment_variables())["A"] = "1";
+  r.mutable_sandbox()->mutable_spec()->add_tags("batch");
+  r.mutable_sandbox()->mutable_spec()->set_max_lifetime_seconds(300);
+  return r;
+}
+
+TEST(ParseCreateRequestTest, GoodRequest) {
+  Config config;
+  auto r = ParseCreateRequest(Request(), config);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->image, "python:3.11");
+  EXPECT_EQ(r->command, "python");
+  EXPECT_EQ(r->args, std::vector<std::string>{"train.py"});
+  EXPECT_EQ(r->env.at("A"), "1");
+  EXPECT_EQ(r->tags, std::vector<std::string>{"batch"});
+  EXPECT_EQ(r->lifetime_seconds, 300);
+  EXPECT_FALSE(r->spec_blob.empty());
+}
+
+TEST(ParseCreateRequestTest, EmptySpecUsesDefaults) {
+  Config config;
+  v1::CreateSandboxRequest request;
+  auto r = ParseCreateRequest(request, config);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->image, "python:3.11");
+}
+
+TEST(ParseCreateRequestTest, FieldErrors) {
+  Config config;
+  struct Case {
+    std::function<void(v1::CreateSandboxRequest&)> mutate;
+    std::string field;
+  };
+  std::vector<Case> cases = {
+      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->add_tags(""); }, "sandbox.spec.tags[1]"},
+      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->add_tags(std::string(300, 'x')); },
+       "sandbox.spec.tags[1]"},
+      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->set_max_lifetime_seconds(-1); },
+       "sandbox.spec.max_lifetime_seconds"},
+      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->set_max_lifetime_seconds(40 * 24 * 3600); },
+       "sandbox.spec.max_lifetime_seconds"},
+      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->mutable_containers(0)->mutable_resources()->set_cpu("lots"); },
+       "sandbox.spec.containers[0].resources.cpu"},
+      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->mutable_containers(0)->mutable_resources()->set_memory("1Zb"); },
+       "sandbox.spec.containers[0].resources.memory"},
+      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->mutable_containers(0)->set_working_dir("rel"); },
+       "sandbox.spec.containers[0].working_dir"},
+      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->mutable_containers(0)->set_image("bad image"); },
+       "sandbox.spec.containers[0].image"},
+      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->set_runtime_class("kata"); },
+       "sandbox.spec.runtime_class"},
+      {[](auto& r) { (*r.mutable_sandbox()->mutable_spec()->mutable_containers(0)->mutable_environment_variables())["A=B"] = "x"; },
+       "sandbox.spec.containers[0].environment_variables"},
+      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->add_containers(); }, "sandbox.spec.containers"},
+  };
+  for (const auto& c : cases) {
+    auto request = Request();
+    c.mutate(request);
+    auto r = ParseCreateRequest(request, config);
+    ASSERT_FALSE(r) << c.field;
+    EXPECT_EQ(r.error().code(), Code::kInvalidArgument) << r.error().ToString();
+    EXPECT_EQ(r.error().MetadataValue("field"), c.field) << r.error().ToString();
+  }
+}
+
+TEST(ParseCreateRequestTest, RequestAboveLimitIsRejected) {
+  Config config;
+  auto request = Request();
+  auto* rr = request.mutable_sandbox()->mutable_spec()->mutable_containers(0)->mutable_resource_requirements();
+  rr->mutable_requests()->set_cpu("4");
+  rr->mutable_limits()->set_cpu("2");
+  EXPECT_FALSE(ParseCreateRequest(request, config));
+}
+
+TEST(ParseCreateRequestTest, UnsupportedFeaturesAreUnimplemented) {
+  Config config;
+  auto request = Request();
+  request.mutable_sandbox()->mutable_spec()->add_volumes()->set_name("v");
+  auto r = ParseCreateRequest(request, config);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Code::kUnimplemented);
+}
+
+TEST(ParseCreateRequestTest, SecretsAreResolvedAndMissingOnesNamed) {
+  sbx::testing::TempDir dir;
+  ASSERT_TRUE(sys::MakeDirs(dir.Sub("team")));
+  ASSERT_TRUE(sys::WriteFile(dir.Sub("team/HF_TOKEN"), "hf-123\n"));
+  Config config;
+  config.secrets_dir = dir.path();
+  auto request = Request();
+  auto* store = request.mutable_sandbox()->mutable_spec()->mutable_containers(0)->add_secret_stores();
+  store->set_store_name("team");
+  auto* m = store->add_secrets();
+  m->set_path("HF_TOKEN");
+  m->set_env_var("HF_TOKEN");
+  EXPECT_TRUE(ParseCreateRequest(request, config));
+  m->set_path("MISSING");
+  auto r = ParseCreateRequest(request, config);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.error().message().find("MISSING"), std::string::npos);
+  EXPECT_EQ(r.error().message().find("hf-123"), std::string::npos);
+}
+
+TEST(ToProtoTest, StatusFields) {
+  SandboxRecord r;
+  r.id = "sb-1";
+  r.state = State::kFailed;
+  r.reason = "OOM_KILLED";
+  r.message = "killed";
+  r.exit_code = 137;
+  r.create_ns = 1000000000;
+  r.cpu_limit_millis = 500;
+  r.memory_limit_bytes = 256u << 20;
+  r.cpu_request_millis = 10;
+  r.memory_request_bytes = 32u << 20;
+  r.lifetime_seconds = 600;
+  v1::Sandbox s = ToProto(r, "node-1");
+  EXPECT_EQ(s.sandbox_id(), "sb-1");
+  EXPECT_EQ(s.status().state(), v1::STATE_FAILED);
+  EXPECT_EQ(s.status().state_reason(), "OOM_KILLED: killed");
+  EXPECT_TRUE(s.status().has_exit_code());
+  EXPECT_EQ(s.status().exit_code(), 137);
+  EXPECT_EQ(s.status().effective_resources().cpu(), "500m");
+  EXPECT_EQ(s.status().effective_resources().memory(), "256Mi");
+  EXPECT_EQ(s.status().effective_resource_requirements().requests().memory(), "32Mi");
+  EXPECT_EQ(s.status().runner_id(), "node-1");
+  EXPECT_EQ(s.status().effective_max_lifetime_seconds(), 600);
+}
+
+TEST(FormatTest, Quantities) {
+  EXPECT_EQ(FormatCpu(2000), "2");
+  EXPECT_EQ(FormatCpu(1500), "1500m");
+  EXPECT_EQ(FormatMemory(2ull << 30), "2Gi");
+  EXPECT_EQ(FormatMemory(1000), "1000");
+}
+
+}  // namespace
+}  // namespace sbx::daemon
