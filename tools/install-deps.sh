@@ -9,9 +9,9 @@ packages=(
   libseccomp-dev libcap-dev libarchive-dev libcurl4-openssl-dev libsqlite3-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   libspdlog-dev libfmt-dev libzstd-dev zlib1g-dev libabsl-dev
-  python3-grpcio python3-protobuf python3-pytest python3-venv
+  python3-grpcio python3-protobuf python3-pytest python3-venv python3-pip
   busybox-static e2fsprogs iproute2 nftables util-linux procps
-  docker-registry mmdebstrap skopeo umoci zstd
+  docker-registry mmdebstrap skopeo umoci zstd curl
   clang-format
 )
 

@@ -11,6 +11,7 @@
 #include "src/base/strings.h"
 #include "src/daemon/secrets.h"
 #include "src/daemon/services/status_mapping.h"
+#include "src/image/reference.h"
 #include "src/runtime/spec.h"
 
 namespace sbx::daemon {
@@ -185,8 +186,8 @@ Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request
   const v1::Container& c = spec.containers(0);
   const std::string base = "sandbox.spec.containers[0]";
   out.image = c.image().empty() ? config.default_image : c.image();
-  if (out.image.size() > 512 || out.image.find_first_of(" \t\n\r\"'") != std::string::npos) {
-    return FieldError(base + ".image", "malformed image reference " + Quote(out.image));
+  if (auto ref = image::Reference::Parse(out.image); !ref) {
+    return FieldError(base + ".image", ref.error().message());
   }
   out.command = c.command();
   for (const auto& a : c.args()) out.args.push_back(a);

@@ -1,0 +1,65 @@
+"""Files: binary, large (above the unary limit), streaming, relative paths, mounted files."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from sbx import Sandbox, SandboxFileError
+
+
+@pytest.mark.smoke
+def test_binary_roundtrip(sandbox):
+    data = bytes(range(256)) * 64
+    sandbox.write_file("/tmp/blob.bin", data).result()
+    assert sandbox.read_file("/tmp/blob.bin").result() == data
+    digest = sandbox.exec(["sha256sum", "/tmp/blob.bin"]).result().stdout.split()[0]
+    assert digest == hashlib.sha256(data).hexdigest()
+
+
+def test_large_file_above_the_unary_limit(sandbox):
+    data = hashlib.sha256(b"seed").digest() * (48 * 1024 * 1024 // 32)  # 48 MiB
+    sandbox.write_file("/tmp/large.bin", data).result(timeout=300)
+    assert sandbox.exec(["stat", "-c", "%s", "/tmp/large.bin"]).result().stdout.strip() == str(len(data))
+    assert sandbox.read_file("/tmp/large.bin").result(timeout=300) == data
+
+
+def test_streaming(sandbox):
+    def chunks():
+        for i in range(64):
+            yield bytes([i]) * (256 * 1024)  # 16 MiB in all
+
+    sandbox.write_file_streaming("/tmp/streamed.bin", chunks()).result(timeout=300)
+    received = bytearray()
+    for chunk in sandbox.read_file_streaming("/tmp/streamed.bin"):
+        received.extend(chunk)
+    assert bytes(received) == b"".join(chunks())
+
+
+def test_relative_paths_and_parent_directories(sandbox):
+    sandbox.write_file("hello.txt", b"hello\n").result()
+    workdir = sandbox.exec(["pwd"]).result().stdout.strip()
+    assert sandbox.exec(["cat", f"{workdir.rstrip('/')}/hello.txt"]).result().stdout == "hello\n"
+    assert sandbox.read_file("hello.txt").result() == b"hello\n"
+    sandbox.write_file("/tmp/new/dir/file.txt", b"x").result()
+    assert sandbox.read_file("/tmp/new/dir/file.txt").result() == b"x"
+
+
+def test_file_errors(sandbox):
+    with pytest.raises(SandboxFileError) as info:
+        sandbox.read_file("/no/such/file").result()
+    assert info.value.reason == "CWSANDBOX_FILE_NOT_FOUND" and info.value.filepath == "/no/such/file"
+    with pytest.raises(SandboxFileError) as info:
+        sandbox.read_file("/tmp").result()
+    assert info.value.reason == "CWSANDBOX_FILE_IS_DIRECTORY"
+
+
+def test_mounted_files_are_read_only(defaults):
+    files = [{"mount_path": "/etc/app/config.json", "file_content": '{"mode": "test"}'}]
+    with Sandbox.run(defaults=defaults, mounted_files=files) as sb:
+        assert sb.read_file("/etc/app/config.json").result(timeout=300) == b'{"mode": "test"}'
+        result = sb.exec(["sh", "-c", "echo changed > /etc/app/config.json"]).result()
+        assert result.returncode != 0
+        with pytest.raises(SandboxFileError):
+            sb.write_file("/etc/app/config.json", b"changed").result()

@@ -1,0 +1,152 @@
+"""Files: read_file/write_file (binary, relative, large with the streaming fallback), the
+streaming variants, mounted files, file errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from sbx import Sandbox, SandboxFileError, StreamReader
+from sbx import _files
+
+
+@pytest.fixture
+def sandbox(fake):
+    sb = Sandbox.run(mounted_files=[{"mount_path": "/etc/app.conf", "file_content": "mode=test\n"}])
+    sb.wait()
+    yield sb
+    sb.stop(missing_ok=True).result()
+
+
+def test_binary_roundtrip(fake, sandbox):
+    data = bytes(range(256)) * 4
+    assert sandbox.write_file("/tmp/blob.bin", data).result() is None
+    assert sandbox.read_file("/tmp/blob.bin").result() == data
+    assert fake.service.calls_of("WriteFile")[0].content == data
+
+
+def test_empty_file(sandbox):
+    sandbox.write_file("/tmp/empty", b"").result()
+    assert sandbox.read_file("/tmp/empty").result() == b""
+
+
+def test_relative_paths_go_to_the_server_as_given(fake, sandbox):
+    sandbox.write_file("hello.txt", b"hi").result()
+    assert fake.service.calls_of("WriteFile")[-1].path == "hello.txt"
+    assert sandbox.read_file("hello.txt").result() == b"hi"
+
+
+def test_contents_must_be_bytes(sandbox):
+    with pytest.raises(TypeError, match="encode"):
+        sandbox.write_file("/tmp/x", "text")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        sandbox.read_file("")
+    assert sandbox.write_file("/tmp/x", bytearray(b"ok")).result() is None
+
+
+def test_missing_file_and_directory(sandbox):
+    with pytest.raises(SandboxFileError) as info:
+        sandbox.read_file("/nope").result()
+    assert info.value.reason == "CWSANDBOX_FILE_NOT_FOUND"
+    assert info.value.filepath == "/nope"
+    sandbox.write_file("/tmp/d/f", b"x").result()
+    with pytest.raises(SandboxFileError) as info:
+        sandbox.read_file("/tmp/d").result()
+    assert info.value.reason == "CWSANDBOX_FILE_IS_DIRECTORY"
+
+
+def test_mounted_files_are_readable_and_read_only(sandbox):
+    assert sandbox.read_file("/etc/app.conf").result() == b"mode=test\n"
+    with pytest.raises(SandboxFileError) as info:
+        sandbox.write_file("/etc/app.conf", b"changed").result()
+    assert info.value.reason == "CWSANDBOX_FILE_PERMISSION_DENIED"
+
+
+def test_large_files_fall_back_to_a_stream(fake, sandbox):
+    data = bytes(i % 253 for i in range(3 * (1 << 20) + 17))  # above the fake's 1 MiB unary limit
+    sandbox.write_file("/tmp/large.bin", data).result()
+    write_execs = [c for c in fake.service.exec_commands if c[2] == _files.WRITE_SCRIPT]
+    assert write_execs and write_execs[-1][-1] == "/tmp/large.bin"
+    assert sandbox.read_file("/tmp/large.bin").result() == data
+    read_execs = [c for c in fake.service.exec_commands if c[2] == _files.READ_SCRIPT]
+    assert read_execs and read_execs[-1][-1] == "/tmp/large.bin"
+
+
+def test_large_read_without_a_reported_size(fake, sandbox):
+    fake.service.omit_file_size = True
+    data = b"q" * (2 << 20)
+    sandbox.write_file_streaming("/tmp/big", data).result()
+    assert sandbox.read_file("/tmp/big").result() == data
+
+
+def test_files_above_the_buffer_limit_are_refused(fake, sandbox, monkeypatch):
+    monkeypatch.setattr(_files, "MAX_BUFFERED_FILE_BYTES", 1024)
+    fake.service.unary_file_limit = 512
+    with pytest.raises(SandboxFileError) as info:
+        sandbox.write_file("/tmp/x", b"x" * 2048)
+    assert info.value.reason == "CWSANDBOX_FILE_TOO_LARGE"
+    assert "write_file_streaming" in str(info.value)
+    sandbox.write_file_streaming("/tmp/y", b"y" * 2048).result()
+    with pytest.raises(SandboxFileError) as info:
+        sandbox.read_file("/tmp/y").result()  # the server reports 2048 bytes: refused at once
+    assert info.value.reason == "CWSANDBOX_FILE_TOO_LARGE"
+    fake.service.omit_file_size = True
+    with pytest.raises(SandboxFileError) as info:
+        sandbox.read_file("/tmp/y").result()  # size unknown: the fallback stream stops at the limit
+    assert info.value.reason == "CWSANDBOX_FILE_TOO_LARGE"
+
+
+def test_read_file_streaming(sandbox):
+    data = bytes(range(256)) * 1024 + b"tail"
+    sandbox.write_file("/tmp/s.bin", data).result()
+    reader = sandbox.read_file_streaming("/tmp/s.bin")
+    assert isinstance(reader, StreamReader)
+    chunks = list(reader)
+    assert len(chunks) > 1 and all(isinstance(c, bytes) for c in chunks)
+    assert b"".join(chunks) == data
+
+
+def test_read_file_streaming_errors_surface_while_iterating(sandbox):
+    reader = sandbox.read_file_streaming("/tmp/none")
+    with pytest.raises(SandboxFileError) as info:
+        list(reader)
+    assert info.value.reason == "CWSANDBOX_FILE_NOT_FOUND"
+
+
+def test_read_file_streaming_close(sandbox):
+    sandbox.write_file("/tmp/s2", b"z" * (1 << 20)).result()
+    reader = sandbox.read_file_streaming("/tmp/s2")
+    first = next(iter(reader))
+    assert first
+    reader.close()
+    reader.close()
+    assert list(reader) == []
+
+
+def test_write_file_streaming_sources(sandbox):
+    sandbox.write_file_streaming("/tmp/w1", b"a" * 3_000_000).result()
+    assert sandbox.read_file("/tmp/w1").result() == b"a" * 3_000_000
+
+    def gen():
+        for i in range(10):
+            yield f"line {i}\n".encode()
+
+    sandbox.write_file_streaming("/tmp/w2", gen()).result()
+    assert sandbox.read_file("/tmp/w2").result() == b"".join(f"line {i}\n".encode() for i in range(10))
+
+    async def agen():
+        for part in (b"x", b"y", b"z"):
+            yield part
+
+    sandbox.write_file_streaming("/tmp/w3", agen()).result()
+    assert sandbox.read_file("/tmp/w3").result() == b"xyz"
+
+    with pytest.raises(TypeError):
+        sandbox.write_file_streaming("/tmp/w4", "text")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        sandbox.write_file_streaming("/tmp/w5", iter(["not bytes"])).result()
+
+
+def test_write_file_streaming_to_read_only_path(sandbox):
+    with pytest.raises(SandboxFileError) as info:
+        sandbox.write_file_streaming("/etc/app.conf", b"x").result()
+    assert info.value.reason == "CWSANDBOX_FILE_PERMISSION_DENIED"

@@ -1,0 +1,553 @@
+"""sbxd end to end through its gRPC API (coreweave.sandbox.v1 and sbx.v1): every RPC and its
+errors, the lifecycle, tenancy, persistence across a kill -9, and a burst of concurrent creates.
+Raw gRPC, so these tests check the wire contract itself."""
+
+import concurrent.futures
+import os
+import signal
+import time
+import urllib.request
+import uuid
+
+import grpc
+import pytest
+
+from conftest import API_KEY_A, API_KEY_B, QUOTA_B, auth
+
+BUSYBOX = "busybox:latest"
+PYTHON = "python:3.11"
+
+
+def spec(pb, image=BUSYBOX, command="", args=(), tags=(), lifetime=0, env=None, **container):
+    s = pb.SandboxSpec()
+    c = s.containers.add(name="main", image=image, command=command)
+    c.args.extend(args)
+    for k, v in (env or {}).items():
+        c.environment_variables[k] = v
+    for k, v in container.items():
+        if k == "memory":
+            c.resources.memory = v
+        elif k == "cpu":
+            c.resources.cpu = v
+        elif k == "files":
+            for path, content in v:
+                c.files.add(path=path, content=content)
+        elif k == "working_dir":
+            c.working_dir = v
+        else:
+            raise KeyError(k)
+    s.tags.extend(tags)
+    s.max_lifetime_seconds = lifetime
+    return s
+
+
+def create(stub, pb, metadata=None, request_id="", **kw):
+    req = pb.CreateSandboxRequest(request_id=request_id or str(uuid.uuid4()))
+    req.sandbox.spec.CopyFrom(spec(pb, **kw))
+    return stub.CreateSandbox(req, metadata=metadata, timeout=120)
+
+
+def keepalive(pb, **kw):
+    return dict(command="/bin/sh", args=["-c", 'trap "exit 0" TERM INT; sleep 100000 & wait'], **kw)
+
+
+def wait_state(stub, pb, sid, states, timeout=60, metadata=None):
+    deadline = time.monotonic() + timeout
+    while True:
+        sb = stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=sid), metadata=metadata)
+        if sb.status.state in states:
+            return sb
+        assert time.monotonic() < deadline, f"{sid} stuck in {pb.State.Name(sb.status.state)}"
+        time.sleep(0.05)
+
+
+def terminal(pb):
+    return (pb.STATE_COMPLETED, pb.STATE_FAILED, pb.STATE_TERMINATED)
+
+
+def error_info(protos, err):
+    """(reason, metadata, field violations) from an AIP-193 error."""
+    for key, value in err.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            status = protos.status.Status.FromString(value)
+            reason, metadata, fields = None, {}, []
+            for detail in status.details:
+                if detail.Is(protos.details.ErrorInfo.DESCRIPTOR):
+                    info = protos.details.ErrorInfo()
+                    detail.Unpack(info)
+                    assert info.domain == "cwsandbox.com"
+                    reason, metadata = info.reason, dict(info.metadata)
+                if detail.Is(protos.details.BadRequest.DESCRIPTOR):
+                    bad = protos.details.BadRequest()
+                    detail.Unpack(bad)
+                    fields = [v.field for v in bad.field_violations]
+            return reason, metadata, fields
+    return None, {}, []
+
+
+def exec_unary(stub, pb, sid, command, **kw):
+    return stub.Exec(pb.ExecRequest(sandbox_id=sid, command=command, **kw), timeout=60)
+
+
+def stop(stub, pb, sid, grace=0):
+    stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=sid, grace_period_seconds=grace))
+    return wait_state(stub, pb, sid, terminal(pb))
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle
+
+
+def test_create_exec_stop(stub, protos):
+    pb = protos.pb
+    sb = create(stub, pb, **keepalive(pb, tags=["e2e", "basic"]))
+    assert sb.sandbox_id
+    # The create waits for the sandbox to run, so no polling is needed.
+    assert sb.status.state == pb.STATE_RUNNING, sb.status.state_reason
+    assert sb.status.runner_id
+    assert sb.status.effective_resource_requirements.limits.cpu == "2"
+    assert sb.status.effective_resource_requirements.limits.memory == "2Gi"
+    assert list(sb.spec.tags) == ["e2e", "basic"]
+    r = exec_unary(stub, pb, sb.sandbox_id, ["sh", "-c", "echo out; echo err >&2; exit 3"])
+    assert (r.stdout, r.stderr, r.exit_code) == (b"out\n", b"err\n", 3)
+    done = stop(stub, pb, sb.sandbox_id, grace=5)
+    assert done.status.state == pb.STATE_TERMINATED
+    assert done.status.state_reason.startswith("USER_STOPPED")
+    # The keep-alive traps TERM and exits 0 within the grace period.
+    assert done.status.exit_code == 0
+
+
+def test_python_image_runs_python(stub, protos):
+    pb = protos.pb
+    sb = create(stub, pb, image=PYTHON, **{k: v for k, v in keepalive(pb).items()})
+    r = exec_unary(stub, pb, sb.sandbox_id, ["python", "--version"])
+    assert r.exit_code == 0
+    assert (r.stdout + r.stderr).startswith(b"Python 3.11")
+    stop(stub, pb, sb.sandbox_id)
+
+
+@pytest.mark.parametrize("script,state,code,reason", [
+    ("echo hi; exit 0", "STATE_COMPLETED", 0, "EXITED"),
+    ("exit 7", "STATE_FAILED", 7, "EXITED"),
+    ("kill -KILL $$", "STATE_FAILED", 137, "EXITED"),
+])
+def test_main_command_outcomes(stub, protos, script, state, code, reason):
+    pb = protos.pb
+    sb = create(stub, pb, command="/bin/sh", args=["-c", script])
+    done = wait_state(stub, pb, sb.sandbox_id, terminal(pb))
+    assert done.status.state == getattr(pb, state), done.status.state_reason
+    assert done.status.HasField("exit_code")
+    assert done.status.exit_code == code
+    assert done.status.state_reason.startswith(reason)
+    assert done.status.end_time.seconds > 0
+
+
+def test_oom_killed_main(stub, protos):
+    pb = protos.pb
+    sb = create(stub, pb, image=PYTHON, command="python",
+                args=["-c", "x = bytearray(512 * 1024 * 1024); print(len(x))"], memory="128Mi")
+    done = wait_state(stub, pb, sb.sandbox_id, terminal(pb))
+    assert done.status.state == pb.STATE_FAILED
+    assert done.status.state_reason.startswith("OOM_KILLED"), done.status.state_reason
+    assert done.status.exit_code == 137
+
+
+def test_image_default_command_and_env(stub, protos):
+    pb = protos.pb
+    # No command: the image's Cmd (busybox: sh) runs; with stdin at /dev/null it exits 0.
+    sb = create(stub, pb, env={"GREETING": "hello"})
+    done = wait_state(stub, pb, sb.sandbox_id, terminal(pb))
+    assert done.status.state == pb.STATE_COMPLETED
+    sb = create(stub, pb, **keepalive(pb, env={"GREETING": "hello"}))
+    r = exec_unary(stub, pb, sb.sandbox_id, ["sh", "-c", "echo $GREETING; echo $EXTRA"],
+                   env={"EXTRA": "x"})
+    assert r.stdout == b"hello\nx\n"
+    stop(stub, pb, sb.sandbox_id)
+
+
+def test_lifetime_expiry(stub, protos):
+    pb = protos.pb
+    sb = create(stub, pb, command="sleep", args=["100000"], lifetime=2)
+    assert sb.status.effective_max_lifetime_seconds == 2
+    done = wait_state(stub, pb, sb.sandbox_id, terminal(pb), timeout=30)
+    assert done.status.state == pb.STATE_TERMINATED
+    assert done.status.state_reason.startswith("LIFETIME_EXCEEDED")
+
+
+def test_idempotent_create(stub, protos):
+    pb = protos.pb
+    rid = str(uuid.uuid4())
+    a = create(stub, pb, request_id=rid, **keepalive(pb))
+    b = create(stub, pb, request_id=rid, **keepalive(pb))
+    assert a.sandbox_id == b.sandbox_id
+    stop(stub, pb, a.sandbox_id)
+
+
+def test_mounted_files_and_working_dir(stub, protos):
+    pb = protos.pb
+    sb = create(stub, pb, **keepalive(pb, files=[("/app/train.py", b"print('hi')\n"),
+                                                  ("notes.txt", b"relative")],
+                                       working_dir="/app"))
+    r = exec_unary(stub, pb, sb.sandbox_id, ["sh", "-c", "pwd; cat train.py; cat notes.txt"])
+    assert r.stdout == b"/app\nprint('hi')\nrelative"
+    r = exec_unary(stub, pb, sb.sandbox_id, ["sh", "-c", "echo x > /app/train.py"])
+    assert r.exit_code != 0  # read-only
+    stop(stub, pb, sb.sandbox_id)
+
+
+def test_secrets_are_injected_and_never_echoed(stub, protos, daemon):
+    pb = protos.pb
+    req = pb.CreateSandboxRequest(request_id=str(uuid.uuid4()))
+    req.sandbox.spec.CopyFrom(spec(pb, **keepalive(pb)))
+    store = req.sandbox.spec.containers[0].secret_stores.add(store_name="team")
+    store.secrets.add(path="HF_TOKEN", env_var="HF_TOKEN")
+    store.secrets.add(path="creds", field="password", env_var="DB_PASSWORD")
+    sb = stub.CreateSandbox(req, timeout=60)
+    r = exec_unary(stub, pb, sb.sandbox_id, ["sh", "-c", "echo $HF_TOKEN $DB_PASSWORD"])
+    assert r.stdout == b"hf-secret-value pw-123\n"
+    got = stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=sb.sandbox_id))
+    assert b"hf-secret-value" not in got.SerializeToString()
+    assert b"hf-secret-value" not in (daemon.state / "sbxd.log").read_bytes()
+    stop(stub, pb, sb.sandbox_id)
+    # A missing secret fails the create, naming it.
+    missing = pb.CreateSandboxRequest(request_id=str(uuid.uuid4()))
+    missing.sandbox.spec.CopyFrom(spec(pb, **keepalive(pb)))
+    missing.sandbox.spec.containers[0].secret_stores.add(store_name="team").secrets.add(
+        path="NOPE", env_var="X")
+    with pytest.raises(grpc.RpcError) as e:
+        stub.CreateSandbox(missing)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "NOPE" in e.value.details()
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+def test_unknown_sandbox(stub, protos):
+    pb = protos.pb
+    for call, req in [
+        (stub.GetSandbox, pb.GetSandboxRequest(sandbox_id="sb-nope")),
+        (stub.DeleteSandbox, pb.DeleteSandboxRequest(sandbox_id="sb-nope")),
+        (stub.Exec, pb.ExecRequest(sandbox_id="sb-nope", command=["true"])),
+        (stub.ReadFile, pb.ReadFileRequest(sandbox_id="sb-nope", path="/x")),
+    ]:
+        with pytest.raises(grpc.RpcError) as e:
+            call(req)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        reason, metadata, _ = error_info(protos, e.value)
+        assert reason == "CWSANDBOX_SANDBOX_NOT_FOUND"
+        assert metadata.get("sandbox_id") == "sb-nope"
+    # allow_missing makes delete a no-op.
+    stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id="sb-nope", allow_missing=True))
+
+
+def test_invalid_requests_name_the_field(stub, protos):
+    pb = protos.pb
+    cases = [
+        (dict(image="Not A/Valid::Ref"), "sandbox.spec.containers[0].image"),
+        (dict(memory="lots"), "sandbox.spec.containers[0].resources.memory"),
+        (dict(cpu="-1"), "sandbox.spec.containers[0].resources.cpu"),
+        (dict(tags=[""]), "sandbox.spec.tags[0]"),
+        (dict(tags=["x" * 300]), "sandbox.spec.tags[0]"),
+        (dict(lifetime=-5), "sandbox.spec.max_lifetime_seconds"),
+        (dict(lifetime=10 ** 8), "sandbox.spec.max_lifetime_seconds"),
+    ]
+    for kw, field in cases:
+        with pytest.raises(grpc.RpcError) as e:
+            create(stub, pb, **kw)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, kw
+        reason, _, fields = error_info(protos, e.value)
+        assert reason == "CWSANDBOX_INVALID_REQUEST"
+        assert fields == [field], (kw, fields)
+
+
+def test_missing_image_fails_the_sandbox(stub, protos):
+    pb = protos.pb
+    sb = create(stub, pb, image="library/does-not-exist:1.0")
+    done = wait_state(stub, pb, sb.sandbox_id, terminal(pb))
+    assert done.status.state == pb.STATE_FAILED
+    assert done.status.state_reason.startswith("IMAGE_PULL_FAILED")
+    assert "does-not-exist" in done.status.state_reason
+
+
+def test_exec_on_a_stopped_sandbox(stub, protos):
+    pb = protos.pb
+    sb = create(stub, pb, **keepalive(pb))
+    stop(stub, pb, sb.sandbox_id)
+    with pytest.raises(grpc.RpcError) as e:
+        exec_unary(stub, pb, sb.sandbox_id, ["true"])
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "TERMINATED" in e.value.details()
+
+
+def test_files(stub, protos):
+    pb = protos.pb
+    sb = create(stub, pb, **keepalive(pb))
+    sid = sb.sandbox_id
+    blob = os.urandom(3 * 1024 * 1024)
+    stub.WriteFile(pb.WriteFileRequest(sandbox_id=sid, path="/data/deep/blob.bin", content=blob))
+    assert stub.ReadFile(pb.ReadFileRequest(sandbox_id=sid, path="/data/deep/blob.bin")).content == blob
+    stub.WriteFile(pb.WriteFileRequest(sandbox_id=sid, path="/tmp/empty", content=b""))
+    assert stub.ReadFile(pb.ReadFileRequest(sandbox_id=sid, path="/tmp/empty")).content == b""
+    for path, reason in [("/nope.txt", "CWSANDBOX_FILE_NOT_FOUND"), ("/tmp", "CWSANDBOX_FILE_IS_DIRECTORY")]:
+        with pytest.raises(grpc.RpcError) as e:
+            stub.ReadFile(pb.ReadFileRequest(sandbox_id=sid, path=path))
+        got, metadata, _ = error_info(protos, e.value)
+        assert got == reason
+        assert metadata["filepath"] == path
+    big = b"x" * (33 * 1024 * 1024)
+    with pytest.raises(grpc.RpcError) as e:
+        stub.WriteFile(pb.WriteFileRequest(sandbox_id=sid, path="/big", content=big))
+    reason, metadata, _ = error_info(protos, e.value)
+    assert reason == "CWSANDBOX_FILE_TOO_LARGE"
+    assert int(metadata["max_size_bytes"]) == 32 * 1024 * 1024
+    r = exec_unary(stub, pb, sid, ["sh", "-c", "head -c 34000000 /dev/zero > /big"])
+    assert r.exit_code == 0
+    with pytest.raises(grpc.RpcError) as e:
+        stub.ReadFile(pb.ReadFileRequest(sandbox_id=sid, path="/big"))
+    reason, metadata, _ = error_info(protos, e.value)
+    assert reason == "CWSANDBOX_FILE_TOO_LARGE"
+    assert int(metadata["size_bytes"]) == 34000000
+    stop(stub, pb, sid)
+
+
+def test_exec_output_truncation(stub, protos):
+    pb = protos.pb
+    sb = create(stub, pb, **keepalive(pb))
+    r = exec_unary(stub, pb, sb.sandbox_id, ["sh", "-c", "head -c 100000 /dev/zero; echo e >&2"],
+                   max_output_bytes=1000)
+    assert len(r.stdout) == 1000
+    assert r.stdout_truncated and not r.stderr_truncated
+    assert r.stdout_bytes_produced == 100000
+    assert r.stderr == b"e\n"
+    stop(stub, pb, sb.sandbox_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Streams
+
+
+def test_stream_exec_with_stdin_and_tty(stub, protos):
+    pb = protos.pb
+    sb = create(stub, pb, **keepalive(pb))
+    sid = sb.sandbox_id
+
+    def requests():
+        yield pb.ExecStreamRequest(init=pb.ExecStreamInit(sandbox_id=sid, command=["sh", "-c", "cat; echo done >&2"]))
+        yield pb.ExecStreamRequest(stdin=b"line one\n")
+        yield pb.ExecStreamRequest(stdin=b"line two\n")
+        yield pb.ExecStreamRequest(close=pb.ExecStreamClose())
+
+    responses = list(stub.StreamExec(requests(), timeout=30))
+    assert responses[0].WhichOneof("message") == "ready"
+    out = b"".join(r.output.data for r in responses if r.WhichOneof("message") == "output"
+                   and r.output.stream == pb.ExecStreamOutput.STREAM_STDOUT)
+    err = b"".join(r.output.data for r in responses if r.WhichOneof("message") == "output"
+                   and r.output.stream == pb.ExecStreamOutput.STREAM_STDERR)
+    assert out == b"line one\nline two\n"
+    assert err == b"done\n"
+    assert responses[-1].WhichOneof("message") == "exit"
+    assert responses[-1].exit.exit_code == 0
+
+    def tty_requests():
+        yield pb.ExecStreamRequest(init=pb.ExecStreamInit(
+            sandbox_id=sid, command=["sh", "-c", "stty size; read x; stty size"], tty=True,
+            tty_width=80, tty_height=24))
+        time.sleep(0.3)
+        yield pb.ExecStreamRequest(resize=pb.ExecStreamResize(width=132, height=43))
+        yield pb.ExecStreamRequest(stdin=b"\n")
+        yield pb.ExecStreamRequest(close=pb.ExecStreamClose())
+
+    responses = list(stub.StreamExec(tty_requests(), timeout=30))
+    text = b"".join(r.output.data for r in responses if r.WhichOneof("message") == "output")
+    assert b"24 80" in text and b"43 132" in text, text
+    stop(stub, pb, sid)
+
+
+def test_stream_exec_cancel_kills_the_process(stub, protos):
+    pb = protos.pb
+    sb = create(stub, pb, **keepalive(pb))
+    sid = sb.sandbox_id
+    call = stub.StreamExec(iter([pb.ExecStreamRequest(init=pb.ExecStreamInit(
+        sandbox_id=sid, command=["sh", "-c", "echo started; exec sleep 1000"]))]), timeout=30)
+    for r in call:
+        if r.WhichOneof("message") == "output":
+            break
+    call.cancel()
+    deadline = time.monotonic() + 10
+    while True:
+        r = exec_unary(stub, pb, sid, ["sh", "-c", "ps -o comm | grep -c '^sleep$' || true"])
+        if r.stdout.strip() == b"1":  # only the keep-alive's own sleep remains
+            break
+        assert time.monotonic() < deadline, r.stdout
+        time.sleep(0.1)
+    stop(stub, pb, sid)
+
+
+def test_stream_logs(stub, protos):
+    pb = protos.pb
+    sb = create(stub, pb, command="/bin/sh", args=["-c", "for i in 1 2 3 4 5; do echo line$i; done; sleep 1"])
+    sid = sb.sandbox_id
+    entries = list(stub.StreamLogs(pb.StreamLogsRequest(sandbox_id=sid, follow=True), timeout=30))
+    text = b"".join(e.data for e in entries)
+    assert text == b"line1\nline2\nline3\nline4\nline5\n"
+    session = entries[-1].log_session_id
+    wait_state(stub, pb, sid, terminal(pb))
+    # After the end, the saved output answers: tail, timestamps, resume.
+    tail = b"".join(e.data for e in stub.StreamLogs(pb.StreamLogsRequest(sandbox_id=sid, tail_lines=2)))
+    assert tail == b"line4\nline5\n"
+    stamped = b"".join(e.data for e in stub.StreamLogs(pb.StreamLogsRequest(sandbox_id=sid, timestamps=True)))
+    assert stamped.count(b"Z line") == 5
+    offset = entries[1].next_log_offset
+    rest = b"".join(e.data for e in stub.StreamLogs(pb.StreamLogsRequest(
+        sandbox_id=sid, resume_log_session_id=session, resume_log_offset=offset)))
+    assert text.endswith(rest) and len(rest) == len(text) - offset
+    bad = list(stub.StreamLogs(pb.StreamLogsRequest(sandbox_id=sid, resume_log_session_id="nope")))
+    assert bad[-1].error.code == "SESSION_NOT_FOUND"
+
+
+# ---------------------------------------------------------------------------------------------
+# Listing, purge, tenancy
+
+
+def test_list_filters_and_pagination(stub, protos):
+    pb = protos.pb
+    tag = "list-" + uuid.uuid4().hex[:8]
+    ids = [create(stub, pb, **keepalive(pb, tags=[tag, f"n{i}"])).sandbox_id for i in range(5)]
+    listed = stub.ListSandboxes(pb.ListSandboxesRequest(tags=[tag]))
+    assert [s.sandbox_id for s in listed.sandboxes] == ids
+    assert [s.sandbox_id for s in stub.ListSandboxes(pb.ListSandboxesRequest(tags=[tag, "n3"])).sandboxes] == [ids[3]]
+    page1 = stub.ListSandboxes(pb.ListSandboxesRequest(tags=[tag], page_size=2))
+    page2 = stub.ListSandboxes(pb.ListSandboxesRequest(tags=[tag], page_size=2, page_token=page1.next_page_token))
+    page3 = stub.ListSandboxes(pb.ListSandboxesRequest(tags=[tag], page_size=2, page_token=page2.next_page_token))
+    assert [s.sandbox_id for s in [*page1.sandboxes, *page2.sandboxes, *page3.sandboxes]] == ids
+    assert page3.next_page_token == ""
+    stop(stub, pb, ids[0])
+    assert len(stub.ListSandboxes(pb.ListSandboxesRequest(tags=[tag])).sandboxes) == 4
+    assert len(stub.ListSandboxes(pb.ListSandboxesRequest(tags=[tag], show_terminated=True)).sandboxes) == 5
+    terminated = stub.ListSandboxes(pb.ListSandboxesRequest(tags=[tag], state=pb.STATE_TERMINATED))
+    assert [s.sandbox_id for s in terminated.sandboxes] == [ids[0]]
+    dry = stub.PurgeSandboxes(pb.PurgeSandboxesRequest(tags=[tag], dry_run=True))
+    assert dry.purge_count == 4
+    assert len(stub.ListSandboxes(pb.ListSandboxesRequest(tags=[tag])).sandboxes) == 4
+    purged = stub.PurgeSandboxes(pb.PurgeSandboxesRequest(tags=[tag]))
+    assert purged.purge_count == 4
+    for sid in ids:
+        wait_state(stub, pb, sid, terminal(pb))
+
+
+def test_tenants_are_isolated(tcp_stub, stub, protos):
+    pb = protos.pb
+    a = create(tcp_stub, pb, metadata=auth(API_KEY_A), **keepalive(pb))
+    # Tenant B and the local socket's tenant see nothing of tenant A.
+    for s, md in [(tcp_stub, auth(API_KEY_B)), (stub, None)]:
+        with pytest.raises(grpc.RpcError) as e:
+            s.GetSandbox(pb.GetSandboxRequest(sandbox_id=a.sandbox_id), metadata=md)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.RpcError) as e:
+            s.Exec(pb.ExecRequest(sandbox_id=a.sandbox_id, command=["true"]), metadata=md)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        listed = s.ListSandboxes(pb.ListSandboxesRequest(), metadata=md)
+        assert a.sandbox_id not in [x.sandbox_id for x in listed.sandboxes]
+    # The wandb header works too.
+    got = tcp_stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=a.sandbox_id),
+                              metadata=(("x-wandb-api-key", API_KEY_A),))
+    assert got.sandbox_id == a.sandbox_id
+    # TCP without a key, or with a wrong one, is refused.
+    for md in [None, auth("wrong-key-0000000000000")]:
+        with pytest.raises(grpc.RpcError) as e:
+            tcp_stub.ListSandboxes(pb.ListSandboxesRequest(), metadata=md)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    tcp_stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=a.sandbox_id), metadata=auth(API_KEY_A))
+
+
+def test_tenant_quota(tcp_stub, protos):
+    pb = protos.pb
+    md = auth(API_KEY_B)
+    ids = [create(tcp_stub, pb, metadata=md, **keepalive(pb)).sandbox_id for _ in range(QUOTA_B)]
+    with pytest.raises(grpc.RpcError) as e:
+        create(tcp_stub, pb, metadata=md, **keepalive(pb))
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    for sid in ids:
+        tcp_stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=sid), metadata=md)
+    for sid in ids:
+        wait_state(tcp_stub, pb, sid, terminal(pb), metadata=md)
+    create(tcp_stub, pb, metadata=md, **keepalive(pb))  # room again
+    tcp_stub.PurgeSandboxes(pb.PurgeSandboxesRequest(purge_all=True), metadata=md)
+
+
+def test_discovery_system_and_metrics(daemon, protos):
+    channel = grpc.insecure_channel("unix://" + daemon.socket)
+    runners = protos.discovery_grpc.DiscoveryServiceStub(channel).ListAvailableRunners(
+        protos.discovery.ListAvailableRunnersRequest())
+    assert len(runners.runners) == 1 and runners.runners[0].healthy
+    assert runners.runners[0].capabilities.max_cpu_millicores > 0
+    info = protos.sbx_grpc.SystemServiceStub(channel).GetInfo(protos.sbx.GetInfoRequest())
+    assert info.version and info.cgroup_version in ("v1", "v2")
+    assert any(c.name == "userns" and c.ok for c in info.checks)
+    images = protos.sbx_grpc.ImageServiceStub(channel).ListImages(protos.sbx.ListImagesRequest())
+    assert any("busybox" in i.reference for i in images.images)
+    channel.close()
+    text = urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics_port}/metrics").read().decode()
+    assert "sbx_sandboxes{state=\"RUNNING\"}" in text
+    assert "sbx_create_seconds_bucket" in text
+    assert "sbx_exec_seconds_count" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Scale and survival
+
+
+def test_hundred_concurrent_creates_each_with_an_exec(stub, protos):
+    pb = protos.pb
+    tag = "burst-" + uuid.uuid4().hex[:8]
+
+    def one(i):
+        sb = create(stub, pb, **keepalive(pb, tags=[tag]))
+        r = exec_unary(stub, pb, sb.sandbox_id, ["echo", str(i)])
+        return sb.sandbox_id, r.stdout
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=100) as pool:
+        results = list(pool.map(one, range(100)))
+    assert [out for _, out in results] == [f"{i}\n".encode() for i in range(100)]
+    assert len({sid for sid, _ in results}) == 100
+    stub.PurgeSandboxes(pb.PurgeSandboxesRequest(tags=[tag]))
+    for sid, _ in results:
+        wait_state(stub, pb, sid, terminal(pb), timeout=120)
+
+
+def test_kill_dash_nine_and_restart_keeps_every_sandbox(daemon, protos):
+    pb = protos.pb
+    channel = grpc.insecure_channel("unix://" + daemon.socket)
+    stub = protos.grpc.SandboxServiceStub(channel)
+    tag = "survive-" + uuid.uuid4().hex[:8]
+    ids = [create(stub, pb, **keepalive(pb, tags=[tag])).sandbox_id for _ in range(20)]
+    for i, sid in enumerate(ids):
+        stub.WriteFile(pb.WriteFileRequest(sandbox_id=sid, path="/state", content=str(i).encode()))
+    # One ends while the daemon is down: its exit code must still be recorded.
+    exiting = create(stub, pb, command="/bin/sh", args=["-c", "sleep 2; exit 5"], tags=[tag]).sandbox_id
+    channel.close()
+    daemon.kill9()
+    time.sleep(3)
+    daemon.start()
+    channel = grpc.insecure_channel("unix://" + daemon.socket)
+    stub = protos.grpc.SandboxServiceStub(channel)
+    for i, sid in enumerate(ids):
+        sb = stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=sid))
+        assert sb.status.state == pb.STATE_RUNNING, sb.status.state_reason
+        r = exec_unary(stub, pb, sid, ["cat", "/state"])
+        assert r.stdout == str(i).encode()
+    done = wait_state(stub, pb, exiting, terminal(pb))
+    assert done.status.state == pb.STATE_FAILED and done.status.exit_code == 5
+    stub.PurgeSandboxes(pb.PurgeSandboxesRequest(tags=[tag]))
+    for sid in ids:
+        wait_state(stub, pb, sid, terminal(pb), timeout=60)
+    channel.close()
+    # Nothing leaked: no sandbox cgroup, bundle or process of these sandboxes remains.
+    run = daemon.state / "run/sandboxes"
+    leftover = [p.name for p in run.iterdir()] if run.exists() else []
+    assert not set(leftover) & set(ids)
+    for sid in ids:
+        for root in ("/sys/fs/cgroup/memory/sbx", "/sys/fs/cgroup/sbx"):
+            assert not os.path.exists(f"{root}/{sid}")

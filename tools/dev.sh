@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# The one entry point for building, testing and trying sbx; CI calls `tools/dev.sh ci`.
+#
+#   tools/dev.sh deps         install the Debian packages everything needs
+#   tools/dev.sh build        release build (build/release)
+#   tools/dev.sh quickstart   build, start the local registry and sbxd, run the seed example
+#   tools/dev.sh test         the whole test suite, as CI runs it
+#   tools/dev.sh ci           deps + test
+#   tools/dev.sh format       reformat C++ and proto sources
+#   tools/dev.sh format-check fail if any source is not formatted
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export SBX_CACHE_DIR=${SBX_CACHE_DIR:-/var/cache/sbx}
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+need_root() {
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "sbx needs root (namespaces, cgroups, mounts); run this as root" >&2
+    exit 1
+  fi
+}
+
+deps() {
+  need_root
+  log "installing Debian packages"
+  tools/install-deps.sh
+}
+
+configure_build() {
+  local preset=$1
+  shift
+  cmake --preset "$preset" -DBUILD_TESTING="${BUILD_TESTING:-ON}" "$@" >/dev/null
+  cmake --build "build/$preset" -j"$(nproc)"
+}
+
+build() {
+  log "building (release)"
+  BUILD_TESTING=OFF configure_build release
+}
+
+venv() {
+  # A venv on Debian's python3 (which has python3-grpcio), with the SDK installed.
+  local dir=$1
+  if [[ ! -x $dir/bin/python ]]; then
+    /usr/bin/python3 -m venv --system-site-packages "$dir"
+  fi
+  "$dir/bin/pip" install --quiet --no-index --disable-pip-version-check "$root/python"
+}
+
+start_sbxd() {
+  # start_sbxd <bin dir> <state dir>: starts sbxd in the background with the local registry as
+  # docker.io's mirror; prints its socket path.
+  local bin=$1 state=$2
+  local registry
+  registry=$(tools/registry/registry.sh addr)
+  mkdir -p "$state"
+  "$bin/sbxd" --state-dir "$state/lib" --run-dir "$state/run" \
+    --registry-mirror "http://$registry" --insecure-registry "$registry" \
+    >"$state/sbxd.log" 2>&1 &
+  echo $! >"$state/sbxd.pid"
+  for _ in $(seq 1 200); do
+    [[ -S $state/run/sbxd.sock ]] && break
+    if ! kill -0 "$(cat "$state/sbxd.pid")" 2>/dev/null; then
+      cat "$state/sbxd.log" >&2
+      echo "sbxd did not start" >&2
+      exit 1
+    fi
+    sleep 0.05
+  done
+  echo "$state/run/sbxd.sock"
+}
+
+stop_sbxd() {
+  local state=$1
+  if [[ -f $state/sbxd.pid ]]; then
+    kill "$(cat "$state/sbxd.pid")" 2>/dev/null || true
+    wait "$(cat "$state/sbxd.pid")" 2>/dev/null || true
+    rm -f "$state/sbxd.pid"
+  fi
+}
+
+quickstart() {
+  need_root
+  deps
+  build
+  log "starting the local registry (images built from Debian packages, cached)"
+  tools/registry/registry.sh up >/dev/null
+  local state=/tmp/sbx-quickstart
+  stop_sbxd "$state"
+  log "starting sbxd"
+  local socket
+  socket=$(start_sbxd "$root/build/release/bin" "$state")
+  trap 'stop_sbxd '"$state" EXIT
+  log "installing the Python SDK into $state/venv"
+  venv "$state/venv"
+  log "running the seed example"
+  SBX_BASE_URL="unix://$socket" "$state/venv/bin/python" - <<'PY'
+from sbx import Sandbox
+
+with Sandbox.run() as sandbox:
+    result = sandbox.exec(["python", "--version"]).result()
+    print(result.stdout, end="")
+    print("sandbox", sandbox.sandbox_id, "ran it, exit code", result.returncode)
+PY
+}
+
+format() {
+  git ls-files '*.cc' '*.h' '*.proto' | xargs clang-format -i
+}
+
+format_check() {
+  log "checking formatting"
+  git ls-files '*.cc' '*.h' '*.proto' | xargs clang-format --dry-run -Werror
+}
+
+test_all() {
+  need_root
+  local started=$SECONDS
+  format_check
+  log "building (asan)"
+  configure_build asan
+  local build=$root/build/asan
+  export SBX_TEST_REQUIRE=root,userns,overlayfs,cgroups
+  export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+  log "unit tests"
+  ctest --test-dir "$build" -L 'unit|fuzz-replay' -j2 --output-on-failure
+  log "privileged tests (real kernel)"
+  ctest --test-dir "$build" -L privileged --output-on-failure
+  log "local registry"
+  tools/registry/registry.sh up
+  export SBX_TEST_REGISTRY
+  SBX_TEST_REGISTRY=$(tools/registry/registry.sh addr)
+  if ctest --test-dir "$build" -N -L registry | grep -q "Total Tests: [1-9]"; then
+    log "image store tests against the local registry"
+    ctest --test-dir "$build" -L registry --output-on-failure
+  fi
+  log "python SDK unit tests"
+  /usr/bin/python3 -m pytest -q python/tests/unit
+  log "end-to-end tests against a real sbxd"
+  local venv_dir=/tmp/sbx-ci-venv
+  rm -rf "$venv_dir"
+  venv "$venv_dir"
+  SBX_BIN_DIR=$build/bin SBX_E2E=1 "$venv_dir/bin/python" -m pytest -q -p no:cacheprovider \
+    tests/e2e python/tests/e2e
+  log "all tests passed in $((SECONDS - started))s"
+}
+
+case ${1:-} in
+  deps) deps ;;
+  build) build ;;
+  quickstart) quickstart ;;
+  test) test_all ;;
+  ci)
+    deps
+    test_all
+    ;;
+  format) format ;;
+  format-check) format_check ;;
+  *)
+    sed -n '2,11p' "$0"
+    exit 2
+    ;;
+esac
