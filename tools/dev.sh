@@ -57,7 +57,7 @@ start_sbxd() {
   local registry
   registry=$(tools/registry/registry.sh addr)
   mkdir -p "$state"
-  "$bin/sbxd" --state-dir "$state/lib" --run-dir "$state/run" \
+  "$bin/sbxd" --state-dir "$state/lib" --run-dir "$state/run" --cgroup-parent "sbx-$(basename "$state")" \
     --registry-mirror "http://$registry" --insecure-registry "$registry" \
     >"$state/sbxd.log" 2>&1 &
   echo $! >"$state/sbxd.pid"
@@ -139,12 +139,17 @@ test_all() {
   fi
   log "python SDK unit tests"
   /usr/bin/python3 -m pytest -q python/tests/unit
-  log "end-to-end tests against a real sbxd"
-  local venv_dir=/tmp/sbx-ci-venv
-  rm -rf "$venv_dir"
+  log "end-to-end tests of sbxd's API (each run starts its own sbxd)"
+  SBX_BIN_DIR=$build/bin SBX_E2E=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e
+  log "end-to-end tests of the Python SDK against a real sbxd"
+  local venv_dir=/tmp/sbx-ci-venv state=/tmp/sbx-ci-sdk
+  rm -rf "$venv_dir" "$state"
   venv "$venv_dir"
-  SBX_BIN_DIR=$build/bin SBX_E2E=1 "$venv_dir/bin/python" -m pytest -q -p no:cacheprovider \
-    tests/e2e python/tests/e2e
+  local socket
+  socket=$(start_sbxd "$build/bin" "$state")
+  SBX_E2E=1 SBX_BASE_URL="unix://$socket" "$venv_dir/bin/python" -m pytest -q -p no:cacheprovider \
+    python/tests/e2e || { stop_sbxd "$state"; tail -50 "$state/sbxd.log" >&2; return 1; }
+  stop_sbxd "$state"
   log "all tests passed in $((SECONDS - started))s"
 }
 

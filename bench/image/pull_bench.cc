@@ -4,6 +4,9 @@
 //   image_pull_bench [--mirror http://127.0.0.1:5000] [--image python:3.11] [--runs 3]
 //                    [--root DIR] [--no-durable] [--json out.json]
 //
+// --root picks the filesystem measured (default: a new directory under /var/tmp); the store of
+// run N is DIR/run-N.
+//
 // Each run starts from an empty store and measures:
 //   cold  Pull into the empty store (manifests, download, verify, unpack, record);
 //   warm  Pull again (the manifest is re-resolved, every layer is cached);
@@ -67,9 +70,12 @@ int main(int argc, char** argv) {
   uint64_t size = 0;
   size_t layers = 0;
   for (int run = 0; run < runs; ++run) {
-    if (!sys::RemoveTree(root)) return 1;
+    // A fresh store per run; old ones are deleted at the end, so that deleting them (which on
+    // some disks means slow discards) does not land inside a measured pull.
+    std::string run_root = root + "/run-" + std::to_string(run);
+    if (!sys::RemoveTree(run_root)) return 1;
     image::StoreOptions options;
-    options.root = root;
+    options.root = run_root;
     options.mirrors = {mirror};
     options.durable = !no_durable;
     auto store = image::Store::Open(options);
@@ -118,6 +124,7 @@ int main(int argc, char** argv) {
                         {"warm_ms", warm},        {"get_ms", get}};
     std::ofstream(json_path) << j.dump(2) << "\n";
   }
+  for (int run = 0; run < runs; ++run) (void)sys::RemoveTree(root + "/run-" + std::to_string(run));
   if (!tmp.empty()) (void)sys::RemoveTree(tmp);
   return 0;
 }

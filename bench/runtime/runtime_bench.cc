@@ -51,10 +51,11 @@ Result<double> TimeToFirstOutput(const std::vector<std::string>& argv) {
   if (pipe2(fds, O_CLOEXEC) != 0) return Error::Errno("pipe");
   UniqueFd r(fds[0]), w(fds[1]);
   int64_t start = MonotonicNanos();
-  SBX_ASSIGN_OR_RETURN(sys::ChildProcess child,
-                       sys::Spawn({.argv = argv,
-                                   .env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-                                   .fds = {{1, w.get()}}}));
+  SBX_ASSIGN_OR_RETURN(
+      sys::ChildProcess child,
+      sys::Spawn({.argv = argv,
+                  .env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+                  .fds = {{1, w.get()}}}));
   w.reset();
   char c;
   ssize_t n = read(r.get(), &c, 1);
@@ -129,7 +130,8 @@ int main(int argc, char** argv) {
     std::string bundle = run_dir + "/" + id;
     (void)sys::MakeDirs(bundle, 0700);
     int64_t start = MonotonicNanos();
-    auto state = runtime::CreateSandbox(spec_for(id), {bundle, bin_dir + "/sbx-init", "", ""}, **cgroups);
+    auto state =
+        runtime::CreateSandbox(spec_for(id), {bundle, bin_dir + "/sbx-init", "", ""}, **cgroups);
     if (!state) {
       fprintf(stderr, "create: %s\n", state.error().ToString().c_str());
       return 1;
@@ -206,14 +208,18 @@ int main(int argc, char** argv) {
     }
   }
   if (has_peer("docker") && access("/usr/bin/docker", X_OK) == 0) {
-    auto info = sys::RunCommand({"/usr/bin/docker", "info", "--format", "{{.ServerVersion}}"}, {}, 10000);
+    auto info =
+        sys::RunCommand({"/usr/bin/docker", "info", "--format", "{{.ServerVersion}}"}, {}, 10000);
     if (info && info->status.ShellCode() == 0) {
       std::string image = "sbx-bench/rootfs:" + RandomHex(4);
-      auto imported = sys::RunCommand({"/bin/sh", "-c", "tar -C '" + rootfs + "' -c . | /usr/bin/docker import - " + image}, {}, 120000);
+      auto imported = sys::RunCommand(
+          {"/bin/sh", "-c", "tar -C '" + rootfs + "' -c . | /usr/bin/docker import - " + image}, {},
+          120000);
       if (imported && imported->status.ShellCode() == 0) {
         Series docker_run{"docker run --rm (echo) -> first output", {}};
         for (int i = 0; i < runs; ++i) {
-          auto t = TimeToFirstOutput({"/usr/bin/docker", "run", "--rm", "--network", "none", image, "echo", "hi"});
+          auto t = TimeToFirstOutput(
+              {"/usr/bin/docker", "run", "--rm", "--network", "none", image, "echo", "hi"});
           if (!t) {
             fprintf(stderr, "docker run: %s\n", t.error().ToString().c_str());
             break;
@@ -222,7 +228,9 @@ int main(int argc, char** argv) {
         }
         results.push_back(docker_run);
         std::string name = "sbx-bench-" + RandomHex(4);
-        auto started = sys::RunCommand({"/usr/bin/docker", "run", "-d", "--network", "none", "--name", name, image, "sleep", "1000"}, {}, 60000);
+        auto started = sys::RunCommand({"/usr/bin/docker", "run", "-d", "--network", "none",
+                                        "--name", name, image, "sleep", "1000"},
+                                       {}, 60000);
         if (started && started->status.ShellCode() == 0) {
           Series docker_exec{"docker exec round trip (true)", {}};
           for (int i = 0; i < runs; ++i) {
@@ -244,8 +252,11 @@ int main(int argc, char** argv) {
   nlohmann::json out = nlohmann::json::array();
   printf("%-44s %8s %10s %10s\n", "measurement", "runs", "p50 (ms)", "p99 (ms)");
   for (const auto& s : results) {
-    printf("%-44s %8zu %10.3f %10.3f\n", s.name.c_str(), s.ms.size(), s.Percentile(0.5), s.Percentile(0.99));
-    out.push_back({{"name", s.name}, {"runs", s.ms.size()}, {"p50_ms", s.Percentile(0.5)},
+    printf("%-44s %8zu %10.3f %10.3f\n", s.name.c_str(), s.ms.size(), s.Percentile(0.5),
+           s.Percentile(0.99));
+    out.push_back({{"name", s.name},
+                   {"runs", s.ms.size()},
+                   {"p50_ms", s.Percentile(0.5)},
                    {"p99_ms", s.Percentile(0.99)}});
   }
   if (!json_out.empty()) (void)sys::WriteFile(json_out, out.dump(2));

@@ -107,7 +107,8 @@ Status ExecStream::Kill() { return conn_.Send(MsgType::kKill, "", MonotonicMilli
 
 Result<FileInfo> AgentClient::Stat(const std::string& path, int timeout_ms) {
   int64_t deadline = MonotonicMillis() + timeout_ms;
-  SBX_ASSIGN_OR_RETURN(Connection conn, Open(MsgType::kStat, PathRequest{path}.Encode(), timeout_ms));
+  SBX_ASSIGN_OR_RETURN(Connection conn,
+                       Open(MsgType::kStat, PathRequest{path}.Encode(), timeout_ms));
   SBX_ASSIGN_OR_RETURN(Frame frame, conn.Receive(deadline));
   if (frame.type != MsgType::kFileInfo) return UnexpectedFrame(frame, "stat");
   return FileInfo::Decode(frame.payload);

@@ -91,9 +91,8 @@ class AgentClient {
 
   // Replays (and with follow, tails) the main process's output from `request.offset`. The sink
   // returns false to stop. `end` receives the final position.
-  Status StreamLogs(const LogsRequest& request,
-                    const std::function<bool(const LogChunk&)>& sink, LogEnd* end,
-                    int64_t deadline_ms);
+  Status StreamLogs(const LogsRequest& request, const std::function<bool(const LogChunk&)>& sink,
+                    LogEnd* end, int64_t deadline_ms);
 
  private:
   Result<Connection> Open(MsgType type, std::string_view payload, int timeout_ms);

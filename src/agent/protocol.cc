@@ -4,33 +4,60 @@ namespace sbx::agent {
 
 const char* MsgTypeName(MsgType type) {
   switch (type) {
-    case MsgType::kExecStart: return "exec-start";
-    case MsgType::kStdin: return "stdin";
-    case MsgType::kStdinClose: return "stdin-close";
-    case MsgType::kResize: return "resize";
-    case MsgType::kSignal: return "signal";
-    case MsgType::kKill: return "kill";
-    case MsgType::kFileRead: return "file-read";
-    case MsgType::kFileWrite: return "file-write";
-    case MsgType::kFileData: return "file-data";
-    case MsgType::kFileEnd: return "file-end";
-    case MsgType::kStat: return "stat";
-    case MsgType::kListDir: return "list-dir";
-    case MsgType::kStatus: return "status";
-    case MsgType::kWaitMain: return "wait-main";
-    case MsgType::kAckExit: return "ack-exit";
-    case MsgType::kSignalMain: return "signal-main";
-    case MsgType::kLogs: return "logs";
-    case MsgType::kExecStarted: return "exec-started";
-    case MsgType::kOutput: return "output";
-    case MsgType::kExit: return "exit";
-    case MsgType::kError: return "error";
-    case MsgType::kOk: return "ok";
-    case MsgType::kFileInfo: return "file-info";
-    case MsgType::kDirEntries: return "dir-entries";
-    case MsgType::kStatusReply: return "status-reply";
-    case MsgType::kLogChunk: return "log-chunk";
-    case MsgType::kLogEnd: return "log-end";
+    case MsgType::kExecStart:
+      return "exec-start";
+    case MsgType::kStdin:
+      return "stdin";
+    case MsgType::kStdinClose:
+      return "stdin-close";
+    case MsgType::kResize:
+      return "resize";
+    case MsgType::kSignal:
+      return "signal";
+    case MsgType::kKill:
+      return "kill";
+    case MsgType::kFileRead:
+      return "file-read";
+    case MsgType::kFileWrite:
+      return "file-write";
+    case MsgType::kFileData:
+      return "file-data";
+    case MsgType::kFileEnd:
+      return "file-end";
+    case MsgType::kStat:
+      return "stat";
+    case MsgType::kListDir:
+      return "list-dir";
+    case MsgType::kStatus:
+      return "status";
+    case MsgType::kWaitMain:
+      return "wait-main";
+    case MsgType::kAckExit:
+      return "ack-exit";
+    case MsgType::kSignalMain:
+      return "signal-main";
+    case MsgType::kLogs:
+      return "logs";
+    case MsgType::kExecStarted:
+      return "exec-started";
+    case MsgType::kOutput:
+      return "output";
+    case MsgType::kExit:
+      return "exit";
+    case MsgType::kError:
+      return "error";
+    case MsgType::kOk:
+      return "ok";
+    case MsgType::kFileInfo:
+      return "file-info";
+    case MsgType::kDirEntries:
+      return "dir-entries";
+    case MsgType::kStatusReply:
+      return "status-reply";
+    case MsgType::kLogChunk:
+      return "log-chunk";
+    case MsgType::kLogEnd:
+      return "log-end";
   }
   return "unknown";
 }
@@ -56,16 +83,35 @@ Result<ExecStart> ExecStart::Decode(std::string_view payload) {
   FieldReader r(payload);
   while (r.Next()) {
     switch (r.tag()) {
-      case 1: r.AppendTo(m.argv); break;
-      case 2: r.AppendTo(m.env); break;
-      case 3: m.cwd = r.str(); break;
-      case 4: m.user = r.str(); break;
-      case 5: m.tty = r.boolean(); break;
-      case 6: m.rows = static_cast<uint32_t>(r.u64()); break;
-      case 7: m.cols = static_cast<uint32_t>(r.u64()); break;
-      case 8: m.stdin_open = r.boolean(); break;
-      case 9: m.timeout_ms = r.i64(); break;
-      default: break;
+      case 1:
+        r.AppendTo(m.argv);
+        break;
+      case 2:
+        r.AppendTo(m.env);
+        break;
+      case 3:
+        m.cwd = r.str();
+        break;
+      case 4:
+        m.user = r.str();
+        break;
+      case 5:
+        m.tty = r.boolean();
+        break;
+      case 6:
+        m.rows = static_cast<uint32_t>(r.u64());
+        break;
+      case 7:
+        m.cols = static_cast<uint32_t>(r.u64());
+        break;
+      case 8:
+        m.stdin_open = r.boolean();
+        break;
+      case 9:
+        m.timeout_ms = r.i64();
+        break;
+      default:
+        break;
     }
   }
   SBX_TRY(r.status("exec-start"));
@@ -154,11 +200,20 @@ Result<ExitInfo> ExitInfo::Decode(std::string_view payload) {
   FieldReader r(payload);
   while (r.Next()) {
     switch (r.tag()) {
-      case 1: m.exit_code = static_cast<int32_t>(r.i64()); break;
-      case 2: m.signal = static_cast<int32_t>(r.i64()); break;
-      case 3: m.signaled = r.boolean(); break;
-      case 4: m.timed_out = r.boolean(); break;
-      default: break;
+      case 1:
+        m.exit_code = static_cast<int32_t>(r.i64());
+        break;
+      case 2:
+        m.signal = static_cast<int32_t>(r.i64());
+        break;
+      case 3:
+        m.signaled = r.boolean();
+        break;
+      case 4:
+        m.timed_out = r.boolean();
+        break;
+      default:
+        break;
     }
   }
   SBX_TRY(r.status("exit"));
@@ -185,11 +240,20 @@ Result<ErrorReply> ErrorReply::Decode(std::string_view payload) {
   FieldReader r(payload);
   while (r.Next()) {
     switch (r.tag()) {
-      case 1: m.code = static_cast<int32_t>(r.i64()); break;
-      case 2: m.sys_errno = static_cast<int32_t>(r.i64()); break;
-      case 3: m.message = r.str(); break;
-      case 4: m.reason = r.str(); break;
-      default: break;
+      case 1:
+        m.code = static_cast<int32_t>(r.i64());
+        break;
+      case 2:
+        m.sys_errno = static_cast<int32_t>(r.i64());
+        break;
+      case 3:
+        m.message = r.str();
+        break;
+      case 4:
+        m.reason = r.str();
+        break;
+      default:
+        break;
     }
   }
   SBX_TRY(r.status("error"));
@@ -273,14 +337,29 @@ Result<FileInfo> FileInfo::Decode(std::string_view payload) {
   FieldReader r(payload);
   while (r.Next()) {
     switch (r.tag()) {
-      case 1: m.path = r.str(); break;
-      case 2: m.type = ToFileType(r.u64()); break;
-      case 3: m.size = r.u64(); break;
-      case 4: m.mode = static_cast<uint32_t>(r.u64()); break;
-      case 5: m.mtime_ns = r.i64(); break;
-      case 6: m.uid = static_cast<uint32_t>(r.u64()); break;
-      case 7: m.gid = static_cast<uint32_t>(r.u64()); break;
-      default: break;
+      case 1:
+        m.path = r.str();
+        break;
+      case 2:
+        m.type = ToFileType(r.u64());
+        break;
+      case 3:
+        m.size = r.u64();
+        break;
+      case 4:
+        m.mode = static_cast<uint32_t>(r.u64());
+        break;
+      case 5:
+        m.mtime_ns = r.i64();
+        break;
+      case 6:
+        m.uid = static_cast<uint32_t>(r.u64());
+        break;
+      case 7:
+        m.gid = static_cast<uint32_t>(r.u64());
+        break;
+      default:
+        break;
     }
   }
   SBX_TRY(r.status("file-info"));
@@ -327,11 +406,20 @@ Result<DirEntries> DirEntries::Decode(std::string_view payload) {
       FieldReader er(r.bytes());
       while (er.Next()) {
         switch (er.tag()) {
-          case 1: e.name = er.str(); break;
-          case 2: e.type = ToFileType(er.u64()); break;
-          case 3: e.size = er.u64(); break;
-          case 4: e.mode = static_cast<uint32_t>(er.u64()); break;
-          default: break;
+          case 1:
+            e.name = er.str();
+            break;
+          case 2:
+            e.type = ToFileType(er.u64());
+            break;
+          case 3:
+            e.size = er.u64();
+            break;
+          case 4:
+            e.mode = static_cast<uint32_t>(er.u64());
+            break;
+          default:
+            break;
         }
       }
       SBX_TRY(er.status("dir-entry"));
@@ -368,19 +456,45 @@ Result<StatusReply> StatusReply::Decode(std::string_view payload) {
   FieldReader r(payload);
   while (r.Next()) {
     switch (r.tag()) {
-      case 1: m.init_version = static_cast<uint32_t>(r.u64()); break;
-      case 2: m.main_pid = r.i64(); break;
-      case 3: m.main_running = r.boolean(); break;
-      case 4: m.main_exited = r.boolean(); break;
-      case 5: exit_bytes = r.str(); has_exit = true; break;
-      case 6: m.main_started_ns = r.i64(); break;
-      case 7: m.main_exited_ns = r.i64(); break;
-      case 8: m.exit_acknowledged = r.boolean(); break;
-      case 9: m.lifetime_exceeded = r.boolean(); break;
-      case 10: m.start_error = r.str(); break;
-      case 11: m.log_start = r.u64(); break;
-      case 12: m.log_end = r.u64(); break;
-      default: break;
+      case 1:
+        m.init_version = static_cast<uint32_t>(r.u64());
+        break;
+      case 2:
+        m.main_pid = r.i64();
+        break;
+      case 3:
+        m.main_running = r.boolean();
+        break;
+      case 4:
+        m.main_exited = r.boolean();
+        break;
+      case 5:
+        exit_bytes = r.str();
+        has_exit = true;
+        break;
+      case 6:
+        m.main_started_ns = r.i64();
+        break;
+      case 7:
+        m.main_exited_ns = r.i64();
+        break;
+      case 8:
+        m.exit_acknowledged = r.boolean();
+        break;
+      case 9:
+        m.lifetime_exceeded = r.boolean();
+        break;
+      case 10:
+        m.start_error = r.str();
+        break;
+      case 11:
+        m.log_start = r.u64();
+        break;
+      case 12:
+        m.log_end = r.u64();
+        break;
+      default:
+        break;
     }
   }
   SBX_TRY(r.status("status"));
@@ -424,11 +538,20 @@ Result<LogChunk> LogChunk::Decode(std::string_view payload) {
   FieldReader r(payload);
   while (r.Next()) {
     switch (r.tag()) {
-      case 1: m.offset = r.u64(); break;
-      case 2: m.time_ns = r.i64(); break;
-      case 3: m.stream = r.u64() == 2 ? StreamId::kStderr : StreamId::kStdout; break;
-      case 4: m.data = r.str(); break;
-      default: break;
+      case 1:
+        m.offset = r.u64();
+        break;
+      case 2:
+        m.time_ns = r.i64();
+        break;
+      case 3:
+        m.stream = r.u64() == 2 ? StreamId::kStderr : StreamId::kStdout;
+        break;
+      case 4:
+        m.data = r.str();
+        break;
+      default:
+        break;
     }
   }
   SBX_TRY(r.status("log-chunk"));
@@ -471,14 +594,29 @@ Result<InitConfig> InitConfig::Decode(std::string_view payload) {
   FieldReader r(payload);
   while (r.Next()) {
     switch (r.tag()) {
-      case 1: r.AppendTo(m.argv); break;
-      case 2: r.AppendTo(m.env); break;
-      case 3: m.cwd = r.str(); break;
-      case 4: m.user = r.str(); break;
-      case 5: m.log_ring_bytes = r.u64(); break;
-      case 6: m.deadline_unix_ns = r.i64(); break;
-      case 7: m.stop_grace_ms = r.i64(); break;
-      default: break;
+      case 1:
+        r.AppendTo(m.argv);
+        break;
+      case 2:
+        r.AppendTo(m.env);
+        break;
+      case 3:
+        m.cwd = r.str();
+        break;
+      case 4:
+        m.user = r.str();
+        break;
+      case 5:
+        m.log_ring_bytes = r.u64();
+        break;
+      case 6:
+        m.deadline_unix_ns = r.i64();
+        break;
+      case 7:
+        m.stop_grace_ms = r.i64();
+        break;
+      default:
+        break;
     }
   }
   SBX_TRY(r.status("init-config"));

@@ -140,7 +140,13 @@ struct FileWrite {
   static Result<FileWrite> Decode(std::string_view payload);
 };
 
-enum class FileType : uint8_t { kUnknown = 0, kRegular = 1, kDirectory = 2, kSymlink = 3, kOther = 4 };
+enum class FileType : uint8_t {
+  kUnknown = 0,
+  kRegular = 1,
+  kDirectory = 2,
+  kSymlink = 3,
+  kOther = 4
+};
 
 struct FileInfo {
   std::string path;

@@ -15,18 +15,42 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // JUSTIFICATION: fuzzer input is raw bytes.
   std::string_view payload(reinterpret_cast<const char*>(data + 1), size - 1);
   switch (data[0] % 16) {
-    case 0: (void)ExecStart::Decode(payload); break;
-    case 1: (void)Output::Decode(payload); break;
-    case 2: (void)ExitInfo::Decode(payload); break;
-    case 3: (void)ErrorReply::Decode(payload); break;
-    case 4: (void)FileInfo::Decode(payload); break;
-    case 5: (void)DirEntries::Decode(payload); break;
-    case 6: (void)StatusReply::Decode(payload); break;
-    case 7: (void)LogChunk::Decode(payload); break;
-    case 8: (void)LogEnd::Decode(payload); break;
-    case 9: (void)InitConfig::Decode(payload); break;
-    case 10: (void)FileWrite::Decode(payload); break;
-    case 11: (void)ExecStarted::Decode(payload); break;
+    case 0:
+      (void)ExecStart::Decode(payload);
+      break;
+    case 1:
+      (void)Output::Decode(payload);
+      break;
+    case 2:
+      (void)ExitInfo::Decode(payload);
+      break;
+    case 3:
+      (void)ErrorReply::Decode(payload);
+      break;
+    case 4:
+      (void)FileInfo::Decode(payload);
+      break;
+    case 5:
+      (void)DirEntries::Decode(payload);
+      break;
+    case 6:
+      (void)StatusReply::Decode(payload);
+      break;
+    case 7:
+      (void)LogChunk::Decode(payload);
+      break;
+    case 8:
+      (void)LogEnd::Decode(payload);
+      break;
+    case 9:
+      (void)InitConfig::Decode(payload);
+      break;
+    case 10:
+      (void)FileWrite::Decode(payload);
+      break;
+    case 11:
+      (void)ExecStarted::Decode(payload);
+      break;
     default: {
       FrameBuffer buffer;
       buffer.Append(payload.data(), payload.size());

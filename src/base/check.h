@@ -9,11 +9,11 @@ namespace sbx::internal {
 [[noreturn]] void CheckFailed(const char* file, int line, const char* condition, const char* msg);
 }  // namespace sbx::internal
 
-#define SBX_CHECK(cond)                                                  \
-  do {                                                                   \
-    if (!(cond)) {                                                       \
-      ::sbx::internal::CheckFailed(__FILE__, __LINE__, #cond, nullptr);  \
-    }                                                                    \
+#define SBX_CHECK(cond)                                                 \
+  do {                                                                  \
+    if (!(cond)) {                                                      \
+      ::sbx::internal::CheckFailed(__FILE__, __LINE__, #cond, nullptr); \
+    }                                                                   \
   } while (0)
 
 #define SBX_CHECK_MSG(cond, msg)                                      \

@@ -137,7 +137,9 @@ Error& Error::WithReason(std::string reason) & {
   reason_ = std::move(reason);
   return *this;
 }
-Error&& Error::WithReason(std::string reason) && { return std::move(WithReason(std::move(reason))); }
+Error&& Error::WithReason(std::string reason) && {
+  return std::move(WithReason(std::move(reason)));
+}
 
 Error& Error::WithMetadata(std::string key, std::string value) & {
   for (auto& [k, v] : metadata_) {

@@ -1,9 +1,9 @@
 #include "src/base/log.h"
 
+#include <memory>
+
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
-
-#include <memory>
 
 namespace sbx::log {
 
@@ -15,9 +15,8 @@ void Init(const std::string& level, Format format, const std::string& file) {
     logger = spdlog::basic_logger_mt("sbx", file);
   }
   if (format == Format::kJson) {
-    logger->set_pattern(
-        R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","src":"%s:%#","msg":"%v"})",
-        spdlog::pattern_time_type::utc);
+    logger->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","src":"%s:%#","msg":"%v"})",
+                        spdlog::pattern_time_type::utc);
   } else {
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %L %v", spdlog::pattern_time_type::utc);
   }

@@ -7,9 +7,9 @@
 
 #pragma once
 
-#include <spdlog/spdlog.h>
-
 #include <string>
+
+#include <spdlog/spdlog.h>
 
 namespace sbx::log {
 

@@ -34,15 +34,14 @@ class [[nodiscard]] Result {
  public:
   using value_type = T;
 
-  Result(const T& value) : data_(value) {}  // NOLINT(google-explicit-constructor)
-  Result(T&& value) : data_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
-  Result(const Error& error) : data_(error) {}  // NOLINT(google-explicit-constructor)
+  Result(const T& value) : data_(value) {}            // NOLINT(google-explicit-constructor)
+  Result(T&& value) : data_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
+  Result(const Error& error) : data_(error) {}        // NOLINT(google-explicit-constructor)
   Result(Error&& error) : data_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
-  template <typename U,
-            typename = std::enable_if_t<std::is_constructible_v<T, U&&> &&
-                                        !std::is_same_v<std::decay_t<U>, T> &&
-                                        !std::is_same_v<std::decay_t<U>, Error> &&
-                                        !std::is_same_v<std::decay_t<U>, Result<T>>>>
+  template <typename U, typename = std::enable_if_t<std::is_constructible_v<T, U&&> &&
+                                                    !std::is_same_v<std::decay_t<U>, T> &&
+                                                    !std::is_same_v<std::decay_t<U>, Error> &&
+                                                    !std::is_same_v<std::decay_t<U>, Result<T>>>>
   Result(U&& value) : data_(T(std::forward<U>(value))) {}  // NOLINT(google-explicit-constructor)
 
   bool has_value() const { return data_.index() == 0; }
@@ -92,7 +91,7 @@ template <>
 class [[nodiscard]] Result<void> {
  public:
   Result() = default;
-  Result(const Error& error) : error_(error) {}  // NOLINT(google-explicit-constructor)
+  Result(const Error& error) : error_(error) {}        // NOLINT(google-explicit-constructor)
   Result(Error&& error) : error_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool has_value() const { return !error_.has_value(); }
@@ -127,21 +126,21 @@ inline Status Ok() { return {}; }
 #define SBX_INTERNAL_CONCAT(a, b) SBX_INTERNAL_CONCAT_IMPL(a, b)
 
 // Returns the error of `expr` (a Result or Status) from the enclosing function.
-#define SBX_TRY(expr)                                      \
-  do {                                                     \
-    auto&& sbx_try_result_ = (expr);                       \
-    if (!sbx_try_result_.has_value()) {                    \
-      return std::move(sbx_try_result_).error();           \
-    }                                                      \
+#define SBX_TRY(expr)                            \
+  do {                                           \
+    auto&& sbx_try_result_ = (expr);             \
+    if (!sbx_try_result_.has_value()) {          \
+      return std::move(sbx_try_result_).error(); \
+    }                                            \
   } while (0)
 
 // Same, wrapping the error with `context` (evaluated only on error).
-#define SBX_TRY_CTX(expr, context)                              \
-  do {                                                          \
-    auto&& sbx_try_result_ = (expr);                            \
-    if (!sbx_try_result_.has_value()) {                         \
-      return std::move(sbx_try_result_).error().Wrap(context);  \
-    }                                                           \
+#define SBX_TRY_CTX(expr, context)                             \
+  do {                                                         \
+    auto&& sbx_try_result_ = (expr);                           \
+    if (!sbx_try_result_.has_value()) {                        \
+      return std::move(sbx_try_result_).error().Wrap(context); \
+    }                                                          \
   } while (0)
 
 #define SBX_INTERNAL_ASSIGN_OR_RETURN(tmp, lhs, expr) \

@@ -41,14 +41,16 @@ Status Mode(const json& j, const char* key, uint32_t& out, std::vector<std::stri
       return Ok();
     }
   }
-  return Error::InvalidArgument(std::string("config: ") + key + " must be an octal mode like \"0660\"");
+  return Error::InvalidArgument(std::string("config: ") + key +
+                                " must be an octal mode like \"0660\"");
 }
 
 }  // namespace
 
 Result<Config> Config::FromJson(const std::string& text) {
   json j = json::parse(text, nullptr, false, true);
-  if (j.is_discarded() || !j.is_object()) return Error::InvalidArgument("config is not a JSON object");
+  if (j.is_discarded() || !j.is_object())
+    return Error::InvalidArgument("config is not a JSON object");
   Config c;
   std::vector<std::string> seen;
   SBX_TRY(Field(j, "state_dir", c.state_dir, seen));
@@ -85,6 +87,7 @@ Result<Config> Config::FromJson(const std::string& text) {
   SBX_TRY(Field(j, "log_level", c.log_level, seen));
   SBX_TRY(Field(j, "log_format", c.log_format, seen));
   SBX_TRY(Field(j, "runtime_path", c.runtime_path, seen));
+  SBX_TRY(Field(j, "cgroup_parent", c.cgroup_parent, seen));
   SBX_TRY(Field(j, "stop_grace_max_seconds", c.stop_grace_max_seconds, seen));
   SBX_TRY(Field(j, "create_wait_ms", c.create_wait_ms, seen));
   seen.emplace_back("api_keys");
@@ -108,8 +111,8 @@ Result<Config> Config::FromJson(const std::string& text) {
   seen.emplace_back("registry_credentials");
   if (j.contains("registry_credentials")) {
     for (const auto& r : j["registry_credentials"]) {
-      c.registry_credentials.push_back({r.value("registry", ""), r.value("username", ""),
-                                        r.value("password", "")});
+      c.registry_credentials.push_back(
+          {r.value("registry", ""), r.value("username", ""), r.value("password", "")});
     }
   }
   for (const auto& [key, value] : j.items()) {
@@ -119,6 +122,9 @@ Result<Config> Config::FromJson(const std::string& text) {
   }
   if (c.writable_layer != "loop" && c.writable_layer != "tmpfs") {
     return Error::InvalidArgument("config: writable_layer must be \"loop\" or \"tmpfs\"");
+  }
+  if (c.cgroup_parent.empty() || c.cgroup_parent.find_first_of("/.") != std::string::npos) {
+    return Error::InvalidArgument("config: cgroup_parent must be a plain directory name");
   }
   if (c.log_format != "text" && c.log_format != "json") {
     return Error::InvalidArgument("config: log_format must be \"text\" or \"json\"");
@@ -144,7 +150,8 @@ Result<Config> Config::Load(const std::string& path) {
 std::string Config::ToJson() const {
   json keys = json::array();
   for (const auto& k : api_keys) {
-    keys.push_back({{"key", "<redacted>"}, {"tenant", k.tenant}, {"max_sandboxes", k.max_sandboxes}});
+    keys.push_back(
+        {{"key", "<redacted>"}, {"tenant", k.tenant}, {"max_sandboxes", k.max_sandboxes}});
   }
   json j = {{"state_dir", state_dir},
             {"run_dir", run_dir},

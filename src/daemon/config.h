@@ -37,8 +37,8 @@ struct Config {
   std::string tls_key;
   std::string metrics_listen;  // "host:port" for Prometheus /metrics; empty: off
   std::vector<ApiKey> api_keys;
-  std::string local_tenant = "local";  // tenant of unauthenticated unix-socket callers
-  int default_max_sandboxes = 1000;    // per tenant
+  std::string local_tenant = "local";         // tenant of unauthenticated unix-socket callers
+  int default_max_sandboxes = 1000;           // per tenant
   std::vector<std::string> registry_mirrors;  // for docker.io, Docker's registry-mirrors
   std::vector<std::string> insecure_registries;
   std::vector<RegistryCredential> registry_credentials;
@@ -59,10 +59,13 @@ struct Config {
   uint32_t id_map_gid = 1000000;
   uint32_t id_map_size = 65536;
   uint64_t max_file_bytes = 32ull << 20;  // unary ReadFile/WriteFile limit
-  std::string runner_id;                   // default: the host name
+  std::string runner_id;                  // default: the host name
   std::string log_level = "info";
   std::string log_format = "text";  // or "json"
   std::string runtime_path;         // sbx-runtime; default: next to sbxd
+  // cgroup directory (in each hierarchy) holding the sandboxes' groups. Each daemon on a host
+  // needs its own: at start, sbxd removes groups under it that it does not know.
+  std::string cgroup_parent = "sbx";
   int stop_grace_max_seconds = 300;
   int create_wait_ms = 5000;  // CreateSandbox answers once RUNNING, or after this long
 

@@ -40,11 +40,12 @@ class DaemonImpl : public Daemon {
     SBX_TRY(sys::MakeDirs(config_.run_dir, 0755));
     SBX_ASSIGN_OR_RETURN(store_, Store::Open(config_.state_dir + "/sbxd.db"));
     sys::CgroupLayout layout = sys::ProbeCgroups();
-    SBX_ASSIGN_OR_RETURN(cgroups_, runtime::MakeCgroupDriver(layout, "sbx"));
+    SBX_ASSIGN_OR_RETURN(cgroups_, runtime::MakeCgroupDriver(layout, config_.cgroup_parent));
     SBX_ASSIGN_OR_RETURN(images_, ImageStoreProvider::Open(config_));
     SBX_ASSIGN_OR_RETURN(std::string bin_dir, sys::SelfExeDir());
     ManagerPaths paths;
-    paths.runtime_binary = config_.runtime_path.empty() ? bin_dir + "/sbx-runtime" : config_.runtime_path;
+    paths.runtime_binary =
+        config_.runtime_path.empty() ? bin_dir + "/sbx-runtime" : config_.runtime_path;
     paths.init_binary = sys::DirName(paths.runtime_binary) + "/sbx-init";
     for (const auto& binary : {paths.runtime_binary, paths.init_binary}) {
       if (access(binary.c_str(), X_OK) != 0) {
@@ -84,7 +85,8 @@ class DaemonImpl : public Daemon {
     builder.RegisterService(system_service_.get());
     builder.RegisterService(image_service_.get());
     server_ = builder.BuildAndStart();
-    if (!server_) return Error::Unavailable("could not start the gRPC server (is the address in use?)");
+    if (!server_)
+      return Error::Unavailable("could not start the gRPC server (is the address in use?)");
     if (!config_.listen_tcp.empty() && tcp_port_ == 0) {
       return Error::Unavailable("could not listen on " + config_.listen_tcp);
     }

@@ -17,10 +17,12 @@ HttpServer::~HttpServer() { Stop(); }
 
 Status HttpServer::Start(const std::string& address, Handler metrics) {
   size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return Error::InvalidArgument("metrics address must be host:port");
+  if (colon == std::string::npos)
+    return Error::InvalidArgument("metrics address must be host:port");
   std::string host = address.substr(0, colon);
   auto port = ParseUint64(address.substr(colon + 1));
-  if (!port || *port > 65535) return Error::InvalidArgument("bad metrics port in " + Quote(address));
+  if (!port || *port > 65535)
+    return Error::InvalidArgument("bad metrics port in " + Quote(address));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(*port));

@@ -15,8 +15,8 @@
 namespace sbx::daemon {
 
 struct ResolvedImage {
-  std::string reference;  // normalised
-  std::string digest;     // manifest digest
+  std::string reference;                // normalised
+  std::string digest;                   // manifest digest
   std::vector<std::string> layer_dirs;  // lowest first
   std::vector<std::string> env;
   std::vector<std::string> entrypoint;

@@ -16,22 +16,28 @@
 namespace sbx::daemon {
 
 int Main(int argc, char** argv) {
-  CLI::App app{"sbxd: the sbx daemon. Creates sandboxes on this machine and serves the "
-               "coreweave.sandbox.v1 API (and sbx.v1) on a unix socket and, optionally, TCP."};
+  CLI::App app{
+      "sbxd: the sbx daemon. Creates sandboxes on this machine and serves the "
+      "coreweave.sandbox.v1 API (and sbx.v1) on a unix socket and, optionally, TCP."};
   std::string config_path;
   std::string state_dir, run_dir, listen_unix, listen_tcp, metrics_listen, log_level, writable;
+  std::string cgroup_parent;
   std::vector<std::string> mirrors, insecure;
   bool print_config = false;
   bool version = false;
-  app.add_option("-c,--config", config_path, "configuration file (JSON; see docs/configuration.md)");
+  app.add_option("-c,--config", config_path,
+                 "configuration file (JSON; see docs/configuration.md)");
   app.add_option("--state-dir", state_dir, "durable state (default /var/lib/sbx)");
   app.add_option("--run-dir", run_dir, "ephemeral state (default /run/sbx)");
   app.add_option("--listen-unix", listen_unix, "unix socket (default /run/sbx/sbxd.sock)");
   app.add_option("--listen-tcp", listen_tcp, "host:port for TCP clients (needs api_keys)");
   app.add_option("--metrics-listen", metrics_listen, "host:port for Prometheus /metrics");
   app.add_option("--registry-mirror", mirrors, "docker.io mirror URL (repeatable)");
-  app.add_option("--insecure-registry", insecure, "host:port reachable over plain HTTP (repeatable)");
+  app.add_option("--insecure-registry", insecure,
+                 "host:port reachable over plain HTTP (repeatable)");
   app.add_option("--writable-layer", writable, "loop or tmpfs");
+  app.add_option("--cgroup-parent", cgroup_parent,
+                 "cgroup directory for this daemon's sandboxes (default sbx)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   app.add_flag("--print-config", print_config, "print the effective configuration and exit");
   app.add_flag("--version", version, "print the version and exit");
@@ -64,6 +70,7 @@ int Main(int argc, char** argv) {
   if (!mirrors.empty()) config.registry_mirrors = mirrors;
   if (!insecure.empty()) config.insecure_registries = insecure;
   if (!writable.empty()) config.writable_layer = writable;
+  if (!cgroup_parent.empty()) config.cgroup_parent = cgroup_parent;
   if (!log_level.empty()) config.log_level = log_level;
   if (!config.listen_tcp.empty() && config.api_keys.empty()) {
     fprintf(stderr, "sbxd: listen_tcp needs api_keys in the configuration file\n");
@@ -73,7 +80,8 @@ int Main(int argc, char** argv) {
     std::cout << config.ToJson() << "\n";
     return 0;
   }
-  log::Init(config.log_level, config.log_format == "json" ? log::Format::kJson : log::Format::kText);
+  log::Init(config.log_level,
+            config.log_format == "json" ? log::Format::kJson : log::Format::kText);
   // Sandboxes' init processes are re-parented to sbxd when the sbx-runtime that started them
   // exits; sbxd reaps them when it removes their sandbox.
   prctl(PR_SET_CHILD_SUBREAPER, 1);

@@ -37,9 +37,8 @@ std::string Number(double v) {
 }  // namespace
 
 const std::vector<double>& Metrics::Buckets() {
-  static const std::vector<double> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                               0.1,    0.25,  0.5,    1,     2.5,  5,     10,
-                                               30,     60};
+  static const std::vector<double> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                               0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
   return kBuckets;
 }
 

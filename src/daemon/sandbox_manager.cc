@@ -60,9 +60,10 @@ SandboxManager::SandboxManager(Config config, ManagerPaths paths, Store* store,
       images_(images),
       cgroups_(cgroups),
       metrics_(metrics) {
-  capacity_cpu_millis_ = config_.capacity_cpu == "auto"
-                             ? AutoCpuMillis()
-                             : runtime::ParseCpuMillis(config_.capacity_cpu).value_or(AutoCpuMillis());
+  capacity_cpu_millis_ =
+      config_.capacity_cpu == "auto"
+          ? AutoCpuMillis()
+          : runtime::ParseCpuMillis(config_.capacity_cpu).value_or(AutoCpuMillis());
   capacity_memory_bytes_ =
       config_.capacity_memory == "auto"
           ? AutoMemoryBytes()
@@ -212,29 +213,31 @@ Result<SandboxRecord> SandboxManager::Create(const std::string& tenant, CreateRe
   r.request_id = request.request_id;
   r.state = State::kPending;
   r.create_ns = WallNanos();
-  r.lifetime_seconds = request.lifetime_seconds > 0 ? request.lifetime_seconds
-                                                    : config_.default_lifetime_seconds;
+  r.lifetime_seconds =
+      request.lifetime_seconds > 0 ? request.lifetime_seconds : config_.default_lifetime_seconds;
   r.deadline_ns = r.create_ns + static_cast<int64_t>(r.lifetime_seconds) * 1000000000;
   r.tags = request.tags;
   r.image = request.image.empty() ? config_.default_image : request.image;
-  r.cpu_limit_millis = request.cpu_limit_millis ? request.cpu_limit_millis
+  r.cpu_limit_millis = request.cpu_limit_millis     ? request.cpu_limit_millis
                        : request.cpu_request_millis ? request.cpu_request_millis
                                                     : default_cpu_millis_;
-  r.memory_limit_bytes = request.memory_limit_bytes ? request.memory_limit_bytes
+  r.memory_limit_bytes = request.memory_limit_bytes     ? request.memory_limit_bytes
                          : request.memory_request_bytes ? request.memory_request_bytes
                                                         : default_memory_bytes_;
   // Without explicit requests a sandbox reserves little, like a Burstable pod: its limits are
   // still enforced by the kernel.
   r.cpu_request_millis = request.cpu_request_millis ? request.cpu_request_millis : 10;
-  r.memory_request_bytes = request.memory_request_bytes ? request.memory_request_bytes : 32ull << 20;
+  r.memory_request_bytes =
+      request.memory_request_bytes ? request.memory_request_bytes : 32ull << 20;
   r.spec_blob = request.spec_blob;
   r.deny_egress = true;
-  if (r.cpu_request_millis > capacity_cpu_millis_ || r.memory_request_bytes > capacity_memory_bytes_) {
-    return Error::ResourceExhausted(
-               "the request (" + std::to_string(r.cpu_request_millis) + "m CPU, " +
-               FormatBytes(r.memory_request_bytes) + ") can never fit this node (" +
-               std::to_string(capacity_cpu_millis_) + "m CPU, " +
-               FormatBytes(capacity_memory_bytes_) + ")")
+  if (r.cpu_request_millis > capacity_cpu_millis_ ||
+      r.memory_request_bytes > capacity_memory_bytes_) {
+    return Error::ResourceExhausted("the request (" + std::to_string(r.cpu_request_millis) +
+                                    "m CPU, " + FormatBytes(r.memory_request_bytes) +
+                                    ") can never fit this node (" +
+                                    std::to_string(capacity_cpu_millis_) + "m CPU, " +
+                                    FormatBytes(capacity_memory_bytes_) + ")")
         .WithReason("CWSANDBOX_RUNNER_CAPACITY_EXHAUSTED");
   }
   SBX_TRY(Persist(r));
@@ -288,9 +291,10 @@ Result<std::string> SandboxManager::BuildBundle(const SandboxRecord& r, const Cr
   for (const auto& [k, v] : secret_env) set_env(k, v);
   if (std::none_of(spec.process.env.begin(), spec.process.env.end(),
                    [](const std::string& e) { return StartsWith(e, "PATH="); })) {
-    spec.process.env.emplace_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    spec.process.env.emplace_back(
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   }
-  spec.process.cwd = !req.working_dir.empty() ? req.working_dir
+  spec.process.cwd = !req.working_dir.empty()     ? req.working_dir
                      : !image.working_dir.empty() ? image.working_dir
                                                   : "/";
   spec.process.user = image.user;
@@ -349,8 +353,16 @@ void SandboxManager::CreateJob(std::string id) {
     (void)sys::RemoveTree(config_.run_dir + "/sandboxes/" + id);
     return;
   }
-  std::vector<std::string> argv = {paths_.runtime_binary, "create", "--bundle", *bundle, "--init",
-                                   paths_.init_binary, "--disk-dir", config_.state_dir + "/disks"};
+  std::vector<std::string> argv = {paths_.runtime_binary,
+                                   "--cgroup-parent",
+                                   config_.cgroup_parent,
+                                   "create",
+                                   "--bundle",
+                                   *bundle,
+                                   "--init",
+                                   paths_.init_binary,
+                                   "--disk-dir",
+                                   config_.state_dir + "/disks"};
   if (config_.writable_layer == "loop") {
     argv.insert(argv.end(), {"--disk-pool", config_.state_dir + "/disk-pool"});
   }
@@ -427,7 +439,8 @@ void SandboxManager::Finish(const std::string& id, State state, std::string reas
   SandboxRecord& r = it->second.record;
   bool held = IsActive(r.state);
   if (held) Unreserve(r);
-  if (!r.image_digest.empty() && held && r.state != State::kCreating) images_->Release(r.image_digest);
+  if (!r.image_digest.empty() && held && r.state != State::kCreating)
+    images_->Release(r.image_digest);
   r.state = state;
   r.reason = std::move(reason);
   r.message = std::move(message);
@@ -441,8 +454,8 @@ void SandboxManager::Finish(const std::string& id, State state, std::string reas
     it->second.watch_fd.reset();
   }
   (void)Persist(r);
-  metrics_->Inc("sbx_sandboxes_ended_total", {{"state", std::string(StateName(state))},
-                                             {"reason", r.reason}});
+  metrics_->Inc("sbx_sandboxes_ended_total",
+                {{"state", std::string(StateName(state))}, {"reason", r.reason}});
   SBX_LOG_INFO("sandbox ended id={} state={} reason={}", id, StateName(state), r.StateReason());
   Admit();
   changed_.notify_all();
@@ -474,9 +487,10 @@ void SandboxManager::ExitJob(std::string id) {
   const agent::ExitInfo& exit = status->main_exit;
   int code = exit.signaled ? 128 + exit.signal : exit.exit_code;
   if (status->lifetime_exceeded) {
-    Finish(id, State::kTerminated, "LIFETIME_EXCEEDED",
-           "the sandbox reached its maximum lifetime of " + std::to_string(r.lifetime_seconds) + "s",
-           code);
+    Finish(
+        id, State::kTerminated, "LIFETIME_EXCEEDED",
+        "the sandbox reached its maximum lifetime of " + std::to_string(r.lifetime_seconds) + "s",
+        code);
   } else if (!status->start_error.empty()) {
     Finish(id, State::kFailed, "STARTUP_FAILED", status->start_error, code);
   } else if (exit.signaled && exit.signal == SIGKILL && stats && stats->oom_kills > 0) {
@@ -565,8 +579,9 @@ void SandboxManager::StopJob(std::string id) {
   if (exited) {
     const auto& x = exited->main_exit;
     code = x.signaled ? 128 + x.signal : x.exit_code;
-    message = "stopped; main process " +
-              (x.signaled ? "killed by " + SignalName(x.signal) : "exited with code " + std::to_string(x.exit_code));
+    message =
+        "stopped; main process " + (x.signaled ? "killed by " + SignalName(x.signal)
+                                               : "exited with code " + std::to_string(x.exit_code));
   } else {
     code = 128 + SIGKILL;
     message = r.grace_seconds > 0 ? "stopped; main process killed after the " +
@@ -574,7 +589,8 @@ void SandboxManager::StopJob(std::string id) {
                                   : "stopped immediately";
   }
   if (reason == "LIFETIME_EXCEEDED") {
-    message = "the sandbox reached its maximum lifetime of " + std::to_string(r.lifetime_seconds) + "s";
+    message =
+        "the sandbox reached its maximum lifetime of " + std::to_string(r.lifetime_seconds) + "s";
   }
   Finish(id, State::kTerminated, reason, message, code);
 }
@@ -621,7 +637,8 @@ Result<ListResult> SandboxManager::List(const std::string& tenant, const ListFil
   }
   int size = filter.page_size <= 0 ? kDefaultPageSize : std::min(filter.page_size, kMaxPageSize);
   ListResult out;
-  for (size_t i = start; i < matches.size() && out.sandboxes.size() < static_cast<size_t>(size); ++i) {
+  for (size_t i = start; i < matches.size() && out.sandboxes.size() < static_cast<size_t>(size);
+       ++i) {
     out.sandboxes.push_back(*matches[i]);
   }
   size_t next = start + out.sandboxes.size();
@@ -688,7 +705,8 @@ Result<std::string> SandboxManager::AgentSocket(const std::string& tenant, const
                                                 int64_t deadline_ms) {
   SBX_ASSIGN_OR_RETURN(SandboxRecord r, WaitSettled(tenant, id, deadline_ms));
   if (r.state == State::kPending || r.state == State::kCreating) {
-    return Error::DeadlineExceeded("sandbox " + id + " is still " + std::string(StateName(r.state)));
+    return Error::DeadlineExceeded("sandbox " + id + " is still " +
+                                   std::string(StateName(r.state)));
   }
   if (r.state != State::kRunning) {
     return Error::FailedPrecondition("sandbox " + id + " is " + std::string(StateName(r.state)) +
@@ -831,8 +849,9 @@ void SandboxManager::Recover() {
   std::vector<std::pair<std::string, std::string>> lost;  // id, bundle
   {
     std::lock_guard lock(mu_);
-    std::sort(records->begin(), records->end(),
-              [](const SandboxRecord& a, const SandboxRecord& b) { return a.create_ns < b.create_ns; });
+    std::sort(records->begin(), records->end(), [](const SandboxRecord& a, const SandboxRecord& b) {
+      return a.create_ns < b.create_ns;
+    });
     for (auto& r : *records) {
       Entry entry;
       entry.record = r;
@@ -852,10 +871,13 @@ void SandboxManager::Recover() {
         case State::kTerminating: {
           bool alive = r.init_pid > 0 && runtime::ProcessAlive(r.init_pid, r.init_start_time);
           if (!alive) {
-            lost.emplace_back(r.id, r.bundle.empty() ? config_.run_dir + "/sandboxes/" + r.id : r.bundle);
+            lost.emplace_back(r.id,
+                              r.bundle.empty() ? config_.run_dir + "/sandboxes/" + r.id : r.bundle);
             bool stopping = r.state == State::kTerminating;
             e.record.state = stopping ? State::kTerminated : State::kFailed;
-            e.record.reason = stopping ? "USER_STOPPED" : (r.state == State::kCreating ? "STARTUP_FAILED" : "HOST_LOST");
+            e.record.reason = stopping
+                                  ? "USER_STOPPED"
+                                  : (r.state == State::kCreating ? "STARTUP_FAILED" : "HOST_LOST");
             e.record.message = r.state == State::kCreating
                                    ? "sbxd restarted while the sandbox was being created"
                                    : "sbx-init was gone when sbxd restarted";

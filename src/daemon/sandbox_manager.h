@@ -115,7 +115,7 @@ class SandboxManager {
 
   // Transitions (mu_ held).
   Status Persist(const SandboxRecord& record);
-  void Admit();                               // promotes pending sandboxes that fit
+  void Admit();  // promotes pending sandboxes that fit
   bool Fits(const SandboxRecord& record) const;
   void Reserve(const SandboxRecord& record);
   void Unreserve(const SandboxRecord& record);

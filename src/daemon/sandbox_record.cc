@@ -10,13 +10,20 @@ using nlohmann::json;
 
 std::string_view StateName(State state) {
   switch (state) {
-    case State::kPending: return "PENDING";
-    case State::kCreating: return "CREATING";
-    case State::kRunning: return "RUNNING";
-    case State::kCompleted: return "COMPLETED";
-    case State::kFailed: return "FAILED";
-    case State::kTerminating: return "TERMINATING";
-    case State::kTerminated: return "TERMINATED";
+    case State::kPending:
+      return "PENDING";
+    case State::kCreating:
+      return "CREATING";
+    case State::kRunning:
+      return "RUNNING";
+    case State::kCompleted:
+      return "COMPLETED";
+    case State::kFailed:
+      return "FAILED";
+    case State::kTerminating:
+      return "TERMINATING";
+    case State::kTerminated:
+      return "TERMINATED";
   }
   return "UNKNOWN";
 }

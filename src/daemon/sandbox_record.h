@@ -59,8 +59,8 @@ struct NetworkRequest {
 struct CreateRequest {
   std::string request_id;
   std::string image;
-  std::string command;              // replaces the image's entrypoint and cmd when set
-  std::vector<std::string> args;    // replaces the image's cmd
+  std::string command;            // replaces the image's entrypoint and cmd when set
+  std::vector<std::string> args;  // replaces the image's cmd
   bool args_given = false;
   std::map<std::string, std::string> env;
   std::vector<SecretRef> secrets;

@@ -38,7 +38,8 @@ Result<std::vector<std::pair<std::string, std::string>>> ResolveSecrets(
     SBX_ASSIGN_OR_RETURN(std::string value, sys::ReadFd(fd->get(), 1u << 20));
     if (!ref.field.empty()) {
       auto j = nlohmann::json::parse(value, nullptr, false);
-      if (j.is_discarded() || !j.is_object() || !j.contains(ref.field) || !j[ref.field].is_string()) {
+      if (j.is_discarded() || !j.is_object() || !j.contains(ref.field) ||
+          !j[ref.field].is_string()) {
         return Error::InvalidArgument(what + " has no string field " + Quote(ref.field));
       }
       value = j[ref.field].get<std::string>();

@@ -29,8 +29,9 @@ Result<Stmt> Prepare(sqlite3* db, const char* sql) {
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     Error e = SqlError(db, "open database " + Quote(path));
     sqlite3_close(db);
@@ -79,7 +80,8 @@ Status Store::Put(const SandboxRecord& record) {
 
 Status Store::Delete(const std::string& id) {
   std::lock_guard lock(mu_);
-  for (const char* sql : {"DELETE FROM sandboxes WHERE id = ?1", "DELETE FROM logs WHERE id = ?1"}) {
+  for (const char* sql :
+       {"DELETE FROM sandboxes WHERE id = ?1", "DELETE FROM logs WHERE id = ?1"}) {
     SBX_ASSIGN_OR_RETURN(Stmt stmt, Prepare(db_, sql));
     sqlite3_bind_text(stmt.get(), 1, id.c_str(), -1, SQLITE_TRANSIENT);
     if (sqlite3_step(stmt.get()) != SQLITE_DONE) return SqlError(db_, "delete sandbox " + id);
@@ -116,7 +118,8 @@ Status Store::PutLogs(const std::string& id, const std::string& data, uint64_t s
 
 Result<std::pair<std::string, uint64_t>> Store::GetLogs(const std::string& id) {
   std::lock_guard lock(mu_);
-  SBX_ASSIGN_OR_RETURN(Stmt stmt, Prepare(db_, "SELECT data, start_offset FROM logs WHERE id = ?1"));
+  SBX_ASSIGN_OR_RETURN(Stmt stmt,
+                       Prepare(db_, "SELECT data, start_offset FROM logs WHERE id = ?1"));
   sqlite3_bind_text(stmt.get(), 1, id.c_str(), -1, SQLITE_TRANSIENT);
   int rc = sqlite3_step(stmt.get());
   if (rc == SQLITE_DONE) return Error::NotFound("no saved output for " + id);

@@ -59,10 +59,10 @@ TEST(ResolveProcessTest, DefaultsWhenTheImageSaysNothing) {
   EXPECT_EQ(p.cwd, "/");
   EXPECT_EQ(p.user, "");
   Overrides o;
-  o.working_dir = "/work";
+  o.working_dir = "/srv/app";
   o.user = "1000:1000";
   p = ResolveProcess(PythonLike(), o);
-  EXPECT_EQ(p.cwd, "/work");
+  EXPECT_EQ(p.cwd, "/srv/app");
   EXPECT_EQ(p.user, "1000:1000");
 }
 

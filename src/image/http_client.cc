@@ -150,9 +150,9 @@ Error CurlError(CURLcode code, const char* detail, const HttpRequest& request) {
 
 }  // namespace
 
-// DNS and TLS sessions are shared between handles; connections are not (libcurl does not support
-// sharing its connection cache between concurrent threads), but a handle keeps its connections
-// across curl_easy_reset, so handles are pooled and reused.
+// The DNS cache and TLS resumption data are shared between handles; connections are not (libcurl
+// does not support sharing its connection cache between concurrent threads), but a handle keeps
+// its connections across curl_easy_reset, so handles are pooled and reused.
 struct HttpClient::Shared {
   CURLSH* share = nullptr;
   std::mutex locks[CURL_LOCK_DATA_LAST];

@@ -3,8 +3,8 @@
 // One HTTP request over libcurl, with what a registry client needs and nothing else: no automatic
 // redirects (the caller decides, so credentials never follow a redirect to another host), bounded
 // response bodies, connect/stall/total timeouts, a hook that vets the address actually connected
-// to (SSRF), and TLS settings per request. Connections, DNS and TLS sessions are shared between
-// requests of one HttpClient, which is thread-safe.
+// to (SSRF), and TLS settings per request. One HttpClient is thread-safe; its requests share the
+// DNS cache and TLS resumption data, and reuse connections through a pool of curl handles.
 //
 // Transport failures map to kUnavailable (kDeadlineExceeded for timeouts); an HTTP status is not
 // an error here: the caller interprets it.

@@ -185,6 +185,10 @@ Result<Reference> Reference::Parse(std::string_view text) {
     }
     ref.repository = "library/" + ref.repository;
   }
+  // Like Docker, the bound applies to the normalised name ("docker.io/library/...").
+  if (ref.Name().size() > kMaxNameLength) {
+    return fail("name longer than " + std::to_string(kMaxNameLength) + " characters");
+  }
   if (ref.tag.empty() && ref.digest.empty()) ref.tag = "latest";
   return ref;
 }

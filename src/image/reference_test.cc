@@ -117,6 +117,8 @@ TEST(ReferenceTest, RejectsMalformedWithAReason) {
       {"@" + d, "missing repository name"},
       {std::string(64, 'a'), "64-character hex"},
       {"a/" + std::string(260, 'b'), "longer than 255"},
+      // 250 characters, but "docker.io/library/" makes the normalised name too long.
+      {std::string(250, 'b'), "longer than 255"},
       {"ex\xc3\xa4mple/x", "non-printable"},
   };
   for (const auto& [text, why] : bad) {

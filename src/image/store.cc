@@ -377,6 +377,10 @@ Result<std::vector<Image>> Store::List() {
 }
 
 Result<Image> Store::Pull(const std::string& text, const ProgressFn& progress) {
+  if (IsDigestText(text)) {
+    return Error::InvalidArgument("cannot pull " + text + ": a digest needs a repository name")
+        .WithReason("SBX_INVALID_IMAGE_REFERENCE");
+  }
   SBX_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(text));
   std::string key = ref.String();
   std::shared_ptr<PullState> state;
@@ -711,6 +715,7 @@ void Store::Release(const std::string& manifest_digest) {
 Result<uint64_t> Store::GarbageCollect() { return Collect(/*include_layers=*/true); }
 
 Result<uint64_t> Store::Collect(bool include_layers) {
+  std::unique_lock<std::shared_mutex> exclusive(gc_mu_);
   uint64_t reclaimed = 0;
   std::vector<std::string> trash;
   {
@@ -754,6 +759,23 @@ Result<uint64_t> Store::DiskUsage() {
 }
 
 Result<std::vector<Image>> Store::Load(const std::string& archive_path, const std::string& tag) {
+  Result<std::vector<Image>> loaded = Error::Internal("not loaded");
+  {
+    // Blobs read from the archive are not pinned until their image is known: no collection may
+    // run in between.
+    std::shared_lock<std::shared_mutex> no_gc(gc_mu_);
+    loaded = LoadLocked(archive_path, tag);
+  }
+  if (!loaded) {
+    // What the archive brought in for an image that did not materialise.
+    (void)Collect(/*include_layers=*/false);
+    return std::move(loaded).error().Wrap("load " + Quote(archive_path));
+  }
+  return loaded;
+}
+
+Result<std::vector<Image>> Store::LoadLocked(const std::string& archive_path,
+                                             const std::string& tag) {
   SBX_ASSIGN_OR_RETURN(Platform platform, Platform::Parse(options_.platform));
   std::optional<Reference> tag_ref;
   if (!tag.empty()) {
@@ -761,12 +783,8 @@ Result<std::vector<Image>> Store::Load(const std::string& archive_path, const st
   }
   ArchiveLimits limits;
   limits.max_blob_bytes = options_.max_image_bytes;
-  auto read = ReadImageArchive(archive_path, *content_, platform, limits);
-  if (!read) {
-    (void)Collect(/*include_layers=*/false);
-    return std::move(read).error().Wrap("load " + Quote(archive_path));
-  }
-  std::vector<LoadedImage> loaded = std::move(*read);
+  SBX_ASSIGN_OR_RETURN(std::vector<LoadedImage> loaded,
+                       ReadImageArchive(archive_path, *content_, platform, limits));
   size_t unnamed = std::count_if(loaded.begin(), loaded.end(),
                                  [](const LoadedImage& l) { return l.names.empty(); });
   if (tag_ref && unnamed > 1) {
@@ -787,13 +805,11 @@ Result<std::vector<Image>> Store::Load(const std::string& archive_path, const st
   for (size_t i = 0; i < loaded.size(); ++i) {
     for (const auto& name : names[i]) {
       PullState state;
-      auto image = Materialize(name, nullptr, loaded[i].index_digest, loaded[i].manifest_digest,
-                               loaded[i].manifest, state);
-      if (!image) {
-        (void)Collect(/*include_layers=*/false);
-        return std::move(image).error().Wrap("load " + name);
-      }
-      out.push_back(std::move(*image));
+      SBX_ASSIGN_OR_RETURN_CTX(Image image,
+                               Materialize(name, nullptr, loaded[i].index_digest,
+                                           loaded[i].manifest_digest, loaded[i].manifest, state),
+                               name);
+      out.push_back(std::move(image));
     }
   }
   return out;

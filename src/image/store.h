@@ -17,7 +17,9 @@
 // Nothing becomes visible half-written: blobs are verified then renamed into place, a layer is
 // unpacked into tmp/ and renamed into layers/ only when complete and its diff_id verified, and a
 // record is written last. Bad input (a corrupt or hostile layer, a wrong digest, a bomb) fails the
-// pull and leaves no image, no layer directory and no blob behind.
+// pull and leaves no image, nothing of the bad layer, and no unreferenced blob; other layers of
+// that image that were complete and verified stay for a retry (GarbageCollect removes them if
+// nothing uses them).
 //
 // Concurrency: thread-safe. Concurrent pulls of one reference share a single pull (each caller
 // gets the progress events); concurrent pulls of different images that share a layer download
@@ -41,6 +43,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -166,6 +169,7 @@ class Store {
                     PullState& state, std::atomic<int64_t>& budget, LayerInfo* info);
   Status WriteRecord(const Record& record);
   Result<uint64_t> Collect(bool include_layers);
+  Result<std::vector<Image>> LoadLocked(const std::string& archive_path, const std::string& tag);
   Result<Image> ToImage(const Record& record) const;                         // mu_ held
   std::vector<const Record*> FindByDigest(const std::string& digest) const;  // mu_ held
   std::string LayerDir(const std::string& diff_id) const;
@@ -179,6 +183,7 @@ class Store {
   std::unique_ptr<ContentStore> content_;
   std::unique_ptr<RegistryClient> registry_;
 
+  std::shared_mutex gc_mu_;  // collections exclusive; loads (unpinned blobs) shared
   std::mutex mu_;
   std::map<std::string, Record> records_;    // by reference
   std::map<std::string, LayerInfo> layers_;  // by diff_id: complete layer dirs

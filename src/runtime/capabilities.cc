@@ -1,19 +1,18 @@
 #include "src/runtime/capabilities.h"
 
 #include <linux/capability.h>
+#include <sys/capability.h>
 #include <sys/prctl.h>
 
 #include <algorithm>
 #include <memory>
 
-#include <sys/capability.h>
-
 namespace sbx::runtime {
 
 std::vector<int> DefaultCapabilities() {
-  return {CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FOWNER,   CAP_FSETID,
-          CAP_KILL,   CAP_SETGID,       CAP_SETUID,   CAP_SETPCAP,
-          CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_SETFCAP};
+  return {CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FOWNER,  CAP_FSETID,           CAP_KILL,
+          CAP_SETGID, CAP_SETUID,       CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+          CAP_SETFCAP};
 }
 
 std::string CapabilityName(int cap) {
@@ -39,8 +38,8 @@ Status ApplyCapabilities(const std::vector<int>& keep) {
   if (!caps) return Error::Errno("cap_init");
   std::vector<cap_value_t> values(keep.begin(), keep.end());
   for (cap_flag_t flag : {CAP_PERMITTED, CAP_EFFECTIVE, CAP_INHERITABLE}) {
-    if (!values.empty() &&
-        cap_set_flag(caps.get(), flag, static_cast<int>(values.size()), values.data(), CAP_SET) != 0) {
+    if (!values.empty() && cap_set_flag(caps.get(), flag, static_cast<int>(values.size()),
+                                        values.data(), CAP_SET) != 0) {
       return Error::Errno("cap_set_flag");
     }
   }

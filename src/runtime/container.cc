@@ -1,5 +1,6 @@
 #include "src/runtime/container.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -13,17 +14,16 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
-#include <sys/sendfile.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 
-#include <dirent.h>
 #include <nlohmann/json.hpp>
 
 #include "src/agent/protocol.h"
@@ -47,9 +47,9 @@ constexpr int kInitExecFd = 5;
 
 // Docker's masked and read-only paths (security.md §4).
 constexpr const char* kMaskedPaths[] = {
-    "/proc/acpi",        "/proc/asound",        "/proc/interrupts", "/proc/kcore",
-    "/proc/keys",        "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi",
-    "/proc/timer_list",  "/proc/timer_stats",   "/sys/firmware",    "/sys/devices/virtual/powercap",
+    "/proc/acpi",       "/proc/asound",        "/proc/interrupts",  "/proc/kcore",
+    "/proc/keys",       "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi",
+    "/proc/timer_list", "/proc/timer_stats",   "/sys/firmware",     "/sys/devices/virtual/powercap",
 };
 constexpr const char* kReadOnlyPaths[] = {
     "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
@@ -81,12 +81,12 @@ struct ChildContext {
   _exit(1);
 }
 
-#define CHILD_TRY(ctx, expr)                           \
-  do {                                                 \
-    auto&& child_result_ = (expr);                     \
-    if (!child_result_.has_value()) {                  \
-      ChildFail((ctx), child_result_.error());         \
-    }                                                  \
+#define CHILD_TRY(ctx, expr)                   \
+  do {                                         \
+    auto&& child_result_ = (expr);             \
+    if (!child_result_.has_value()) {          \
+      ChildFail((ctx), child_result_.error()); \
+    }                                          \
   } while (0)
 
 Status SyncWrite(int fd, char c) {
@@ -130,7 +130,8 @@ Result<UniqueFd> EnsureDir(int root, const std::string& path, mode_t mode, const
     if (mkdirat(parent_fd.get(), part.c_str(), mode) != 0 && errno != EEXIST) {
       return Error::Errno("mkdir " + Quote(current));
     }
-    if (fchownat(parent_fd.get(), part.c_str(), ids.host_uid, ids.host_gid, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (fchownat(parent_fd.get(), part.c_str(), ids.host_uid, ids.host_gid, AT_SYMLINK_NOFOLLOW) !=
+        0) {
       return Error::Errno("chown " + Quote(current));
     }
   }
@@ -145,7 +146,8 @@ Status ReplaceFile(int dir_fd, const std::string& name, std::string_view content
     if (S_ISDIR(st.st_mode)) return Error::InvalidArgument(Quote(name) + " is a directory");
     if (unlinkat(dir_fd, name.c_str(), 0) != 0) return Error::Errno("remove " + Quote(name));
   }
-  UniqueFd fd(openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  UniqueFd fd(
+      openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd) return Error::Errno("create " + Quote(name));
   if (content_fd >= 0) {
     while (true) {
@@ -156,7 +158,8 @@ Status ReplaceFile(int dir_fd, const std::string& name, std::string_view content
   } else {
     SBX_TRY(sys::WriteAll(fd.get(), content));
   }
-  if (fchown(fd.get(), ids.host_uid, ids.host_gid) != 0) return Error::Errno("chown " + Quote(name));
+  if (fchown(fd.get(), ids.host_uid, ids.host_gid) != 0)
+    return Error::Errno("chown " + Quote(name));
   if (fchmod(fd.get(), mode) != 0) return Error::Errno("chmod " + Quote(name));
   return Ok();
 }
@@ -180,7 +183,9 @@ Status SetupDev(int root, const RuntimeSpec& spec) {
   const IdMap& ids = spec.id_map;
   SBX_ASSIGN_OR_RETURN(UniqueFd target, EnsureDir(root, "/dev", 0755, ids));
   SBX_TRY(MountOn(target.get(), "tmpfs",
-                  {{"mode", "755"}, {"size", "65536k"}, {"uid", std::to_string(ids.host_uid)},
+                  {{"mode", "755"},
+                   {"size", "65536k"},
+                   {"uid", std::to_string(ids.host_uid)},
                    {"gid", std::to_string(ids.host_gid)}},
                   kMountNoSuid | kMountNoExec, "/dev"));
   SBX_ASSIGN_OR_RETURN(UniqueFd dev, OpenNoSymlinks(root, "/dev", O_RDONLY | O_DIRECTORY));
@@ -210,16 +215,21 @@ Status SetupDev(int root, const RuntimeSpec& spec) {
   uint32_t tty_gid = ids.host_gid + (ids.size > 5 ? 5 : 0);
   SBX_ASSIGN_OR_RETURN(UniqueFd pts, OpenNoSymlinks(root, "/dev/pts", O_PATH | O_DIRECTORY));
   SBX_TRY(MountOn(pts.get(), "devpts",
-                  {{"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"},
+                  {{"newinstance", ""},
+                   {"ptmxmode", "0666"},
+                   {"mode", "0620"},
                    {"gid", std::to_string(tty_gid)}},
                   kMountNoSuid | kMountNoExec, "/dev/pts"));
   SBX_ASSIGN_OR_RETURN(UniqueFd shm, OpenNoSymlinks(root, "/dev/shm", O_PATH | O_DIRECTORY));
   SBX_TRY(MountOn(shm.get(), "tmpfs",
-                  {{"mode", "1777"}, {"size", std::to_string(spec.resources.shm_bytes)},
-                   {"uid", std::to_string(ids.host_uid)}, {"gid", std::to_string(ids.host_gid)}},
+                  {{"mode", "1777"},
+                   {"size", std::to_string(spec.resources.shm_bytes)},
+                   {"uid", std::to_string(ids.host_uid)},
+                   {"gid", std::to_string(ids.host_gid)}},
                   kMountNoSuid | kMountNoDev | kMountNoExec, "/dev/shm"));
   SBX_ASSIGN_OR_RETURN(UniqueFd mq, OpenNoSymlinks(root, "/dev/mqueue", O_PATH | O_DIRECTORY));
-  SBX_TRY(MountOn(mq.get(), "mqueue", {}, kMountNoSuid | kMountNoDev | kMountNoExec, "/dev/mqueue"));
+  SBX_TRY(
+      MountOn(mq.get(), "mqueue", {}, kMountNoSuid | kMountNoDev | kMountNoExec, "/dev/mqueue"));
   return Ok();
 }
 
@@ -265,7 +275,8 @@ Status MaskAndProtect(int root) {
     if (dir != nullptr) {
       while (dirent* e = readdir(dir)) {
         std::string name = e->d_name;
-        if (StartsWith(name, "cpu") && name.size() > 3 && isdigit(static_cast<unsigned char>(name[3]))) {
+        if (StartsWith(name, "cpu") && name.size() > 3 &&
+            isdigit(static_cast<unsigned char>(name[3]))) {
           masked.push_back("/sys/devices/system/cpu/" + name + "/thermal_throttle");
         }
       }
@@ -294,7 +305,8 @@ Status WriteEtcFiles(int root, const RuntimeSpec& spec) {
   SBX_TRY(ReplaceFile(etc_dir.get(), "hostname", spec.hostname + "\n", 0644, spec.id_map));
   std::string resolv;
   for (const auto& server : spec.network.dns_servers) resolv += "nameserver " + server + "\n";
-  if (!spec.network.dns_search.empty()) resolv += "search " + Join(spec.network.dns_search, " ") + "\n";
+  if (!spec.network.dns_search.empty())
+    resolv += "search " + Join(spec.network.dns_search, " ") + "\n";
   if (resolv.empty()) resolv = "# no network resolver for this sandbox\n";
   SBX_TRY(ReplaceFile(etc_dir.get(), "resolv.conf", resolv, 0644, spec.id_map));
   return Ok();
@@ -312,7 +324,8 @@ Status PlaceMountedFiles(int root, const ChildContext& ctx) {
     auto parent = EnsureDir(root, dir, 0755, spec.id_map);
     if (!parent) return std::move(parent).error().Wrap("place " + Quote(file.path));
     SBX_ASSIGN_OR_RETURN(UniqueFd dir_fd, OpenNoSymlinks(root, dir, O_RDONLY | O_DIRECTORY));
-    Status placed = ReplaceFile(dir_fd.get(), name, "", file.mode & 0777, spec.id_map, ctx.file_fds[i]);
+    Status placed =
+        ReplaceFile(dir_fd.get(), name, "", file.mode & 0777, spec.id_map, ctx.file_fds[i]);
     if (!placed) return std::move(placed).error().Wrap("place " + Quote(file.path));
     // Read-only inside: a read-only bind of the file onto itself.
     SBX_ASSIGN_OR_RETURN(UniqueFd target, OpenNoSymlinks(root, file.path, O_PATH));
@@ -512,7 +525,8 @@ Result<UniqueFd> SealedCopyOfInit(const std::string& path) {
     left -= n;
   }
   // SECURITY: sealed, so nothing (not even root in the sandbox via /proc/1/exe) can modify it.
-  if (fcntl(mem.get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0) {
+  if (fcntl(mem.get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) !=
+      0) {
     return Error::Errno("seal sbx-init copy");
   }
   return mem;
@@ -654,8 +668,8 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   for (size_t i = 0; i < spec.rootfs.layers.size(); ++i) {
     struct stat st {};
     if (stat(spec.rootfs.layers[i].c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      return Error::InvalidArgument("rootfs.layers[" + std::to_string(i) + "]: " +
-                                    Quote(spec.rootfs.layers[i]) + " is not a directory");
+      return Error::InvalidArgument("rootfs.layers[" + std::to_string(i) +
+                                    "]: " + Quote(spec.rootfs.layers[i]) + " is not a directory");
     }
   }
   if (sys::PathExists(bundle + "/state.json")) {
@@ -673,13 +687,16 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   }
   UniqueFd netns;
   if (spec.network.mode == "netns") {
-    SBX_ASSIGN_OR_RETURN_CTX(netns, sys::Open(spec.network.netns_path, O_RDONLY), "network namespace");
+    SBX_ASSIGN_OR_RETURN_CTX(netns, sys::Open(spec.network.netns_path, O_RDONLY),
+                             "network namespace");
   }
-  SBX_ASSIGN_OR_RETURN_CTX(UniqueFd init_fd, SealedCopyOfInit(options.init_path), "sbx-init binary");
+  SBX_ASSIGN_OR_RETURN_CTX(UniqueFd init_fd, SealedCopyOfInit(options.init_path),
+                           "sbx-init binary");
   SBX_ASSIGN_OR_RETURN(UniqueFd config_fd, InitConfigFd(spec));
   for (const char* dir : {"rootfs", "disk"}) {
     std::string path = bundle + "/" + dir;
-    if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return Error::Errno("mkdir " + Quote(path));
+    if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
+      return Error::Errno("mkdir " + Quote(path));
   }
 
   CgroupLimits limits{spec.resources.memory_bytes, spec.resources.cpu_millis, spec.resources.pids};
@@ -690,7 +707,8 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   if (spec.rootfs.writable.kind == WritableKind::kLoop) {
     DiskFormat format{spec.rootfs.writable.size_bytes, spec.rootfs.writable.inodes,
                       spec.id_map.host_uid, spec.id_map.host_gid};
-    std::string image = (options.disk_dir.empty() ? bundle : options.disk_dir) + "/" + spec.id + ".img";
+    std::string image =
+        (options.disk_dir.empty() ? bundle : options.disk_dir) + "/" + spec.id + ".img";
     rollback.set_disk_image(image);
     SBX_ASSIGN_OR_RETURN(bool pooled, TakeFromPool(options.disk_pool_dir, format, image));
     if (!pooled) SBX_TRY(FormatDiskImage(image, format));
@@ -759,7 +777,8 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   state.socket_path = socket_path;
   state.loop_device = loop.path;
   if (spec.rootfs.writable.kind == WritableKind::kLoop) {
-    state.disk_image = (options.disk_dir.empty() ? bundle : options.disk_dir) + "/" + spec.id + ".img";
+    state.disk_image =
+        (options.disk_dir.empty() ? bundle : options.disk_dir) + "/" + spec.id + ".img";
   }
   state.created_unix_ns = WallNanos();
   SBX_TRY(sys::WriteFileAtomic(bundle + "/state.json", StateToJson(state), 0600));

@@ -13,7 +13,8 @@
 // runs, and on any failure leaves nothing behind. The life of a sandbox, in order:
 //
 //   host:  validate spec -> cgroup with limits -> writable layer (image + loop device)
-//          -> listening socket -> sealed copy of sbx-init -> clone(NEWNS|NEWPID|NEWUTS|NEWIPC|NEWNET)
+//          -> listening socket -> sealed copy of sbx-init ->
+//          clone(NEWNS|NEWPID|NEWUTS|NEWIPC|NEWNET)
 //          -> child into the cgroup, oom_score_adj -> "go"
 //   child: private mounts -> writable fs -> overlay rootfs -> pivot_root -> /proc, /dev, /sys,
 //          /etc files, mounted files, masked and read-only paths -> hostname, loopback

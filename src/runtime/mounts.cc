@@ -77,7 +77,8 @@ Result<UniqueFd> MakeMount(const std::string& fstype, const std::vector<FsOption
 }
 
 Status AttachMount(int mount_fd, int target_fd, const std::string& label) {
-  if (MoveMount(mount_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+  if (MoveMount(mount_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) !=
+      0) {
     return Error::Errno("attach mount on " + label);
   }
   return Ok();
@@ -89,7 +90,8 @@ Status MountOn(int target_fd, const std::string& fstype, const std::vector<FsOpt
   return AttachMount(mnt.get(), target_fd, label);
 }
 
-Status BindOn(int source_fd, int target_fd, bool readonly, bool recursive, const std::string& label) {
+Status BindOn(int source_fd, int target_fd, bool readonly, bool recursive,
+              const std::string& label) {
   unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH;
   if (recursive) flags |= AT_RECURSIVE;
   UniqueFd tree(OpenTree(source_fd, "", flags));

@@ -43,7 +43,8 @@ Status MountOn(int target_fd, const std::string& fstype, const std::vector<FsOpt
                unsigned attrs, const std::string& label);
 
 // Bind-mounts `source_fd` (a file or directory) onto `target_fd`, optionally read-only.
-Status BindOn(int source_fd, int target_fd, bool readonly, bool recursive, const std::string& label);
+Status BindOn(int source_fd, int target_fd, bool readonly, bool recursive,
+              const std::string& label);
 
 // Makes the tree at `target_fd` read-only by binding it onto itself read-only (for paths that are
 // not mount points, such as /proc/sys).

@@ -85,7 +85,8 @@ TEST(SeccompPolicyTest, EnforcedInAProcess) {
   EXPECT_EQ(InChild([] { return unshare(CLONE_NEWUSER) == -1 && errno == EPERM; }), 0);
   EXPECT_EQ(InChild([] { return unshare(CLONE_NEWNS) == -1 && errno == EPERM; }), 0);
   EXPECT_EQ(InChild([] {
-              return syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0) == -1 && errno == EPERM;
+              return syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0) == -1 &&
+                     errno == EPERM;
             }),
             0);
   EXPECT_EQ(InChild([] { return syscall(SYS_clone3, nullptr, 0) == -1 && errno == ENOSYS; }), 0);

@@ -47,7 +47,8 @@ Status Validate(const RuntimeSpec& spec) {
     }
   }
   if (spec.rootfs.layers.empty()) return Error::InvalidArgument("rootfs.layers: no layers");
-  if (spec.rootfs.layers.size() > 500) return Error::InvalidArgument("rootfs.layers: more than 500 layers");
+  if (spec.rootfs.layers.size() > 500)
+    return Error::InvalidArgument("rootfs.layers: more than 500 layers");
   const auto& w = spec.rootfs.writable;
   if (w.size_bytes < (1u << 20) || w.size_bytes > (16ull << 40)) {
     return Error::InvalidArgument("rootfs.writable.size_bytes: must be between 1 MiB and 16 TiB");
@@ -72,7 +73,8 @@ Status Validate(const RuntimeSpec& spec) {
   if (r.memory_bytes < (6u << 20)) {
     return Error::InvalidArgument("resources.memory_bytes: at least 6 MiB is needed");
   }
-  if (r.memory_bytes > (1ull << 50)) return Error::InvalidArgument("resources.memory_bytes: absurd");
+  if (r.memory_bytes > (1ull << 50))
+    return Error::InvalidArgument("resources.memory_bytes: absurd");
   if (r.cpu_millis < 10 || r.cpu_millis > 1024000) {
     return Error::InvalidArgument("resources.cpu_millis: must be between 10 and 1024000");
   }
@@ -102,7 +104,8 @@ Status Validate(const RuntimeSpec& spec) {
     return Error::InvalidArgument("network.mode: " + Quote(spec.network.mode) +
                                   " (expected \"none\" or \"netns\")");
   }
-  if (spec.network.mode == "netns") SBX_TRY(CheckAbsolute(spec.network.netns_path, "network.netns_path"));
+  if (spec.network.mode == "netns")
+    SBX_TRY(CheckAbsolute(spec.network.netns_path, "network.netns_path"));
   if (spec.stop_grace_ms < 0 || spec.stop_grace_ms > 3600000) {
     return Error::InvalidArgument("stop_grace_ms: must be between 0 and 3600000");
   }
@@ -155,7 +158,8 @@ std::string ToJson(const RuntimeSpec& spec) {
 
 Result<RuntimeSpec> FromJson(const std::string& text) {
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return Error::InvalidArgument("spec is not a JSON object");
+  if (j.is_discarded() || !j.is_object())
+    return Error::InvalidArgument("spec is not a JSON object");
   RuntimeSpec spec;
   try {
     spec.id = j.at("id").get<std::string>();
@@ -244,10 +248,19 @@ Result<uint64_t> ParseBytes(std::string_view quantity) {
     const char* text;
     double factor;
   };
-  static constexpr Suffix kSuffixes[] = {
-      {"Ki", 1024.0}, {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
-      {"Pi", 1125899906842624.0}, {"k", 1e3}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12},
-      {"P", 1e15}};
+  static constexpr Suffix kSuffixes[] = {{"Ki", 1024.0},
+                                         {"Mi", 1048576.0},
+                                         {"Gi", 1073741824.0},
+                                         {"Ti", 1099511627776.0},
+                                         {"Pi", 1125899906842624.0},
+                                         {"Ei", 1152921504606846976.0},
+                                         {"k", 1e3},
+                                         {"K", 1e3},
+                                         {"M", 1e6},
+                                         {"G", 1e9},
+                                         {"T", 1e12},
+                                         {"P", 1e15},
+                                         {"E", 1e18}};
   double factor = 1;
   std::string number = q;
   for (const auto& s : kSuffixes) {
@@ -264,7 +277,8 @@ Result<uint64_t> ParseBytes(std::string_view quantity) {
     return Error::InvalidArgument("invalid memory quantity " + Quote(q));
   }
   double bytes = value * factor;
-  if (bytes > 1.8e19) return Error::InvalidArgument("memory quantity " + Quote(q) + " is too large");
+  if (bytes > 1.8e19)
+    return Error::InvalidArgument("memory quantity " + Quote(q) + " is too large");
   return static_cast<uint64_t>(std::llround(bytes));
 }
 

@@ -49,7 +49,10 @@ TEST(SpecTest, ErrorsNameTheField) {
       {[](RuntimeSpec& s) { s.rootfs.writable.size_bytes = 10; }, "rootfs.writable.size_bytes"},
       {[](RuntimeSpec& s) { s.id_map.host_uid = 0; }, "id_map"},
       {[](RuntimeSpec& s) { s.network.mode = "bridge"; }, "network.mode"},
-      {[](RuntimeSpec& s) { s.files.push_back({"/", "/src", 0444}); }, "files[0].path"},
+      {[](RuntimeSpec& s) {
+         s.files.push_back({"/", "/src", 0444});
+       },
+       "files[0].path"},
   };
   for (const auto& c : cases) {
     RuntimeSpec spec = Good();
@@ -79,6 +82,7 @@ TEST(SpecTest, Quantities) {
   EXPECT_EQ(*ParseBytes("1G"), 1000000000ull);
   EXPECT_EQ(*ParseBytes("2Gi"), 2ull << 30);
   EXPECT_EQ(*ParseBytes("1024"), 1024u);
+  EXPECT_EQ(*ParseBytes("1Ei"), 1ull << 60);
   EXPECT_FALSE(ParseBytes("12Zi"));
   EXPECT_FALSE(ParseBytes(""));
   EXPECT_FALSE(ParseBytes("1e30"));

@@ -27,8 +27,9 @@ Result<std::string> FindMkfs() {
   for (const char* path : {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4", "/usr/bin/mkfs.ext4"}) {
     if (access(path, X_OK) == 0) return std::string(path);
   }
-  return Error::FailedPrecondition("mkfs.ext4 not found (install e2fsprogs), or use the tmpfs "
-                                   "writable layer");
+  return Error::FailedPrecondition(
+      "mkfs.ext4 not found (install e2fsprogs), or use the tmpfs "
+      "writable layer");
 }
 
 }  // namespace
@@ -43,11 +44,17 @@ Status FormatDiskImage(const std::string& path, const DiskFormat& format) {
       return e;
     }
   }
-  std::vector<std::string> argv = {mkfs, "-q", "-F", "-O", "^has_journal", "-m", "0",
-                                   "-E",
-                                   "lazy_itable_init=1,nodiscard,root_owner=" +
-                                       std::to_string(format.root_uid) + ":" +
-                                       std::to_string(format.root_gid)};
+  std::vector<std::string> argv = {
+      mkfs,
+      "-q",
+      "-F",
+      "-O",
+      "^has_journal",
+      "-m",
+      "0",
+      "-E",
+      "lazy_itable_init=1,nodiscard,root_owner=" + std::to_string(format.root_uid) + ":" +
+          std::to_string(format.root_gid)};
   if (format.inodes > 0) {
     argv.push_back("-N");
     argv.push_back(std::to_string(format.inodes));

@@ -22,7 +22,8 @@ CgroupLayout ProbeCgroups(const std::string& mountinfo_path) {
   std::ifstream in(mountinfo_path);
   std::string line;
   while (std::getline(in, line)) {
-    // mountinfo: id parent major:minor root mountpoint options [optional...] - fstype source superopts
+    // mountinfo: id parent major:minor root mountpoint options [optional...] - fstype source
+    // superopts
     size_t dash = line.find(" - ");
     if (dash == std::string::npos) continue;
     std::vector<std::string> left = Split(line.substr(0, dash), ' ');
@@ -73,7 +74,8 @@ Feature ProbeUserNamespaces() {
 
 Feature ProbeOverlayfs() {
   auto fs = ReadFile("/proc/filesystems");
-  if (fs && fs->find("\toverlay\n") != std::string::npos) return {true, "overlay in /proc/filesystems"};
+  if (fs && fs->find("\toverlay\n") != std::string::npos)
+    return {true, "overlay in /proc/filesystems"};
   return {false, "overlay is not in /proc/filesystems (modprobe overlay)"};
 }
 
@@ -110,7 +112,8 @@ Feature ProbeLoopDevices() {
 }
 
 Feature ProbeRealRoot() {
-  if (geteuid() != 0) return {false, "not running as root (euid " + std::to_string(geteuid()) + ")"};
+  if (geteuid() != 0)
+    return {false, "not running as root (euid " + std::to_string(geteuid()) + ")"};
   auto map = ReadFile("/proc/self/uid_map");
   if (!map) return {false, "cannot read /proc/self/uid_map"};
   if (map->find("4294967295") == std::string::npos) {

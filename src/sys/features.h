@@ -21,8 +21,8 @@ struct CgroupLayout {
   // "v2" when /sys/fs/cgroup is a pure cgroup2 mount with the controllers we need, "v1" when the
   // v1 controllers are mounted (hybrid or legacy), "" when neither is usable.
   std::string version;
-  std::string v2_root;                          // mount point of cgroup2, if any
-  std::vector<std::string> v2_controllers;      // enabled in the v2 root
+  std::string v2_root;                           // mount point of cgroup2, if any
+  std::vector<std::string> v2_controllers;       // enabled in the v2 root
   std::map<std::string, std::string> v1_mounts;  // controller -> mount point
 };
 

@@ -33,8 +33,8 @@ TEST(FeaturesTest, EmptyLayoutIsUnusable) {
 
 TEST(FeaturesTest, ProbeAllNamesEveryFeature) {
   auto all = ProbeAll();
-  for (const char* name : {"root", "userns", "overlayfs", "openat2", "pidfd", "seccomp", "loop",
-                           "cgroups"}) {
+  for (const char* name :
+       {"root", "userns", "overlayfs", "openat2", "pidfd", "seccomp", "loop", "cgroups"}) {
     EXPECT_TRUE(all.count(name)) << name;
     EXPECT_FALSE(all[name].detail.empty()) << name;
   }

@@ -87,7 +87,8 @@ Result<ExitStatus> ChildProcess::Wait(int timeout_ms) {
     while (true) {
       int n = ::poll(&pfd, 1, PollTimeout(deadline));
       if (n > 0) break;
-      if (n == 0) return Error::DeadlineExceeded("process " + std::to_string(pid_) + " still running");
+      if (n == 0)
+        return Error::DeadlineExceeded("process " + std::to_string(pid_) + " still running");
       if (errno != EINTR) return Error::Errno("poll pidfd");
     }
   }
@@ -118,7 +119,8 @@ Result<ChildProcess> Spawn(const SpawnOptions& options) {
   std::map<int, int> mapping = options.fds;
   for (int std_fd = 0; std_fd <= 2; ++std_fd) {
     if (!mapping.count(std_fd)) {
-      posix_spawn_file_actions_addopen(&actions, std_fd, "/dev/null", std_fd == 0 ? O_RDONLY : O_WRONLY, 0);
+      posix_spawn_file_actions_addopen(&actions, std_fd, "/dev/null",
+                                       std_fd == 0 ? O_RDONLY : O_WRONLY, 0);
     }
   }
   for (const auto& [target, source] : mapping) {
@@ -204,7 +206,8 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
         continue;
       }
       std::string& sink = i == 0 ? result.out : result.err;
-      if (sink.size() < kCap) sink.append(buf, std::min(static_cast<size_t>(got), kCap - sink.size()));
+      if (sink.size() < kCap)
+        sink.append(buf, std::min(static_cast<size_t>(got), kCap - sink.size()));
     }
   }
   SBX_ASSIGN_OR_RETURN(result.status, child.Wait(PollTimeout(deadline)));

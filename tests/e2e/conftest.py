@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -80,9 +81,8 @@ def protos(tmp_path_factory):
          f"--python_out={out}", f"--grpc_python_out={out}",
          "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin", *files],
         check=True)
-    for d in out.rglob("*"):
-        if d.is_dir():
-            (d / "__init__.py").touch()
+    # Implicit namespace packages: no __init__.py, so the generated google/rpc joins Debian's
+    # google.protobuf instead of shadowing it.
     sys.path.insert(0, str(out))
     import grpc  # noqa: F401
     from coreweave.sandbox.v1 import discovery_pb2, discovery_pb2_grpc, sandbox_pb2, sandbox_pb2_grpc
@@ -121,6 +121,7 @@ class Daemon:
         self.metrics_port = free_port()
         self.proc = None
         self.config = self.state / "sbxd.json"
+        self.cgroup_parent = "sbx-e2e-" + uuid.uuid4().hex[:8]
         self.config.write_text(json.dumps({
             "state_dir": str(self.state / "lib"),
             "run_dir": str(self.state / "run"),
@@ -138,6 +139,7 @@ class Daemon:
             "disk_pool_size": 4,
             "default_disk": "1Gi",
             "log_level": "debug",
+            "cgroup_parent": self.cgroup_parent,
         }))
         (self.state / "secrets/team").mkdir(parents=True, exist_ok=True)
         (self.state / "secrets/team/HF_TOKEN").write_text("hf-secret-value\n")
@@ -202,7 +204,14 @@ def daemon(registry, protos):
     d.start()
     yield d
     d.stop()
-    # Whatever the tests left running is the daemon's problem no more: remove it for real.
+    # The daemon's cgroup parent directories are empty once its sandboxes are gone.
+    for root in Path("/sys/fs/cgroup").iterdir():
+        for parent in (root / d.cgroup_parent, Path("/sys/fs/cgroup") / d.cgroup_parent):
+            if parent.is_dir():
+                try:
+                    parent.rmdir()
+                except OSError:
+                    pass
     subprocess.run(["rm", "-rf", state], check=False)
 
 

@@ -81,7 +81,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             counters["v2"] = counters.get("v2", 0) + 1
             n = counters["v2"]
         if n <= args.fail_first:
-            return self.send(503, b'{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}',
+            return self.send(args.fail_status, b'{"errors":[{"code":"TOOMANYREQUESTS","message":"try later"}]}',
                              {"Retry-After": "0", "Content-Type": "application/json"})
         if args.token and not self.authorized(path):
             return
@@ -103,7 +103,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def authorized(self, path):
         value = self.headers.get("Authorization", "")
-        if value.startswith("Bearer ") and value[7:] in tokens:
+        if value.startswith("Bearer ") and (value[7:] in tokens or value[7:] == args.static_token):
             return True
         parts = path.split("/")
         repo = ""
@@ -198,6 +198,8 @@ def main():
     p.add_argument("--tamper-manifests", action="store_true")
     p.add_argument("--redirect-blobs", action="store_true")
     p.add_argument("--fail-first", type=int, default=0)
+    p.add_argument("--fail-status", type=int, default=503)
+    p.add_argument("--static-token", help="a bearer token accepted without the token server")
     p.add_argument("--hang", action="store_true")
     args = p.parse_args()
     server = Server(("127.0.0.1", 0), Handler)

@@ -326,6 +326,19 @@ TEST_F(ImageRegistryTest, BearerTokenChallengeFlow) {
     auto pulled = store->Pull(ref);
     ASSERT_TRUE(pulled) << pulled.error().ToString();
   }
+  {
+    // A configured bearer token is sent as is; the token server is never asked.
+    auto proxy = RegistryProxy::Start(registry_->url(), {"--token", "--user", "bob", "--password",
+                                                         "pw", "--static-token", "preissued"});
+    ASSERT_TRUE(proxy) << proxy.error().ToString();
+    ASSERT_TRUE(sys::RemoveTree(dir_.Sub("store")));
+    StoreOptions o = Options({(*proxy)->host()});
+    o.auths = {{(*proxy)->host(), "", "", "preissued"}};
+    auto store = Open(o);
+    auto pulled = store->Pull((*proxy)->host() + "/test/img:1");
+    ASSERT_TRUE(pulled) << pulled.error().ToString();
+    EXPECT_EQ((*proxy)->Count("/token"), 0);
+  }
 }
 
 TEST_F(ImageRegistryTest, RedirectToBlobStorageDropsCredentials) {
@@ -395,6 +408,16 @@ TEST_F(ImageRegistryTest, RetriesAfterDroppedConnectionsAndServerErrors) {
         << Join((*proxy)->Requests(), "\n");
   }
   EXPECT_EQ(ReadOr(pulled->layer_dirs[1] + "/app/arch"), "amd64");
+
+  // Rate limiting (429 with Retry-After) is waited out too.
+  auto limited =
+      RegistryProxy::Start(registry_->url(), {"--fail-first", "2", "--fail-status", "429"});
+  ASSERT_TRUE(limited) << limited.error().ToString();
+  ASSERT_TRUE(sys::RemoveTree(dir_.Sub("store")));
+  store = Open(Options({(*limited)->host()}));
+  auto after_429 = store->Pull((*limited)->host() + "/test/img:1");
+  ASSERT_TRUE(after_429) << after_429.error().ToString();
+  EXPECT_GE((*limited)->Count("/v2/test/img/manifests/1"), 3);
 }
 
 TEST_F(ImageRegistryTest, WrongDigestsAreRejectedAndLeaveNothing) {

@@ -228,7 +228,8 @@ uint64_t RssKiB(pid_t pid) {
   auto status = sys::ReadFile("/proc/" + std::to_string(pid) + "/status");
   if (!status) return 0;
   for (const auto& line : Split(*status, '\n')) {
-    if (StartsWith(line, "VmRSS:")) return ParseUint64(Split(std::string(Trim(line.substr(6))), ' ')[0]).value_or(0);
+    if (StartsWith(line, "VmRSS:"))
+      return ParseUint64(Split(std::string(Trim(line.substr(6))), ' ')[0]).value_or(0);
   }
   return 0;
 }
@@ -270,7 +271,8 @@ TEST_F(ExecTest, EnvironmentAndWorkingDirectory) {
   });
   ASSERT_TRUE(sb);
   auto client = sb->agent();
-  auto stream = client.StartExec({.argv = {"sh", "-c", "echo $BASE $EXTRA; pwd"}, .env = {"EXTRA=2"}});
+  auto stream =
+      client.StartExec({.argv = {"sh", "-c", "echo $BASE $EXTRA; pwd"}, .env = {"EXTRA=2"}});
   ASSERT_TRUE(stream);
   std::string out;
   while (true) {

@@ -97,14 +97,17 @@ TEST_F(FilesTest, HostilePathsStayInside) {
   std::string host_dir = outside.path();
   // Links the sandbox itself makes, aimed at the host path of the secret.
   auto links = Exec(*sb, {"sh", "-c",
-                          "ln -s " + host_dir + " /tmp/abs && ln -s ../../../../../../.. /tmp/up && "
-                          "ln -s /tmp/up" + host_dir + " /tmp/chain && ln -s /proc/1/root /tmp/magic"});
+                          "ln -s " + host_dir +
+                              " /tmp/abs && ln -s ../../../../../../.. /tmp/up && "
+                              "ln -s /tmp/up" +
+                              host_dir + " /tmp/chain && ln -s /proc/1/root /tmp/magic"});
   ASSERT_TRUE(links);
   ASSERT_EQ(links->code(), 0) << links->err;
   for (const std::string& path : std::vector<std::string>{
            host_dir + "/secret", "/../../.." + host_dir + "/secret", "/tmp/abs/secret",
-        "/tmp/up" + host_dir + "/secret", "/tmp/chain/secret", "../../../.." + host_dir + "/secret",
-        "/tmp/magic" + host_dir + "/secret", "/proc/self/root" + host_dir + "/secret"}) {
+           "/tmp/up" + host_dir + "/secret", "/tmp/chain/secret",
+           "../../../.." + host_dir + "/secret", "/tmp/magic" + host_dir + "/secret",
+           "/proc/self/root" + host_dir + "/secret"}) {
     auto read = agent.ReadFileToString(path, 0);
     if (read) {
       EXPECT_NE(*read, "host secret") << path;

@@ -83,10 +83,10 @@ TEST_F(IsolationTest, SbxInitCannotBeInspected) {
 TEST_F(IsolationTest, DangerousOperationsFail) {
   auto sb = Create();
   ASSERT_TRUE(sb);
-  for (const char* probe : {"mount", "unshare-user", "unshare-mount", "unshare-net",
-                            "clone-newuser", "keyctl", "bpf", "perf_event_open", "userfaultfd",
-                            "io_uring_setup", "setns", "pivot_root", "sethostname", "af_packet",
-                            "af_alg", "reboot"}) {
+  for (const char* probe :
+       {"mount", "unshare-user", "unshare-mount", "unshare-net", "clone-newuser", "keyctl", "bpf",
+        "perf_event_open", "userfaultfd", "io_uring_setup", "setns", "pivot_root", "sethostname",
+        "af_packet", "af_alg", "reboot"}) {
     auto r = Exec(*sb, {"sbx-testpayload", "try", probe});
     ASSERT_TRUE(r) << probe;
     EXPECT_NE(r->code(), 0) << probe << " succeeded: " << r->out;

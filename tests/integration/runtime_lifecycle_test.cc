@@ -23,8 +23,7 @@ TEST_F(LifecycleTest, MainProcessExitIsRecordedWithItsOutput) {
     int code;
   };
   for (const Case& c : {Case{"echo out; echo err >&2; exit 0", false, 0},
-                        Case{"echo failing; exit 3", false, 3},
-                        Case{"kill -KILL $$", true, 9}}) {
+                        Case{"echo failing; exit 3", false, 3}, Case{"kill -KILL $$", true, 9}}) {
     auto sb = Create([&](runtime::RuntimeSpec& s) { s.process.args = {"sh", "-c", c.script}; });
     ASSERT_TRUE(sb) << sb.error().ToString();
     auto agent = sb->agent();
@@ -35,10 +34,13 @@ TEST_F(LifecycleTest, MainProcessExitIsRecordedWithItsOutput) {
     EXPECT_EQ(c.signaled ? status->main_exit.signal : status->main_exit.exit_code, c.code);
     std::string logs;
     agent::LogEnd end;
-    ASSERT_TRUE(agent.StreamLogs({0, false}, [&](const agent::LogChunk& chunk) {
-      logs += chunk.data;
-      return true;
-    }, &end, MonotonicMillis() + 10000));
+    ASSERT_TRUE(agent.StreamLogs(
+        {0, false},
+        [&](const agent::LogChunk& chunk) {
+          logs += chunk.data;
+          return true;
+        },
+        &end, MonotonicMillis() + 10000));
     if (c.code == 0) {
       EXPECT_NE(logs.find("out\n"), std::string::npos);
       EXPECT_NE(logs.find("err\n"), std::string::npos);
@@ -60,10 +62,13 @@ TEST_F(LifecycleTest, FollowedLogsStreamUntilExit) {
   });
   ASSERT_TRUE(sb);
   std::string logs;
-  ASSERT_TRUE(sb->agent().StreamLogs({0, true}, [&](const agent::LogChunk& chunk) {
-    logs += chunk.data;
-    return true;
-  }, nullptr, MonotonicMillis() + 20000));
+  ASSERT_TRUE(sb->agent().StreamLogs(
+      {0, true},
+      [&](const agent::LogChunk& chunk) {
+        logs += chunk.data;
+        return true;
+      },
+      nullptr, MonotonicMillis() + 20000));
   EXPECT_EQ(logs, "line1\nline2\nline3\n");
 }
 
@@ -128,12 +133,14 @@ TEST_F(LifecycleTest, BadSpecsFailClearlyAndLeaveNothing) {
        "resources.memory_bytes"},
       {[](runtime::RuntimeSpec& s) { s.resources.pids = 1u << 30; }, Code::kInvalidArgument,
        "resources.pids"},
-      {[](runtime::RuntimeSpec& s) { s.files.push_back({"/x", "/no/such/source", 0444}); },
+      {[](runtime::RuntimeSpec& s) {
+         s.files.push_back({"/x", "/no/such/source", 0444});
+       },
        Code::kNotFound, "files[0].source"},
       {[](runtime::RuntimeSpec& s) { s.process.cwd = "/bin/busybox"; }, Code::kInvalidArgument,
        "working directory"},
-      {[](runtime::RuntimeSpec& s) { s.rootfs.writable.size_bytes = 100; },
-       Code::kInvalidArgument, "rootfs.writable.size_bytes"},
+      {[](runtime::RuntimeSpec& s) { s.rootfs.writable.size_bytes = 100; }, Code::kInvalidArgument,
+       "rootfs.writable.size_bytes"},
   };
   for (const auto& c : cases) {
     auto sb = Create(c.adjust);

@@ -23,13 +23,13 @@ inline bool FeatureRequired(const std::string& name) {
 
 }  // namespace sbx::testing
 
-#define SBX_REQUIRE(name, available, why)                                              \
-  do {                                                                                 \
-    if (!(available)) {                                                                \
-      if (::sbx::testing::FeatureRequired(name)) {                                     \
-        FAIL() << "required feature " << (name) << " is missing: " << (why);           \
-      } else {                                                                         \
-        GTEST_SKIP() << "needs " << (name) << ": " << (why);                           \
-      }                                                                                \
-    }                                                                                  \
+#define SBX_REQUIRE(name, available, why)                                    \
+  do {                                                                       \
+    if (!(available)) {                                                      \
+      if (::sbx::testing::FeatureRequired(name)) {                           \
+        FAIL() << "required feature " << (name) << " is missing: " << (why); \
+      } else {                                                               \
+        GTEST_SKIP() << "needs " << (name) << ": " << (why);                 \
+      }                                                                      \
+    }                                                                        \
   } while (0)

@@ -164,7 +164,8 @@ Result<ExecResult> SandboxTest::Exec(const TestSandbox& sandbox,
       result.exit = event.exit;
       return result;
     }
-    (event.output.stream == agent::StreamId::kStderr ? result.err : result.out) += event.output.data;
+    (event.output.stream == agent::StreamId::kStderr ? result.err : result.out) +=
+        event.output.data;
   }
 }
 

@@ -2,7 +2,8 @@
 # Builds the OCI image layouts the local registry fixture serves (see tools/registry/README.md):
 #
 #   library/python:3.11      Debian bookworm minbase (layer 1) + python3, python-is-python3,
-#                            ca-certificates, netbase (layer 2)
+#                            ca-certificates, netbase (layer 2); also tagged 3.13 and 3.15, the
+#                            tags the product's examples use (same image, Debian's Python 3.11)
 #   library/busybox:latest   Debian's busybox-static, one layer; also tagged 1.36
 #
 # Every image is an OCI image index with one entry for this machine's platform, pointing at an OCI
@@ -175,8 +176,11 @@ build_python() {
 EOF
   local deb_version
   deb_version=$(dpkg-query --admindir="$full/var/lib/dpkg" -W -f='${Version}' python3)
+  # The product's documented examples name python:3.13 and python:3.15; the fixture answers those
+  # tags with the same Debian image (its interpreter is 3.11) so the examples run offline.
   "${oci[@]}" image --layout "$layout" --layers "$layers" --config "$work/config.json" \
-    --tag 3.11 --annotation "org.opencontainers.image.version=$deb_version" >/dev/null
+    --tag 3.11 --tag 3.13 --tag 3.15 \
+    --annotation "org.opencontainers.image.version=$deb_version" >/dev/null
   dpkg-query --admindir="$full/var/lib/dpkg" -W -f='${Package} ${Version}\n' |
     sort >"$work/out/packages.txt"
   install_layout "$work" "$dir" "$key"

@@ -31,6 +31,7 @@ Error FileError(Error error, const std::string& path) {
     case EACCES:
     case EPERM:
     case EROFS:
+    case EBUSY:  // a read-only mounted file cannot be replaced
       reason = "CWSANDBOX_FILE_PERMISSION_DENIED";
       error.WithCode(Code::kPermissionDenied);
       break;
@@ -95,7 +96,8 @@ Result<UniqueFd> OpenDirectory(int root_fd, const std::string& dir, bool create,
 
 Result<std::string> AbsolutePath(const std::string& cwd, const std::string& path) {
   if (path.empty()) return Error::InvalidArgument("empty path");
-  if (path.find('\0') != std::string::npos) return Error::InvalidArgument("path contains a NUL byte");
+  if (path.find('\0') != std::string::npos)
+    return Error::InvalidArgument("path contains a NUL byte");
   if (path.size() >= PATH_MAX) return Error::InvalidArgument("path longer than PATH_MAX");
   for (const auto& part : Split(path, '/')) {
     if (part.size() > NAME_MAX) {

@@ -504,8 +504,8 @@ void InitServer::HandleRequest(Conn& conn, Frame frame) {
     case MsgType::kStat:
     case MsgType::kListDir: {
       auto request = PathRequest::Decode(frame.payload);
-      Result<std::string> path = request ? AbsolutePath(config_.cwd, request->path)
-                                         : Result<std::string>(request.error());
+      Result<std::string> path =
+          request ? AbsolutePath(config_.cwd, request->path) : Result<std::string>(request.error());
       if (!path) {
         SendError(conn, path.error());
       } else if (frame.type == MsgType::kStat) {
@@ -877,7 +877,8 @@ void InitServer::StartFileWrite(Conn& conn, const FileWrite& request) {
   auto owner = ResolveUser(config_.user, passwd.value_or(""), group.value_or(""));
   uid_t uid = owner ? owner->uid : 0;
   gid_t gid = owner ? owner->gid : 0;
-  auto write = PendingWrite::Begin(root_fd_.get(), *path, request.mode, request.make_parents, uid, gid);
+  auto write =
+      PendingWrite::Begin(root_fd_.get(), *path, request.mode, request.make_parents, uid, gid);
   if (!write) {
     SendError(conn, write.error());
     CloseAfterFlush(conn);

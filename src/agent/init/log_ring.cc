@@ -46,8 +46,8 @@ std::vector<LogChunk> LogRing::Read(uint64_t offset, size_t max_bytes) const {
     if (chunk_end <= offset) continue;
     size_t skip = offset > chunk.offset ? static_cast<size_t>(offset - chunk.offset) : 0;
     size_t take = std::min(chunk.data.size() - skip, budget);
-    out.push_back(LogChunk{chunk.offset + skip, chunk.time_ns, chunk.stream,
-                           chunk.data.substr(skip, take)});
+    out.push_back(
+        LogChunk{chunk.offset + skip, chunk.time_ns, chunk.stream, chunk.data.substr(skip, take)});
     budget -= take;
   }
   return out;

@@ -28,18 +28,35 @@ struct ChildFailure {
   int err;
 };
 
-enum Stage { kStageSetsid = 1, kStageTty, kStageDup, kStageGroups, kStageGid, kStageUid, kStageCwd, kStageExec };
+enum Stage {
+  kStageSetsid = 1,
+  kStageTty,
+  kStageDup,
+  kStageGroups,
+  kStageGid,
+  kStageUid,
+  kStageCwd,
+  kStageExec
+};
 
 const char* StageName(int stage) {
   switch (stage) {
-    case kStageSetsid: return "setsid";
-    case kStageTty: return "set controlling terminal";
-    case kStageDup: return "set up stdio";
-    case kStageGroups: return "setgroups";
-    case kStageGid: return "setgid";
-    case kStageUid: return "setuid";
-    case kStageCwd: return "chdir";
-    case kStageExec: return "exec";
+    case kStageSetsid:
+      return "setsid";
+    case kStageTty:
+      return "set controlling terminal";
+    case kStageDup:
+      return "set up stdio";
+    case kStageGroups:
+      return "setgroups";
+    case kStageGid:
+      return "setgid";
+    case kStageUid:
+      return "setuid";
+    case kStageCwd:
+      return "chdir";
+    case kStageExec:
+      return "exec";
   }
   return "start";
 }
@@ -88,7 +105,8 @@ Result<pid_t> SpawnProcess(const SpawnRequest& request) {
     return Error::InvalidArgument("empty command");
   }
   for (const auto& arg : request.argv) {
-    if (arg.find('\0') != std::string::npos) return Error::InvalidArgument("command has a NUL byte");
+    if (arg.find('\0') != std::string::npos)
+      return Error::InvalidArgument("command has a NUL byte");
   }
   // Everything the child needs is prepared before fork, so the child only makes syscalls.
   std::vector<char*> argv;

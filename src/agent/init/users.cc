@@ -98,7 +98,8 @@ Result<ResolvedUser> ResolveUser(std::string_view spec, std::string_view passwd,
   }
   if (has_group) {
     if (auto gid = ParseUint64(group_part)) {
-      if (*gid > 0xfffffffe) return Error::InvalidArgument("group id " + group_part + " out of range");
+      if (*gid > 0xfffffffe)
+        return Error::InvalidArgument("group id " + group_part + " out of range");
       out.gid = static_cast<gid_t>(*gid);
     } else {
       bool found = false;

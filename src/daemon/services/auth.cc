@@ -23,7 +23,8 @@ Result<std::string> Authenticator::Tenant(const grpc::ServerContext& context) co
   if (!key.empty()) {
     auto it = tenant_by_key_.find(key);
     if (it == tenant_by_key_.end()) {
-      return Error(Code::kUnauthenticated, "invalid API key").WithReason("CWSANDBOX_UNAUTHENTICATED");
+      return Error(Code::kUnauthenticated, "invalid API key")
+          .WithReason("CWSANDBOX_UNAUTHENTICATED");
     }
     return it->second;
   }

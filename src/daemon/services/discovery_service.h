@@ -19,9 +19,10 @@ class DiscoveryService final : public ::coreweave::sandbox::v1::DiscoveryService
       grpc::ServerContext* context,
       const ::coreweave::sandbox::v1::ListAvailableRunnersRequest* request,
       ::coreweave::sandbox::v1::ListAvailableRunnersResponse* response) override;
-  grpc::Status GetAvailableRunner(grpc::ServerContext* context,
-                                  const ::coreweave::sandbox::v1::GetAvailableRunnerRequest* request,
-                                  ::coreweave::sandbox::v1::AvailableRunner* response) override;
+  grpc::Status GetAvailableRunner(
+      grpc::ServerContext* context,
+      const ::coreweave::sandbox::v1::GetAvailableRunnerRequest* request,
+      ::coreweave::sandbox::v1::AvailableRunner* response) override;
 
  private:
   ::coreweave::sandbox::v1::AvailableRunner Self();

@@ -52,7 +52,8 @@ grpc::Status ImageService::PullImage(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status ImageService::ListImages(grpc::ServerContext* context, const ::sbx::v1::ListImagesRequest*,
+grpc::Status ImageService::ListImages(grpc::ServerContext* context,
+                                      const ::sbx::v1::ListImagesRequest*,
                                       ::sbx::v1::ListImagesResponse* response) {
   if (auto tenant = auth_->Tenant(*context); !tenant) return ToGrpcStatus(tenant.error());
   auto images = images_->store().List();

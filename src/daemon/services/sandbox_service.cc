@@ -36,27 +36,42 @@ google::protobuf::Timestamp ToTimestamp(int64_t ns) {
 
 v1::State ToProtoState(State s) {
   switch (s) {
-    case State::kPending: return v1::STATE_PENDING;
-    case State::kCreating: return v1::STATE_CREATING;
-    case State::kRunning: return v1::STATE_RUNNING;
-    case State::kCompleted: return v1::STATE_COMPLETED;
-    case State::kFailed: return v1::STATE_FAILED;
-    case State::kTerminating: return v1::STATE_TERMINATING;
-    case State::kTerminated: return v1::STATE_TERMINATED;
+    case State::kPending:
+      return v1::STATE_PENDING;
+    case State::kCreating:
+      return v1::STATE_CREATING;
+    case State::kRunning:
+      return v1::STATE_RUNNING;
+    case State::kCompleted:
+      return v1::STATE_COMPLETED;
+    case State::kFailed:
+      return v1::STATE_FAILED;
+    case State::kTerminating:
+      return v1::STATE_TERMINATING;
+    case State::kTerminated:
+      return v1::STATE_TERMINATED;
   }
   return v1::STATE_UNSPECIFIED;
 }
 
 std::optional<State> FromProtoState(v1::State s) {
   switch (s) {
-    case v1::STATE_PENDING: return State::kPending;
-    case v1::STATE_CREATING: return State::kCreating;
-    case v1::STATE_RUNNING: return State::kRunning;
-    case v1::STATE_COMPLETED: return State::kCompleted;
-    case v1::STATE_FAILED: return State::kFailed;
-    case v1::STATE_TERMINATING: return State::kTerminating;
-    case v1::STATE_TERMINATED: return State::kTerminated;
-    default: return std::nullopt;
+    case v1::STATE_PENDING:
+      return State::kPending;
+    case v1::STATE_CREATING:
+      return State::kCreating;
+    case v1::STATE_RUNNING:
+      return State::kRunning;
+    case v1::STATE_COMPLETED:
+      return State::kCompleted;
+    case v1::STATE_FAILED:
+      return State::kFailed;
+    case v1::STATE_TERMINATING:
+      return State::kTerminating;
+    case v1::STATE_TERMINATED:
+      return State::kTerminated;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -72,7 +87,8 @@ Status ParseQuantities(const v1::Resources& resources, const std::string& field,
                        uint64_t* memory) {
   if (!resources.cpu().empty()) {
     auto v = runtime::ParseCpuMillis(resources.cpu());
-    if (!v || *v == 0) return FieldError(field + ".cpu", "invalid CPU quantity " + Quote(resources.cpu()));
+    if (!v || *v == 0)
+      return FieldError(field + ".cpu", "invalid CPU quantity " + Quote(resources.cpu()));
     *cpu = *v;
   }
   if (!resources.memory().empty()) {
@@ -140,13 +156,15 @@ Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request
   if (spec.services_size() > 0) {
     return Error::Unimplemented("exposed services are not supported by sbx yet");
   }
-  if (!spec.network_ids().empty()) return Error::Unimplemented("network_ids are not supported by sbx");
+  if (!spec.network_ids().empty())
+    return Error::Unimplemented("network_ids are not supported by sbx");
   if (spec.max_lifetime_seconds() < 0) {
     return FieldError("sandbox.spec.max_lifetime_seconds", "must not be negative");
   }
   if (spec.max_lifetime_seconds() > config.max_lifetime_seconds) {
     return FieldError("sandbox.spec.max_lifetime_seconds",
-                      std::to_string(spec.max_lifetime_seconds()) + "s is more than the maximum of " +
+                      std::to_string(spec.max_lifetime_seconds()) +
+                          "s is more than the maximum of " +
                           std::to_string(config.max_lifetime_seconds) + "s");
   }
   out.lifetime_seconds = spec.max_lifetime_seconds();
@@ -196,7 +214,8 @@ Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request
     return FieldError(base + ".environment_variables", "at most 1000 variables");
   }
   for (const auto& [k, v] : c.environment_variables()) {
-    if (!ValidEnvName(k)) return FieldError(base + ".environment_variables", "invalid name " + Quote(k));
+    if (!ValidEnvName(k))
+      return FieldError(base + ".environment_variables", "invalid name " + Quote(k));
     if (v.find('\0') != std::string::npos) {
       return FieldError(base + ".environment_variables", Quote(k) + " contains a NUL byte");
     }
@@ -230,7 +249,10 @@ Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request
   }
   // Secrets are checked now, so a missing one fails the create instead of the sandbox.
   if (auto resolved = ResolveSecrets(config.secrets_dir, out.secrets); !resolved) {
-    return std::move(resolved).error().WithReason("CWSANDBOX_INVALID_REQUEST").WithMetadata("field", base + ".secret_stores");
+    return std::move(resolved)
+        .error()
+        .WithReason("CWSANDBOX_INVALID_REQUEST")
+        .WithMetadata("field", base + ".secret_stores");
   }
   uint64_t cpu_limit = 0, mem_limit = 0, cpu_request = 0, mem_request = 0;
   if (c.has_resources()) {
@@ -238,7 +260,8 @@ Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request
   }
   if (c.has_resource_requirements()) {
     const auto& rr = c.resource_requirements();
-    SBX_TRY(ParseQuantities(rr.limits(), base + ".resource_requirements.limits", &cpu_limit, &mem_limit));
+    SBX_TRY(ParseQuantities(rr.limits(), base + ".resource_requirements.limits", &cpu_limit,
+                            &mem_limit));
     SBX_TRY(ParseQuantities(rr.requests(), base + ".resource_requirements.requests", &cpu_request,
                             &mem_request));
   }
@@ -261,10 +284,12 @@ Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request
   if (c.has_security_context()) {
     const auto& sc = c.security_context();
     if (sc.has_privileged() && sc.privileged()) {
-      return FieldError(base + ".security_context.privileged", "privileged sandboxes are not allowed");
+      return FieldError(base + ".security_context.privileged",
+                        "privileged sandboxes are not allowed");
     }
     if (sc.capabilities_add_size() > 0) {
-      return FieldError(base + ".security_context.capabilities_add", "adding capabilities is not allowed");
+      return FieldError(base + ".security_context.capabilities_add",
+                        "adding capabilities is not allowed");
     }
   }
   return out;
@@ -318,9 +343,10 @@ grpc::Status SandboxService::CreateSandbox(grpc::ServerContext* context,
   if (!record) return Fail(record.error());
   // Answer as soon as the sandbox runs (usually milliseconds), so the caller need not poll; a
   // slow image pull returns the PENDING/CREATING record and the caller polls.
-  auto settled = manager_->WaitSettled(
-      *tenant, record->id,
-      std::min(CallDeadline(context, 60000), MonotonicMillis() + manager_->config().create_wait_ms));
+  auto settled =
+      manager_->WaitSettled(*tenant, record->id,
+                            std::min(CallDeadline(context, 60000),
+                                     MonotonicMillis() + manager_->config().create_wait_ms));
   *response = ToProto(settled ? *settled : *record, manager_->runner_id());
   return grpc::Status::OK;
 }
@@ -360,7 +386,8 @@ grpc::Status SandboxService::ListSandboxes(grpc::ServerContext* context,
   filter.page_token = request->page_token();
   auto result = manager_->List(*tenant, filter);
   if (!result) return Fail(result.error());
-  for (const auto& r : result->sandboxes) *response->add_sandboxes() = ToProto(r, manager_->runner_id());
+  for (const auto& r : result->sandboxes)
+    *response->add_sandboxes() = ToProto(r, manager_->runner_id());
   response->set_next_page_token(result->next_page_token);
   return grpc::Status::OK;
 }
@@ -379,7 +406,8 @@ grpc::Status SandboxService::DeleteSandbox(grpc::ServerContext* context,
   }
   auto record = manager_->Stop(*tenant, request->sandbox_id(), request->grace_period_seconds());
   if (!record) {
-    if (record.error().code() == Code::kNotFound && request->allow_missing()) return grpc::Status::OK;
+    if (record.error().code() == Code::kNotFound && request->allow_missing())
+      return grpc::Status::OK;
     return Fail(record.error());
   }
   *response->mutable_sandbox() = ToProto(*record, manager_->runner_id());
@@ -402,7 +430,8 @@ grpc::Status SandboxService::PurgeSandboxes(grpc::ServerContext* context,
 grpc::Status SandboxService::Exec(grpc::ServerContext* context, const v1::ExecRequest* request,
                                   v1::ExecResponse* response) {
   if (request->command_size() == 0) return Fail(FieldError("command", "required"));
-  if (request->max_output_bytes() < 0) return Fail(FieldError("max_output_bytes", "must not be negative"));
+  if (request->max_output_bytes() < 0)
+    return Fail(FieldError("max_output_bytes", "must not be negative"));
   int64_t started = MonotonicNanos();
   auto socket = Socket(context, request->sandbox_id());
   if (!socket) return Fail(socket.error());
@@ -427,7 +456,8 @@ grpc::Status SandboxService::Exec(grpc::ServerContext* context, const v1::ExecRe
       if (event.error().code() == Code::kDeadlineExceeded) {
         if (context->IsCancelled() || MonotonicMillis() >= deadline) {
           // Returning closes the connection, and sbx-init kills the process tree.
-          return Fail(Error::DeadlineExceeded("command timed out").WithReason("CWSANDBOX_COMMAND_TIMEOUT"));
+          return Fail(
+              Error::DeadlineExceeded("command timed out").WithReason("CWSANDBOX_COMMAND_TIMEOUT"));
         }
         continue;
       }
@@ -502,7 +532,8 @@ grpc::Status SandboxService::StreamExec(
   auto finish = [&](grpc::Status status) {
     if (!client_done) {
       // Give a well-behaved client a moment to half-close, then unblock the reader.
-      for (int i = 0; i < 50 && !client_done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      for (int i = 0; i < 50 && !client_done; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
       if (!client_done) context->TryCancel();
     }
     reader.join();
@@ -514,7 +545,8 @@ grpc::Status SandboxService::StreamExec(
       if (event.error().code() == Code::kDeadlineExceeded) {
         if (context->IsCancelled()) {
           (void)exec->Kill();
-          return finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled; the process was killed"));
+          return finish(
+              grpc::Status(grpc::StatusCode::CANCELLED, "cancelled; the process was killed"));
         }
         continue;
       }
@@ -568,13 +600,14 @@ grpc::Status SandboxService::StreamLogs(grpc::ServerContext* context,
   uint64_t offset = 0;
   if (!request->resume_log_session_id().empty()) {
     if (request->resume_log_session_id() != session) {
-      return send_error("SESSION_NOT_FOUND", "log session " + request->resume_log_session_id() + " is unknown");
+      return send_error("SESSION_NOT_FOUND",
+                        "log session " + request->resume_log_session_id() + " is unknown");
     }
     offset = request->resume_log_offset();
   }
-  int64_t since_ns = request->has_since_time()
-                         ? request->since_time().seconds() * 1000000000LL + request->since_time().nanos()
-                         : 0;
+  int64_t since_ns = request->has_since_time() ? request->since_time().seconds() * 1000000000LL +
+                                                     request->since_time().nanos()
+                                               : 0;
   // Collect what is there now: from sbx-init while it runs, else from what was saved.
   std::vector<agent::LogChunk> chunks;
   uint64_t end = 0;
@@ -582,10 +615,13 @@ grpc::Status SandboxService::StreamLogs(grpc::ServerContext* context,
   if (live) {
     agent::AgentClient client(record->socket_path);
     agent::LogEnd log_end;
-    Status read = client.StreamLogs({0, false}, [&](const agent::LogChunk& c) {
-      chunks.push_back(c);
-      return true;
-    }, &log_end, MonotonicMillis() + 10000);
+    Status read = client.StreamLogs(
+        {0, false},
+        [&](const agent::LogChunk& c) {
+          chunks.push_back(c);
+          return true;
+        },
+        &log_end, MonotonicMillis() + 10000);
     if (!read) live = false;
     end = log_end.next_offset;
   }
@@ -602,8 +638,11 @@ grpc::Status SandboxService::StreamLogs(grpc::ServerContext* context,
   }
   uint64_t first = chunks.empty() ? end : chunks.front().offset;
   if (!request->resume_log_session_id().empty()) {
-    if (offset > end) return send_error("INVALID_RESUME_OFFSET", "offset beyond the end of the log");
-    if (offset < first) return send_error("REPLAY_GAP", "output before offset " + std::to_string(first) + " was dropped");
+    if (offset > end)
+      return send_error("INVALID_RESUME_OFFSET", "offset beyond the end of the log");
+    if (offset < first)
+      return send_error("REPLAY_GAP",
+                        "output before offset " + std::to_string(first) + " was dropped");
   }
   // tail_lines: start where the last N lines begin.
   if (request->tail_lines() > 0 && request->resume_log_session_id().empty()) {

@@ -55,21 +55,42 @@ TEST(ParseCreateRequestTest, FieldErrors) {
        "sandbox.spec.tags[1]"},
       {[](auto& r) { r.mutable_sandbox()->mutable_spec()->set_max_lifetime_seconds(-1); },
        "sandbox.spec.max_lifetime_seconds"},
-      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->set_max_lifetime_seconds(40 * 24 * 3600); },
+      {[](auto& r) {
+         r.mutable_sandbox()->mutable_spec()->set_max_lifetime_seconds(40 * 24 * 3600);
+       },
        "sandbox.spec.max_lifetime_seconds"},
-      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->mutable_containers(0)->mutable_resources()->set_cpu("lots"); },
+      {[](auto& r) {
+         r.mutable_sandbox()->mutable_spec()->mutable_containers(0)->mutable_resources()->set_cpu(
+             "lots");
+       },
        "sandbox.spec.containers[0].resources.cpu"},
-      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->mutable_containers(0)->mutable_resources()->set_memory("1Zb"); },
+      {[](auto& r) {
+         r.mutable_sandbox()
+             ->mutable_spec()
+             ->mutable_containers(0)
+             ->mutable_resources()
+             ->set_memory("1Zb");
+       },
        "sandbox.spec.containers[0].resources.memory"},
-      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->mutable_containers(0)->set_working_dir("rel"); },
+      {[](auto& r) {
+         r.mutable_sandbox()->mutable_spec()->mutable_containers(0)->set_working_dir("rel");
+       },
        "sandbox.spec.containers[0].working_dir"},
-      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->mutable_containers(0)->set_image("bad image"); },
+      {[](auto& r) {
+         r.mutable_sandbox()->mutable_spec()->mutable_containers(0)->set_image("bad image");
+       },
        "sandbox.spec.containers[0].image"},
       {[](auto& r) { r.mutable_sandbox()->mutable_spec()->set_runtime_class("kata"); },
        "sandbox.spec.runtime_class"},
-      {[](auto& r) { (*r.mutable_sandbox()->mutable_spec()->mutable_containers(0)->mutable_environment_variables())["A=B"] = "x"; },
+      {[](auto& r) {
+         (*r.mutable_sandbox()
+               ->mutable_spec()
+               ->mutable_containers(0)
+               ->mutable_environment_variables())["A=B"] = "x";
+       },
        "sandbox.spec.containers[0].environment_variables"},
-      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->add_containers(); }, "sandbox.spec.containers"},
+      {[](auto& r) { r.mutable_sandbox()->mutable_spec()->add_containers(); },
+       "sandbox.spec.containers"},
   };
   for (const auto& c : cases) {
     auto request = Request();
@@ -84,7 +105,10 @@ TEST(ParseCreateRequestTest, FieldErrors) {
 TEST(ParseCreateRequestTest, RequestAboveLimitIsRejected) {
   Config config;
   auto request = Request();
-  auto* rr = request.mutable_sandbox()->mutable_spec()->mutable_containers(0)->mutable_resource_requirements();
+  auto* rr = request.mutable_sandbox()
+                 ->mutable_spec()
+                 ->mutable_containers(0)
+                 ->mutable_resource_requirements();
   rr->mutable_requests()->set_cpu("4");
   rr->mutable_limits()->set_cpu("2");
   EXPECT_FALSE(ParseCreateRequest(request, config));
@@ -106,7 +130,8 @@ TEST(ParseCreateRequestTest, SecretsAreResolvedAndMissingOnesNamed) {
   Config config;
   config.secrets_dir = dir.path();
   auto request = Request();
-  auto* store = request.mutable_sandbox()->mutable_spec()->mutable_containers(0)->add_secret_stores();
+  auto* store =
+      request.mutable_sandbox()->mutable_spec()->mutable_containers(0)->add_secret_stores();
   store->set_store_name("team");
   auto* m = store->add_secrets();
   m->set_path("HF_TOKEN");

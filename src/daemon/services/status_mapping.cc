@@ -9,16 +9,26 @@ namespace {
 
 std::string DefaultReason(Code code) {
   switch (code) {
-    case Code::kNotFound: return "CWSANDBOX_NOT_FOUND";
-    case Code::kInvalidArgument: return "CWSANDBOX_INVALID_REQUEST";
-    case Code::kUnavailable: return "CWSANDBOX_BACKEND_UNAVAILABLE";
-    case Code::kDeadlineExceeded: return "CWSANDBOX_DEADLINE_EXCEEDED";
-    case Code::kResourceExhausted: return "CWSANDBOX_RESOURCE_EXHAUSTED";
-    case Code::kUnimplemented: return "CWSANDBOX_NOT_IMPLEMENTED";
-    case Code::kPermissionDenied: return "CWSANDBOX_PERMISSION_DENIED";
-    case Code::kUnauthenticated: return "CWSANDBOX_UNAUTHENTICATED";
-    case Code::kFailedPrecondition: return "CWSANDBOX_FAILED_PRECONDITION";
-    default: return "CWSANDBOX_INTERNAL";
+    case Code::kNotFound:
+      return "CWSANDBOX_NOT_FOUND";
+    case Code::kInvalidArgument:
+      return "CWSANDBOX_INVALID_REQUEST";
+    case Code::kUnavailable:
+      return "CWSANDBOX_BACKEND_UNAVAILABLE";
+    case Code::kDeadlineExceeded:
+      return "CWSANDBOX_DEADLINE_EXCEEDED";
+    case Code::kResourceExhausted:
+      return "CWSANDBOX_RESOURCE_EXHAUSTED";
+    case Code::kUnimplemented:
+      return "CWSANDBOX_NOT_IMPLEMENTED";
+    case Code::kPermissionDenied:
+      return "CWSANDBOX_PERMISSION_DENIED";
+    case Code::kUnauthenticated:
+      return "CWSANDBOX_UNAUTHENTICATED";
+    case Code::kFailedPrecondition:
+      return "CWSANDBOX_FAILED_PRECONDITION";
+    default:
+      return "CWSANDBOX_INTERNAL";
   }
 }
 
@@ -48,7 +58,9 @@ grpc::Status ToGrpcStatus(const Error& error) {
     google::rpc::BadRequest bad;
     auto* violation = bad.add_field_violations();
     violation->set_field(field);
-    violation->set_description(error.message());
+    std::string description = error.message();
+    if (description.rfind(field + ": ", 0) == 0) description = description.substr(field.size() + 2);
+    violation->set_description(description);
     status.add_details()->PackFrom(bad);
   }
   return grpc::Status(code, error.message(), status.SerializeAsString());

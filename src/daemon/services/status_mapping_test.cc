@@ -9,7 +9,9 @@ namespace sbx::daemon {
 namespace {
 
 TEST(StatusMappingTest, ErrorInfoCarriesReasonDomainAndMetadata) {
-  Error e = Error::NotFound("no file").WithReason("CWSANDBOX_FILE_NOT_FOUND").WithMetadata("filepath", "/x");
+  Error e = Error::NotFound("no file")
+                .WithReason("CWSANDBOX_FILE_NOT_FOUND")
+                .WithMetadata("filepath", "/x");
   grpc::Status s = ToGrpcStatus(e);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(s.error_message(), "no file");

@@ -15,7 +15,8 @@ Result<std::vector<pid_t>> ReadProcs(const std::string& dir) {
   SBX_ASSIGN_OR_RETURN(std::string text, sys::ReadFile(dir + "/cgroup.procs", 64u << 20));
   std::vector<pid_t> pids;
   for (const auto& line : Split(text, '\n')) {
-    if (auto pid = ParseInt64(Trim(line)); pid && *pid > 0) pids.push_back(static_cast<pid_t>(*pid));
+    if (auto pid = ParseInt64(Trim(line)); pid && *pid > 0)
+      pids.push_back(static_cast<pid_t>(*pid));
   }
   return pids;
 }
@@ -26,7 +27,9 @@ Status ApplyWrite(const std::string& dir, const CgroupWrite& write) {
   return sys::WriteKnob(path, write.value);
 }
 
-void Backoff(int attempt) { usleep(static_cast<useconds_t>(std::min(500 * (1 << std::min(attempt, 6)), 20000))); }
+void Backoff(int attempt) {
+  usleep(static_cast<useconds_t>(std::min(500 * (1 << std::min(attempt, 6)), 20000)));
+}
 
 Status RemoveDir(const std::string& dir) {
   for (int attempt = 0; attempt < 100; ++attempt) {

@@ -44,7 +44,8 @@ struct CgroupWrite {
   std::string controller;
   std::string file;
   std::string value;
-  bool optional = false;  // skipped when the file does not exist (e.g. memsw without swap accounting)
+  bool optional =
+      false;  // skipped when the file does not exist (e.g. memsw without swap accounting)
   bool operator==(const CgroupWrite&) const = default;
 };
 
@@ -78,6 +79,7 @@ Result<std::unique_ptr<CgroupDriver>> MakeCgroupDriver(const sys::CgroupLayout& 
 
 std::unique_ptr<CgroupDriver> MakeCgroupV1Driver(std::map<std::string, std::string> mounts,
                                                  const std::string& parent);
-std::unique_ptr<CgroupDriver> MakeCgroupV2Driver(const std::string& root, const std::string& parent);
+std::unique_ptr<CgroupDriver> MakeCgroupV2Driver(const std::string& root,
+                                                 const std::string& parent);
 
 }  // namespace sbx::runtime

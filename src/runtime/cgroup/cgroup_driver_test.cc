@@ -11,7 +11,8 @@ namespace {
 using sbx::testing::TempDir;
 
 TEST(CgroupPlanTest, V1Plan) {
-  auto driver = MakeCgroupV1Driver({{"memory", "/m"}, {"cpu", "/c"}, {"pids", "/p"}, {"freezer", "/f"}}, "sbx");
+  auto driver = MakeCgroupV1Driver(
+      {{"memory", "/m"}, {"cpu", "/c"}, {"pids", "/p"}, {"freezer", "/f"}}, "sbx");
   auto plan = driver->PlanLimits({256u << 20, 1500, 100});
   std::vector<CgroupWrite> expected = {
       {"memory", "memory.limit_in_bytes", "268435456"},

@@ -54,7 +54,8 @@ class CgroupV1Driver : public CgroupDriver {
   Status EnsureParents() {
     for (const auto& c : controllers_) {
       std::string dir = mounts_.at(c) + "/" + parent_;
-      if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Error::Errno("mkdir " + Quote(dir));
+      if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+        return Error::Errno("mkdir " + Quote(dir));
     }
     return Ok();
   }
@@ -77,7 +78,8 @@ class CgroupV1Driver : public CgroupDriver {
     for (const auto& w : PlanLimits(limits)) {
       if (!mounts_.count(w.controller)) {
         rollback();
-        return Error::FailedPrecondition("cgroup v1 controller " + w.controller + " is not mounted");
+        return Error::FailedPrecondition("cgroup v1 controller " + w.controller +
+                                         " is not mounted");
       }
       if (Status s = ApplyWrite(Dir(w.controller, name), w); !s) {
         rollback();
@@ -136,7 +138,8 @@ class CgroupV1Driver : public CgroupDriver {
     stats.memory_bytes = ReadNumber(Dir("memory", name) + "/memory.usage_in_bytes");
     stats.memory_peak_bytes = ReadNumber(Dir("memory", name) + "/memory.max_usage_in_bytes");
     stats.pids = ReadNumber(Dir("pids", name) + "/pids.current");
-    if (mounts_.count("cpuacct")) stats.cpu_usage_ns = ReadNumber(Dir("cpuacct", name) + "/cpuacct.usage");
+    if (mounts_.count("cpuacct"))
+      stats.cpu_usage_ns = ReadNumber(Dir("cpuacct", name) + "/cpuacct.usage");
     return stats;
   }
 

@@ -47,7 +47,8 @@ class CgroupV2Driver : public CgroupDriver {
 
   Status EnsureParent() {
     std::string dir = ParentDir();
-    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Error::Errno("mkdir " + Quote(dir));
+    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+      return Error::Errno("mkdir " + Quote(dir));
     // Controllers must be enabled top-down: in the root for the parent, in the parent for the
     // sandboxes.
     for (const auto& d : {root_, dir}) {
@@ -133,7 +134,8 @@ class CgroupV2Driver : public CgroupDriver {
 
 }  // namespace
 
-std::unique_ptr<CgroupDriver> MakeCgroupV2Driver(const std::string& root, const std::string& parent) {
+std::unique_ptr<CgroupDriver> MakeCgroupV2Driver(const std::string& root,
+                                                 const std::string& parent) {
   return std::make_unique<CgroupV2Driver>(root, parent);
 }
 

@@ -40,7 +40,11 @@ int Fail(const Error& error) {
   }
 }
 
-Result<std::unique_ptr<CgroupDriver>> Cgroups() { return MakeCgroupDriver(sys::ProbeCgroups()); }
+std::string g_cgroup_parent = "sbx";
+
+Result<std::unique_ptr<CgroupDriver>> Cgroups() {
+  return MakeCgroupDriver(sys::ProbeCgroups(), g_cgroup_parent);
+}
 
 Result<std::string> DefaultInitPath() {
   SBX_ASSIGN_OR_RETURN(std::string dir, sys::SelfExeDir());
@@ -181,8 +185,8 @@ nlohmann::json StatusJson(const std::string& bundle) {
     out["main_running"] = status->main_running;
     out["main_exited"] = status->main_exited;
     if (status->main_exited) {
-      out["exit_code"] = status->main_exit.signaled ? 128 + status->main_exit.signal
-                                                    : status->main_exit.exit_code;
+      out["exit_code"] =
+          status->main_exit.signaled ? 128 + status->main_exit.signal : status->main_exit.exit_code;
       out["signal"] = status->main_exit.signal;
     }
     out["lifetime_exceeded"] = status->lifetime_exceeded;
@@ -220,6 +224,8 @@ Status StopBundle(const std::string& bundle, int64_t grace_ms) {
 int RunTool(int argc, char** argv) {
   CLI::App app{"sbx-runtime: create, enter and stop sbx sandboxes from a bundle directory"};
   app.require_subcommand(1);
+  app.add_option("--cgroup-parent", g_cgroup_parent,
+                 "cgroup directory holding the sandboxes' groups (default sbx)");
   std::string bundle;
   std::string init_path;
   std::string disk_pool;
@@ -267,8 +273,9 @@ int RunTool(int argc, char** argv) {
   bool tmpfs = false;
   std::string disk_size = "1Gi";
   ExecFlags run_flags;
-  auto* run = app.add_subcommand("run", "run a command in a new sandbox made from a rootfs "
-                                        "directory, then remove the sandbox");
+  auto* run = app.add_subcommand("run",
+                                 "run a command in a new sandbox made from a rootfs "
+                                 "directory, then remove the sandbox");
   run->add_option("--rootfs", rootfs, "root filesystem directory (owned by the id-mapped range)")
       ->required();
   run->add_option("--memory", memory, "memory limit (Kubernetes quantity)");
@@ -417,7 +424,8 @@ int RunTool(int argc, char** argv) {
     spec.resources.shm_bytes = std::min<uint64_t>(64u << 20, *mem);
     spec.process.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
     const char* run_dir = getenv("SBX_RUN_DIR");
-    std::string bundle_dir = std::string(run_dir && *run_dir ? run_dir : "/run/sbx-runtime") + "/" + spec.id;
+    std::string bundle_dir =
+        std::string(run_dir && *run_dir ? run_dir : "/run/sbx-runtime") + "/" + spec.id;
     Status made = sys::MakeDirs(bundle_dir, 0700);
     if (!made) return Fail(made.error());
     (void)sys::WriteFile(bundle_dir + "/spec.json", ToJson(spec), 0600);
