@@ -19,7 +19,7 @@ void ToProto(const image::Image& img, ::sbx::v1::Image* out) {
   out->set_size_bytes(static_cast<int64_t>(img.size_bytes));
   out->mutable_created_time()->set_seconds(img.created_unix);
   out->add_references(img.reference);
-  out->set_platform(img.config.os + "/" + img.config.architecture);
+  out->set_platform(img.platform);
 }
 
 }  // namespace
