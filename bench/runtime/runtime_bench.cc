@@ -108,6 +108,12 @@ int main(int argc, char** argv) {
   std::string run_dir = "/tmp/sbx-bench-" + RandomHex(4);
   (void)sys::MakeDirs(run_dir);
   std::vector<Series> results;
+  // One sealed copy of sbx-init for every create, as sbxd does.
+  auto init = runtime::SealedCopyOfInit(bin_dir + "/sbx-init");
+  if (!init) {
+    fprintf(stderr, "%s\n", init.error().ToString().c_str());
+    return 1;
+  }
 
   auto spec_for = [&](const std::string& id) {
     runtime::RuntimeSpec spec;
@@ -130,8 +136,8 @@ int main(int argc, char** argv) {
     std::string bundle = run_dir + "/" + id;
     (void)sys::MakeDirs(bundle, 0700);
     int64_t start = MonotonicNanos();
-    auto state =
-        runtime::CreateSandbox(spec_for(id), {bundle, bin_dir + "/sbx-init", "", ""}, **cgroups);
+    auto state = runtime::CreateSandbox(spec_for(id),
+                                        {.bundle_dir = bundle, .init_fd = init->get()}, **cgroups);
     if (!state) {
       fprintf(stderr, "create: %s\n", state.error().ToString().c_str());
       return 1;

@@ -171,6 +171,8 @@ class SandboxManager {
   std::thread pool_thread_;
   UniqueFd epoll_fd_;
   UniqueFd wake_fd_;
+  UniqueFd init_copy_;        // sealed sbx-init, handed to every sbx-runtime create
+  UniqueFd seccomp_program_;  // the compiled seccomp policy, likewise
   bool stopping_ = false;
 };
 

@@ -60,6 +60,7 @@ constexpr const char* kReadOnlyPaths[] = {
 
 struct ChildContext {
   const RuntimeSpec* spec = nullptr;
+  const std::string* seccomp_bpf = nullptr;
   std::string bundle;
   std::string loop_device;  // empty for tmpfs
   int sync_fd = -1;         // child's end of the socketpair with the parent
@@ -500,7 +501,7 @@ Status ArrangeInitDescriptors(const ChildContext& ctx) {
   CHILD_TRY(ctx, ArrangeInitDescriptors(ctx));
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(ctx, Error::Errno("no_new_privs"));
   prctl(PR_SET_PDEATHSIG, 0);
-  CHILD_TRY(ctx, LoadPolicy(BuildDefaultPolicy()));
+  CHILD_TRY(ctx, LoadBpf(*ctx.seccomp_bpf));
   const char* argv[] = {"sbx-init", nullptr};
   const char* envp[] = {nullptr};
   // JUSTIFICATION: execveat has no glibc 2.36 wrapper; it runs the sealed in-memory copy of
@@ -511,6 +512,8 @@ Status ArrangeInitDescriptors(const ChildContext& ctx) {
 
 // ---------------------------------------------------------------------------------------------
 // Parent side.
+
+}  // namespace
 
 Result<UniqueFd> SealedCopyOfInit(const std::string& path) {
   SBX_ASSIGN_OR_RETURN(UniqueFd src, sys::Open(path, O_RDONLY));
@@ -531,6 +534,8 @@ Result<UniqueFd> SealedCopyOfInit(const std::string& path) {
   }
   return mem;
 }
+
+namespace {
 
 Result<UniqueFd> InitConfigFd(const RuntimeSpec& spec) {
   agent::InitConfig config;
@@ -690,8 +695,13 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
     SBX_ASSIGN_OR_RETURN_CTX(netns, sys::Open(spec.network.netns_path, O_RDONLY),
                              "network namespace");
   }
-  SBX_ASSIGN_OR_RETURN_CTX(UniqueFd init_fd, SealedCopyOfInit(options.init_path),
-                           "sbx-init binary");
+  UniqueFd init_fd;
+  if (options.init_fd >= 0) {
+    init_fd.reset(fcntl(options.init_fd, F_DUPFD_CLOEXEC, 3));
+    if (!init_fd) return Error::Errno("dup sbx-init descriptor");
+  } else {
+    SBX_ASSIGN_OR_RETURN_CTX(init_fd, SealedCopyOfInit(options.init_path), "sbx-init binary");
+  }
   SBX_ASSIGN_OR_RETURN(UniqueFd config_fd, InitConfigFd(spec));
   for (const char* dir : {"rootfs", "disk"}) {
     std::string path = bundle + "/" + dir;
@@ -724,8 +734,13 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   UniqueFd error_read(error_pipe[0]);
   UniqueFd error_write(error_pipe[1]);
 
+  std::string seccomp_bpf = options.seccomp_bpf;
+  if (seccomp_bpf.empty()) {
+    SBX_ASSIGN_OR_RETURN(seccomp_bpf, DefaultPolicyBpf());
+  }
   ChildContext ctx;
   ctx.spec = &spec;
+  ctx.seccomp_bpf = &seccomp_bpf;
   ctx.bundle = bundle;
   ctx.loop_device = loop.path;
   ctx.sync_fd = sync.second.get();
@@ -752,16 +767,20 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   error_write.reset();
   int sync_fd = sync.first.get();
 
-  // The child is waiting: put it under its limits before it does anything.
-  SBX_TRY_CTX(cgroups.AddProcess(spec.id, static_cast<pid_t>(pid)), "join cgroup");
-  // sbx-init must survive an OOM in its sandbox to report it; its children reset this to 0.
-  (void)sys::WriteKnob("/proc/" + std::to_string(pid) + "/oom_score_adj", "-998");
   auto child_error = [&]() -> Error {
     auto record = sys::ReadFd(error_read.get(), 8192);
     if (record && !record->empty()) return ParseChildError(*record);
     return Error::Internal("sandbox setup process died");
   };
+  // The child sets up its mounts while it is moved into its cgroup: a cgroup v1 migration waits
+  // for an RCU grace period (milliseconds), and the setup runs only the runtime's own code. The
+  // child cannot proceed to its user namespace, and so to anything of the sandbox's, until the
+  // move is done (it waits for 'M' below).
   if (!SyncWrite(sync_fd, 'G')) return child_error();
+  SBX_TRY_CTX(cgroups.AddProcess(spec.id, static_cast<pid_t>(pid)), "join cgroup");
+  // sbx-init must survive an OOM in its sandbox to report it; its children reset this to 0.
+  // (Lowering it needs CAP_SYS_RESOURCE, which a confined host may not grant: best effort.)
+  (void)sys::WriteKnob("/proc/" + std::to_string(pid) + "/oom_score_adj", "-998");
   if (!SyncRead(sync_fd, 'U')) return child_error();
   SBX_TRY_CTX(WriteIdMaps(static_cast<pid_t>(pid), spec.id_map), "map sandbox ids");
   if (!SyncWrite(sync_fd, 'M')) return child_error();
@@ -781,7 +800,9 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
         (options.disk_dir.empty() ? bundle : options.disk_dir) + "/" + spec.id + ".img";
   }
   state.created_unix_ns = WallNanos();
-  SBX_TRY(sys::WriteFileAtomic(bundle + "/state.json", StateToJson(state), 0600));
+  // Atomic but not fsync'ed: the bundle is ephemeral runtime state (sbxd's database is the
+  // durable record), and an fsync would cost more than the rest of the create.
+  SBX_TRY(sys::WriteFileAtomic(bundle + "/state.json", StateToJson(state), 0600, /*sync=*/false));
   rollback.Commit();
   return state;
 }

@@ -35,6 +35,7 @@
 #include <string>
 
 #include "src/base/result.h"
+#include "src/base/unique_fd.h"
 #include "src/runtime/cgroup/cgroup_driver.h"
 #include "src/runtime/spec.h"
 
@@ -42,7 +43,13 @@ namespace sbx::runtime {
 
 struct CreateOptions {
   std::string bundle_dir;
-  std::string init_path;      // the sbx-init binary
+  std::string init_path;  // the sbx-init binary
+  // A sealed copy of sbx-init made once with SealedCopyOfInit, reused for every create; -1 to
+  // copy `init_path` for this create.
+  int init_fd = -1;
+  // The compiled seccomp program (seccomp_policy.h); empty: the default policy, compiled once per
+  // process.
+  std::string seccomp_bpf;
   std::string disk_pool_dir;  // pre-formatted writable-layer images (optional)
   // Where the writable layer's image lives (default: the bundle). It should be on a disk-backed
   // filesystem on the same filesystem as the pool, not on a tmpfs /run.
@@ -62,6 +69,9 @@ struct SandboxState {
 std::string StateToJson(const SandboxState& state);
 Result<SandboxState> StateFromJson(const std::string& json);
 Result<SandboxState> ReadState(const std::string& bundle_dir);
+
+// A sealed in-memory copy of the sbx-init binary, executed as PID 1 of sandboxes.
+Result<UniqueFd> SealedCopyOfInit(const std::string& path);
 
 Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions& options,
                                    CgroupDriver& cgroups);

@@ -1,14 +1,18 @@
 #include "src/runtime/seccomp_policy.h"
 
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <memory>
+#include <mutex>
 
 #include "src/base/unique_fd.h"
 #include "src/sys/fs.h"
@@ -554,6 +558,30 @@ Result<std::string> ExportBpf(const SeccompPolicy& policy) {
   if (rc != 0) return Error::FromErrno(-rc, "seccomp_export_bpf");
   lseek(fd.get(), 0, SEEK_SET);
   return sys::ReadFd(fd.get());
+}
+
+Status LoadBpf(std::string_view program) {
+  if (program.empty() || program.size() % sizeof(sock_filter) != 0 ||
+      program.size() / sizeof(sock_filter) > BPF_MAXINSNS) {
+    return Error::InvalidArgument("seccomp program of " + std::to_string(program.size()) +
+                                  " bytes is not a BPF program");
+  }
+  sock_fprog prog{};
+  prog.len = static_cast<unsigned short>(program.size() / sizeof(sock_filter));
+  // JUSTIFICATION: the kernel reads the instructions; the string's storage is an array of
+  // sock_filter produced by seccomp_export_bpf.
+  prog.filter = reinterpret_cast<sock_filter*>(const_cast<char*>(program.data()));
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+    return Error::Errno("load seccomp filter");
+  }
+  return Ok();
+}
+
+Result<std::string> DefaultPolicyBpf() {
+  static std::once_flag once;
+  static Result<std::string>* compiled = nullptr;
+  std::call_once(once, [] { compiled = new Result<std::string>(ExportBpf(BuildDefaultPolicy())); });
+  return *compiled;
 }
 
 }  // namespace sbx::runtime

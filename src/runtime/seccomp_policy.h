@@ -57,7 +57,12 @@ SeccompRule LookupUnconditional(const SeccompPolicy& policy, const std::string& 
 
 Status LoadPolicy(const SeccompPolicy& policy);
 
-// The compiled BPF program, for inspection.
+// The compiled BPF program (an array of struct sock_filter). Compiling takes milliseconds, so
+// the runtime compiles once and loads the program with LoadBpf in every sandbox.
 Result<std::string> ExportBpf(const SeccompPolicy& policy);
+Status LoadBpf(std::string_view program);
+
+// The default policy, compiled once per process.
+Result<std::string> DefaultPolicyBpf();
 
 }  // namespace sbx::runtime

@@ -105,12 +105,12 @@ Status WriteFile(const std::string& path, std::string_view content, mode_t mode)
   return Ok();
 }
 
-Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
+Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode, bool sync) {
   std::string tmp = path + ".tmp-" + RandomHex(6);
   {
     SBX_ASSIGN_OR_RETURN(UniqueFd fd, Open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode));
     Status written = WriteAll(fd.get(), content);
-    if (written && ::fsync(fd.get()) != 0) written = Error::Errno("fsync");
+    if (written && sync && ::fsync(fd.get()) != 0) written = Error::Errno("fsync");
     if (!written) {
       ::unlink(tmp.c_str());
       return std::move(written).error().Wrap("write " + Quote(tmp));

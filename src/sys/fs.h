@@ -42,8 +42,10 @@ Status WriteKnobAt(int dirfd, const std::string& name, std::string_view content)
 
 // Creates or truncates `path` with `mode` and writes `content`.
 Status WriteFile(const std::string& path, std::string_view content, mode_t mode = 0644);
-// Same, atomically: a temporary file in the same directory renamed over `path`.
-Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode = 0644);
+// Same, atomically: a temporary file in the same directory renamed over `path`, fsync'ed first
+// unless `sync` is false.
+Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode = 0644,
+                       bool sync = true);
 
 Status WriteAll(int fd, std::string_view data);
 

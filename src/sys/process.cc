@@ -164,7 +164,8 @@ Result<ChildProcess> Spawn(const SpawnOptions& options) {
 }
 
 Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
-                                 const std::vector<std::string>& env, int timeout_ms) {
+                                 const std::vector<std::string>& env, int timeout_ms,
+                                 const std::map<int, int>& extra_fds) {
   int out_pipe[2];
   int err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) return Error::Errno("pipe");
@@ -177,7 +178,9 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
   if (options.env.empty()) {
     options.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
   }
-  options.fds = {{1, out_w.get()}, {2, err_w.get()}};
+  options.fds = extra_fds;
+  options.fds[1] = out_w.get();
+  options.fds[2] = err_w.get();
   SBX_ASSIGN_OR_RETURN(ChildProcess child, Spawn(options));
   out_w.reset();
   err_w.reset();

@@ -74,8 +74,10 @@ struct CommandResult {
   std::string out;
   std::string err;
 };
+// `extra_fds` maps further child descriptors (3 and up) to the caller's.
 Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
-                                 const std::vector<std::string>& env = {}, int timeout_ms = -1);
+                                 const std::vector<std::string>& env = {}, int timeout_ms = -1,
+                                 const std::map<int, int>& extra_fds = {});
 
 Result<UniqueFd> PidfdOpen(pid_t pid);
 

@@ -97,10 +97,20 @@ TEST_F(LifecycleTest, LifetimeIsEnforcedBySbxInit) {
 
 TEST_F(LifecycleTest, GracefulStopGivesTheMainProcessItsSignal) {
   auto sb = Create([](runtime::RuntimeSpec& s) {
-    s.process.args = {"sh", "-c", "trap 'echo bye; exit 0' TERM; while true; do sleep 0.05; done"};
+    s.process.args = {"sh", "-c",
+                      "trap 'echo bye; exit 0' TERM; echo ready; while true; do sleep 0.05; done"};
   });
   ASSERT_TRUE(sb);
   auto agent = sb->agent();
+  // Signal only once the trap is in place.
+  std::string logs;
+  ASSERT_TRUE(agent.StreamLogs(
+      {0, true},
+      [&](const agent::LogChunk& chunk) {
+        logs += chunk.data;
+        return logs.find("ready\n") == std::string::npos;
+      },
+      nullptr, MonotonicMillis() + 10000));
   ASSERT_TRUE(agent.SignalMain(SIGTERM));
   auto status = agent.WaitMain(MonotonicMillis() + 10000);
   ASSERT_TRUE(status);

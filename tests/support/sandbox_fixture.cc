@@ -125,7 +125,14 @@ Result<TestSandbox> SandboxTest::Create(const std::function<void(runtime::Runtim
   if (adjust) adjust(spec);
   std::string bundle = run_dir() + "/" + spec.id;
   SBX_TRY(sys::MakeDirs(bundle, 0700));
-  auto state = runtime::CreateSandbox(spec, {bundle, BinDir() + "/sbx-init", ""}, *cgroups_);
+  static UniqueFd init;
+  if (!init) {
+    auto sealed = runtime::SealedCopyOfInit(BinDir() + "/sbx-init");
+    if (!sealed) return std::move(sealed).error();
+    init = std::move(*sealed);
+  }
+  auto state =
+      runtime::CreateSandbox(spec, {.bundle_dir = bundle, .init_fd = init.get()}, *cgroups_);
   if (!state) {
     (void)sys::RemoveTree(bundle);
     return std::move(state).error();

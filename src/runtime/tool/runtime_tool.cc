@@ -236,6 +236,12 @@ int RunTool(int argc, char** argv) {
   create->add_option("--disk-pool", disk_pool, "directory of pre-formatted writable layers");
   std::string disk_dir;
   create->add_option("--disk-dir", disk_dir, "where the writable layer's image lives");
+  int seccomp_fd = -1;
+  create->add_option("--seccomp-fd", seccomp_fd,
+                     "inherited descriptor holding the compiled seccomp program");
+  int init_fd = -1;
+  create->add_option("--init-fd", init_fd,
+                     "inherited descriptor of a sealed sbx-init copy (instead of --init)");
 
   ExecFlags exec_flags;
   auto* exec = app.add_subcommand("exec", "run a command in a sandbox");
@@ -327,7 +333,20 @@ int RunTool(int argc, char** argv) {
     if (!spec) return Fail(spec.error());
     auto cgroups = Cgroups();
     if (!cgroups) return Fail(cgroups.error());
-    auto state = CreateSandbox(*spec, {bundle, init_path, disk_pool, disk_dir}, **cgroups);
+    std::string seccomp_bpf;
+    if (seccomp_fd >= 0) {
+      auto program = sys::ReadFd(seccomp_fd, 1u << 20);
+      if (!program) return Fail(program.error());
+      seccomp_bpf = std::move(*program);
+    }
+    auto state = CreateSandbox(*spec,
+                               {.bundle_dir = bundle,
+                                .init_path = init_path,
+                                .init_fd = init_fd,
+                                .seccomp_bpf = seccomp_bpf,
+                                .disk_pool_dir = disk_pool,
+                                .disk_dir = disk_dir},
+                               **cgroups);
     if (!state) return Fail(state.error());
     std::cout << StateToJson(*state) << "\n";
     return 0;
@@ -431,7 +450,7 @@ int RunTool(int argc, char** argv) {
     (void)sys::WriteFile(bundle_dir + "/spec.json", ToJson(spec), 0600);
     auto cgroups = Cgroups();
     if (!cgroups) return Fail(cgroups.error());
-    auto state = CreateSandbox(spec, {bundle_dir, init_path, "", ""}, **cgroups);
+    auto state = CreateSandbox(spec, {.bundle_dir = bundle_dir, .init_path = init_path}, **cgroups);
     if (!state) {
       (void)sys::RemoveTree(bundle_dir);
       return Fail(state.error());
