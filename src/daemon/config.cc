@@ -90,6 +90,7 @@ Result<Config> Config::FromJson(const std::string& text) {
   SBX_TRY(Field(j, "cgroup_parent", c.cgroup_parent, seen));
   SBX_TRY(Field(j, "stop_grace_max_seconds", c.stop_grace_max_seconds, seen));
   SBX_TRY(Field(j, "create_wait_ms", c.create_wait_ms, seen));
+  SBX_TRY(Field(j, "runtime_helpers", c.runtime_helpers, seen));
   seen.emplace_back("api_keys");
   if (j.contains("api_keys")) {
     if (!j["api_keys"].is_array()) return Error::InvalidArgument("config: api_keys must be a list");
@@ -122,6 +123,9 @@ Result<Config> Config::FromJson(const std::string& text) {
   }
   if (c.writable_layer != "loop" && c.writable_layer != "tmpfs") {
     return Error::InvalidArgument("config: writable_layer must be \"loop\" or \"tmpfs\"");
+  }
+  if (c.runtime_helpers < 1 || c.runtime_helpers > 64) {
+    return Error::InvalidArgument("config: runtime_helpers must be between 1 and 64");
   }
   if (c.cgroup_parent.empty() || c.cgroup_parent.find_first_of("/.") != std::string::npos) {
     return Error::InvalidArgument("config: cgroup_parent must be a plain directory name");

@@ -68,6 +68,7 @@ struct Config {
   std::string cgroup_parent = "sbx";
   int stop_grace_max_seconds = 300;
   int create_wait_ms = 5000;  // CreateSandbox answers once RUNNING, or after this long
+  int runtime_helpers = 4;    // sbx-runtime processes creating sandboxes in parallel
 
   static Result<Config> FromJson(const std::string& json);
   static Result<Config> Load(const std::string& path);

@@ -88,6 +88,10 @@ Status SandboxManager::Start() {
   SBX_TRY(sys::WriteAll(seccomp_program_.get(), bpf));
   fcntl(seccomp_program_.get(), F_ADD_SEALS,
         F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
+  helpers_ = std::make_unique<RuntimeHelpers>(paths_.runtime_binary, config_.cgroup_parent,
+                                              init_copy_.get(), seccomp_program_.get(),
+                                              config_.runtime_helpers);
+  SBX_TRY(helpers_->Start());
   SBX_TRY(sys::MakeDirs(config_.run_dir + "/sandboxes", 0700));
   SBX_TRY(sys::MakeDirs(config_.state_dir + "/disks", 0700));
   epoll_fd_.reset(epoll_create1(EPOLL_CLOEXEC));
@@ -136,6 +140,7 @@ void SandboxManager::Shutdown() {
   workers_.clear();
   if (event_thread_.joinable()) event_thread_.join();
   if (pool_thread_.joinable()) pool_thread_.join();
+  helpers_.reset();
 }
 
 void SandboxManager::Enqueue(std::function<void()> job) {
@@ -365,40 +370,11 @@ void SandboxManager::CreateJob(std::string id) {
     (void)sys::RemoveTree(config_.run_dir + "/sandboxes/" + id);
     return;
   }
-  std::vector<std::string> argv = {paths_.runtime_binary,
-                                   "--cgroup-parent",
-                                   config_.cgroup_parent,
-                                   "create",
-                                   "--bundle",
-                                   *bundle,
-                                   "--init-fd",
-                                   "3",
-                                   "--seccomp-fd",
-                                   "4",
-                                   "--disk-dir",
-                                   config_.state_dir + "/disks"};
-  if (config_.writable_layer == "loop") {
-    argv.insert(argv.end(), {"--disk-pool", config_.state_dir + "/disk-pool"});
-  }
-  // Every spawn reads the sealed program from its start: give each its own descriptor (its own
-  // file offset) by reopening the memfd.
-  UniqueFd program(open(("/proc/self/fd/" + std::to_string(seccomp_program_.get())).c_str(),
-                        O_RDONLY | O_CLOEXEC));
-  if (!program) {
-    Finish(id, State::kFailed, "STARTUP_FAILED", "cannot reopen the seccomp program", std::nullopt);
-    return;
-  }
-  auto result = sys::RunCommand(argv, {}, 120000, {{3, init_copy_.get()}, {4, program.get()}});
-  Result<runtime::SandboxState> state = Error::Internal("sbx-runtime did not run");
-  if (!result) {
-    state = std::move(result).error();
-  } else if (result->status.ShellCode() != 0) {
-    std::string message(Trim(result->err));
-    if (StartsWith(message, "sbx-runtime: ")) message = message.substr(13);
-    state = Error::Internal(message.empty() ? "sbx-runtime " + result->status.ToString() : message);
-  } else {
-    state = runtime::StateFromJson(result->out);
-  }
+  runtime::HelperCreateRequest create;
+  create.bundle_dir = *bundle;
+  create.disk_dir = config_.state_dir + "/disks";
+  if (config_.writable_layer == "loop") create.disk_pool_dir = config_.state_dir + "/disk-pool";
+  auto state = helpers_->Create(create, 120000);
   if (!state) {
     images_->Release(image->digest);
     SBX_LOG_WARN("sandbox id={} failed to start: {}", id, state.error().message());
@@ -986,13 +962,12 @@ void SandboxManager::RefillDiskPool() {
     }
     Status filled = runtime::FillPool(pool, format, config_.disk_pool_size);
     if (!filled) SBX_LOG_WARN("disk pool: {}", filled.error().ToString());
-    for (int i = 0; i < 20; ++i) {
-      {
-        std::lock_guard lock(jobs_mu_);
-        if (stopping_) return;
-      }
-      usleep(50000);
+    // Creates take images from the pool at any rate; look again soon.
+    {
+      std::lock_guard lock(jobs_mu_);
+      if (stopping_) return;
     }
+    usleep(100000);
   }
 }
 

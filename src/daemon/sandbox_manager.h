@@ -27,6 +27,7 @@
 #include "src/daemon/config.h"
 #include "src/daemon/image_provider.h"
 #include "src/daemon/metrics.h"
+#include "src/daemon/runtime_helpers.h"
 #include "src/daemon/sandbox_record.h"
 #include "src/daemon/store.h"
 #include "src/runtime/cgroup/cgroup_driver.h"
@@ -173,6 +174,7 @@ class SandboxManager {
   UniqueFd wake_fd_;
   UniqueFd init_copy_;        // sealed sbx-init, handed to every sbx-runtime create
   UniqueFd seccomp_program_;  // the compiled seccomp policy, likewise
+  std::unique_ptr<RuntimeHelpers> helpers_;
   bool stopping_ = false;
 };
 

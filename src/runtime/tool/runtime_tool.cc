@@ -20,6 +20,7 @@
 #include "src/base/clock.h"
 #include "src/base/strings.h"
 #include "src/runtime/container.h"
+#include "src/runtime/helper.h"
 #include "src/runtime/writable_layer.h"
 #include "src/sys/features.h"
 #include "src/sys/fs.h"
@@ -303,12 +304,30 @@ int RunTool(int argc, char** argv) {
 
   app.add_subcommand("features", "print what this host supports");
 
+  int serve_fd = -1;
+  int serve_init_fd = -1;
+  int serve_seccomp_fd = -1;
+  auto* serve =
+      app.add_subcommand("serve", "serve create requests from sbxd on an inherited socket");
+  serve->add_option("--fd", serve_fd, "the socket")->required();
+  serve->add_option("--init-fd", serve_init_fd, "sealed sbx-init copy")->required();
+  serve->add_option("--seccomp-fd", serve_seccomp_fd, "compiled seccomp program")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
 
+  if (app.got_subcommand("serve")) {
+    auto program = sys::ReadFd(serve_seccomp_fd, 1u << 20);
+    if (!program) return Fail(program.error());
+    close(serve_seccomp_fd);
+    auto cgroups = Cgroups();
+    if (!cgroups) return Fail(cgroups.error());
+    (void)sys::SetCloexec(serve_init_fd, true);
+    return ServeHelper(serve_fd, serve_init_fd, *program, **cgroups);
+  }
   if (app.got_subcommand("features")) {
     nlohmann::json out;
     for (const auto& [name, feature] : sys::ProbeAll()) {
