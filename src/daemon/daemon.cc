@@ -12,6 +12,7 @@
 #include "src/daemon/http_server.h"
 #include "src/daemon/image_store_provider.h"
 #include "src/daemon/metrics.h"
+#include "src/daemon/network_provider.h"
 #include "src/daemon/sandbox_manager.h"
 #include "src/daemon/services/discovery_service.h"
 #include "src/daemon/services/image_service.h"
@@ -52,8 +53,9 @@ class DaemonImpl : public Daemon {
         return Error::FailedPrecondition(Quote(binary) + " is missing; install it next to sbxd");
       }
     }
+    network_ = std::make_unique<LoopbackOnlyNetwork>();
     manager_ = std::make_unique<SandboxManager>(config_, paths, store_.get(), images_.get(),
-                                                cgroups_.get(), &metrics_);
+                                                network_.get(), cgroups_.get(), &metrics_);
     SBX_TRY(manager_->Start());
     metrics_.SetGaugeSource([this] { return Gauges(); });
 
@@ -147,6 +149,7 @@ class DaemonImpl : public Daemon {
   std::unique_ptr<Store> store_;
   std::unique_ptr<runtime::CgroupDriver> cgroups_;
   std::unique_ptr<ImageStoreProvider> images_;
+  std::unique_ptr<NetworkProvider> network_;
   std::unique_ptr<SandboxManager> manager_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<SandboxService> sandbox_service_;

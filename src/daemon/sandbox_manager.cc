@@ -55,12 +55,13 @@ std::string SignalName(int sig) {
 }  // namespace
 
 SandboxManager::SandboxManager(Config config, ManagerPaths paths, Store* store,
-                               ImageProvider* images, runtime::CgroupDriver* cgroups,
-                               Metrics* metrics)
+                               ImageProvider* images, NetworkProvider* network,
+                               runtime::CgroupDriver* cgroups, Metrics* metrics)
     : config_(std::move(config)),
       paths_(std::move(paths)),
       store_(store),
       images_(images),
+      network_(network),
       cgroups_(cgroups),
       metrics_(metrics) {
   capacity_cpu_millis_ =
@@ -247,7 +248,6 @@ Result<SandboxRecord> SandboxManager::Create(const std::string& tenant, CreateRe
   r.memory_request_bytes =
       request.memory_request_bytes ? request.memory_request_bytes : 32ull << 20;
   r.spec_blob = request.spec_blob;
-  r.deny_egress = true;
   if (r.cpu_request_millis > capacity_cpu_millis_ ||
       r.memory_request_bytes > capacity_memory_bytes_) {
     return Error::ResourceExhausted("the request (" + std::to_string(r.cpu_request_millis) +
@@ -273,7 +273,8 @@ Result<SandboxRecord> SandboxManager::Create(const std::string& tenant, CreateRe
 // Creation
 
 Result<std::string> SandboxManager::BuildBundle(const SandboxRecord& r, const CreateRequest& req,
-                                                const ResolvedImage& image) {
+                                                const ResolvedImage& image,
+                                                const NetworkAttachment& network) {
   runtime::RuntimeSpec spec;
   spec.id = r.id;
   spec.hostname = r.id;
@@ -322,6 +323,12 @@ Result<std::string> SandboxManager::BuildBundle(const SandboxRecord& r, const Cr
   spec.id_map = {config_.id_map_uid, config_.id_map_gid, config_.id_map_size};
   spec.deadline_unix_ns = r.deadline_ns;
   spec.stop_grace_ms = 10000;
+  if (!network.netns_path.empty()) {
+    spec.network.mode = "netns";
+    spec.network.netns_path = network.netns_path;
+  }
+  spec.network.dns_servers = network.dns_servers;
+  spec.network.extra_hosts = network.extra_hosts;
   std::string bundle = config_.run_dir + "/sandboxes/" + r.id;
   SBX_TRY(sys::MakeDirs(bundle + "/files", 0700));
   for (size_t i = 0; i < req.files.size(); ++i) {
@@ -363,7 +370,21 @@ void SandboxManager::CreateJob(std::string id) {
     std::lock_guard lock(mu_);
     entries_.at(id).record.image_digest = image->digest;
   }
-  auto bundle = BuildBundle(r, request, *image);
+  auto network = network_->Attach(id, request.network);
+  if (!network) {
+    images_->Release(image->digest);
+    Finish(id, State::kFailed, "STARTUP_FAILED", "network: " + network.error().message(),
+           std::nullopt);
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    SandboxRecord& rec = entries_.at(id).record;
+    rec.network_mode = network->mode;
+    rec.effective_egress = network->effective_egress;
+    rec.address = network->address;
+  }
+  auto bundle = BuildBundle(r, request, *image, *network);
   if (!bundle) {
     images_->Release(image->digest);
     Finish(id, State::kFailed, "STARTUP_FAILED", bundle.error().message(), std::nullopt);
@@ -446,6 +467,7 @@ void SandboxManager::Finish(const std::string& id, State state, std::string reas
   r.end_ns = WallNanos();
   r.init_pid = 0;
   it->second.finalizing = false;
+  network_->Detach(id);
   if (it->second.watch_fd) {
     watch_by_fd_.erase(it->second.watch_fd.get());
     epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, it->second.watch_fd.get(), nullptr);
@@ -907,6 +929,16 @@ void SandboxManager::Recover() {
     }
   }
   for (const auto& [id, bundle] : lost) (void)runtime::DestroySandbox(id, bundle, *cgroups_);
+  std::vector<std::string> live;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, e] : entries_) {
+      if (!IsTerminal(e.record.state)) live.push_back(id);
+    }
+  }
+  if (Status recovered = network_->Recover(live); !recovered) {
+    SBX_LOG_ERROR("network recovery: {}", recovered.error().ToString());
+  }
   for (const auto& id : stops) Enqueue([this, id] { StopJob(id); });
   for (const auto& id : exits) Enqueue([this, id] { ExitJob(id); });
 }

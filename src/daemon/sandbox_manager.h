@@ -27,6 +27,7 @@
 #include "src/daemon/config.h"
 #include "src/daemon/image_provider.h"
 #include "src/daemon/metrics.h"
+#include "src/daemon/network_provider.h"
 #include "src/daemon/runtime_helpers.h"
 #include "src/daemon/sandbox_record.h"
 #include "src/daemon/store.h"
@@ -69,7 +70,7 @@ struct ManagerPaths {
 class SandboxManager {
  public:
   SandboxManager(Config config, ManagerPaths paths, Store* store, ImageProvider* images,
-                 runtime::CgroupDriver* cgroups, Metrics* metrics);
+                 NetworkProvider* network, runtime::CgroupDriver* cgroups, Metrics* metrics);
   ~SandboxManager();
   SandboxManager(const SandboxManager&) = delete;
   SandboxManager& operator=(const SandboxManager&) = delete;
@@ -130,7 +131,7 @@ class SandboxManager {
   void Finish(const std::string& id, State state, std::string reason, std::string message,
               std::optional<int> exit_code);
   Result<std::string> BuildBundle(const SandboxRecord& record, const CreateRequest& request,
-                                  const ResolvedImage& image);
+                                  const ResolvedImage& image, const NetworkAttachment& network);
   void SaveLogs(const SandboxRecord& record);
 
   // Event thread: main-process watches, lifetimes, retention.
@@ -147,6 +148,7 @@ class SandboxManager {
   ManagerPaths paths_;
   Store* store_;
   ImageProvider* images_;
+  NetworkProvider* network_;
   runtime::CgroupDriver* cgroups_;
   Metrics* metrics_;
   uint64_t capacity_cpu_millis_ = 0;

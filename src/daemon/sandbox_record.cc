@@ -42,6 +42,43 @@ std::string SandboxRecord::StateReason() const {
   return reason + ": " + message;
 }
 
+namespace {
+
+json EgressToJson(const std::vector<EgressRuleSpec>& rules) {
+  json out = json::array();
+  for (const auto& r : rules) {
+    json ports = json::array();
+    for (const auto& p : r.ports) {
+      ports.push_back({{"protocol", p.protocol}, {"port", p.port}, {"end_port", p.end_port}});
+    }
+    out.push_back({{"cidr", r.cidr},
+                   {"except", r.except},
+                   {"dns_name", r.dns_name},
+                   {"any", r.any},
+                   {"ports", ports}});
+  }
+  return out;
+}
+
+std::vector<EgressRuleSpec> EgressFromJson(const json& j) {
+  std::vector<EgressRuleSpec> out;
+  if (!j.is_array()) return out;
+  for (const auto& r : j) {
+    EgressRuleSpec rule;
+    rule.cidr = r.value("cidr", "");
+    rule.except = r.value("except", std::vector<std::string>{});
+    rule.dns_name = r.value("dns_name", "");
+    rule.any = r.value("any", false);
+    for (const auto& p : r.value("ports", json::array())) {
+      rule.ports.push_back({p.value("protocol", ""), p.value("port", 0), p.value("end_port", 0)});
+    }
+    out.push_back(std::move(rule));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string SandboxRecord::ToJson() const {
   json j = {{"id", id},
             {"tenant", tenant},
@@ -66,7 +103,9 @@ std::string SandboxRecord::ToJson() const {
             {"init_pid", init_pid},
             {"init_start_time", init_start_time},
             {"socket_path", socket_path},
-            {"deny_egress", deny_egress},
+            {"network_mode", static_cast<int>(network_mode)},
+            {"effective_egress", EgressToJson(effective_egress)},
+            {"address", address},
             {"grace_seconds", grace_seconds}};
   if (exit_code) j["exit_code"] = *exit_code;
   return j.dump();
@@ -123,7 +162,13 @@ Result<SandboxRecord> SandboxRecord::FromJson(const std::string& text) {
     r.init_pid = j.value("init_pid", 0);
     r.init_start_time = j.value("init_start_time", uint64_t{0});
     r.socket_path = j.value("socket_path", "");
-    r.deny_egress = j.value("deny_egress", true);
+    int mode = j.value("network_mode", 0);
+    if (mode < 0 || mode > static_cast<int>(NetworkMode::kAllowlist)) {
+      return Error::DataLoss("sandbox record has network mode " + std::to_string(mode));
+    }
+    r.network_mode = static_cast<NetworkMode>(mode);
+    if (j.contains("effective_egress")) r.effective_egress = EgressFromJson(j["effective_egress"]);
+    r.address = j.value("address", "");
     r.grace_seconds = j.value("grace_seconds", 10);
   } catch (const json::exception& e) {
     return Error::DataLoss(std::string("sandbox record: ") + e.what());

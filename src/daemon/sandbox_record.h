@@ -50,9 +50,30 @@ struct FileMount {
   std::string content;
 };
 
+struct PortRange {
+  std::string protocol;  // "tcp", "udp", or "" for both
+  int port = 0;          // 0: every port
+  int end_port = 0;      // 0: just `port`
+};
+
+// One allowed egress destination: a CIDR (minus exceptions) or a DNS name, on some ports.
+struct EgressRuleSpec {
+  std::string cidr;
+  std::vector<std::string> except;
+  std::string dns_name;  // "pypi.org" or "*.pypi.org"
+  bool any = false;      // every public destination
+  std::vector<PortRange> ports;
+};
+
+enum class NetworkMode {
+  kNone,       // loopback only (deny_egress)
+  kPublic,     // outbound to public addresses, never to the deny set (the default)
+  kAllowlist,  // only the egress rules' destinations, never to the deny set
+};
+
 struct NetworkRequest {
-  bool deny_egress = false;
-  bool has_rules = false;  // egress rules given (not yet supported)
+  NetworkMode mode = NetworkMode::kPublic;
+  std::vector<EgressRuleSpec> egress;
 };
 
 // A validated create request, in domain terms.
@@ -103,8 +124,10 @@ struct SandboxRecord {
   pid_t init_pid = 0;
   uint64_t init_start_time = 0;
   std::string socket_path;
-  bool deny_egress = true;
-  int grace_seconds = 10;  // of a pending stop
+  NetworkMode network_mode = NetworkMode::kNone;  // as attached
+  std::vector<EgressRuleSpec> effective_egress;   // what the sandbox may reach
+  std::string address;                            // its IPv4 address, when it has a network
+  int grace_seconds = 10;                         // of a pending stop
 
   // "EXITED: main process exited with code 0" as the wire's state_reason.
   std::string StateReason() const;

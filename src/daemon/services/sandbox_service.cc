@@ -108,6 +108,83 @@ Status ParseQuantities(const v1::Resources& resources, const std::string& field,
 
 grpc::Status Fail(const Error& error) { return ToGrpcStatus(error); }
 
+Status ParsePorts(const google::protobuf::RepeatedPtrField<v1::PortRange>& ports,
+                  const std::string& field, std::vector<PortRange>* out) {
+  for (int i = 0; i < ports.size(); ++i) {
+    const auto& p = ports[i];
+    std::string f = field + ".ports[" + std::to_string(i) + "]";
+    std::string protocol = p.protocol();
+    for (auto& c : protocol) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    if (!protocol.empty() && protocol != "tcp" && protocol != "udp") {
+      return FieldError(f + ".protocol", "must be \"tcp\" or \"udp\"");
+    }
+    if (p.port() < 0 || p.port() > 65535 || p.end_port() < 0 || p.end_port() > 65535 ||
+        (p.end_port() != 0 && p.end_port() < p.port())) {
+      return FieldError(f, "invalid port range");
+    }
+    out->push_back({protocol, p.port(), p.end_port()});
+  }
+  return Ok();
+}
+
+bool ValidDnsName(const std::string& name) {
+  std::string n = name.rfind("*.", 0) == 0 ? name.substr(2) : name;
+  if (n.empty() || n.size() > 253) return false;
+  for (const auto& label : Split(n, '.')) {
+    if (label.empty() || label.size() > 63) return false;
+    for (char c : label) {
+      if (!(isalnum(static_cast<unsigned char>(c)) || c == '-')) return false;
+    }
+  }
+  return true;
+}
+
+Status ParseNetwork(const v1::NetworkOptions& network, NetworkRequest* out) {
+  if (network.ingress_size() > 0) {
+    return Error::Unimplemented("ingress rules are not supported by sbx yet");
+  }
+  if (network.deny_egress()) {
+    if (network.egress_size() > 0) {
+      return FieldError("sandbox.spec.network.egress", "egress rules contradict deny_egress");
+    }
+    out->mode = NetworkMode::kNone;
+    return Ok();
+  }
+  if (network.egress_size() == 0) return Ok();
+  out->mode = NetworkMode::kAllowlist;
+  for (int i = 0; i < network.egress_size(); ++i) {
+    const auto& rule = network.egress(i);
+    std::string field = "sandbox.spec.network.egress[" + std::to_string(i) + "]";
+    EgressRuleSpec spec;
+    switch (rule.destination_case()) {
+      case v1::EgressRule::kCidr:
+        spec.cidr = rule.cidr().cidr();
+        spec.except.assign(rule.cidr().except().begin(), rule.cidr().except().end());
+        if (spec.cidr.find('/') == std::string::npos) {
+          return FieldError(field + ".cidr", "not a CIDR block: " + Quote(spec.cidr));
+        }
+        break;
+      case v1::EgressRule::kDnsName:
+        spec.dns_name = rule.dns_name();
+        if (!ValidDnsName(spec.dns_name)) {
+          return FieldError(field + ".dns_name", "not a DNS name: " + Quote(spec.dns_name));
+        }
+        break;
+      case v1::EgressRule::kAny:
+        spec.any = rule.any();
+        break;
+      case v1::EgressRule::kTenant:
+      case v1::EgressRule::kSelector:
+        return Error::Unimplemented(field + ": tenant and selector destinations are not supported");
+      default:
+        return FieldError(field, "no destination");
+    }
+    SBX_TRY(ParsePorts(rule.ports(), field, &spec.ports));
+    out->egress.push_back(std::move(spec));
+  }
+  return Ok();
+}
+
 // How long a request may wait for a sandbox to start, from the call's own deadline.
 int64_t CallDeadline(const grpc::ServerContext* context, int64_t fallback_ms) {
   auto deadline = context->deadline();
@@ -191,11 +268,7 @@ Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request
   }
   out.runtime_class = "sbx";
   if (spec.has_network()) {
-    out.network.deny_egress = spec.network().deny_egress();
-    out.network.has_rules = spec.network().egress_size() > 0;
-    if (spec.network().ingress_size() > 0) {
-      return Error::Unimplemented("ingress rules are not supported by sbx yet");
-    }
+    SBX_TRY(ParseNetwork(spec.network(), &out.network));
   }
   if (spec.containers_size() == 0) {
     out.image = config.default_image;
@@ -316,6 +389,23 @@ v1::Sandbox ToProto(const SandboxRecord& r, const std::string& runner_id) {
   st->set_effective_max_lifetime_seconds(r.lifetime_seconds);
   st->set_runner_id(runner_id);
   st->set_effective_runtime_class("sbx");
+  for (const auto& e : r.effective_egress) {
+    auto* rule = st->add_effective_egress();
+    if (!e.dns_name.empty()) {
+      rule->set_dns_name(e.dns_name);
+    } else if (e.any) {
+      rule->set_any(true);
+    } else {
+      rule->mutable_cidr()->set_cidr(e.cidr);
+      for (const auto& x : e.except) rule->mutable_cidr()->add_except(x);
+    }
+    for (const auto& p : e.ports) {
+      auto* port = rule->add_ports();
+      port->set_protocol(p.protocol);
+      port->set_port(p.port);
+      port->set_end_port(p.end_port);
+    }
+  }
   auto* cs = st->add_container_statuses();
   cs->set_name("main");
   cs->set_state(ToProtoState(r.state));

@@ -180,3 +180,54 @@ TEST(FormatTest, Quantities) {
 
 }  // namespace
 }  // namespace sbx::daemon
+
+namespace sbx::daemon {
+namespace {
+
+TEST(ParseCreateRequestTest, NetworkModes) {
+  Config config;
+  auto request = Request();
+  auto r = ParseCreateRequest(request, config);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->network.mode, NetworkMode::kPublic);
+  request.mutable_sandbox()->mutable_spec()->mutable_network()->set_deny_egress(true);
+  r = ParseCreateRequest(request, config);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->network.mode, NetworkMode::kNone);
+  auto* network = request.mutable_sandbox()->mutable_spec()->mutable_network();
+  network->set_deny_egress(false);
+  network->add_egress()->set_dns_name("*.pypi.org");
+  auto* cidr = network->add_egress();
+  cidr->mutable_cidr()->set_cidr("203.0.113.0/24");
+  auto* port = cidr->add_ports();
+  port->set_protocol("TCP");
+  port->set_port(443);
+  r = ParseCreateRequest(request, config);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->network.mode, NetworkMode::kAllowlist);
+  ASSERT_EQ(r->network.egress.size(), 2u);
+  EXPECT_EQ(r->network.egress[0].dns_name, "*.pypi.org");
+  EXPECT_EQ(r->network.egress[1].cidr, "203.0.113.0/24");
+  EXPECT_EQ(r->network.egress[1].ports[0].protocol, "tcp");
+  EXPECT_EQ(r->network.egress[1].ports[0].port, 443);
+}
+
+TEST(ParseCreateRequestTest, BadNetworkRules) {
+  Config config;
+  auto request = Request();
+  request.mutable_sandbox()->mutable_spec()->mutable_network()->add_egress()->set_dns_name(
+      "bad name");
+  auto r = ParseCreateRequest(request, config);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().MetadataValue("field"), "sandbox.spec.network.egress[0].dns_name");
+  request = Request();
+  auto* rule = request.mutable_sandbox()->mutable_spec()->mutable_network()->add_egress();
+  rule->set_any(true);
+  rule->add_ports()->set_port(70000);
+  r = ParseCreateRequest(request, config);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().MetadataValue("field"), "sandbox.spec.network.egress[0].ports[0]");
+}
+
+}  // namespace
+}  // namespace sbx::daemon
