@@ -8,7 +8,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libseccomp-dev libcap-dev libarchive-dev libcurl4-openssl-dev libsqlite3-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
-  libspdlog-dev libfmt-dev libzstd-dev zlib1g-dev libabsl-dev
+  libspdlog-dev libfmt-dev libzstd-dev zlib1g-dev libabsl-dev libnftables-dev
   python3-grpcio python3-protobuf python3-pytest python3-venv python3-pip
   busybox-static e2fsprogs iproute2 nftables util-linux procps
   docker-registry mmdebstrap skopeo umoci zstd curl

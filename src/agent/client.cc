@@ -123,6 +123,36 @@ Result<DirEntries> AgentClient::ListDir(const std::string& path, int timeout_ms)
   return DirEntries::Decode(frame.payload);
 }
 
+Result<FileInfo> AgentClient::MakeDirectory(const std::string& path, uint32_t mode,
+                                            bool make_parents, int timeout_ms) {
+  int64_t deadline = MonotonicMillis() + timeout_ms;
+  MkdirRequest request{path, mode, make_parents};
+  SBX_ASSIGN_OR_RETURN(Connection conn, Open(MsgType::kMkdir, request.Encode(), timeout_ms));
+  SBX_ASSIGN_OR_RETURN(Frame frame, conn.Receive(deadline));
+  if (frame.type != MsgType::kFileInfo) return UnexpectedFrame(frame, "make directory");
+  return FileInfo::Decode(frame.payload);
+}
+
+Status AgentClient::MakeSymlink(const std::string& path, const std::string& target,
+                                bool make_parents, int timeout_ms) {
+  int64_t deadline = MonotonicMillis() + timeout_ms;
+  SymlinkRequest request{path, target, make_parents};
+  SBX_ASSIGN_OR_RETURN(Connection conn, Open(MsgType::kSymlink, request.Encode(), timeout_ms));
+  SBX_ASSIGN_OR_RETURN(Frame frame, conn.Receive(deadline));
+  if (frame.type != MsgType::kOk) return UnexpectedFrame(frame, "make symlink");
+  return Ok();
+}
+
+Result<std::string> AgentClient::ReadSymlink(const std::string& path, int timeout_ms) {
+  int64_t deadline = MonotonicMillis() + timeout_ms;
+  SBX_ASSIGN_OR_RETURN(Connection conn,
+                       Open(MsgType::kReadlink, PathRequest{path}.Encode(), timeout_ms));
+  SBX_ASSIGN_OR_RETURN(Frame frame, conn.Receive(deadline));
+  if (frame.type != MsgType::kLinkTarget) return UnexpectedFrame(frame, "read symlink");
+  SBX_ASSIGN_OR_RETURN(LinkTarget link, LinkTarget::Decode(frame.payload));
+  return std::move(link.target);
+}
+
 Status AgentClient::ReadFile(const std::string& path, uint64_t max_bytes,
                              const std::function<Status(std::string_view)>& sink, FileInfo* info,
                              int timeout_ms) {

@@ -74,6 +74,16 @@ class AgentClient {
 
   Result<FileInfo> Stat(const std::string& path, int timeout_ms = 10000);
   Result<DirEntries> ListDir(const std::string& path, int timeout_ms = 10000);
+  // Creates the directory `path` (and missing parents when `make_parents`); an existing one is
+  // kept as it is. Returns what is at `path` afterwards without following a final symlink, so the
+  // caller can tell a directory from a link to one. Older sbx-init versions answer
+  // kInvalidArgument.
+  Result<FileInfo> MakeDirectory(const std::string& path, uint32_t mode, bool make_parents,
+                                 int timeout_ms = 10000);
+  // Creates or atomically replaces the symbolic link `path` -> `target`.
+  Status MakeSymlink(const std::string& path, const std::string& target, bool make_parents,
+                     int timeout_ms = 10000);
+  Result<std::string> ReadSymlink(const std::string& path, int timeout_ms = 10000);
 
   // Streams a file's content to `sink` in chunks. Fails with kResourceExhausted (reason
   // CWSANDBOX_FILE_TOO_LARGE) if the file is larger than `max_bytes` (0: no limit).

@@ -28,6 +28,12 @@ const char* MsgTypeName(MsgType type) {
       return "stat";
     case MsgType::kListDir:
       return "list-dir";
+    case MsgType::kMkdir:
+      return "mkdir";
+    case MsgType::kSymlink:
+      return "symlink";
+    case MsgType::kReadlink:
+      return "readlink";
     case MsgType::kStatus:
       return "status";
     case MsgType::kWaitMain:
@@ -58,6 +64,8 @@ const char* MsgTypeName(MsgType type) {
       return "log-chunk";
     case MsgType::kLogEnd:
       return "log-end";
+    case MsgType::kLinkTarget:
+      return "link-target";
   }
   return "unknown";
 }
@@ -379,6 +387,77 @@ Result<PathRequest> PathRequest::Decode(std::string_view payload) {
     if (r.tag() == 1) m.path = r.str();
   }
   SBX_TRY(r.status("path"));
+  return m;
+}
+
+namespace {
+// Linux's PATH_MAX, including the terminating NUL.
+constexpr size_t kMaxPathBytes = 4096;
+}  // namespace
+
+std::string MkdirRequest::Encode() const {
+  FieldWriter w;
+  w.PutString(1, path);
+  w.PutU64(2, mode);
+  w.PutBool(3, make_parents);
+  return w.Take();
+}
+
+Result<MkdirRequest> MkdirRequest::Decode(std::string_view payload) {
+  MkdirRequest m;
+  FieldReader r(payload);
+  while (r.Next()) {
+    if (r.tag() == 1) m.path = r.str();
+    if (r.tag() == 2) m.mode = static_cast<uint32_t>(r.u64()) & 07777;
+    if (r.tag() == 3) m.make_parents = r.boolean();
+  }
+  SBX_TRY(r.status("mkdir"));
+  return m;
+}
+
+std::string SymlinkRequest::Encode() const {
+  FieldWriter w;
+  w.PutString(1, path);
+  w.PutString(2, target);
+  w.PutBool(3, make_parents);
+  return w.Take();
+}
+
+Result<SymlinkRequest> SymlinkRequest::Decode(std::string_view payload) {
+  SymlinkRequest m;
+  FieldReader r(payload);
+  while (r.Next()) {
+    if (r.tag() == 1) m.path = r.str();
+    if (r.tag() == 2) m.target = r.str();
+    if (r.tag() == 3) m.make_parents = r.boolean();
+  }
+  SBX_TRY(r.status("symlink"));
+  if (m.target.empty()) return Error::InvalidArgument("symlink: empty target");
+  if (m.target.size() >= kMaxPathBytes) return Error::InvalidArgument("symlink: target too long");
+  if (m.target.find('\0') != std::string::npos) {
+    return Error::InvalidArgument("symlink: target contains a NUL byte");
+  }
+  return m;
+}
+
+std::string LinkTarget::Encode() const {
+  FieldWriter w;
+  w.PutString(1, target);
+  return w.Take();
+}
+
+Result<LinkTarget> LinkTarget::Decode(std::string_view payload) {
+  LinkTarget m;
+  FieldReader r(payload);
+  while (r.Next()) {
+    if (r.tag() == 1) m.target = r.str();
+  }
+  SBX_TRY(r.status("link-target"));
+  if (m.target.empty() || m.target.size() >= kMaxPathBytes ||
+      m.target.find('\0') != std::string::npos) {
+    return Error::InvalidArgument("link-target: invalid target of " +
+                                  std::to_string(m.target.size()) + " bytes");
+  }
   return m;
 }
 

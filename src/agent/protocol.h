@@ -10,6 +10,10 @@
 //   kFileWrite  -> host sends kFileData*, kFileEnd; init answers kOk (or kError)
 //   kStat       -> kFileInfo (or kError)
 //   kListDir    -> kDirEntries (or kError)
+//   kMkdir      -> kFileInfo of what is at the path afterwards, not following a final symlink
+//                  (or kError)
+//   kSymlink    -> kOk (or kError)
+//   kReadlink   -> kLinkTarget (or kError)
 //   kStatus     -> kStatusReply
 //   kWaitMain   -> kStatusReply once the main process has exited
 //   kAckExit    -> kOk
@@ -43,6 +47,9 @@ enum class MsgType : uint8_t {
   kFileEnd = 13,
   kStat = 14,
   kListDir = 15,
+  kMkdir = 16,
+  kSymlink = 17,
+  kReadlink = 18,
   kStatus = 20,
   kWaitMain = 21,
   kAckExit = 22,
@@ -59,6 +66,7 @@ enum class MsgType : uint8_t {
   kStatusReply = 71,
   kLogChunk = 72,
   kLogEnd = 73,
+  kLinkTarget = 74,
 };
 
 const char* MsgTypeName(MsgType type);
@@ -164,6 +172,31 @@ struct PathRequest {
   std::string path;
   std::string Encode() const;
   static Result<PathRequest> Decode(std::string_view payload);
+};
+
+// Creates a directory; an existing one is left as it is.
+struct MkdirRequest {
+  std::string path;
+  uint32_t mode = 0755;
+  bool make_parents = false;  // create missing parent directories (0755)
+  std::string Encode() const;
+  static Result<MkdirRequest> Decode(std::string_view payload);
+};
+
+// Creates (or atomically replaces) the symbolic link `path` pointing at `target`.
+struct SymlinkRequest {
+  std::string path;
+  std::string target;
+  bool make_parents = false;
+  std::string Encode() const;
+  static Result<SymlinkRequest> Decode(std::string_view payload);
+};
+
+// The answer to kReadlink.
+struct LinkTarget {
+  std::string target;
+  std::string Encode() const;
+  static Result<LinkTarget> Decode(std::string_view payload);
 };
 
 struct DirEntry {

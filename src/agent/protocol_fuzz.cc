@@ -51,6 +51,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 11:
       (void)ExecStarted::Decode(payload);
       break;
+    case 13:
+      (void)MkdirRequest::Decode(payload);
+      break;
+    case 14:
+      (void)SymlinkRequest::Decode(payload);
+      break;
+    case 15:
+      (void)LinkTarget::Decode(payload);
+      break;
     default: {
       FrameBuffer buffer;
       buffer.Append(payload.data(), payload.size());

@@ -93,6 +93,55 @@ TEST(ProtocolTest, DirEntriesRoundTrip) {
   EXPECT_TRUE(r->truncated);
 }
 
+TEST(ProtocolTest, MkdirRequestRoundTripDropsFileTypeBits) {
+  MkdirRequest m{"/work/dir", 040755, true};
+  auto d = MkdirRequest::Decode(m.Encode());
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->path, "/work/dir");
+  EXPECT_EQ(d->mode, 0755u);
+  EXPECT_TRUE(d->make_parents);
+  // Defaults survive an empty payload (an older host sends no optional fields).
+  auto empty = MkdirRequest::Decode("");
+  ASSERT_TRUE(empty);
+  EXPECT_EQ(empty->mode, 0755u);
+  EXPECT_FALSE(empty->make_parents);
+}
+
+TEST(ProtocolTest, SymlinkRequestRoundTripAndValidation) {
+  SymlinkRequest m{"/work/link", "../target", false};
+  auto d = SymlinkRequest::Decode(m.Encode());
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->path, "/work/link");
+  EXPECT_EQ(d->target, "../target");
+  EXPECT_FALSE(d->make_parents);
+  m.target = "";
+  EXPECT_FALSE(SymlinkRequest::Decode(m.Encode()));
+  m.target = std::string(5000, 'a');
+  EXPECT_FALSE(SymlinkRequest::Decode(m.Encode()));
+  m.target = std::string("a\0b", 3);
+  EXPECT_FALSE(SymlinkRequest::Decode(m.Encode()));
+}
+
+TEST(ProtocolTest, LinkTargetFromInitIsBounded) {
+  auto d = LinkTarget::Decode(LinkTarget{"/usr/bin/python3.11"}.Encode());
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->target, "/usr/bin/python3.11");
+  // A hostile sbx-init cannot hand the host an empty, huge or NUL-carrying target.
+  EXPECT_FALSE(LinkTarget::Decode(LinkTarget{""}.Encode()));
+  EXPECT_FALSE(LinkTarget::Decode(LinkTarget{std::string(4096, 'x')}.Encode()));
+  EXPECT_FALSE(LinkTarget::Decode(LinkTarget{std::string("a\0", 2)}.Encode()));
+  // A truncated field is malformed, not a crash.
+  std::string bytes = LinkTarget{"abc"}.Encode();
+  EXPECT_FALSE(LinkTarget::Decode(bytes.substr(0, bytes.size() - 1)));
+}
+
+TEST(ProtocolTest, NewRequestTypesHaveNames) {
+  EXPECT_STREQ(MsgTypeName(MsgType::kMkdir), "mkdir");
+  EXPECT_STREQ(MsgTypeName(MsgType::kSymlink), "symlink");
+  EXPECT_STREQ(MsgTypeName(MsgType::kReadlink), "readlink");
+  EXPECT_STREQ(MsgTypeName(MsgType::kLinkTarget), "link-target");
+}
+
 TEST(ProtocolTest, InitConfigClampsRing) {
   InitConfig c;
   c.argv = {"sh"};

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include "src/base/strings.h"
+#include "src/net/dns_forwarder.h"
+#include "src/net/ipv4.h"
 #include "src/sys/fs.h"
 
 namespace sbx::daemon {
@@ -45,7 +47,68 @@ Status Mode(const json& j, const char* key, uint32_t& out, std::vector<std::stri
                                 " must be an octal mode like \"0660\"");
 }
 
+bool ValidInterfaceName(const std::string& name) {
+  return !name.empty() && name.size() <= 15 && std::all_of(name.begin(), name.end(), [](char ch) {
+    return isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';
+  });
+}
+
+Status ValidateNetwork(const Config& c) {
+  if (c.network != "bridge" && c.network != "none") {
+    return Error::InvalidArgument("config: network must be \"bridge\" or \"none\"");
+  }
+  if (!c.network_bridge.empty() && !ValidInterfaceName(c.network_bridge)) {
+    return Error::InvalidArgument(
+        "config: network_bridge must be 1-15 characters of [A-Za-z0-9_-]");
+  }
+  if (!c.network_table.empty() &&
+      (c.network_table.size() > 64 ||
+       !std::all_of(c.network_table.begin(), c.network_table.end(), [](char ch) {
+         return isalnum(static_cast<unsigned char>(ch)) || ch == '_';
+       }))) {
+    return Error::InvalidArgument("config: network_table must be 1-64 characters of [A-Za-z0-9_]");
+  }
+  if (c.network_subnet != "auto") {
+    auto subnet = net::ParseIpv4Prefix(c.network_subnet, true);
+    if (!subnet || subnet->length < 8 || subnet->length > 28) {
+      return Error::InvalidArgument(
+          "config: network_subnet must be \"auto\" or an IPv4 CIDR from /8 to /28");
+    }
+  }
+  for (const auto& s : c.network_dns) {
+    if (auto server = net::ParseDnsServer(s); !server) {
+      return Error::InvalidArgument("config: network_dns: " + server.error().message());
+    }
+  }
+  for (const auto* list : {&c.network_deny, &c.network_allow}) {
+    for (const auto& cidr : *list) {
+      if (auto p = net::ParseIpv4Prefix(cidr, true); !p) {
+        return Error::InvalidArgument(std::string("config: ") +
+                                      (list == &c.network_deny ? "network_deny" : "network_allow") +
+                                      ": " + p.error().message());
+      }
+    }
+  }
+  if (c.network_pool_size < 0 || c.network_pool_size > 1024) {
+    return Error::InvalidArgument("config: network_pool_size must be between 0 and 1024");
+  }
+  if (!ParseServicePorts(c.network_service_ports)) {
+    return Error::InvalidArgument(
+        "config: network_service_ports must be a range \"first-last\" within 1024-65535");
+  }
+  return Ok();
+}
+
 }  // namespace
+
+std::optional<std::pair<int, int>> ParseServicePorts(const std::string& range) {
+  auto parts = Split(range, '-');
+  if (parts.size() != 2) return std::nullopt;
+  auto first = ParseUint64(parts[0]);
+  auto last = ParseUint64(parts[1]);
+  if (!first || !last || *first < 1024 || *last > 65535 || *first > *last) return std::nullopt;
+  return std::pair<int, int>(static_cast<int>(*first), static_cast<int>(*last));
+}
 
 Result<Config> Config::FromJson(const std::string& text) {
   json j = json::parse(text, nullptr, false, true);
@@ -91,6 +154,16 @@ Result<Config> Config::FromJson(const std::string& text) {
   SBX_TRY(Field(j, "stop_grace_max_seconds", c.stop_grace_max_seconds, seen));
   SBX_TRY(Field(j, "create_wait_ms", c.create_wait_ms, seen));
   SBX_TRY(Field(j, "runtime_helpers", c.runtime_helpers, seen));
+  SBX_TRY(Field(j, "network", c.network, seen));
+  SBX_TRY(Field(j, "network_bridge", c.network_bridge, seen));
+  SBX_TRY(Field(j, "network_subnet", c.network_subnet, seen));
+  SBX_TRY(Field(j, "network_table", c.network_table, seen));
+  SBX_TRY(Field(j, "network_dns", c.network_dns, seen));
+  SBX_TRY(Field(j, "network_pool_size", c.network_pool_size, seen));
+  SBX_TRY(Field(j, "network_deny", c.network_deny, seen));
+  SBX_TRY(Field(j, "network_allow", c.network_allow, seen));
+  SBX_TRY(Field(j, "network_service_ports", c.network_service_ports, seen));
+  SBX_TRY(Field(j, "network_service_host", c.network_service_host, seen));
   seen.emplace_back("api_keys");
   if (j.contains("api_keys")) {
     if (!j["api_keys"].is_array()) return Error::InvalidArgument("config: api_keys must be a list");
@@ -130,6 +203,7 @@ Result<Config> Config::FromJson(const std::string& text) {
   if (c.cgroup_parent.empty() || c.cgroup_parent.find_first_of("/.") != std::string::npos) {
     return Error::InvalidArgument("config: cgroup_parent must be a plain directory name");
   }
+  SBX_TRY(ValidateNetwork(c));
   if (c.log_format != "text" && c.log_format != "json") {
     return Error::InvalidArgument("config: log_format must be \"text\" or \"json\"");
   }
@@ -176,6 +250,16 @@ std::string Config::ToJson() const {
             {"capacity_cpu", capacity_cpu},
             {"capacity_memory", capacity_memory},
             {"writable_layer", writable_layer},
+            {"network", network},
+            {"network_bridge", network_bridge},
+            {"network_subnet", network_subnet},
+            {"network_table", network_table},
+            {"network_dns", network_dns},
+            {"network_pool_size", network_pool_size},
+            {"network_deny", network_deny},
+            {"network_allow", network_allow},
+            {"network_service_ports", network_service_ports},
+            {"network_service_host", network_service_host},
             {"runner_id", runner_id}};
   return j.dump(2);
 }

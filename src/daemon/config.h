@@ -7,7 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "src/base/result.h"
@@ -70,9 +72,25 @@ struct Config {
   int create_wait_ms = 5000;  // CreateSandbox answers once RUNNING, or after this long
   int runtime_helpers = 4;    // sbx-runtime processes creating sandboxes in parallel
 
+  // Sandbox networking (docs/networking.md). "bridge": a network namespace per sandbox on a
+  // bridge with NAT and the deny set; "none": loopback only for every sandbox.
+  std::string network = "bridge";
+  std::string network_bridge;              // default: "sbx" + a hash of cgroup_parent
+  std::string network_subnet = "auto";     // or an IPv4 CIDR; auto: a free /16 in 10.128.0.0/10
+  std::string network_table;               // nftables table; default: "sbx_" + the same hash
+  std::vector<std::string> network_dns;    // upstream resolvers; default: the host's resolv.conf
+  int network_pool_size = 16;              // namespaces and veth pairs prepared ahead of time
+  std::vector<std::string> network_deny;   // CIDRs denied on top of the built-in deny set
+  std::vector<std::string> network_allow;  // CIDRs taken out of the built-in deny set
+  std::string network_service_ports = "30000-32767";  // host ports for exposed services
+  std::string network_service_host;  // host name in service URLs; default: the gateway address
+
   static Result<Config> FromJson(const std::string& json);
   static Result<Config> Load(const std::string& path);
   std::string ToJson() const;
 };
+
+// "30000-32767" as (30000, 32767); nullopt unless 1024 <= first <= last <= 65535.
+std::optional<std::pair<int, int>> ParseServicePorts(const std::string& range);
 
 }  // namespace sbx::daemon

@@ -44,6 +44,42 @@ TEST(ConfigTest, RejectsMistakes) {
   EXPECT_NE(unknown.error().message().find("bogus"), std::string::npos);
 }
 
+TEST(ConfigTest, NetworkFields) {
+  auto d = Config::FromJson("{}");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->network, "bridge");
+  EXPECT_EQ(d->network_subnet, "auto");
+  auto c = Config::FromJson(R"({
+    "network": "bridge", "network_bridge": "sbxtest0", "network_subnet": "10.99.0.0/16",
+    "network_table": "sbx_test", "network_dns": ["203.0.113.53", "198.51.100.53:5353"],
+    "network_pool_size": 4, "network_deny": ["203.0.113.99/32"],
+    "network_allow": ["10.1.2.3/32"], "network_service_ports": "40000-40010",
+    "network_service_host": "node-1.example"
+  })");
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(c->network_bridge, "sbxtest0");
+  EXPECT_EQ(c->network_dns.size(), 2u);
+  EXPECT_EQ(ParseServicePorts(c->network_service_ports),
+            std::make_optional(std::pair{40000, 40010}));
+  for (const char* bad : {
+           R"({"network": "host"})",
+           R"({"network_bridge": "much-too-long-bridge-name"})",
+           R"({"network_bridge": "br0;reboot"})",
+           R"({"network_table": "a b"})",
+           R"({"network_subnet": "10.99.0.1/16"})",
+           R"({"network_subnet": "10.0.0.0/30"})",
+           R"({"network_subnet": "fd00::/64"})",
+           R"({"network_dns": ["resolver.example"]})",
+           R"({"network_deny": ["10.0.0.1/8"]})",
+           R"({"network_allow": ["::1/128"]})",
+           R"({"network_pool_size": -1})",
+           R"({"network_service_ports": "80-90"})",
+           R"({"network_service_ports": "40000"})",
+       }) {
+    EXPECT_FALSE(Config::FromJson(bad)) << bad;
+  }
+}
+
 TEST(ConfigTest, PrintedConfigHidesKeys) {
   auto c = Config::FromJson(R"({"api_keys": [{"key": "0123456789abcdef0123", "tenant": "t"}]})");
   ASSERT_TRUE(c);

@@ -9,11 +9,13 @@
 
 #include "src/base/log.h"
 #include "src/base/strings.h"
+#include "src/daemon/bridge_network.h"
 #include "src/daemon/http_server.h"
 #include "src/daemon/image_store_provider.h"
 #include "src/daemon/metrics.h"
 #include "src/daemon/network_provider.h"
 #include "src/daemon/sandbox_manager.h"
+#include "src/daemon/services/archive_service.h"
 #include "src/daemon/services/discovery_service.h"
 #include "src/daemon/services/image_service.h"
 #include "src/daemon/services/sandbox_service.h"
@@ -53,17 +55,23 @@ class DaemonImpl : public Daemon {
         return Error::FailedPrecondition(Quote(binary) + " is missing; install it next to sbxd");
       }
     }
-    network_ = std::make_unique<LoopbackOnlyNetwork>();
+    if (config_.network == "bridge") {
+      SBX_ASSIGN_OR_RETURN(network_, BridgeNetwork::Create(config_));
+    } else {
+      network_ = std::make_unique<LoopbackOnlyNetwork>();
+    }
     manager_ = std::make_unique<SandboxManager>(config_, paths, store_.get(), images_.get(),
                                                 network_.get(), cgroups_.get(), &metrics_);
     SBX_TRY(manager_->Start());
     metrics_.SetGaugeSource([this] { return Gauges(); });
 
     auth_ = std::make_unique<Authenticator>(config_);
-    sandbox_service_ = std::make_unique<SandboxService>(manager_.get(), auth_.get(), &metrics_);
+    sandbox_service_ =
+        std::make_unique<SandboxService>(manager_.get(), auth_.get(), &metrics_, network_.get());
     discovery_service_ = std::make_unique<DiscoveryService>(manager_.get(), auth_.get());
     system_service_ = std::make_unique<SystemService>(manager_.get(), auth_.get(), layout.version);
     image_service_ = std::make_unique<ImageService>(images_.get(), auth_.get());
+    archive_service_ = std::make_unique<ArchiveService>(manager_.get(), auth_.get());
 
     grpc::ServerBuilder builder;
     builder.SetMaxReceiveMessageSize(100 << 20);
@@ -86,6 +94,7 @@ class DaemonImpl : public Daemon {
     builder.RegisterService(discovery_service_.get());
     builder.RegisterService(system_service_.get());
     builder.RegisterService(image_service_.get());
+    builder.RegisterService(archive_service_.get());
     server_ = builder.BuildAndStart();
     if (!server_)
       return Error::Unavailable("could not start the gRPC server (is the address in use?)");
@@ -156,6 +165,7 @@ class DaemonImpl : public Daemon {
   std::unique_ptr<DiscoveryService> discovery_service_;
   std::unique_ptr<SystemService> system_service_;
   std::unique_ptr<ImageService> image_service_;
+  std::unique_ptr<ArchiveService> archive_service_;
   std::unique_ptr<grpc::Server> server_;
   HttpServer http_;
   int tcp_port_ = 0;

@@ -21,7 +21,7 @@ int Main(int argc, char** argv) {
       "coreweave.sandbox.v1 API (and sbx.v1) on a unix socket and, optionally, TCP."};
   std::string config_path;
   std::string state_dir, run_dir, listen_unix, listen_tcp, metrics_listen, log_level, writable;
-  std::string cgroup_parent;
+  std::string cgroup_parent, network;
   std::vector<std::string> mirrors, insecure;
   bool print_config = false;
   bool version = false;
@@ -38,6 +38,7 @@ int Main(int argc, char** argv) {
   app.add_option("--writable-layer", writable, "loop or tmpfs");
   app.add_option("--cgroup-parent", cgroup_parent,
                  "cgroup directory for this daemon's sandboxes (default sbx)");
+  app.add_option("--network", network, "bridge (the default) or none (loopback only)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   app.add_flag("--print-config", print_config, "print the effective configuration and exit");
   app.add_flag("--version", version, "print the version and exit");
@@ -71,6 +72,13 @@ int Main(int argc, char** argv) {
   if (!insecure.empty()) config.insecure_registries = insecure;
   if (!writable.empty()) config.writable_layer = writable;
   if (!cgroup_parent.empty()) config.cgroup_parent = cgroup_parent;
+  if (!network.empty()) {
+    if (network != "bridge" && network != "none") {
+      fprintf(stderr, "sbxd: --network must be bridge or none\n");
+      return 2;
+    }
+    config.network = network;
+  }
   if (!log_level.empty()) config.log_level = log_level;
   if (!config.listen_tcp.empty() && config.api_keys.empty()) {
     fprintf(stderr, "sbxd: listen_tcp needs api_keys in the configuration file\n");

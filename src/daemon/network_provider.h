@@ -5,7 +5,8 @@
 // addresses, filtering rules and DNS, and must be able to clean up after a restart.
 //
 // LoopbackOnly gives every sandbox a fresh network namespace with only loopback, whatever was
-// asked; its effective egress is empty, and the status says so.
+// asked; its effective egress is empty, and the status says so. BridgeNetwork
+// (bridge_network.h) is the real one.
 
 #pragma once
 
@@ -17,6 +18,13 @@
 
 namespace sbx::daemon {
 
+// An exposed service as attached: the host port that reaches it and its URL.
+struct ServiceEndpoint {
+  ServiceSpec service;
+  int host_port = 0;
+  std::string url;  // "http://<host>:<host_port>" (TCP) or "udp://<host>:<host_port>"
+};
+
 struct NetworkAttachment {
   NetworkMode mode = NetworkMode::kNone;
   std::string netns_path;  // empty: the runtime makes a namespace with only loopback
@@ -24,6 +32,7 @@ struct NetworkAttachment {
   std::vector<std::string> dns_servers;
   std::vector<std::string> extra_hosts;
   std::vector<EgressRuleSpec> effective_egress;
+  std::vector<ServiceEndpoint> services;
 };
 
 class NetworkProvider {
@@ -35,6 +44,8 @@ class NetworkProvider {
   virtual void Detach(const std::string& sandbox_id) = 0;
   // After a restart: keep the attachments of `live` sandboxes, remove everything else.
   virtual Status Recover(const std::vector<std::string>& live) = 0;
+  // The exposed services of an attached sandbox (none once it is detached).
+  virtual std::vector<ServiceEndpoint> Services(const std::string&) { return {}; }
 };
 
 class LoopbackOnlyNetwork : public NetworkProvider {

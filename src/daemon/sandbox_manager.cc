@@ -121,7 +121,11 @@ Status SandboxManager::Start() {
   ReconcileOrphans();
   event_thread_ = std::thread([this] { EventLoop(); });
   if (config_.writable_layer == "loop" && config_.disk_pool_size > 0) {
-    pool_thread_ = std::thread([this] { RefillDiskPool(); });
+    disks_ = std::make_unique<DiskPool>(
+        config_.state_dir + "/disk-pool", config_.state_dir + "/disks",
+        runtime::DiskFormat{default_disk_bytes_, 0, config_.id_map_uid, config_.id_map_gid},
+        config_.disk_pool_size);
+    disks_->Start();
   }
   return Ok();
 }
@@ -140,7 +144,7 @@ void SandboxManager::Shutdown() {
   }
   workers_.clear();
   if (event_thread_.joinable()) event_thread_.join();
-  if (pool_thread_.joinable()) pool_thread_.join();
+  disks_.reset();
   helpers_.reset();
 }
 
@@ -394,8 +398,17 @@ void SandboxManager::CreateJob(std::string id) {
   runtime::HelperCreateRequest create;
   create.bundle_dir = *bundle;
   create.disk_dir = config_.state_dir + "/disks";
-  if (config_.writable_layer == "loop") create.disk_pool_dir = config_.state_dir + "/disk-pool";
+  std::optional<PreparedDisk> disk;
+  if (config_.writable_layer == "loop") {
+    create.disk_pool_dir = config_.state_dir + "/disk-pool";
+    if (disks_) disk = disks_->Take(id);
+    if (disk) {
+      create.writable_image = disk->image;
+      create.writable_mount_fd = disk->mount.get();
+    }
+  }
   auto state = helpers_->Create(create, 120000);
+  if (!state && disk) unlink(disk->image.c_str());
   if (!state) {
     images_->Release(image->digest);
     SBX_LOG_WARN("sandbox id={} failed to start: {}", id, state.error().message());
@@ -981,25 +994,6 @@ void SandboxManager::ReconcileOrphans() {
     }
     closedir(d);
     for (const auto& path : orphans) unlink(path.c_str());
-  }
-}
-
-void SandboxManager::RefillDiskPool() {
-  runtime::DiskFormat format{default_disk_bytes_, 0, config_.id_map_uid, config_.id_map_gid};
-  std::string pool = config_.state_dir + "/disk-pool";
-  while (true) {
-    {
-      std::lock_guard lock(jobs_mu_);
-      if (stopping_) return;
-    }
-    Status filled = runtime::FillPool(pool, format, config_.disk_pool_size);
-    if (!filled) SBX_LOG_WARN("disk pool: {}", filled.error().ToString());
-    // Creates take images from the pool at any rate; look again soon.
-    {
-      std::lock_guard lock(jobs_mu_);
-      if (stopping_) return;
-    }
-    usleep(100000);
   }
 }
 

@@ -25,6 +25,7 @@
 #include "src/base/result.h"
 #include "src/base/unique_fd.h"
 #include "src/daemon/config.h"
+#include "src/daemon/disk_pool.h"
 #include "src/daemon/image_provider.h"
 #include "src/daemon/metrics.h"
 #include "src/daemon/network_provider.h"
@@ -142,7 +143,6 @@ class SandboxManager {
 
   void Recover();
   void ReconcileOrphans();
-  void RefillDiskPool();
 
   Config config_;
   ManagerPaths paths_;
@@ -171,12 +171,12 @@ class SandboxManager {
   std::deque<std::function<void()>> jobs_;
   std::vector<std::thread> workers_;
   std::thread event_thread_;
-  std::thread pool_thread_;
   UniqueFd epoll_fd_;
   UniqueFd wake_fd_;
   UniqueFd init_copy_;        // sealed sbx-init, handed to every sbx-runtime create
   UniqueFd seccomp_program_;  // the compiled seccomp policy, likewise
   std::unique_ptr<RuntimeHelpers> helpers_;
+  std::unique_ptr<DiskPool> disks_;
   bool stopping_ = false;
 };
 

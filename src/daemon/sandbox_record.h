@@ -71,9 +71,19 @@ enum class NetworkMode {
   kAllowlist,  // only the egress rules' destinations, never to the deny set
 };
 
+// A port of the sandbox exposed on the host.
+struct ServiceSpec {
+  int port = 0;
+  std::string name;
+  std::string protocol = "tcp";  // "tcp" or "udp"
+  bool public_access = false;    // reachable from other machines too, not only from the host
+  int visibility = 0;            // as requested (the wire's Visibility), echoed in the status
+};
+
 struct NetworkRequest {
   NetworkMode mode = NetworkMode::kPublic;
   std::vector<EgressRuleSpec> egress;
+  std::vector<ServiceSpec> services;
 };
 
 // A validated create request, in domain terms.

@@ -62,9 +62,10 @@ struct ChildContext {
   const RuntimeSpec* spec = nullptr;
   const std::string* seccomp_bpf = nullptr;
   std::string bundle;
-  std::string loop_device;  // empty for tmpfs
-  int sync_fd = -1;         // child's end of the socketpair with the parent
-  int error_fd = -1;        // write end of the CLOEXEC error pipe
+  std::string loop_device;     // empty for tmpfs
+  int writable_mount_fd = -1;  // a prepared writable filesystem to attach instead
+  int sync_fd = -1;            // child's end of the socketpair with the parent
+  int error_fd = -1;           // write end of the CLOEXEC error pipe
   int listen_fd = -1;
   int config_fd = -1;
   int init_fd = -1;
@@ -417,7 +418,9 @@ Status ArrangeInitDescriptors(const ChildContext& ctx) {
     auto disk = sys::Open(disk_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW);
     CHILD_TRY(ctx, disk);
     const IdMap& ids = spec.id_map;
-    if (spec.rootfs.writable.kind == WritableKind::kLoop) {
+    if (ctx.writable_mount_fd >= 0) {
+      CHILD_TRY(ctx, AttachMount(ctx.writable_mount_fd, disk->get(), "writable layer"));
+    } else if (spec.rootfs.writable.kind == WritableKind::kLoop) {
       CHILD_TRY(ctx, MountOn(disk->get(), "ext4", {{"source", ctx.loop_device}},
                              kMountNoSuid | kMountNoDev, "writable layer"));
     } else {
@@ -714,12 +717,17 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   rollback.set_cgroup_created();
 
   LoopDevice loop;
-  if (spec.rootfs.writable.kind == WritableKind::kLoop) {
+  std::string disk_image;
+  if (options.writable_mount_fd >= 0) {
+    disk_image = options.writable_image;
+    rollback.set_disk_image(disk_image);
+  } else if (spec.rootfs.writable.kind == WritableKind::kLoop) {
     DiskFormat format{spec.rootfs.writable.size_bytes, spec.rootfs.writable.inodes,
                       spec.id_map.host_uid, spec.id_map.host_gid};
     std::string image =
         (options.disk_dir.empty() ? bundle : options.disk_dir) + "/" + spec.id + ".img";
     rollback.set_disk_image(image);
+    disk_image = image;
     SBX_ASSIGN_OR_RETURN(bool pooled, TakeFromPool(options.disk_pool_dir, format, image));
     if (!pooled) SBX_TRY(FormatDiskImage(image, format));
     SBX_ASSIGN_OR_RETURN_CTX(loop, AttachLoop(image), "writable layer");
@@ -743,6 +751,7 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   ctx.seccomp_bpf = &seccomp_bpf;
   ctx.bundle = bundle;
   ctx.loop_device = loop.path;
+  ctx.writable_mount_fd = options.writable_mount_fd;
   ctx.sync_fd = sync.second.get();
   ctx.error_fd = error_write.get();
   ctx.listen_fd = listen_fd.get();
@@ -795,10 +804,7 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   state.init_start_time = ProcessStartTime(state.init_pid);
   state.socket_path = socket_path;
   state.loop_device = loop.path;
-  if (spec.rootfs.writable.kind == WritableKind::kLoop) {
-    state.disk_image =
-        (options.disk_dir.empty() ? bundle : options.disk_dir) + "/" + spec.id + ".img";
-  }
+  state.disk_image = disk_image;
   state.created_unix_ns = WallNanos();
   // Atomic but not fsync'ed: the bundle is ephemeral runtime state (sbxd's database is the
   // durable record), and an fsync would cost more than the rest of the create.

@@ -54,6 +54,10 @@ struct CreateOptions {
   // Where the writable layer's image lives (default: the bundle). It should be on a disk-backed
   // filesystem on the same filesystem as the pool, not on a tmpfs /run.
   std::string disk_dir;
+  // A writable layer prepared ahead: a detached mount (fsmount) of a formatted filesystem and the
+  // image file behind it (deleted when the sandbox is destroyed). -1: make one now.
+  int writable_mount_fd = -1;
+  std::string writable_image;
 };
 
 struct SandboxState {

@@ -3,8 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include "src/agent/connection.h"
 #include "src/agent/protocol.h"
@@ -18,6 +21,7 @@ std::string HelperCreateRequest::Encode() const {
   w.PutString(1, bundle_dir);
   w.PutString(2, disk_pool_dir);
   w.PutString(3, disk_dir);
+  w.PutString(4, writable_image);
   return w.Take();
 }
 
@@ -28,12 +32,98 @@ Result<HelperCreateRequest> HelperCreateRequest::Decode(std::string_view payload
     if (r.tag() == 1) m.bundle_dir = r.str();
     if (r.tag() == 2) m.disk_pool_dir = r.str();
     if (r.tag() == 3) m.disk_dir = r.str();
+    if (r.tag() == 4) m.writable_image = r.str();
   }
   SBX_TRY(r.status("helper create request"));
   return m;
 }
 
 namespace {
+
+// The request frame goes in one sendmsg, with the prepared writable mount (if any) attached.
+Status SendRequest(int fd, const std::string& frame, int passed_fd) {
+  iovec iov{const_cast<char*>(frame.data()), frame.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  if (passed_fd >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &passed_fd, sizeof(int));
+  }
+  // The socket is a stream socketpair: a request is small enough to go in one call.
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n == static_cast<ssize_t>(frame.size())) return Ok();
+    if (n >= 0) return Error::Internal("short write to the runtime helper");
+    if (errno == EAGAIN) {
+      pollfd pfd{fd, POLLOUT, 0};
+      poll(&pfd, 1, 100);
+      continue;
+    }
+    if (errno != EINTR)
+      return Error::Errno("send to the runtime helper").WithCode(Code::kUnavailable);
+  }
+  return Error::Unavailable("the runtime helper does not take requests");
+}
+
+// Reads one request frame and the descriptor that came with it (or -1).
+Result<std::pair<agent::Frame, UniqueFd>> ReceiveRequest(int fd, int64_t deadline_ms) {
+  std::string data;
+  UniqueFd passed;
+  while (true) {
+    if (data.size() >= agent::kHeaderSize) {
+      SBX_ASSIGN_OR_RETURN(agent::FrameHeader header, agent::DecodeHeader(data.data()));
+      if (data.size() >= agent::kHeaderSize + header.length) {
+        agent::Frame frame{static_cast<agent::MsgType>(header.type),
+                           data.substr(agent::kHeaderSize, header.length)};
+        return std::make_pair(std::move(frame), std::move(passed));
+      }
+    }
+    char buf[65536];
+    iovec iov{buf, sizeof buf};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n == 0) return Error::Unavailable("the daemon closed the helper socket");
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) return Error::Errno("recvmsg");
+      pollfd pfd{fd, POLLIN, 0};
+      if (poll(&pfd, 1, PollTimeout(deadline_ms)) == 0) {
+        return Error::DeadlineExceeded("incomplete request from the daemon");
+      }
+      continue;
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; ++i) {
+          int got;
+          memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+          if (!passed) {
+            passed.reset(got);
+          } else {
+            close(got);  // at most one descriptor per request
+          }
+        }
+      }
+    }
+    data.append(buf, static_cast<size_t>(n));
+    if (data.size() > agent::kHeaderSize + agent::kMaxPayload) {
+      return Error::InvalidArgument("oversized request");
+    }
+  }
+}
 
 void ReapChildren() {
   while (waitpid(-1, nullptr, WNOHANG) > 0) {
@@ -59,14 +149,16 @@ int ServeHelper(int fd, int init_fd, const std::string& seccomp_bpf, CgroupDrive
     // Sandboxes' init processes are our children: reap the ones that ended, between requests
     // and at least every 200 ms.
     ReapChildren();
-    auto readable = conn.WaitReadable(MonotonicMillis() + 200);
-    if (!readable) return 1;
-    if (!*readable) continue;
-    auto frame = conn.Receive(MonotonicMillis() + 5000);
-    if (!frame) return 0;  // the daemon went away
-    if (static_cast<uint8_t>(frame->type) != kCreateRequest) return 1;
+    pollfd pfd{conn.fd(), POLLIN, 0};
+    int ready = poll(&pfd, 1, 200);
+    if (ready < 0 && errno != EINTR) return 1;
+    if (ready <= 0) continue;
+    auto received = ReceiveRequest(conn.fd(), MonotonicMillis() + 5000);
+    if (!received) return 0;  // the daemon went away
+    auto& [frame, mount_fd] = *received;
+    if (static_cast<uint8_t>(frame.type) != kCreateRequest) return 1;
     Result<SandboxState> state = Error::Internal("no request");
-    auto request = HelperCreateRequest::Decode(frame->payload);
+    auto request = HelperCreateRequest::Decode(frame.payload);
     if (!request) {
       state = request.error();
     } else {
@@ -80,7 +172,9 @@ int ServeHelper(int fd, int init_fd, const std::string& seccomp_bpf, CgroupDrive
                                .init_fd = init_fd,
                                .seccomp_bpf = seccomp_bpf,
                                .disk_pool_dir = request->disk_pool_dir,
-                               .disk_dir = request->disk_dir},
+                               .disk_dir = request->disk_dir,
+                               .writable_mount_fd = mount_fd ? mount_fd.get() : -1,
+                               .writable_image = request->writable_image},
                               cgroups);
       }
     }
@@ -96,7 +190,9 @@ Result<SandboxState> HelperCreate(int fd, const HelperCreateRequest& request, in
   if (!own) return Error::Errno("dup helper socket");
   agent::Connection conn{std::move(own)};
   int64_t deadline = MonotonicMillis() + timeout_ms;
-  SBX_TRY(conn.Send(static_cast<agent::MsgType>(kCreateRequest), request.Encode(), deadline));
+  SBX_TRY(SendRequest(
+      conn.fd(), agent::EncodeFrame(static_cast<agent::MsgType>(kCreateRequest), request.Encode()),
+      request.writable_mount_fd));
   SBX_ASSIGN_OR_RETURN(agent::Frame frame, conn.Receive(deadline));
   if (static_cast<uint8_t>(frame.type) != kCreateReply) {
     return Error::Internal("unexpected reply from the runtime helper");

@@ -26,6 +26,8 @@ struct HelperCreateRequest {
   std::string bundle_dir;
   std::string disk_pool_dir;
   std::string disk_dir;
+  std::string writable_image;  // with a prepared writable mount, sent as a descriptor
+  int writable_mount_fd = -1;  // not encoded: travels as SCM_RIGHTS
   std::string Encode() const;
   static Result<HelperCreateRequest> Decode(std::string_view payload);
 };

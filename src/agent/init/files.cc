@@ -162,6 +162,91 @@ Result<DirEntries> ListDirectory(int root_fd, const std::string& path, size_t ma
   return out;
 }
 
+Result<FileInfo> MakeDirectory(int root_fd, const std::string& path, uint32_t mode,
+                               bool make_parents, uid_t uid, gid_t gid) {
+  std::string name = sys::BaseName(path);
+  if (name.empty() || name == "/" || name == "." || name == "..") return StatPath(root_fd, path);
+  SBX_ASSIGN_OR_RETURN(UniqueFd dir,
+                       OpenDirectory(root_fd, sys::DirName(path), make_parents, path));
+  struct stat st {};
+  if (mkdirat(dir.get(), name.c_str(), 0700) == 0) {
+    // Owner and mode are set through a descriptor of the new directory; O_NOFOLLOW refuses a
+    // symlink swapped in by a process of the sandbox in between.
+    int fd = openat(dir.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return FileError(Error::Errno("open " + Quote(path)), path);
+    UniqueFd created(fd);
+    if (fchown(fd, uid, gid) != 0 && errno != EPERM) {
+      return FileError(Error::Errno("chown " + Quote(path)), path);
+    }
+    // SECURITY: never setuid/setgid bits from a request.
+    if (fchmod(fd, mode & 01777) != 0) return FileError(Error::Errno("chmod " + Quote(path)), path);
+    if (fstat(fd, &st) != 0) return FileError(Error::Errno("stat " + Quote(path)), path);
+    return InfoOf(path, st);
+  }
+  if (errno != EEXIST) return FileError(Error::Errno("mkdir " + Quote(path)), path);
+  if (fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return FileError(Error::Errno("stat " + Quote(path)), path);
+  }
+  return InfoOf(path, st);
+}
+
+Status MakeSymlink(int root_fd, const std::string& path, const std::string& target,
+                   bool make_parents, uid_t uid, gid_t gid) {
+  if (target.empty() || target.size() >= PATH_MAX || target.find('\0') != std::string::npos) {
+    return Error::InvalidArgument("invalid symlink target for " + Quote(path))
+        .WithReason("CWSANDBOX_FILE_IO_FAILED")
+        .WithMetadata("filepath", path);
+  }
+  std::string name = sys::BaseName(path);
+  if (name.empty() || name == "/" || name == "." || name == ".." || path.back() == '/') {
+    return FileError(Error::FromErrno(EISDIR, Quote(path) + " names a directory"), path);
+  }
+  SBX_ASSIGN_OR_RETURN(UniqueFd dir,
+                       OpenDirectory(root_fd, sys::DirName(path), make_parents, path));
+  struct stat existing {};
+  if (fstatat(dir.get(), name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISDIR(existing.st_mode)) {
+    return FileError(Error::FromErrno(EISDIR, Quote(path) + " is a directory"), path);
+  }
+  // Created under a temporary name and renamed over the old entry: never a moment without one.
+  std::string tmp = ".sbx-link-" + RandomHex(8);
+  if (symlinkat(target.c_str(), dir.get(), tmp.c_str()) != 0) {
+    return FileError(Error::Errno("symlink " + Quote(path)), path);
+  }
+  if (fchownat(dir.get(), tmp.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0 && errno != EPERM) {
+    Error error = Error::Errno("chown " + Quote(path));
+    unlinkat(dir.get(), tmp.c_str(), 0);
+    return FileError(std::move(error), path);
+  }
+  if (renameat(dir.get(), tmp.c_str(), dir.get(), name.c_str()) != 0) {
+    Error error = Error::Errno("rename into " + Quote(path));
+    unlinkat(dir.get(), tmp.c_str(), 0);
+    return FileError(std::move(error), path);
+  }
+  return Ok();
+}
+
+Result<std::string> ReadSymlink(int root_fd, const std::string& path) {
+  SBX_ASSIGN_OR_RETURN(UniqueFd link, OpenPath(root_fd, path, O_PATH | O_NOFOLLOW));
+  struct stat st {};
+  if (fstat(link.get(), &st) != 0) return FileError(Error::Errno("stat"), path);
+  if (!S_ISLNK(st.st_mode)) {
+    return Error::InvalidArgument(Quote(path) + " is not a symbolic link")
+        .WithReason("CWSANDBOX_FILE_IO_FAILED")
+        .WithMetadata("filepath", path);
+  }
+  char buf[PATH_MAX];
+  // An empty name reads the link the O_PATH descriptor itself refers to.
+  ssize_t n = readlinkat(link.get(), "", buf, sizeof buf);
+  if (n < 0) return FileError(Error::Errno("readlink " + Quote(path)), path);
+  if (static_cast<size_t>(n) >= sizeof buf) {
+    return Error::InvalidArgument("target of " + Quote(path) + " is too long")
+        .WithReason("CWSANDBOX_FILE_IO_FAILED")
+        .WithMetadata("filepath", path);
+  }
+  return std::string(buf, static_cast<size_t>(n));
+}
+
 PendingWrite::~PendingWrite() {
   if (!committed_ && dir_ && !tmp_name_.empty()) unlinkat(dir_.get(), tmp_name_.c_str(), 0);
 }

@@ -26,6 +26,22 @@ Result<std::pair<UniqueFd, FileInfo>> OpenForRead(int root_fd, const std::string
 Result<FileInfo> StatPath(int root_fd, const std::string& path);
 Result<DirEntries> ListDirectory(int root_fd, const std::string& path, size_t max_entries);
 
+// Creates the directory `path` with `mode` (setuid and setgid bits dropped) owned by uid:gid,
+// creating missing parents (0755) when `make_parents`. Whatever already exists at `path` is left
+// as it is. Returns what is at `path` afterwards, not following a final symlink: a caller that must
+// not write through links (archive extraction) checks the type.
+Result<FileInfo> MakeDirectory(int root_fd, const std::string& path, uint32_t mode,
+                               bool make_parents, uid_t uid, gid_t gid);
+
+// Creates or atomically replaces the symbolic link `path` -> `target`, owned by uid:gid. The
+// target is stored as given; it is resolved (inside the root) only when something follows it. A
+// directory at `path` is never replaced.
+Status MakeSymlink(int root_fd, const std::string& path, const std::string& target,
+                   bool make_parents, uid_t uid, gid_t gid);
+
+// The target of the symbolic link `path`; kInvalidArgument if `path` is not one.
+Result<std::string> ReadSymlink(int root_fd, const std::string& path);
+
 // An atomic file replacement in progress: data goes to a temporary file next to the target,
 // Commit() renames it into place; destroying an uncommitted write removes the temporary file.
 class PendingWrite {

@@ -63,6 +63,16 @@ ExitInfo ExitFromStatus(int status) {
   return info;
 }
 
+// The owner of files and directories created through the API: the sandbox's user (root when it
+// cannot be resolved).
+std::pair<uid_t, gid_t> DefaultOwner(const std::string& user_spec) {
+  auto passwd = sys::ReadFile("/etc/passwd", 4u << 20);
+  auto group = sys::ReadFile("/etc/group", 4u << 20);
+  auto owner = ResolveUser(user_spec, passwd.value_or(""), group.value_or(""));
+  if (!owner) return {0, 0};
+  return {owner->uid, owner->gid};
+}
+
 }  // namespace
 
 struct InitServer::Conn {
@@ -526,6 +536,12 @@ void InitServer::HandleRequest(Conn& conn, Frame frame) {
       CloseAfterFlush(conn);
       return;
     }
+    case MsgType::kMkdir:
+    case MsgType::kSymlink:
+    case MsgType::kReadlink:
+      HandleLinkOrDirectory(conn, frame);
+      CloseAfterFlush(conn);
+      return;
     case MsgType::kStatus:
       Send(conn, MsgType::kStatusReply, BuildStatus().Encode());
       CloseAfterFlush(conn);
@@ -872,11 +888,7 @@ void InitServer::StartFileWrite(Conn& conn, const FileWrite& request) {
     CloseAfterFlush(conn);
     return;
   }
-  auto passwd = sys::ReadFile("/etc/passwd", 4u << 20);
-  auto group = sys::ReadFile("/etc/group", 4u << 20);
-  auto owner = ResolveUser(config_.user, passwd.value_or(""), group.value_or(""));
-  uid_t uid = owner ? owner->uid : 0;
-  gid_t gid = owner ? owner->gid : 0;
+  auto [uid, gid] = DefaultOwner(config_.user);
   auto write =
       PendingWrite::Begin(root_fd_.get(), *path, request.mode, request.make_parents, uid, gid);
   if (!write) {
@@ -886,6 +898,43 @@ void InitServer::StartFileWrite(Conn& conn, const FileWrite& request) {
   }
   conn.kind = Conn::Kind::kFileWrite;
   conn.write = std::make_unique<PendingWrite>(std::move(*write));
+}
+
+void InitServer::HandleLinkOrDirectory(Conn& conn, const Frame& frame) {
+  auto fail = [&](Error error, const std::string& path) {
+    if (error.MetadataValue("filepath").empty()) error.WithMetadata("filepath", path);
+    SendError(conn, error);
+  };
+  if (frame.type == MsgType::kMkdir) {
+    auto request = MkdirRequest::Decode(frame.payload);
+    if (!request) return SendError(conn, request.error());
+    auto path = AbsolutePath(config_.cwd, request->path);
+    if (!path) return fail(std::move(path).error(), request->path);
+    auto [uid, gid] = DefaultOwner(config_.user);
+    auto info =
+        MakeDirectory(root_fd_.get(), *path, request->mode, request->make_parents, uid, gid);
+    if (!info) return fail(std::move(info).error(), request->path);
+    info->path = request->path;
+    return Send(conn, MsgType::kFileInfo, info->Encode());
+  }
+  if (frame.type == MsgType::kSymlink) {
+    auto request = SymlinkRequest::Decode(frame.payload);
+    if (!request) return SendError(conn, request.error());
+    auto path = AbsolutePath(config_.cwd, request->path);
+    if (!path) return fail(std::move(path).error(), request->path);
+    auto [uid, gid] = DefaultOwner(config_.user);
+    Status made =
+        MakeSymlink(root_fd_.get(), *path, request->target, request->make_parents, uid, gid);
+    if (!made) return fail(std::move(made).error(), request->path);
+    return Send(conn, MsgType::kOk, "");
+  }
+  auto request = PathRequest::Decode(frame.payload);
+  if (!request) return SendError(conn, request.error());
+  auto path = AbsolutePath(config_.cwd, request->path);
+  if (!path) return fail(std::move(path).error(), request->path);
+  auto target = ReadSymlink(root_fd_.get(), *path);
+  if (!target) return fail(std::move(target).error(), request->path);
+  Send(conn, MsgType::kLinkTarget, LinkTarget{std::move(*target)}.Encode());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -75,6 +75,8 @@ class InitServer {
   void StartFileRead(Conn& conn, const FileRead& request);
   void PumpFileRead(Conn& conn);
   void StartFileWrite(Conn& conn, const FileWrite& request);
+  // kMkdir, kSymlink and kReadlink: one request, one answer.
+  void HandleLinkOrDirectory(Conn& conn, const Frame& frame);
 
   // Main process and logs.
   void StartMain();

@@ -12,6 +12,7 @@
 #include "src/daemon/secrets.h"
 #include "src/daemon/services/status_mapping.h"
 #include "src/image/reference.h"
+#include "src/net/ipv4.h"
 #include "src/runtime/spec.h"
 
 namespace sbx::daemon {
@@ -24,6 +25,7 @@ constexpr size_t kMaxAnnotations = 100;
 constexpr size_t kMaxFiles = 100;
 constexpr size_t kMaxFileMountBytes = 16u << 20;
 constexpr size_t kMaxEnv = 1000;
+constexpr size_t kMaxServices = 16;
 constexpr int64_t kDefaultExecOutput = 16 << 20;
 constexpr int64_t kMaxExecOutput = 64 << 20;
 
@@ -160,8 +162,14 @@ Status ParseNetwork(const v1::NetworkOptions& network, NetworkRequest* out) {
       case v1::EgressRule::kCidr:
         spec.cidr = rule.cidr().cidr();
         spec.except.assign(rule.cidr().except().begin(), rule.cidr().except().end());
-        if (spec.cidr.find('/') == std::string::npos) {
-          return FieldError(field + ".cidr", "not a CIDR block: " + Quote(spec.cidr));
+        // Sandboxes have IPv4 only; an IPv6 rule could never be honoured.
+        if (spec.cidr.find('/') == std::string::npos || !net::ParseIpv4Prefix(spec.cidr)) {
+          return FieldError(field + ".cidr", "not an IPv4 CIDR block: " + Quote(spec.cidr));
+        }
+        for (const auto& x : spec.except) {
+          if (!net::ParseIpv4Prefix(x)) {
+            return FieldError(field + ".cidr.except", "not an IPv4 CIDR block: " + Quote(x));
+          }
         }
         break;
       case v1::EgressRule::kDnsName:
@@ -181,6 +189,64 @@ Status ParseNetwork(const v1::NetworkOptions& network, NetworkRequest* out) {
     }
     SBX_TRY(ParsePorts(rule.ports(), field, &spec.ports));
     out->egress.push_back(std::move(spec));
+  }
+  return Ok();
+}
+
+Status ParseServices(const v1::SandboxSpec& spec, const Config& config, NetworkRequest* out) {
+  if (spec.services_size() == 0) return Ok();
+  if (static_cast<size_t>(spec.services_size()) > kMaxServices) {
+    return FieldError("sandbox.spec.services", "at most 16 services");
+  }
+  if (config.network != "bridge") {
+    return Error::FailedPrecondition(
+        "exposed services need a sandbox network; this node runs with network \"none\"");
+  }
+  if (spec.network().has_deny_ingress() && spec.network().deny_ingress()) {
+    return FieldError("sandbox.spec.network.deny_ingress", "contradicts exposed services");
+  }
+  for (int i = 0; i < spec.services_size(); ++i) {
+    const v1::Service& s = spec.services(i);
+    std::string field = "sandbox.spec.services[" + std::to_string(i) + "]";
+    ServiceSpec svc;
+    if (s.port() < 1 || s.port() > 65535) return FieldError(field + ".port", "must be 1-65535");
+    svc.port = s.port();
+    if (s.name().size() > 63) return FieldError(field + ".name", "longer than 63 characters");
+    svc.name = s.name();
+    switch (s.protocol()) {
+      case v1::SERVICE_PROTOCOL_UNSPECIFIED:
+      case v1::SERVICE_PROTOCOL_TCP:
+        svc.protocol = "tcp";
+        break;
+      case v1::SERVICE_PROTOCOL_UDP:
+        svc.protocol = "udp";
+        break;
+      default:
+        return Error::Unimplemented(field + ".protocol: only TCP and UDP services are supported");
+    }
+    switch (s.visibility()) {
+      case v1::VISIBILITY_UNSPECIFIED:
+      case v1::VISIBILITY_PRIVATE:
+        break;
+      case v1::VISIBILITY_PUBLIC:
+        svc.public_access = true;
+        break;
+      default:
+        return Error::Unimplemented(field + ".visibility: custom visibility is not supported");
+    }
+    svc.visibility = s.visibility();
+    if (s.has_endpoint() && s.endpoint().kind() != v1::ENDPOINT_KIND_UNSPECIFIED) {
+      return Error::Unimplemented(field +
+                                  ".endpoint: managed endpoints are not supported by sbx; the "
+                                  "port is exposed on the host and its URL is in the status");
+    }
+    for (const auto& other : out->services) {
+      if (other.port == svc.port && other.protocol == svc.protocol) {
+        return FieldError(field + ".port", "port " + std::to_string(svc.port) + "/" + svc.protocol +
+                                               " is exposed twice");
+      }
+    }
+    out->services.push_back(std::move(svc));
   }
   return Ok();
 }
@@ -230,9 +296,7 @@ Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request
     return Error::Unimplemented("init containers are not supported by sbx");
   }
   if (spec.volumes_size() > 0) return Error::Unimplemented("volumes are not supported by sbx yet");
-  if (spec.services_size() > 0) {
-    return Error::Unimplemented("exposed services are not supported by sbx yet");
-  }
+  SBX_TRY(ParseServices(spec, config, &out.network));
   if (!spec.network_ids().empty())
     return Error::Unimplemented("network_ids are not supported by sbx");
   if (spec.max_lifetime_seconds() < 0) {
@@ -368,7 +432,8 @@ Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request
   return out;
 }
 
-v1::Sandbox ToProto(const SandboxRecord& r, const std::string& runner_id) {
+v1::Sandbox ToProto(const SandboxRecord& r, const std::string& runner_id,
+                    const std::vector<ServiceEndpoint>& services) {
   v1::Sandbox s;
   s.set_sandbox_id(r.id);
   s.mutable_spec()->ParseFromString(r.spec_blob);
@@ -406,11 +471,26 @@ v1::Sandbox ToProto(const SandboxRecord& r, const std::string& runner_id) {
       port->set_end_port(p.end_port);
     }
   }
+  for (const auto& e : services) {
+    auto* svc = st->add_services();
+    svc->set_port(e.service.port);
+    svc->set_name(e.service.name);
+    svc->set_protocol(e.service.protocol == "udp" ? v1::SERVICE_PROTOCOL_UDP
+                                                  : v1::SERVICE_PROTOCOL_TCP);
+    svc->set_visibility(static_cast<v1::Visibility>(e.service.visibility));
+    svc->set_url(e.url);
+  }
   auto* cs = st->add_container_statuses();
   cs->set_name("main");
   cs->set_state(ToProtoState(r.state));
   if (r.exit_code) cs->set_exit_code(*r.exit_code);
   return s;
+}
+
+v1::Sandbox SandboxService::Render(const SandboxRecord& r) const {
+  std::vector<ServiceEndpoint> services;
+  if (network_ != nullptr && !IsTerminal(r.state)) services = network_->Services(r.id);
+  return ToProto(r, manager_->runner_id(), services);
 }
 
 Result<std::string> SandboxService::Socket(grpc::ServerContext* context, const std::string& id) {
@@ -437,7 +517,7 @@ grpc::Status SandboxService::CreateSandbox(grpc::ServerContext* context,
       manager_->WaitSettled(*tenant, record->id,
                             std::min(CallDeadline(context, 60000),
                                      MonotonicMillis() + manager_->config().create_wait_ms));
-  *response = ToProto(settled ? *settled : *record, manager_->runner_id());
+  *response = Render(settled ? *settled : *record);
   return grpc::Status::OK;
 }
 
@@ -455,7 +535,7 @@ grpc::Status SandboxService::GetSandbox(grpc::ServerContext* context,
   if (request->sandbox_id().empty()) return Fail(FieldError("sandbox_id", "required"));
   auto record = manager_->Get(*tenant, request->sandbox_id());
   if (!record) return Fail(record.error());
-  *response = ToProto(*record, manager_->runner_id());
+  *response = Render(*record);
   return grpc::Status::OK;
 }
 
@@ -476,8 +556,7 @@ grpc::Status SandboxService::ListSandboxes(grpc::ServerContext* context,
   filter.page_token = request->page_token();
   auto result = manager_->List(*tenant, filter);
   if (!result) return Fail(result.error());
-  for (const auto& r : result->sandboxes)
-    *response->add_sandboxes() = ToProto(r, manager_->runner_id());
+  for (const auto& r : result->sandboxes) *response->add_sandboxes() = Render(r);
   response->set_next_page_token(result->next_page_token);
   return grpc::Status::OK;
 }
@@ -500,7 +579,7 @@ grpc::Status SandboxService::DeleteSandbox(grpc::ServerContext* context,
       return grpc::Status::OK;
     return Fail(record.error());
   }
-  *response->mutable_sandbox() = ToProto(*record, manager_->runner_id());
+  *response->mutable_sandbox() = Render(*record);
   return grpc::Status::OK;
 }
 

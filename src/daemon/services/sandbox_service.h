@@ -9,6 +9,7 @@
 
 #include "coreweave/sandbox/v1/sandbox.grpc.pb.h"
 #include "src/daemon/metrics.h"
+#include "src/daemon/network_provider.h"
 #include "src/daemon/sandbox_manager.h"
 #include "src/daemon/services/auth.h"
 
@@ -20,15 +21,17 @@ namespace v1 = ::coreweave::sandbox::v1;
 // field. Exposed for tests.
 Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request,
                                          const Config& config);
-// A record as the wire's Sandbox message.
-v1::Sandbox ToProto(const SandboxRecord& record, const std::string& runner_id);
+// A record as the wire's Sandbox message, with the exposed services of a live sandbox.
+v1::Sandbox ToProto(const SandboxRecord& record, const std::string& runner_id,
+                    const std::vector<ServiceEndpoint>& services = {});
 std::string FormatCpu(uint64_t millis);
 std::string FormatMemory(uint64_t bytes);
 
 class SandboxService final : public v1::SandboxService::Service {
  public:
-  SandboxService(SandboxManager* manager, const Authenticator* auth, Metrics* metrics)
-      : manager_(manager), auth_(auth), metrics_(metrics) {}
+  SandboxService(SandboxManager* manager, const Authenticator* auth, Metrics* metrics,
+                 NetworkProvider* network = nullptr)
+      : manager_(manager), auth_(auth), metrics_(metrics), network_(network) {}
 
   grpc::Status CreateSandbox(grpc::ServerContext* context, const v1::CreateSandboxRequest* request,
                              v1::Sandbox* response) override;
@@ -69,11 +72,13 @@ class SandboxService final : public v1::SandboxService::Service {
                                         v1::FileSystemSnapshot* response) override;
 
  private:
+  v1::Sandbox Render(const SandboxRecord& record) const;
   // The agent socket of a running sandbox the caller owns, waiting for it to start.
   Result<std::string> Socket(grpc::ServerContext* context, const std::string& id);
   SandboxManager* manager_;
   const Authenticator* auth_;
   Metrics* metrics_;
+  NetworkProvider* network_;
 };
 
 }  // namespace sbx::daemon

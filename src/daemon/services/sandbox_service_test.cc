@@ -229,5 +229,81 @@ TEST(ParseCreateRequestTest, BadNetworkRules) {
   EXPECT_EQ(r.error().MetadataValue("field"), "sandbox.spec.network.egress[0].ports[0]");
 }
 
+TEST(ParseCreateRequestTest, Ipv6EgressIsRefused) {
+  Config config;
+  auto request = Request();
+  request.mutable_sandbox()
+      ->mutable_spec()
+      ->mutable_network()
+      ->add_egress()
+      ->mutable_cidr()
+      ->set_cidr("2001:db8::/32");
+  auto r = ParseCreateRequest(request, config);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().MetadataValue("field"), "sandbox.spec.network.egress[0].cidr");
+}
+
+TEST(ParseCreateRequestTest, Services) {
+  Config config;
+  auto request = Request();
+  auto* spec = request.mutable_sandbox()->mutable_spec();
+  auto* web = spec->add_services();
+  web->set_port(8080);
+  web->set_name("web");
+  auto* dns = spec->add_services();
+  dns->set_port(53);
+  dns->set_protocol(v1::SERVICE_PROTOCOL_UDP);
+  dns->set_visibility(v1::VISIBILITY_PUBLIC);
+  auto r = ParseCreateRequest(request, config);
+  ASSERT_TRUE(r) << r.error().ToString();
+  ASSERT_EQ(r->network.services.size(), 2u);
+  EXPECT_EQ(r->network.services[0].protocol, "tcp");
+  EXPECT_FALSE(r->network.services[0].public_access);
+  EXPECT_EQ(r->network.services[1].protocol, "udp");
+  EXPECT_TRUE(r->network.services[1].public_access);
+
+  auto twice = request;
+  twice.mutable_sandbox()->mutable_spec()->add_services()->set_port(8080);
+  auto t = ParseCreateRequest(twice, config);
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error().MetadataValue("field"), "sandbox.spec.services[2].port");
+
+  auto bad_port = Request();
+  bad_port.mutable_sandbox()->mutable_spec()->add_services()->set_port(0);
+  EXPECT_FALSE(ParseCreateRequest(bad_port, config));
+
+  auto sctp = Request();
+  auto* s = sctp.mutable_sandbox()->mutable_spec()->add_services();
+  s->set_port(9);
+  s->set_protocol(v1::SERVICE_PROTOCOL_SCTP);
+  auto e = ParseCreateRequest(sctp, config);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().code(), Code::kUnimplemented);
+
+  Config none;
+  none.network = "none";
+  auto n = ParseCreateRequest(request, none);
+  ASSERT_FALSE(n);
+  EXPECT_EQ(n.error().code(), Code::kFailedPrecondition);
+}
+
+TEST(ToProtoTest, ServicesOfALiveSandbox) {
+  SandboxRecord r;
+  r.id = "sb-2";
+  r.state = State::kRunning;
+  ServiceEndpoint e;
+  e.service.port = 8080;
+  e.service.name = "web";
+  e.service.visibility = v1::VISIBILITY_PRIVATE;
+  e.host_port = 30001;
+  e.url = "http://10.128.0.1:30001";
+  v1::Sandbox s = ToProto(r, "node-1", {e});
+  ASSERT_EQ(s.status().services_size(), 1);
+  EXPECT_EQ(s.status().services(0).port(), 8080);
+  EXPECT_EQ(s.status().services(0).name(), "web");
+  EXPECT_EQ(s.status().services(0).protocol(), v1::SERVICE_PROTOCOL_TCP);
+  EXPECT_EQ(s.status().services(0).url(), "http://10.128.0.1:30001");
+}
+
 }  // namespace
 }  // namespace sbx::daemon

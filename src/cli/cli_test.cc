@@ -1,0 +1,126 @@
+// The parts of the command line that need no daemon: splitting a command off the arguments,
+// durations, times, environment assignments, sandbox paths and tables.
+
+#include "src/cli/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <gtest/gtest.h>
+
+#include "src/cli/format.h"
+
+namespace sbx::cli {
+namespace {
+
+class SplitTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    app_.add_option("--url", url_);
+    CLI::App* exec = app_.add_subcommand("exec");
+    exec->add_flag("-i", flag_);
+    exec->add_flag("-t", flag_);
+    exec->add_flag("--quiet", flag_);
+    exec->add_option("-e,--env", values_);
+    exec->add_option("-w", value_);
+    exec->add_option("id", value_);
+    CLI::App* ls = app_.add_subcommand("ls");
+    ls->add_flag("-a", flag_);
+  }
+  std::vector<std::string> Split(std::vector<std::string> args, std::vector<std::string>* rest) {
+    *rest = SplitTrailingCommand(app_, args);
+    return args;
+  }
+  CLI::App app_;
+  std::string url_, value_;
+  std::vector<std::string> values_;
+  bool flag_ = false;
+};
+
+TEST_F(SplitTest, TheCommandKeepsItsOwnFlags) {
+  std::vector<std::string> rest;
+  EXPECT_EQ(Split({"exec", "-it", "ID", "ls", "-la", "--help"}, &rest),
+            (std::vector<std::string>{"exec", "-it", "ID"}));
+  EXPECT_EQ(rest, (std::vector<std::string>{"ls", "-la", "--help"}));
+  // Option values are not mistaken for the id; global options come first.
+  EXPECT_EQ(
+      Split({"--url", "unix:///s", "exec", "-e", "A=1", "-w", "/x", "ID", "sh", "-i"}, &rest),
+      (std::vector<std::string>{"--url", "unix:///s", "exec", "-e", "A=1", "-w", "/x", "ID"}));
+  EXPECT_EQ(rest, (std::vector<std::string>{"sh", "-i"}));
+  EXPECT_EQ(Split({"exec", "--env=A=1", "-eB=2", "--quiet", "ID", "true"}, &rest).back(), "ID");
+  EXPECT_EQ(rest, (std::vector<std::string>{"true"}));
+}
+
+TEST_F(SplitTest, DoubleDash) {
+  std::vector<std::string> rest;
+  EXPECT_EQ(Split({"exec", "--", "ID", "-x"}, &rest), (std::vector<std::string>{"exec", "ID"}));
+  EXPECT_EQ(rest, (std::vector<std::string>{"-x"}));
+  EXPECT_EQ(Split({"exec", "ID", "--", "ls", "--", "-x"}, &rest),
+            (std::vector<std::string>{"exec", "ID"}));
+  EXPECT_EQ(rest, (std::vector<std::string>{"ls", "--", "-x"}));
+}
+
+TEST_F(SplitTest, OtherCommandsAreUntouched) {
+  std::vector<std::string> rest;
+  std::vector<std::string> args = {"ls", "-a", "x", "y"};
+  EXPECT_EQ(Split(args, &rest), args);
+  EXPECT_TRUE(rest.empty());
+  EXPECT_EQ(Split({"exec", "-i"}, &rest), (std::vector<std::string>{"exec", "-i"}));
+  EXPECT_TRUE(rest.empty());
+}
+
+TEST(FormatTest, Durations) {
+  EXPECT_EQ(*ParseDuration("90"), 90);
+  EXPECT_EQ(*ParseDuration("90s"), 90);
+  EXPECT_EQ(*ParseDuration("15m"), 900);
+  EXPECT_EQ(*ParseDuration("1h30m"), 5400);
+  EXPECT_EQ(*ParseDuration("2d"), 172800);
+  for (const char* bad : {"", "m", "10x", "-5", "1.5h", "10m5"})
+    EXPECT_FALSE(ParseDuration(bad)) << bad;
+  EXPECT_EQ(FormatDuration(std::chrono::seconds(3900)), "1h 5m");
+  EXPECT_EQ(FormatDuration(std::chrono::seconds(42)), "42s");
+}
+
+TEST(FormatTest, Since) {
+  TimePoint now = TimePoint(std::chrono::seconds(1700000000));
+  EXPECT_EQ(*ParseSince("10m", now), now - std::chrono::minutes(10));
+  auto t = ParseSince("2023-11-14T22:13:20Z", now);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(*t, now);
+  EXPECT_EQ(*ParseSince("2023-11-15T00:13:20+02:00", now), now);
+  EXPECT_EQ(*ParseSince("2023-11-14T22:13:20.5Z", now), now + std::chrono::milliseconds(500));
+  EXPECT_FALSE(ParseSince("2023-11-14T22:13:20", now));  // no zone
+  EXPECT_FALSE(ParseSince("yesterday", now));
+  EXPECT_EQ(FormatTime(now), "2023-11-14T22:13:20Z");
+  EXPECT_EQ(FormatAge(now - std::chrono::seconds(125), now), "2 minutes ago");
+  EXPECT_EQ(FormatAge(now - std::chrono::seconds(1), now), "1 second ago");
+}
+
+TEST(FormatTest, Env) {
+  auto kv = ParseEnv("A=b=c");
+  ASSERT_TRUE(kv && *kv);
+  EXPECT_EQ((*kv)->first, "A");
+  EXPECT_EQ((*kv)->second, "b=c");
+  setenv("SBX_CLI_TEST_VAR", "from-here", 1);
+  EXPECT_EQ((*ParseEnv("SBX_CLI_TEST_VAR"))->second, "from-here");
+  unsetenv("SBX_CLI_TEST_VAR");
+  EXPECT_FALSE(*ParseEnv("SBX_CLI_TEST_VAR"));  // unset: skipped
+  EXPECT_FALSE(ParseEnv("=x"));
+}
+
+TEST(FormatTest, SandboxPaths) {
+  auto p = SplitSandboxPath("abc123:/work/src");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->first, "abc123");
+  EXPECT_EQ(p->second, "/work/src");
+  EXPECT_FALSE(SplitSandboxPath("./a:b"));
+  EXPECT_FALSE(SplitSandboxPath("/tmp/x"));
+  EXPECT_FALSE(SplitSandboxPath(":x"));
+  EXPECT_EQ(SplitSandboxPath("id:")->second, "");
+}
+
+TEST(FormatTest, TableAlignsColumns) {
+  EXPECT_EQ(Table({{"ID", "STATUS"}, {"abcdef", "RUNNING"}}), "ID      STATUS\nabcdef  RUNNING\n");
+  EXPECT_EQ(ShortDigest("sha256:0123456789abcdef0123"), "sha256:0123456789ab");
+}
+
+}  // namespace
+}  // namespace sbx::cli

@@ -1,0 +1,88 @@
+// sbx get: one sandbox in detail.
+
+#include <cstdio>
+
+#include "src/base/strings.h"
+#include "src/cli/commands.h"
+#include "src/cli/format.h"
+
+namespace sbx::cli {
+
+namespace {
+
+std::string Words(const std::string& command, const std::vector<std::string>& args) {
+  std::vector<std::string> words;
+  if (!command.empty()) words.push_back(command);
+  words.insert(words.end(), args.begin(), args.end());
+  std::string out;
+  for (const auto& w : words) {
+    if (!out.empty()) out += ' ';
+    bool plain = !w.empty() && w.find_first_of(" \t\n\"'\\$`;&|<>()*?") == std::string::npos;
+    out += plain ? w : Quote(w, 200);
+  }
+  return out;
+}
+
+void Print(const Sandbox& s) {
+  auto now = std::chrono::system_clock::now();
+  std::vector<std::vector<std::string>> rows;
+  auto add = [&rows](const std::string& key, const std::string& value) {
+    if (!value.empty()) rows.push_back({key + ":", value});
+  };
+  add("ID", s.id);
+  std::string status(StateName(s.state));
+  if (s.exit_code) status += ", exit code " + std::to_string(*s.exit_code);
+  if (!s.state_reason.empty()) status += " (" + s.state_reason + ")";
+  add("Status", status);
+  add("Image", s.image);
+  add("Command", Words(s.command, s.args));
+  add("Working dir", s.working_dir);
+  add("Tags", Join(s.tags, ", "));
+  add("CPU", s.cpu);
+  add("Memory", s.memory);
+  add("Network", s.deny_egress ? "none (loopback only)" : "default");
+  if (s.max_lifetime_seconds > 0) {
+    add("Lifetime", FormatDuration(std::chrono::seconds(s.max_lifetime_seconds)));
+  }
+  auto time = [&](const std::optional<TimePoint>& t) {
+    return t ? FormatTime(*t) + " (" + FormatAge(*t, now) + ")" : std::string();
+  };
+  add("Created", time(s.create_time));
+  add("Started", time(s.start_time));
+  add("Ended", time(s.end_time));
+  add("Runner", s.runner_id);
+  for (const auto& [k, v] : s.env) add("Env", k + "=" + v);
+  for (const auto& [k, v] : s.annotations) add("Annotation", k + "=" + v);
+  fputs(Table(rows).c_str(), stdout);
+}
+
+}  // namespace
+
+void AddGetCommand(CLI::App& app, Context& ctx) {
+  struct Flags {
+    std::string id;
+    std::string output = "table";
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* cmd = app.add_subcommand("get", "Show a sandbox in detail");
+  cmd->footer("Status, exit code and reason, image, command, limits, tags and times.");
+  cmd->alias("inspect");
+  cmd->add_option("SANDBOX_ID", flags->id, "the sandbox")->required()->type_name("");
+  cmd->add_option("-o,--output", flags->output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->type_name("FORMAT");
+  cmd->callback([&ctx, flags] {
+    Client* client = ctx.client();
+    if (client == nullptr) return;
+    auto sandbox = client->Get(flags->id);
+    if (!sandbox) return (void)ctx.Report(sandbox.error());
+    if (flags->output == "json") {
+      printf("%s\n", ToJson(*sandbox).dump(2).c_str());
+    } else {
+      Print(*sandbox);
+    }
+    ctx.exit_code = kExitOk;
+  });
+}
+
+}  // namespace sbx::cli

@@ -1,0 +1,52 @@
+// sbx stop: stop sandboxes gracefully.
+
+#include <cstdio>
+
+#include "src/cli/commands.h"
+
+namespace sbx::cli {
+
+void AddStopCommand(CLI::App& app, Context& ctx) {
+  struct Flags {
+    std::vector<std::string> ids;
+    int grace = 10;
+    bool missing_ok = false;
+    bool no_wait = false;
+    bool quiet = false;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* cmd = app.add_subcommand("stop", "Stop sandboxes gracefully");
+  cmd->footer(
+      "SIGTERM to the main process; after the grace period everything in the sandbox is\n"
+      "killed. Waits until each has ended and prints its id. A sandbox's files are gone once\n"
+      "it ends; its record and logs stay for sbxd's retention period.");
+  cmd->add_option("SANDBOX_ID", flags->ids, "the sandboxes")->required()->type_name("");
+  cmd->add_option("-g,--grace", flags->grace, "seconds between SIGTERM and SIGKILL (default 10)")
+      ->type_name("SECONDS")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--missing-ok", flags->missing_ok, "a sandbox that does not exist is no error");
+  cmd->add_flag("--no-wait", flags->no_wait, "return once the stop is requested");
+  cmd->add_flag("-q,--quiet", flags->quiet, "print nothing");
+  cmd->callback([&ctx, flags] {
+    Client* client = ctx.client();
+    if (client == nullptr) return;
+    int code = kExitOk;
+    for (const auto& id : flags->ids) {
+      StopOptions options;
+      options.grace_seconds = flags->grace;
+      options.missing_ok = flags->missing_ok;
+      options.wait = !flags->no_wait;
+      auto stopped = client->Stop(id, options);
+      if (!stopped) {
+        code = ctx.Report(stopped.error());
+        if (code == kExitUnreachable) break;
+        continue;
+      }
+      if (!flags->quiet && *stopped) printf("%s\n", id.c_str());
+      fflush(stdout);
+    }
+    ctx.exit_code = code;
+  });
+}
+
+}  // namespace sbx::cli

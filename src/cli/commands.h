@@ -1,0 +1,31 @@
+// File: commands.h
+//
+// One function per verb adds its subcommand to the app; each lives in cmd_<verb>.cc.
+
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "src/cli/context.h"
+
+namespace sbx::cli {
+
+void AddRunCommand(CLI::App& app, Context& ctx);
+void AddExecCommand(CLI::App& app, Context& ctx);
+void AddShCommand(CLI::App& app, Context& ctx);
+void AddLsCommand(CLI::App& app, Context& ctx);
+void AddGetCommand(CLI::App& app, Context& ctx);
+void AddLogsCommand(CLI::App& app, Context& ctx);
+void AddStopCommand(CLI::App& app, Context& ctx);
+void AddRmCommand(CLI::App& app, Context& ctx);
+void AddPurgeCommand(CLI::App& app, Context& ctx);
+void AddCpCommand(CLI::App& app, Context& ctx);
+void AddImagesCommand(CLI::App& app, Context& ctx);
+void AddDoctorCommand(CLI::App& app, Context& ctx);
+void AddVersionCommand(CLI::App& app, Context& ctx);
+void AddCompletionCommand(CLI::App& app, Context& ctx);
+
+// The interactive shell `sh` starts when not told which: bash when the image has it, else sh.
+std::vector<std::string> DefaultShell();
+
+}  // namespace sbx::cli

@@ -1,0 +1,260 @@
+#include "src/cli/format.h"
+
+#include <time.h>
+
+#include <cctype>
+#include <cstdlib>
+
+#include "src/base/strings.h"
+
+namespace sbx::cli {
+
+namespace {
+
+bool IsEnvName(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (c == '=' || c == '\0') return false;
+  }
+  return true;
+}
+
+// Digits at `text[*pos]`, at least `min` and at most `max` of them.
+std::optional<int> Digits(std::string_view text, size_t* pos, size_t min, size_t max) {
+  size_t start = *pos;
+  int value = 0;
+  while (*pos < text.size() && *pos - start < max &&
+         isdigit(static_cast<unsigned char>(text[*pos]))) {
+    value = value * 10 + (text[*pos] - '0');
+    ++*pos;
+  }
+  if (*pos - start < min) return std::nullopt;
+  return value;
+}
+
+bool Expect(std::string_view text, size_t* pos, char c) {
+  if (*pos < text.size() &&
+      (text[*pos] == c || toupper(static_cast<unsigned char>(text[*pos])) == c)) {
+    ++*pos;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<int64_t> ParseDuration(std::string_view text) {
+  std::string_view t = Trim(text);
+  if (t.empty()) return Error::InvalidArgument("empty duration");
+  if (auto plain = ParseUint64(t)) return static_cast<int64_t>(*plain);
+  int64_t total = 0;
+  size_t pos = 0;
+  while (pos < t.size()) {
+    size_t start = pos;
+    while (pos < t.size() && isdigit(static_cast<unsigned char>(t[pos]))) ++pos;
+    if (pos == start || pos == t.size()) {
+      return Error::InvalidArgument("invalid duration " + Quote(text) +
+                                    " (use e.g. 90, 90s, 15m, 2h, 1d)");
+    }
+    auto number = ParseUint64(t.substr(start, pos - start));
+    int64_t unit = 0;
+    switch (t[pos]) {
+      case 's':
+        unit = 1;
+        break;
+      case 'm':
+        unit = 60;
+        break;
+      case 'h':
+        unit = 3600;
+        break;
+      case 'd':
+        unit = 86400;
+        break;
+      default:
+        return Error::InvalidArgument("invalid duration " + Quote(text) +
+                                      " (use e.g. 90, 90s, 15m, 2h, 1d)");
+    }
+    ++pos;
+    if (!number || *number > (1ull << 40)) return Error::InvalidArgument("duration too long");
+    total += static_cast<int64_t>(*number) * unit;
+  }
+  return total;
+}
+
+Result<TimePoint> ParseSince(std::string_view text, TimePoint now) {
+  if (auto ago = ParseDuration(text)) return now - std::chrono::seconds(*ago);
+  std::string_view t = Trim(text);
+  size_t pos = 0;
+  tm parts{};
+  auto year = Digits(t, &pos, 4, 4);
+  bool ok = year && Expect(t, &pos, '-');
+  auto month = ok ? Digits(t, &pos, 2, 2) : std::nullopt;
+  ok = month && Expect(t, &pos, '-');
+  auto day = ok ? Digits(t, &pos, 2, 2) : std::nullopt;
+  ok = day && (Expect(t, &pos, 'T') || Expect(t, &pos, ' '));
+  auto hour = ok ? Digits(t, &pos, 2, 2) : std::nullopt;
+  ok = hour && Expect(t, &pos, ':');
+  auto minute = ok ? Digits(t, &pos, 2, 2) : std::nullopt;
+  ok = minute && Expect(t, &pos, ':');
+  auto second = ok ? Digits(t, &pos, 2, 2) : std::nullopt;
+  if (!second) {
+    return Error::InvalidArgument("invalid time " + Quote(text) +
+                                  " (use RFC 3339, e.g. 2024-05-01T10:00:00Z, or a duration "
+                                  "such as 10m)");
+  }
+  int64_t nanos = 0;
+  if (pos < t.size() && t[pos] == '.') {
+    ++pos;
+    int64_t scale = 100000000;
+    while (pos < t.size() && isdigit(static_cast<unsigned char>(t[pos]))) {
+      nanos += (t[pos] - '0') * scale;
+      scale /= 10;
+      ++pos;
+    }
+  }
+  int64_t offset = 0;
+  if (Expect(t, &pos, 'Z')) {
+  } else if (pos < t.size() && (t[pos] == '+' || t[pos] == '-')) {
+    int sign = t[pos] == '-' ? -1 : 1;
+    ++pos;
+    auto oh = Digits(t, &pos, 2, 2);
+    bool colon = Expect(t, &pos, ':');
+    auto om = Digits(t, &pos, 2, 2);
+    if (!oh || !om || !colon) return Error::InvalidArgument("invalid time zone in " + Quote(text));
+    offset = sign * (*oh * 3600 + *om * 60);
+  } else {
+    return Error::InvalidArgument("the time " + Quote(text) + " needs a zone (Z or +hh:mm)");
+  }
+  if (pos != t.size()) return Error::InvalidArgument("junk after the time in " + Quote(text));
+  parts.tm_year = *year - 1900;
+  parts.tm_mon = *month - 1;
+  parts.tm_mday = *day;
+  parts.tm_hour = *hour;
+  parts.tm_min = *minute;
+  parts.tm_sec = *second;
+  time_t secs = timegm(&parts);
+  return TimePoint(std::chrono::seconds(secs - offset)) +
+         std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(nanos));
+}
+
+Result<std::optional<std::pair<std::string, std::string>>> ParseEnv(std::string_view text) {
+  size_t eq = text.find('=');
+  std::string name(text.substr(0, eq));
+  if (!IsEnvName(name))
+    return Error::InvalidArgument("invalid environment variable " + Quote(text));
+  if (eq != std::string_view::npos) {
+    return std::optional<std::pair<std::string, std::string>>(
+        std::pair(name, std::string(text.substr(eq + 1))));
+  }
+  const char* value = getenv(name.c_str());
+  if (value == nullptr) return std::optional<std::pair<std::string, std::string>>();
+  return std::optional<std::pair<std::string, std::string>>(std::pair(name, std::string(value)));
+}
+
+std::optional<std::pair<std::string, std::string>> SplitSandboxPath(std::string_view text) {
+  size_t colon = text.find(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  if (text.substr(0, colon).find('/') != std::string_view::npos) return std::nullopt;
+  return std::pair(std::string(text.substr(0, colon)), std::string(text.substr(colon + 1)));
+}
+
+std::string FormatTime(TimePoint time) {
+  time_t secs = std::chrono::system_clock::to_time_t(time);
+  tm utc{};
+  gmtime_r(&secs, &utc);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buf;
+}
+
+std::string FormatAge(TimePoint time, TimePoint now) {
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - time).count();
+  if (secs < 0) secs = 0;
+  auto plural = [](int64_t n, const char* unit) {
+    return std::to_string(n) + " " + unit + (n == 1 ? "" : "s") + " ago";
+  };
+  if (secs < 60) return plural(secs, "second");
+  if (secs < 3600) return plural(secs / 60, "minute");
+  if (secs < 86400) return plural(secs / 3600, "hour");
+  return plural(secs / 86400, "day");
+}
+
+std::string FormatDuration(std::chrono::seconds length) {
+  int64_t s = length.count();
+  if (s < 60) return std::to_string(s) + "s";
+  if (s < 3600)
+    return std::to_string(s / 60) + "m" + (s % 60 ? " " + std::to_string(s % 60) + "s" : "");
+  if (s < 86400)
+    return std::to_string(s / 3600) + "h" +
+           (s % 3600 >= 60 ? " " + std::to_string(s % 3600 / 60) + "m" : "");
+  return std::to_string(s / 86400) + "d" +
+         (s % 86400 >= 3600 ? " " + std::to_string(s % 86400 / 3600) + "h" : "");
+}
+
+std::string ShortDigest(const std::string& digest) {
+  size_t colon = digest.find(':');
+  if (colon == std::string::npos) return digest.substr(0, 12);
+  return digest.substr(0, colon + 1 + 12);
+}
+
+std::string Table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
+nlohmann::ordered_json ToJson(const Sandbox& s) {
+  nlohmann::ordered_json j;
+  j["id"] = s.id;
+  j["state"] = std::string(StateName(s.state));
+  j["state_reason"] = s.state_reason;
+  j["exit_code"] =
+      s.exit_code ? nlohmann::ordered_json(*s.exit_code) : nlohmann::ordered_json(nullptr);
+  j["image"] = s.image;
+  j["command"] = s.command;
+  j["args"] = s.args;
+  j["env"] = s.env;
+  j["working_dir"] = s.working_dir;
+  j["tags"] = s.tags;
+  j["annotations"] = s.annotations;
+  j["cpu"] = s.cpu;
+  j["memory"] = s.memory;
+  j["max_lifetime_seconds"] = s.max_lifetime_seconds;
+  j["network"] = s.deny_egress ? "none" : "default";
+  auto time = [](const std::optional<TimePoint>& t) {
+    return t ? nlohmann::ordered_json(FormatTime(*t)) : nlohmann::ordered_json(nullptr);
+  };
+  j["create_time"] = time(s.create_time);
+  j["start_time"] = time(s.start_time);
+  j["end_time"] = time(s.end_time);
+  j["runner_id"] = s.runner_id;
+  return j;
+}
+
+nlohmann::ordered_json ToJson(const Image& image) {
+  nlohmann::ordered_json j;
+  j["reference"] = image.reference;
+  j["digest"] = image.digest;
+  j["size_bytes"] = image.size_bytes;
+  j["created_time"] = image.created_time ? nlohmann::ordered_json(FormatTime(*image.created_time))
+                                         : nlohmann::ordered_json(nullptr);
+  j["references"] = image.references;
+  j["platform"] = image.platform;
+  return j;
+}
+
+}  // namespace sbx::cli

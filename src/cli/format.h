@@ -1,0 +1,45 @@
+// File: format.h
+//
+// Parsing what users type (durations, times, KEY=VALUE, sandbox paths) and formatting what they
+// read (tables, ages, sizes, JSON).
+
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sbx/client.h"
+
+namespace sbx::cli {
+
+// "90", "90s", "15m", "2h", "1d", "1h30m" -> seconds. Nothing else.
+Result<int64_t> ParseDuration(std::string_view text);
+// An RFC 3339 time ("2024-05-01T10:00:00Z", "...+02:00", fractional seconds allowed) or a
+// duration meaning that long ago ("10m").
+Result<TimePoint> ParseSince(std::string_view text, TimePoint now);
+// "KEY=VALUE"; "KEY" alone takes the value from this process's environment (and is skipped
+// when unset).
+Result<std::optional<std::pair<std::string, std::string>>> ParseEnv(std::string_view text);
+
+// "sandbox-id:/path" -> {"sandbox-id", "/path"}; nullopt for a local path. A colon after a slash
+// (./a:b) is part of a local path.
+std::optional<std::pair<std::string, std::string>> SplitSandboxPath(std::string_view text);
+
+std::string FormatTime(TimePoint time);                   // RFC 3339, UTC, seconds
+std::string FormatAge(TimePoint time, TimePoint now);     // "3 minutes ago"
+std::string FormatDuration(std::chrono::seconds length);  // "1h 3m", "42s"
+std::string ShortDigest(const std::string& digest);       // "sha256:0123456789ab"
+
+// Rows printed as aligned columns (two spaces apart), the first row being the header.
+std::string Table(const std::vector<std::vector<std::string>>& rows);
+
+nlohmann::ordered_json ToJson(const Sandbox& sandbox);
+nlohmann::ordered_json ToJson(const Image& image);
+
+}  // namespace sbx::cli

@@ -1,0 +1,851 @@
+#include "src/daemon/bridge_network.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/mount.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "src/base/clock.h"
+#include "src/base/log.h"
+#include "src/base/strings.h"
+#include "src/net/netns.h"
+#include "src/sys/fs.h"
+
+namespace sbx::daemon {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr int kTakeSlotTimeoutMs = 30000;
+constexpr int kNamespaceGoneTimeoutMs = 3000;
+constexpr uint32_t kMinAllowSeconds = 300;
+constexpr uint32_t kMaxAllowSeconds = 86400;
+
+uint32_t Fnv1a(std::string_view text) {
+  uint32_t h = 2166136261u;
+  for (char c : text) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 16777619u;
+  }
+  return h;
+}
+
+std::string Hex6(uint32_t v) {
+  char buf[8];
+  snprintf(buf, sizeof buf, "%06x", v & 0xffffff);
+  return buf;
+}
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(tolower(c)); });
+  return s;
+}
+
+net::SandboxPolicy PolicyOf(NetworkMode mode) {
+  switch (mode) {
+    case NetworkMode::kPublic:
+      return net::SandboxPolicy::kPublic;
+    case NetworkMode::kAllowlist:
+      return net::SandboxPolicy::kAllowlist;
+    case NetworkMode::kNone:
+      break;
+  }
+  return net::SandboxPolicy::kDenyAll;
+}
+
+// Binds `port` on every address, without listening: nothing else on the host can take the port
+// while a sandbox exposes it (the DNAT rules see the packets first).
+Result<UniqueFd> HoldPort(const std::string& protocol, int port) {
+  int type = protocol == "udp" ? SOCK_DGRAM : SOCK_STREAM;
+  UniqueFd fd(socket(AF_INET, type | SOCK_CLOEXEC, 0));
+  if (!fd) return Error::Errno("socket");
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_ANY);
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  // JUSTIFICATION: the socket API takes every address family through `sockaddr*`.
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    return Error::Errno("bind " + protocol + " port " + std::to_string(port));
+  }
+  return fd;
+}
+
+json RulesToJson(const net::SandboxRules& r) {
+  json egress = json::array();
+  for (const auto& e : r.egress) {
+    json ports = json::array();
+    for (const auto& p : e.ports) ports.push_back({p.protocol, p.first, p.last});
+    json except = json::array();
+    for (const auto& x : e.except) except.push_back(x.ToString());
+    egress.push_back({{"kind", static_cast<int>(e.kind)},
+                      {"cidr", e.cidr.ToString()},
+                      {"except", except},
+                      {"ports", ports}});
+  }
+  json published = json::array();
+  for (const auto& p : r.published) {
+    published.push_back({p.protocol, p.host_port, p.port, p.from_anywhere});
+  }
+  return {{"slot", r.slot},
+          {"policy", static_cast<int>(r.policy)},
+          {"egress", egress},
+          {"published", published}};
+}
+
+Result<net::SandboxRules> RulesFromJson(const json& j) {
+  net::SandboxRules r;
+  r.slot = j.at("slot").get<int>();
+  r.policy = static_cast<net::SandboxPolicy>(j.at("policy").get<int>());
+  for (const auto& e : j.at("egress")) {
+    net::EgressMatch m;
+    m.kind = static_cast<net::EgressKind>(e.at("kind").get<int>());
+    SBX_ASSIGN_OR_RETURN(m.cidr, net::ParseIpv4Prefix(e.at("cidr").get<std::string>()));
+    for (const auto& x : e.at("except")) {
+      SBX_ASSIGN_OR_RETURN(auto p, net::ParseIpv4Prefix(x.get<std::string>()));
+      m.except.push_back(p);
+    }
+    for (const auto& p : e.at("ports")) {
+      std::string protocol = p.at(0).get<std::string>();
+      if (protocol != "" && protocol != "tcp" && protocol != "udp") {
+        return Error::InvalidArgument("bad protocol in state");
+      }
+      m.ports.push_back({protocol, p.at(1).get<int>(), p.at(2).get<int>()});
+    }
+    r.egress.push_back(std::move(m));
+  }
+  for (const auto& p : j.at("published")) {
+    std::string protocol = p.at(0).get<std::string>();
+    if (protocol != "tcp" && protocol != "udp") return Error::InvalidArgument("bad protocol");
+    r.published.push_back({protocol, p.at(1).get<int>(), p.at(2).get<int>(), p.at(3).get<bool>()});
+  }
+  return r;
+}
+
+}  // namespace
+
+BridgeNames DeriveBridgeNames(const Config& config) {
+  std::string tag = Hex6(Fnv1a(config.cgroup_parent));
+  BridgeNames n;
+  n.bridge = config.network_bridge.empty() ? "sbx" + tag : config.network_bridge;
+  n.table = config.network_table.empty() ? "sbx_" + tag : config.network_table;
+  // 8 characters, leaving 7 for the slot number within IFNAMSIZ.
+  n.port_prefix = "sv" + Hex6(Fnv1a(n.bridge));
+  return n;
+}
+
+BridgeNetwork::BridgeNetwork(const Config& config, BridgeNames names)
+    : config_(config), names_(std::move(names)) {
+  dir_ = config_.run_dir + "/network";
+  pins_dir_ = dir_ + "/netns";
+  state_dir_ = dir_ + "/sandboxes";
+  service_ports_ =
+      ParseServicePorts(config_.network_service_ports).value_or(std::pair{30000, 32767});
+}
+
+Result<std::unique_ptr<BridgeNetwork>> BridgeNetwork::Create(const Config& config) {
+  std::unique_ptr<BridgeNetwork> n(new BridgeNetwork(config, DeriveBridgeNames(config)));
+  SBX_TRY_CTX(n->SetUpHost(), "sandbox network (\"network\": \"none\" runs without one)");
+  return n;
+}
+
+Status BridgeNetwork::SetUpHost() {
+  SBX_TRY(sys::MakeDirs(pins_dir_, 0700));
+  SBX_TRY(sys::MakeDirs(state_dir_, 0700));
+  SBX_TRY(net::MakePrivateMount(pins_dir_));
+  SBX_ASSIGN_OR_RETURN(net::Rtnetlink rtnl, net::Rtnetlink::Open());
+  SBX_TRY(ChooseSubnet(rtnl));
+  max_slots_ = static_cast<int>(std::min<uint64_t>(subnet_.Size() - 3, 1000000));
+
+  std::vector<net::Ipv4Range> deny;
+  for (const auto& p : net::BuiltinDenyPrefixes()) deny.push_back(net::ToRange(p));
+  for (const auto& c : config_.network_deny) {
+    deny.push_back(net::ToRange(*net::ParseIpv4Prefix(c, true)));
+  }
+  std::vector<net::Ipv4Range> allow;
+  for (const auto& c : config_.network_allow) {
+    allow.push_back(net::ToRange(*net::ParseIpv4Prefix(c, true)));
+  }
+  deny = net::Subtract(deny, allow);
+  // SECURITY: the sandboxes' own subnet is denied whatever the configuration says: sandboxes
+  // never reach each other.
+  deny.push_back(net::ToRange(subnet_));
+  deny_ = net::Normalize(deny);
+
+  // NAT needs forwarding in sbxd's network namespace; nothing else of the host is changed.
+  auto forward = net::ReadNetSysctl("net/ipv4/ip_forward");
+  if (forward && *forward != "1") {
+    SBX_TRY_CTX(net::WriteNetSysctl("net/ipv4/ip_forward", "1"), "enable ip_forward");
+    SBX_LOG_WARN("enabled net.ipv4.ip_forward for the sandboxes' NAT");
+  }
+
+  SBX_ASSIGN_OR_RETURN(nft_, net::Nftables::Open());
+  net::RulesetConfig rc;
+  rc.table = names_.table;
+  rc.bridge = names_.bridge;
+  rc.port_prefix = names_.port_prefix;
+  rc.subnet = subnet_;
+  rc.gateway = gateway_;
+  rc.deny = deny_;
+  ruleset_ = std::make_unique<net::Ruleset>(rc);
+
+  net::DnsForwarder::Options options;
+  options.listen_address = gateway_;
+  for (const auto& s : config_.network_dns) options.upstreams.push_back(*net::ParseDnsServer(s));
+  if (options.upstreams.empty()) {
+    auto resolv = sys::ReadFile("/etc/resolv.conf", 1 << 20);
+    if (resolv) options.upstreams = net::ResolvConfServers(*resolv);
+  }
+  net::DnsForwarder::Hooks hooks;
+  hooks.decide = [this](net::Ipv4 client, const std::string& name) { return Decide(client, name); };
+  hooks.learn = [this](uint64_t token, const std::string& name,
+                       const std::vector<net::DnsRecord>& records) { Learn(token, name, records); };
+  hooks.denied = [this](net::Ipv4 ip) { return net::RangesContain(deny_, ip); };
+  SBX_ASSIGN_OR_RETURN_CTX(dns_, net::DnsForwarder::Create(options, std::move(hooks)),
+                           "set network_dns");
+  SBX_LOG_INFO("sandbox network: bridge={} subnet={} table={} dns upstreams={}", names_.bridge,
+               subnet_.ToString(), names_.table, options.upstreams.size());
+  return Ok();
+}
+
+Status BridgeNetwork::ChooseSubnet(net::Rtnetlink& rtnl) {
+  std::optional<net::Ipv4Prefix> wanted;
+  if (config_.network_subnet != "auto") {
+    wanted = *net::ParseIpv4Prefix(config_.network_subnet, true);
+  }
+  auto existing = rtnl.LinkIndex(names_.bridge);
+  if (!existing && existing.error().code() != Code::kNotFound) return std::move(existing).error();
+  SBX_ASSIGN_OR_RETURN(auto addresses, rtnl.Addresses());
+  if (existing) {
+    bridge_index_ = *existing;
+    for (const auto& a : addresses) {
+      if (a.index != bridge_index_) continue;
+      // The bridge survived a restart: keep its subnet, the live sandboxes have addresses in it.
+      net::Ipv4Prefix current = net::MakePrefix(a.address, a.prefix_length);
+      if (wanted && !(*wanted == current)) {
+        return Error::FailedPrecondition("bridge " + Quote(names_.bridge) + " already has " +
+                                         current.ToString() + ", not network_subnet " +
+                                         wanted->ToString());
+      }
+      subnet_ = current;
+      gateway_ = a.address;
+      return rtnl.SetUp(bridge_index_);
+    }
+  }
+  SBX_ASSIGN_OR_RETURN(auto routes, rtnl.Routes());
+  auto in_use = [&](const net::Ipv4Prefix& p) {
+    for (const auto& r : routes) {
+      if (r.destination.length > 0 && r.table != 255 && r.destination.Overlaps(p)) return true;
+    }
+    for (const auto& a : addresses) {
+      if (p.Contains(a.address)) return true;
+    }
+    return false;
+  };
+  if (wanted) {
+    if (in_use(*wanted)) {
+      return Error::FailedPrecondition("network_subnet " + wanted->ToString() +
+                                       " overlaps a network this host already has");
+    }
+    subnet_ = *wanted;
+  } else {
+    // 64 candidate /16s in 10.128.0.0/10, starting at one derived from the bridge's name.
+    uint32_t start = Fnv1a(names_.bridge) % 64;
+    bool found = false;
+    for (uint32_t k = 0; k < 64 && !found; ++k) {
+      net::Ipv4Prefix candidate =
+          net::MakePrefix((10u << 24) | ((128 + (start + k) % 64) << 16), 16);
+      if (!in_use(candidate)) {
+        subnet_ = candidate;
+        found = true;
+      }
+    }
+    if (!found)
+      return Error::FailedPrecondition("no free /16 in 10.128.0.0/10; set network_subnet");
+  }
+  gateway_ = subnet_.address + 1;
+  if (!existing) {
+    std::array<uint8_t, 6> mac{};
+    if (getrandom(mac.data(), mac.size(), 0) != static_cast<ssize_t>(mac.size())) {
+      return Error::Errno("getrandom");
+    }
+    mac[0] = static_cast<uint8_t>((mac[0] & 0xfe) | 0x02);  // unicast, locally administered
+    SBX_TRY(rtnl.CreateBridge(names_.bridge, mac));
+    SBX_ASSIGN_OR_RETURN(bridge_index_, rtnl.LinkIndex(names_.bridge));
+  }
+  // SECURITY: no IPv6 on the sandboxes' segment; the bridge table drops IPv6 frames as well.
+  (void)sys::WriteKnob("/proc/sys/net/ipv6/conf/" + names_.bridge + "/disable_ipv6", "1");
+  SBX_TRY(rtnl.AddAddress(bridge_index_, gateway_, subnet_.length));
+  return rtnl.SetUp(bridge_index_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attach and detach
+
+Result<NetworkAttachment> BridgeNetwork::Attach(const std::string& sandbox_id,
+                                                const NetworkRequest& request) {
+  NetworkAttachment out;
+  out.mode = request.mode;
+  if (request.mode == NetworkMode::kNone && request.services.empty()) return out;
+  Attached a;
+  a.id = sandbox_id;
+  a.mode = request.mode;
+  a.rules.policy = PolicyOf(request.mode);
+  if (request.mode == NetworkMode::kPublic) {
+    EgressRuleSpec any;
+    any.any = true;
+    out.effective_egress.push_back(any);
+  }
+  if (request.mode == NetworkMode::kAllowlist) {
+    for (size_t i = 0; i < request.egress.size(); ++i) {
+      EgressRuleSpec eff = request.egress[i];
+      net::EgressMatch m;
+      std::string pattern;
+      std::string field = "egress[" + std::to_string(i) + "]";
+      if (!eff.dns_name.empty()) {
+        m.kind = net::EgressKind::kDnsName;
+        pattern = Lower(eff.dns_name);
+        eff.dns_name = pattern;
+        // A name without ports means HTTPS, as in the hosted product.
+        if (eff.ports.empty()) eff.ports.push_back({"tcp", 443, 0});
+      } else if (eff.any) {
+        m.kind = net::EgressKind::kAny;
+        a.resolve_any = true;
+      } else {
+        m.kind = net::EgressKind::kCidr;
+        SBX_ASSIGN_OR_RETURN_CTX(m.cidr, net::ParseIpv4Prefix(eff.cidr), field + ".cidr");
+        eff.cidr = m.cidr.ToString();
+        eff.except.clear();
+        for (const auto& x : request.egress[i].except) {
+          SBX_ASSIGN_OR_RETURN_CTX(auto p, net::ParseIpv4Prefix(x), field + ".except");
+          m.except.push_back(p);
+          eff.except.push_back(p.ToString());
+        }
+      }
+      for (const auto& p : eff.ports) {
+        m.ports.push_back({p.protocol, p.port, p.end_port > 0 ? p.end_port : p.port});
+      }
+      a.rules.egress.push_back(std::move(m));
+      a.dns_patterns.push_back(pattern);
+      out.effective_egress.push_back(std::move(eff));
+    }
+  }
+  for (const auto& s : request.services) a.services.push_back({s, 0, ""});
+  SBX_ASSIGN_OR_RETURN(a.reservations, ReserveHostPorts(a.services, false));
+  SBX_ASSIGN_OR_RETURN(int slot, TakeSlot());
+  a.rules.slot = slot;
+  a.rules.address = Address(slot);
+  for (auto& e : a.services) {
+    a.rules.published.push_back(
+        {e.service.protocol, e.host_port, e.service.port, e.service.public_access});
+    e.url = ServiceUrl(e);
+  }
+  if (Status added = nft_->Run(ruleset_->AddSandbox(a.rules)); !added) {
+    std::lock_guard lock(mu_);
+    releases_.push_back({slot, a.rules, true});
+    reaper_cv_.notify_one();
+    return std::move(added).error().Wrap("install the sandbox's network rules");
+  }
+  if (Status saved = SaveState(a); !saved) {
+    SBX_LOG_WARN("sandbox id={} network state not saved: {}", sandbox_id, saved.error().ToString());
+  }
+  out.netns_path = PinPath(slot);
+  out.address = net::FormatIpv4(a.rules.address);
+  if (request.mode != NetworkMode::kNone) out.dns_servers = {net::FormatIpv4(gateway_)};
+  out.services = a.services;
+  std::lock_guard lock(mu_);
+  a.token = next_token_++;
+  by_address_[a.rules.address] = sandbox_id;
+  by_token_[a.token] = sandbox_id;
+  attached_[sandbox_id] = std::move(a);
+  return out;
+}
+
+Result<int> BridgeNetwork::TakeSlot() {
+  std::unique_lock lock(mu_);
+  if (!started_) return Error::Unavailable("the sandbox network is not running yet");
+  ++waiting_;
+  pool_cv_.notify_all();
+  pool_cv_.wait_for(lock, std::chrono::milliseconds(kTakeSlotTimeoutMs),
+                    [this] { return stopping_ || !pool_.empty(); });
+  --waiting_;
+  if (stopping_) return Error::Unavailable("sbxd is stopping");
+  if (pool_.empty()) {
+    return Error::Unavailable("no network namespace became ready in time (see sbxd's log)");
+  }
+  int slot = pool_.front();
+  pool_.pop_front();
+  pool_cv_.notify_all();
+  return slot;
+}
+
+void BridgeNetwork::Detach(const std::string& sandbox_id) {
+  std::lock_guard lock(mu_);
+  auto it = attached_.find(sandbox_id);
+  if (it == attached_.end()) return;
+  Attached& a = it->second;
+  by_address_.erase(a.rules.address);
+  by_token_.erase(a.token);
+  releases_.push_back({a.rules.slot, a.rules, true});
+  unlink(StatePath(sandbox_id).c_str());
+  attached_.erase(it);  // closes the host-port reservations
+  reaper_cv_.notify_one();
+}
+
+std::vector<ServiceEndpoint> BridgeNetwork::Services(const std::string& sandbox_id) {
+  std::lock_guard lock(mu_);
+  auto it = attached_.find(sandbox_id);
+  return it == attached_.end() ? std::vector<ServiceEndpoint>{} : it->second.services;
+}
+
+Result<std::vector<UniqueFd>> BridgeNetwork::ReserveHostPorts(
+    std::vector<ServiceEndpoint>& services, bool keep_ports) {
+  std::vector<UniqueFd> out;
+  auto [first, last] = service_ports_;
+  int count = last - first + 1;
+  for (auto& e : services) {
+    if (keep_ports) {
+      auto held = HoldPort(e.service.protocol, e.host_port);
+      if (!held) {
+        SBX_LOG_WARN("exposed port {} could not be held again: {}", e.host_port,
+                     held.error().ToString());
+        out.emplace_back();
+      } else {
+        out.push_back(std::move(*held));
+      }
+      continue;
+    }
+    int start;
+    {
+      std::lock_guard lock(mu_);
+      start = next_service_port_;
+      next_service_port_ = (next_service_port_ + 1) % count;
+    }
+    bool found = false;
+    for (int k = 0; k < count && !found; ++k) {
+      int port = first + (start + k) % count;
+      if (auto held = HoldPort(e.service.protocol, port)) {
+        e.host_port = port;
+        out.push_back(std::move(*held));
+        std::lock_guard lock(mu_);
+        next_service_port_ = (port - first + 1) % count;
+        found = true;
+      }
+    }
+    if (!found) {
+      return Error::ResourceExhausted("no free host port in network_service_ports " +
+                                      config_.network_service_ports);
+    }
+  }
+  return out;
+}
+
+std::string BridgeNetwork::ServiceUrl(const ServiceEndpoint& e) const {
+  std::string host = config_.network_service_host.empty() ? net::FormatIpv4(gateway_)
+                                                          : config_.network_service_host;
+  std::string scheme = e.service.protocol == "udp" ? "udp://" : "http://";
+  return scheme + host + ":" + std::to_string(e.host_port);
+}
+
+Status BridgeNetwork::SaveState(const Attached& a) const {
+  json services = json::array();
+  for (const auto& e : a.services) {
+    services.push_back({{"port", e.service.port},
+                        {"name", e.service.name},
+                        {"protocol", e.service.protocol},
+                        {"public", e.service.public_access},
+                        {"visibility", e.service.visibility},
+                        {"host_port", e.host_port},
+                        {"url", e.url}});
+  }
+  json j = {{"id", a.id},
+            {"mode", static_cast<int>(a.mode)},
+            {"rules", RulesToJson(a.rules)},
+            {"dns_patterns", a.dns_patterns},
+            {"resolve_any", a.resolve_any},
+            {"services", services}};
+  return sys::WriteFileAtomic(StatePath(a.id), j.dump(), 0600, false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pool
+
+void BridgeNetwork::PoolLoop() {
+  auto rtnl = net::Rtnetlink::Open();
+  if (!rtnl) {
+    SBX_LOG_ERROR("network pool: {}", rtnl.error().ToString());
+    return;
+  }
+  int failures = 0;
+  while (true) {
+    int slot = -1;
+    {
+      std::unique_lock lock(mu_);
+      pool_cv_.wait(lock, [this] {
+        if (stopping_) return true;
+        int want = config_.network_pool_size + waiting_;
+        return static_cast<int>(pool_.size()) + preparing_ < want &&
+               std::find(busy_.begin(), busy_.end(), false) != busy_.end();
+      });
+      if (stopping_) return;
+      // Round robin: an address is reused as late as possible, so that no stray packet of an
+      // old flow (conntrack entries outlive their sandbox) reaches the next sandbox.
+      auto free = std::find(busy_.begin() + next_slot_, busy_.end(), false);
+      if (free == busy_.end()) free = std::find(busy_.begin(), busy_.end(), false);
+      slot = static_cast<int>(free - busy_.begin());
+      next_slot_ = (slot + 1) % max_slots_;
+      busy_[slot] = true;
+      ++preparing_;
+    }
+    Status prepared = Prepare(*rtnl, slot);
+    {
+      std::lock_guard lock(mu_);
+      --preparing_;
+      if (prepared) {
+        pool_.push_back(slot);
+        pool_cv_.notify_all();
+      } else {
+        releases_.push_back({slot, std::nullopt, true});
+        reaper_cv_.notify_one();
+      }
+    }
+    if (prepared) {
+      failures = 0;
+      continue;
+    }
+    SBX_LOG_WARN("network pool: preparing slot {} failed: {}", slot, prepared.error().ToString());
+    // Back off, but wake for a stop.
+    std::unique_lock lock(mu_);
+    failures = std::min(failures + 1, 20);
+    pool_cv_.wait_for(lock, std::chrono::milliseconds(100 * failures),
+                      [this] { return stopping_; });
+  }
+}
+
+Status BridgeNetwork::Prepare(net::Rtnetlink& rtnl, int slot) {
+  const std::string pin = PinPath(slot);
+  const std::string port = PortName(slot);
+  const net::Ipv4 address = Address(slot);
+  SBX_TRY(net::RemovePinnedNetns(pin));
+  if (auto stale = rtnl.LinkIndex(port)) SBX_TRY(rtnl.DeleteLink(*stale));
+  std::optional<net::Rtnetlink> inside;
+  auto set_up_inside = [&]() -> Status {
+    // What the runtime does in namespaces it creates itself: root in the sandbox (which owns
+    // no namespace) may bind low ports and use ping sockets.
+    SBX_TRY(net::WriteNetSysctl("net/ipv4/ip_unprivileged_port_start", "0"));
+    SBX_TRY(net::WriteNetSysctl("net/ipv4/ping_group_range", "0 2147483647"));
+    // SECURITY: eth0 gets no IPv6 (loopback keeps ::1). The host side filters IPv6 as well.
+    (void)net::WriteNetSysctl("net/ipv6/conf/default/disable_ipv6", "1");
+    SBX_ASSIGN_OR_RETURN(net::Rtnetlink r, net::Rtnetlink::Open());
+    inside.emplace(std::move(r));
+    return Ok();
+  };
+  SBX_TRY(net::CreatePinnedNetns(pin, set_up_inside));
+  auto undo = [&](Error error) {
+    (void)net::RemovePinnedNetns(pin);
+    return error.Wrap("prepare " + port);
+  };
+  auto netns = sys::Open(pin, O_RDONLY);
+  if (!netns) return undo(std::move(netns).error());
+  if (Status s = rtnl.CreateVeth(port, bridge_index_, "eth0", netns->get()); !s) {
+    return undo(std::move(s).error());
+  }
+  Status configured = [&]() -> Status {
+    SBX_ASSIGN_OR_RETURN(int index, rtnl.LinkIndex(port));
+    (void)sys::WriteKnob("/proc/sys/net/ipv6/conf/" + port + "/disable_ipv6", "1");
+    SBX_TRY(rtnl.SetIsolatedPortUp(index));
+    SBX_TRY(inside->SetUp(1));  // loopback is always index 1
+    SBX_ASSIGN_OR_RETURN(int eth0, inside->LinkIndex("eth0"));
+    SBX_TRY(inside->AddAddress(eth0, address, subnet_.length));
+    SBX_TRY(inside->SetUp(eth0));
+    SBX_TRY(inside->AddDefaultRoute(gateway_));
+    return nft_->Run(ruleset_->AddPort(port, address));
+  }();
+  // On failure the caller queues the slot for the reaper, which removes the veth and the pin.
+  return configured;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reaper
+
+void BridgeNetwork::ReaperLoop() {
+  auto rtnl = net::Rtnetlink::Open();
+  if (!rtnl) {
+    SBX_LOG_ERROR("network reaper: {}", rtnl.error().ToString());
+    return;
+  }
+  while (true) {
+    std::vector<Release> batch;
+    {
+      std::unique_lock lock(mu_);
+      reaper_cv_.wait(lock, [this] { return reaper_stopping_ || !releases_.empty(); });
+      if (releases_.empty()) return;
+      batch.assign(std::make_move_iterator(releases_.begin()),
+                   std::make_move_iterator(releases_.end()));
+      releases_.clear();
+    }
+    Reap(*rtnl, batch);
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& r : batch) busy_[r.slot] = false;
+    }
+    pool_cv_.notify_all();
+  }
+}
+
+void BridgeNetwork::Reap(net::Rtnetlink& rtnl, std::vector<Release> batch) {
+  std::string commands;
+  for (const auto& r : batch) {
+    if (r.rules) commands += ruleset_->RemoveSandbox(*r.rules);
+    if (r.port_bound) commands += ruleset_->RemovePort(PortName(r.slot), Address(r.slot));
+  }
+  if (!commands.empty() && !nft_->Run(commands)) {
+    // Something was already gone (a half-prepared slot): remove the rest one by one.
+    for (const auto& line : Split(commands, '\n')) {
+      if (!line.empty()) (void)nft_->Run(line);
+    }
+  }
+  for (const auto& r : batch) {
+    if (Status removed = net::RemovePinnedNetns(PinPath(r.slot)); !removed) {
+      SBX_LOG_WARN("network slot {}: {}", r.slot, removed.error().ToString());
+    }
+  }
+  // Unpinned, a namespace is destroyed by the kernel, veth pair included, in batches under one
+  // RTNL section. Deleting each veth here instead would cost a synchronize_net per pair.
+  std::vector<int> remaining;
+  for (const auto& r : batch) remaining.push_back(r.slot);
+  int64_t deadline = MonotonicMillis() + kNamespaceGoneTimeoutMs;
+  while (true) {
+    std::erase_if(remaining, [&](int slot) { return !rtnl.LinkIndex(PortName(slot)); });
+    if (remaining.empty() || MonotonicMillis() >= deadline) break;
+    usleep(2000);
+  }
+  // Something still holds a namespace (a process that outlived its sandbox?): cut its link.
+  for (int slot : remaining) {
+    if (auto index = rtnl.LinkIndex(PortName(slot))) {
+      SBX_LOG_WARN("network slot {}: namespace still alive, deleting its veth", slot);
+      (void)rtnl.DeleteLink(*index);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// DNS policy
+
+net::DnsForwarder::Decision BridgeNetwork::Decide(net::Ipv4 client, const std::string& name) {
+  using Verdict = net::DnsForwarder::Verdict;
+  std::lock_guard lock(mu_);
+  auto it = by_address_.find(client);
+  if (it == by_address_.end()) return {Verdict::kRefuse, 0};
+  const Attached& a = attached_.at(it->second);
+  switch (a.mode) {
+    case NetworkMode::kPublic:
+      return {Verdict::kForward, a.token};
+    case NetworkMode::kNone:
+      return {Verdict::kNxDomain, a.token};
+    case NetworkMode::kAllowlist:
+      break;
+  }
+  if (a.resolve_any) return {Verdict::kForward, a.token};
+  for (const auto& pattern : a.dns_patterns) {
+    if (!pattern.empty() && net::DnsNameMatches(pattern, name)) {
+      return {Verdict::kForward, a.token};
+    }
+  }
+  return {Verdict::kNxDomain, a.token};
+}
+
+void BridgeNetwork::Learn(uint64_t token, const std::string& name,
+                          const std::vector<net::DnsRecord>& records) {
+  // Held across the commit: once Detach has run, no address can be added to a set that a later
+  // sandbox on the same slot would inherit.
+  std::lock_guard lock(mu_);
+  auto id = by_token_.find(token);
+  if (id == by_token_.end()) return;
+  const Attached& a = attached_.at(id->second);
+  std::string commands;
+  for (size_t i = 0; i < a.dns_patterns.size(); ++i) {
+    if (a.dns_patterns[i].empty() || !net::DnsNameMatches(a.dns_patterns[i], name)) continue;
+    for (const auto& r : records) {
+      uint32_t seconds = std::clamp(r.ttl, kMinAllowSeconds, kMaxAllowSeconds);
+      commands +=
+          ruleset_->Allow(a.rules.slot, static_cast<int>(i), r.address, static_cast<int>(seconds));
+    }
+  }
+  if (commands.empty()) return;
+  if (Status s = nft_->Run(commands); !s) {
+    SBX_LOG_WARN("sandbox id={} allowing {}: {}", a.id, name, s.error().ToString());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recovery and shutdown
+
+Status BridgeNetwork::Recover(const std::vector<std::string>& live) {
+  {
+    std::lock_guard lock(mu_);
+    if (started_) return Error::FailedPrecondition("sandbox network recovered twice");
+  }
+  std::set<std::string> live_set(live.begin(), live.end());
+  std::map<int, Attached> kept;
+  std::set<int> orphans;
+  auto slot_of = [this](const std::string& text) -> std::optional<int> {
+    auto n = ParseUint64(text);
+    if (!n || *n >= static_cast<uint64_t>(max_slots_) || std::to_string(*n) != text) {
+      return std::nullopt;
+    }
+    return static_cast<int>(*n);
+  };
+  auto list_dir = [](const std::string& dir) {
+    std::vector<std::string> names;
+    if (DIR* d = opendir(dir.c_str())) {
+      while (dirent* e = readdir(d)) {
+        if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+      }
+      closedir(d);
+    }
+    return names;
+  };
+  for (const auto& file : list_dir(state_dir_)) {
+    std::string path = state_dir_ + "/" + file;
+    auto text = sys::ReadFile(path, 1 << 20);
+    json j = text ? json::parse(*text, nullptr, false) : json();
+    std::optional<Attached> a;
+    try {
+      if (j.is_object()) {
+        Attached parsed;
+        parsed.id = j.at("id").get<std::string>();
+        parsed.mode = static_cast<NetworkMode>(j.at("mode").get<int>());
+        auto rules = RulesFromJson(j.at("rules"));
+        if (rules && rules->slot >= 0 && rules->slot < max_slots_) {
+          parsed.rules = *rules;
+          parsed.rules.address = Address(parsed.rules.slot);
+          parsed.dns_patterns = j.at("dns_patterns").get<std::vector<std::string>>();
+          parsed.resolve_any = j.at("resolve_any").get<bool>();
+          for (const auto& s : j.at("services")) {
+            ServiceEndpoint e;
+            e.service.port = s.at("port").get<int>();
+            e.service.name = s.at("name").get<std::string>();
+            e.service.protocol = s.at("protocol").get<std::string>();
+            e.service.public_access = s.at("public").get<bool>();
+            e.service.visibility = s.at("visibility").get<int>();
+            e.host_port = s.at("host_port").get<int>();
+            e.url = s.at("url").get<std::string>();
+            parsed.services.push_back(std::move(e));
+          }
+          a = std::move(parsed);
+        }
+      }
+    } catch (const json::exception&) {
+      a.reset();
+    }
+    if (a && live_set.count(a->id) && !kept.count(a->rules.slot) && file == a->id + ".json") {
+      kept[a->rules.slot] = std::move(*a);
+      continue;
+    }
+    if (a) orphans.insert(a->rules.slot);
+    unlink(path.c_str());
+  }
+  for (const auto& name : list_dir(pins_dir_)) {
+    auto slot = slot_of(name);
+    if (!slot) {
+      (void)net::RemovePinnedNetns(pins_dir_ + "/" + name);
+      continue;
+    }
+    if (!kept.count(*slot)) orphans.insert(*slot);
+  }
+  {
+    SBX_ASSIGN_OR_RETURN(net::Rtnetlink rtnl, net::Rtnetlink::Open());
+    SBX_ASSIGN_OR_RETURN(auto links, rtnl.Links());
+    for (const auto& l : links) {
+      if (!StartsWith(l.name, names_.port_prefix)) continue;
+      auto slot = slot_of(l.name.substr(names_.port_prefix.size()));
+      if (!slot) {
+        (void)rtnl.DeleteLink(l.index);
+      } else if (!kept.count(*slot)) {
+        orphans.insert(*slot);
+      }
+    }
+  }
+  std::vector<std::pair<std::string, net::Ipv4>> ports;
+  std::vector<net::SandboxRules> rules;
+  for (const auto& [slot, a] : kept) {
+    ports.emplace_back(PortName(slot), Address(slot));
+    rules.push_back(a.rules);
+  }
+  SBX_TRY_CTX(nft_->Run(ruleset_->Replace(ports, rules)), "install the sandbox network's rules");
+  for (auto& [slot, a] : kept) {
+    auto held = ReserveHostPorts(a.services, true);
+    if (held) a.reservations = std::move(*held);
+  }
+  {
+    std::lock_guard lock(mu_);
+    busy_.assign(static_cast<size_t>(max_slots_), false);
+    for (auto& [slot, a] : kept) {
+      busy_[slot] = true;
+      next_slot_ = (slot + 1) % max_slots_;
+      a.token = next_token_++;
+      by_address_[a.rules.address] = a.id;
+      by_token_[a.token] = a.id;
+      SBX_LOG_INFO("sandbox id={} network re-adopted address={}", a.id,
+                   net::FormatIpv4(a.rules.address));
+      std::string id = a.id;
+      attached_[id] = std::move(a);
+    }
+    for (int slot : orphans) {
+      busy_[slot] = true;
+      releases_.push_back({slot, std::nullopt, false});
+    }
+    started_ = true;
+  }
+  if (!orphans.empty())
+    SBX_LOG_INFO("removing {} network namespaces no sandbox owns", orphans.size());
+  dns_->Start();
+  reaper_thread_ = std::thread([this] { ReaperLoop(); });
+  pool_thread_ = std::thread([this] { PoolLoop(); });
+  return Ok();
+}
+
+BridgeNetwork::~BridgeNetwork() {
+  if (dns_) dns_->Stop();
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  pool_cv_.notify_all();
+  if (pool_thread_.joinable()) pool_thread_.join();
+  bool remove_all = false;
+  {
+    std::lock_guard lock(mu_);
+    for (int slot : pool_) releases_.push_back({slot, std::nullopt, true});
+    pool_.clear();
+    reaper_stopping_ = true;
+    remove_all = started_ && attached_.empty();
+  }
+  reaper_cv_.notify_all();
+  if (reaper_thread_.joinable()) reaper_thread_.join();
+  if (!remove_all) return;
+  // No sandbox uses the network any more: leave nothing of this daemon behind.
+  if (Status s = nft_->Run(ruleset_->Delete()); !s) {
+    SBX_LOG_WARN("removing the network rules: {}", s.error().ToString());
+  }
+  if (auto rtnl = net::Rtnetlink::Open()) {
+    if (auto index = rtnl->LinkIndex(names_.bridge)) (void)rtnl->DeleteLink(*index);
+  }
+  dns_.reset();
+  umount2(pins_dir_.c_str(), MNT_DETACH);
+  (void)sys::RemoveTree(dir_);
+  SBX_LOG_INFO("sandbox network {} removed", names_.bridge);
+}
+
+}  // namespace sbx::daemon

@@ -1,0 +1,150 @@
+// File: bridge_network.h
+//
+// The default NetworkProvider: every sandbox with a network gets a network namespace of its own,
+// joined to a bridge in sbxd's namespace by a veth pair, with NAT to the outside and the rules of
+// ruleset.h (deny set, per-sandbox policy, anti-spoofing, exposed ports) in sbxd's namespace,
+// where the sandbox cannot touch them. DNS inside the sandbox is sbxd's forwarder on the
+// bridge's gateway address. `deny_egress` sandboxes without services keep the runtime's
+// loopback-only namespace and touch nothing here.
+//
+// Kernel objects are prepared and removed off the request path:
+//
+//   pool thread    keeps `network_pool_size` slots ready: a pinned namespace (sysctls set,
+//                  loopback up), a veth pair (host side isolated on the bridge, `eth0` inside
+//                  with the slot's address and a default route), the port's anti-spoofing
+//                  element. Attach takes one and adds the sandbox's rules: one nftables
+//                  transaction, no RTNL.
+//   reaper thread  removes a detached sandbox's rules, unpins its namespace, and waits for the
+//                  kernel to destroy the namespace and the veth pair with it (batched in the
+//                  kernel's namespace cleanup); only then is the slot (address and names) free.
+//
+// Names are derived from the daemon: the bridge (`network_bridge`), the nftables tables
+// (`network_table`), host-side veths `sv<hash><slot>`, pins `<run_dir>/network/netns/<slot>`,
+// and one state file per attached sandbox in `<run_dir>/network/sandboxes/`, which is how
+// Recover() finds what a live sandbox owns after a crash, and removes everything else.
+
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "src/base/result.h"
+#include "src/base/unique_fd.h"
+#include "src/daemon/config.h"
+#include "src/daemon/network_provider.h"
+#include "src/net/dns_forwarder.h"
+#include "src/net/ipv4.h"
+#include "src/net/netlink.h"
+#include "src/net/nftables.h"
+#include "src/net/ruleset.h"
+
+namespace sbx::daemon {
+
+// The per-daemon names, derived from the configuration.
+struct BridgeNames {
+  std::string bridge;
+  std::string table;
+  std::string port_prefix;  // host-side veth names: <port_prefix><slot>
+};
+BridgeNames DeriveBridgeNames(const Config& config);
+
+class BridgeNetwork : public NetworkProvider {
+ public:
+  // Sets up the host side: the bridge and its address (choosing a free subnet when `auto`),
+  // ip_forward, the DNS forwarder's sockets. Recover() installs the rules and starts the threads.
+  static Result<std::unique_ptr<BridgeNetwork>> Create(const Config& config);
+  // Stops the threads and releases the pool. When no sandbox is attached any more, also removes
+  // the rules, the bridge and the pins' directory: nothing of the daemon remains.
+  ~BridgeNetwork() override;
+
+  Result<NetworkAttachment> Attach(const std::string& sandbox_id,
+                                   const NetworkRequest& request) override;
+  void Detach(const std::string& sandbox_id) override;
+  Status Recover(const std::vector<std::string>& live) override;
+  std::vector<ServiceEndpoint> Services(const std::string& sandbox_id) override;
+
+  const BridgeNames& names() const { return names_; }
+  net::Ipv4Prefix subnet() const { return subnet_; }
+
+ private:
+  struct Attached {
+    std::string id;
+    uint64_t token = 0;
+    NetworkMode mode = NetworkMode::kPublic;
+    net::SandboxRules rules;
+    std::vector<std::string> dns_patterns;  // per egress rule; "" for other kinds
+    bool resolve_any = false;               // an `any` rule: every name resolves
+    std::vector<ServiceEndpoint> services;
+    std::vector<UniqueFd> reservations;  // sockets holding the exposed host ports
+  };
+  struct Release {
+    int slot = 0;
+    std::optional<net::SandboxRules> rules;  // rules to remove, if they were installed
+    bool port_bound = false;                 // the anti-spoofing element exists
+  };
+
+  BridgeNetwork(const Config& config, BridgeNames names);
+  Status SetUpHost();
+  Status ChooseSubnet(net::Rtnetlink& rtnl);
+
+  net::Ipv4 Address(int slot) const { return subnet_.address + 2 + static_cast<net::Ipv4>(slot); }
+  std::string PortName(int slot) const { return names_.port_prefix + std::to_string(slot); }
+  std::string PinPath(int slot) const { return pins_dir_ + "/" + std::to_string(slot); }
+  std::string StatePath(const std::string& id) const { return state_dir_ + "/" + id + ".json"; }
+
+  void PoolLoop();
+  Status Prepare(net::Rtnetlink& rtnl, int slot);
+  Result<int> TakeSlot();
+  void ReaperLoop();
+  void Reap(net::Rtnetlink& rtnl, std::vector<Release> batch);
+
+  Result<std::vector<UniqueFd>> ReserveHostPorts(std::vector<ServiceEndpoint>& services,
+                                                 bool keep_ports);
+  std::string ServiceUrl(const ServiceEndpoint& e) const;
+  Status SaveState(const Attached& a) const;
+
+  net::DnsForwarder::Decision Decide(net::Ipv4 client, const std::string& name);
+  void Learn(uint64_t token, const std::string& name, const std::vector<net::DnsRecord>& records);
+
+  Config config_;
+  BridgeNames names_;
+  std::string dir_, pins_dir_, state_dir_;
+  net::Ipv4Prefix subnet_;
+  net::Ipv4 gateway_ = 0;
+  int bridge_index_ = 0;
+  int max_slots_ = 0;
+  std::vector<net::Ipv4Range> deny_;
+  std::pair<int, int> service_ports_;
+  std::unique_ptr<net::Nftables> nft_;
+  std::unique_ptr<net::Ruleset> ruleset_;
+  std::unique_ptr<net::DnsForwarder> dns_;
+
+  std::mutex mu_;
+  std::condition_variable pool_cv_;    // the pool or the free slots changed, or stopping
+  std::condition_variable reaper_cv_;  // releases queued, or stopping
+  std::vector<bool> busy_;             // per slot: pooled, attached or being released
+  std::deque<int> pool_;
+  int next_slot_ = 0;
+  int preparing_ = 0;
+  int waiting_ = 0;  // attaches waiting for a slot
+  std::map<std::string, Attached> attached_;
+  std::map<net::Ipv4, std::string> by_address_;
+  std::map<uint64_t, std::string> by_token_;
+  uint64_t next_token_ = 1;
+  int next_service_port_ = 0;
+  std::deque<Release> releases_;
+  bool started_ = false;
+  bool stopping_ = false;
+  bool reaper_stopping_ = false;
+  std::thread pool_thread_;
+  std::thread reaper_thread_;
+};
+
+}  // namespace sbx::daemon

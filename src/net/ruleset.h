@@ -1,0 +1,109 @@
+// File: ruleset.h
+//
+// The nftables rules of one daemon's sandbox network, as text in the `nft` language, generated
+// from parsed values only. Two tables of the same name live in the daemon's own (host) network
+// namespace, where no sandbox can touch them:
+//
+//   table inet <name>     filter forward:  from the bridge: established flows; IPv4 only; never
+//                                          the deny set; then each sandbox's policy (a verdict
+//                                          map by source address: accept | jump its allowlist
+//                                          chain | drop); to the bridge: established flows and
+//                                          exposed ports only
+//                         filter input:    from the bridge: only DNS to the gateway (sbxd's
+//                                          forwarder) and replies to the host's own flows
+//                         nat:             masquerade out of the subnet; exposed ports DNATed
+//                                          (public ones from anywhere, the others from the host)
+//   table bridge <name>   anti-spoofing:   a frame from a sandbox's port must carry that port's
+//                                          IPv4 address (IP and ARP); nothing else (no IPv6);
+//                                          nothing bridged between ports (isolation at L2)
+//
+// Per sandbox: an element in the verdict map; in allowlist mode a chain `s<slot>` with one rule
+// per egress rule and, per DNS-name rule, a set `s<slot>_d<rule>` of the addresses sbxd's DNS
+// forwarder resolved for that sandbox, each with a timeout.
+
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "src/net/ipv4.h"
+
+namespace sbx::net {
+
+struct PortMatch {
+  std::string protocol;  // "tcp", "udp", or "" for both
+  int first = 0;         // 0: every port
+  int last = 0;          // == first for one port
+};
+
+enum class EgressKind { kCidr, kDnsName, kAny };
+
+struct EgressMatch {
+  EgressKind kind = EgressKind::kAny;
+  Ipv4Prefix cidr;                 // kCidr
+  std::vector<Ipv4Prefix> except;  // kCidr
+  std::vector<PortMatch> ports;    // empty: every port and protocol
+};
+
+enum class SandboxPolicy { kPublic, kAllowlist, kDenyAll };
+
+struct PublishedPort {
+  std::string protocol;  // "tcp" or "udp"
+  int host_port = 0;
+  int port = 0;                // in the sandbox
+  bool from_anywhere = false;  // false: from the host itself only
+};
+
+struct SandboxRules {
+  int slot = 0;
+  Ipv4 address = 0;
+  SandboxPolicy policy = SandboxPolicy::kPublic;
+  std::vector<EgressMatch> egress;  // kAllowlist
+  std::vector<PublishedPort> published;
+};
+
+struct RulesetConfig {
+  std::string table;        // [A-Za-z0-9_]
+  std::string bridge;       // interface name
+  std::string port_prefix;  // every host-side veth name starts with it
+  Ipv4Prefix subnet;
+  Ipv4 gateway = 0;
+  std::vector<Ipv4Range> deny;
+};
+
+class Ruleset {
+ public:
+  explicit Ruleset(RulesetConfig config) : c_(std::move(config)) {}
+
+  // Both tables replaced atomically by the base rules plus these ports and sandboxes.
+  std::string Replace(const std::vector<std::pair<std::string, Ipv4>>& ports,
+                      const std::vector<SandboxRules>& sandboxes) const;
+  // Both tables removed (missing ones are fine).
+  std::string Delete() const;
+
+  // A sandbox port may send only from `address`.
+  std::string AddPort(const std::string& port, Ipv4 address) const;
+  std::string RemovePort(const std::string& port, Ipv4 address) const;
+
+  std::string AddSandbox(const SandboxRules& rules) const;
+  // One command per line; callers may retry line by line when the batch fails on a missing
+  // object.
+  std::string RemoveSandbox(const SandboxRules& rules) const;
+
+  // Lets sandbox `slot` reach `address` through DNS rule `rule` for `timeout_seconds`,
+  // refreshing the timeout when it already could.
+  std::string Allow(int slot, int rule, Ipv4 address, int timeout_seconds) const;
+
+  static std::string ChainName(int slot);
+  static std::string DnsSetName(int slot, int rule);
+
+ private:
+  std::string InetTable() const;
+  std::string BridgeTable() const;
+  std::string ServiceMap(const PublishedPort& p) const;
+
+  RulesetConfig c_;
+};
+
+}  // namespace sbx::net

@@ -1,0 +1,96 @@
+#include "src/net/ruleset.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace sbx::net {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+Ruleset Make() {
+  RulesetConfig c;
+  c.table = "sbx_test";
+  c.bridge = "sbxbr0";
+  c.port_prefix = "svtest";
+  c.subnet = *ParseIpv4Prefix("10.200.0.0/16");
+  c.gateway = *ParseIpv4("10.200.0.1");
+  for (const auto& p : BuiltinDenyPrefixes()) c.deny.push_back(ToRange(p));
+  c.deny = Normalize(c.deny);
+  return Ruleset(c);
+}
+
+TEST(RulesetTest, BaseTablesReplaceAtomically) {
+  std::string text = Make().Replace({{"svtest0", *ParseIpv4("10.200.0.2")}}, {});
+  // Replacing starts by removing whatever was there, in the same batch.
+  EXPECT_EQ(text.find("add table inet sbx_test\ndelete table inet sbx_test\n"), 0u);
+  EXPECT_THAT(text, HasSubstr("169.254.0.0-169.254.255.255"));
+  EXPECT_THAT(text, HasSubstr("iifname \"sbxbr0\" jump from_sandbox"));
+  EXPECT_THAT(text, HasSubstr("ip daddr 10.200.0.1 udp dport 53 accept"));
+  EXPECT_THAT(text, HasSubstr("ip saddr 10.200.0.0/16 oifname != \"sbxbr0\" masquerade"));
+  EXPECT_THAT(text, HasSubstr("iifname \"svtest*\" drop"));
+  EXPECT_THAT(text, HasSubstr("add element bridge sbx_test ports { \"svtest0\" . 10.200.0.2 }"));
+  // The deny set comes before any sandbox's own verdict.
+  EXPECT_LT(text.find("ip daddr @deny drop"), text.find("ip saddr vmap @sandboxes"));
+}
+
+TEST(RulesetTest, PublicSandboxIsOneVerdict) {
+  SandboxRules s;
+  s.slot = 3;
+  s.address = *ParseIpv4("10.200.0.5");
+  std::string add = Make().AddSandbox(s);
+  EXPECT_EQ(add, "add element inet sbx_test sandboxes { 10.200.0.5 : accept }\n");
+  EXPECT_EQ(Make().RemoveSandbox(s), "delete element inet sbx_test sandboxes { 10.200.0.5 }\n");
+  s.policy = SandboxPolicy::kDenyAll;
+  EXPECT_THAT(Make().AddSandbox(s), HasSubstr("10.200.0.5 : drop"));
+}
+
+TEST(RulesetTest, AllowlistChainAndSets) {
+  SandboxRules s;
+  s.slot = 7;
+  s.address = *ParseIpv4("10.200.0.9");
+  s.policy = SandboxPolicy::kAllowlist;
+  EgressMatch cidr;
+  cidr.kind = EgressKind::kCidr;
+  cidr.cidr = *ParseIpv4Prefix("203.0.113.0/24");
+  cidr.except = {*ParseIpv4Prefix("203.0.113.128/25")};
+  cidr.ports = {{"tcp", 80, 80}, {"", 1000, 2000}};
+  EgressMatch dns;
+  dns.kind = EgressKind::kDnsName;
+  dns.ports = {{"tcp", 443, 443}};
+  EgressMatch any;
+  any.kind = EgressKind::kAny;
+  s.egress = {cidr, dns, any};
+  s.published = {{"tcp", 30001, 8080, false}, {"udp", 30002, 53, true}};
+  std::string add = Make().AddSandbox(s);
+  EXPECT_THAT(add, HasSubstr("add chain inet sbx_test s7\n"));
+  EXPECT_THAT(add, HasSubstr("add rule inet sbx_test s7 ip daddr 203.0.113.0/24 ip daddr != { "
+                             "203.0.113.128/25 } meta l4proto tcp th dport 80 accept\n"));
+  EXPECT_THAT(add, HasSubstr("meta l4proto { tcp, udp } th dport 1000-2000 accept\n"));
+  EXPECT_THAT(add, HasSubstr("add set inet sbx_test s7_d1 { type ipv4_addr; flags timeout; }"));
+  EXPECT_THAT(add, HasSubstr("add rule inet sbx_test s7 ip daddr @s7_d1 meta l4proto tcp th "
+                             "dport 443 accept\n"));
+  EXPECT_THAT(add, HasSubstr("add rule inet sbx_test s7 accept\n"));
+  EXPECT_THAT(add, HasSubstr("sandboxes { 10.200.0.9 : jump s7 }"));
+  EXPECT_THAT(add, HasSubstr("svc_tcp_host { 30001 : 10.200.0.9 . 8080 }"));
+  EXPECT_THAT(add, HasSubstr("svc_udp_any { 30002 : 10.200.0.9 . 53 }"));
+  // The chain is created before the verdict that jumps to it.
+  EXPECT_LT(add.find("add chain"), add.find("jump s7"));
+  std::string remove = Make().RemoveSandbox(s);
+  EXPECT_LT(remove.find("delete element inet sbx_test sandboxes"),
+            remove.find("delete chain inet sbx_test s7"));
+  EXPECT_LT(remove.find("delete chain"), remove.find("delete set inet sbx_test s7_d1"));
+  EXPECT_THAT(remove, Not(HasSubstr("s7_d0")));
+}
+
+TEST(RulesetTest, AllowRefreshesTheTimeout) {
+  std::string text = Make().Allow(7, 1, *ParseIpv4("198.51.100.7"), 300);
+  EXPECT_EQ(text,
+            "add element inet sbx_test s7_d1 { 198.51.100.7 timeout 300s }\n"
+            "delete element inet sbx_test s7_d1 { 198.51.100.7 }\n"
+            "add element inet sbx_test s7_d1 { 198.51.100.7 timeout 300s }\n");
+}
+
+}  // namespace
+}  // namespace sbx::net
