@@ -50,7 +50,7 @@ int Attach(Context& ctx, const std::string& id, ExecOptions exec, const AttachOp
       exec.env["TERM"] = term != nullptr && *term != '\0' ? term : "xterm";
     }
   }
-  // Before any thread starts, so every thread has these blocked and only the pump sees them.
+  // Before the command starts, so a Ctrl-C from then on kills it instead of leaving it behind.
   auto signals = SignalWatcher::Watch({SIGINT, SIGTERM, SIGHUP, SIGWINCH});
   if (!signals) return ctx.Report(signals.error(), kExitSbxFailed);
   std::atomic<ExecSession*> running{nullptr};

@@ -121,6 +121,16 @@ int Main(int argc, char** argv) {
   AddCompletionCommand(app, ctx);
 
   std::vector<std::string> args(argv + 1, argv + argc);
+  // CLI11 would only say that a subcommand is required.
+  size_t first = 0;
+  while (first < args.size() && IsOption(args[first])) first += OptionWidth(app, args[first]);
+  if (first < args.size()) {
+    auto subs = app.get_subcommands([](CLI::App*) { return true; });
+    if (std::none_of(subs.begin(), subs.end(),
+                     [&](CLI::App* sub) { return sub->check_name(args[first]); })) {
+      return ctx.Usage("unknown command " + Quote(args[first]), "");
+    }
+  }
   ctx.trailing = SplitTrailingCommand(app, args);
   std::reverse(args.begin(), args.end());  // CLI11 consumes a vector from the back
   try {

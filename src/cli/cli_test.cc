@@ -89,9 +89,28 @@ TEST(FormatTest, Since) {
   EXPECT_EQ(*ParseSince("2023-11-14T22:13:20.5Z", now), now + std::chrono::milliseconds(500));
   EXPECT_FALSE(ParseSince("2023-11-14T22:13:20", now));  // no zone
   EXPECT_FALSE(ParseSince("yesterday", now));
+  // Beyond what 64-bit nanoseconds hold: refused, not wrapped around into the past.
+  EXPECT_FALSE(ParseSince("2999-01-01T00:00:00Z", now));
+  EXPECT_EQ(*ParseSince("100000000d", now), TimePoint());
   EXPECT_EQ(FormatTime(now), "2023-11-14T22:13:20Z");
   EXPECT_EQ(FormatAge(now - std::chrono::seconds(125), now), "2 minutes ago");
   EXPECT_EQ(FormatAge(now - std::chrono::seconds(1), now), "1 second ago");
+}
+
+TEST(FormatTest, Quantities) {
+  for (const char* ok : {"2", "0.5", "500m", "16"}) EXPECT_TRUE(CheckQuantity("--cpu", ok, true));
+  for (const char* bad : {"fast", "", "0", "500Mi", "1.5m", "-1", "m", "1..5"}) {
+    EXPECT_FALSE(CheckQuantity("--cpu", bad, true)) << bad;
+  }
+  for (const char* ok : {"512Mi", "4Gi", "1.5Gi", "500M", "1048576", "2k"}) {
+    EXPECT_TRUE(CheckQuantity("--memory", ok, false)) << ok;
+  }
+  for (const char* bad : {"lots", "4GB", "Gi", "0Mi", "4 Gi", "-1Gi"}) {
+    EXPECT_FALSE(CheckQuantity("--memory", bad, false)) << bad;
+  }
+  auto error = CheckQuantity("--memory", "lots", false);
+  EXPECT_NE(error.error().message().find("--memory"), std::string::npos);
+  EXPECT_NE(error.error().message().find("\"lots\""), std::string::npos);
 }
 
 TEST(FormatTest, Env) {

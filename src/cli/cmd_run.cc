@@ -61,6 +61,14 @@ Result<SandboxSpec> BuildSpec(const RunFlags& f, const std::vector<std::string>&
   }
   SBX_ASSIGN_OR_RETURN(spec.env, CollectEnv(f.env_files, f.env));
   spec.working_dir = f.workdir;
+  const std::pair<const char*, const std::string*> quantities[] = {
+      {"--cpu", &f.cpu},
+      {"--cpu-request", &f.cpu_request},
+      {"--memory", &f.memory},
+      {"--memory-request", &f.memory_request}};
+  for (const auto& [flag, value] : quantities) {
+    if (!value->empty()) SBX_TRY(CheckQuantity(flag, *value, StartsWith(flag, "--cpu")));
+  }
   spec.cpu = f.cpu;
   spec.memory = f.memory;
   spec.cpu_request = f.cpu_request;

@@ -83,7 +83,11 @@ Result<int64_t> ParseDuration(std::string_view text) {
 }
 
 Result<TimePoint> ParseSince(std::string_view text, TimePoint now) {
-  if (auto ago = ParseDuration(text)) return now - std::chrono::seconds(*ago);
+  if (auto ago = ParseDuration(text)) {
+    // Further back than 1970 means everything; the clock's nanoseconds would overflow.
+    auto back = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch());
+    return *ago >= back.count() ? TimePoint() : now - std::chrono::seconds(*ago);
+  }
   std::string_view t = Trim(text);
   size_t pos = 0;
   tm parts{};
@@ -127,6 +131,10 @@ Result<TimePoint> ParseSince(std::string_view text, TimePoint now) {
     return Error::InvalidArgument("the time " + Quote(text) + " needs a zone (Z or +hh:mm)");
   }
   if (pos != t.size()) return Error::InvalidArgument("junk after the time in " + Quote(text));
+  // Times are nanoseconds since 1970 in 64 bits, which end in 2262.
+  if (*year < 1970 || *year > 2200) {
+    return Error::InvalidArgument("the time " + Quote(text) + " is not between 1970 and 2200");
+  }
   parts.tm_year = *year - 1900;
   parts.tm_mon = *month - 1;
   parts.tm_mday = *day;
@@ -136,6 +144,41 @@ Result<TimePoint> ParseSince(std::string_view text, TimePoint now) {
   time_t secs = timegm(&parts);
   return TimePoint(std::chrono::seconds(secs - offset)) +
          std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(nanos));
+}
+
+Status CheckQuantity(std::string_view flag, std::string_view value, bool cpu) {
+  // The form only (a number and a unit); sbxd checks the value against the node's limits.
+  std::string_view t = Trim(value);
+  size_t digits = 0;
+  size_t dots = 0;
+  size_t pos = 0;
+  for (; pos < t.size(); ++pos) {
+    if (isdigit(static_cast<unsigned char>(t[pos]))) {
+      ++digits;
+    } else if (t[pos] == '.') {
+      ++dots;
+    } else {
+      break;
+    }
+  }
+  std::string_view unit = t.substr(pos);
+  static constexpr std::string_view kCpuUnits[] = {"", "m"};
+  static constexpr std::string_view kMemoryUnits[] = {"",  "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
+                                                      "k", "K",  "M",  "G",  "T",  "P",  "E"};
+  bool known = false;
+  if (cpu) {
+    for (auto u : kCpuUnits) known = known || unit == u;
+  } else {
+    for (auto u : kMemoryUnits) known = known || unit == u;
+  }
+  bool whole = dots == 0 || (dots == 1 && unit != "m");
+  bool positive = t.substr(0, pos).find_first_not_of("0.") != std::string_view::npos;
+  if (digits == 0 || !whole || !known || !positive) {
+    return Error::InvalidArgument(std::string(flag) + " takes a " + (cpu ? "CPU" : "memory") +
+                                  " quantity such as " + (cpu ? "2, 0.5 or 500m" : "512Mi or 4Gi") +
+                                  ", not " + Quote(value));
+  }
+  return Ok();
 }
 
 Result<std::optional<std::pair<std::string, std::string>>> ParseEnv(std::string_view text) {

@@ -23,6 +23,9 @@ Result<int64_t> ParseDuration(std::string_view text);
 // An RFC 3339 time ("2024-05-01T10:00:00Z", "...+02:00", fractional seconds allowed) or a
 // duration meaning that long ago ("10m").
 Result<TimePoint> ParseSince(std::string_view text, TimePoint now);
+// A resource quantity in the form sbxd reads: CPU "2", "0.5" or "500m"; memory in bytes, binary
+// units ("512Mi", "4Gi") or decimal ones ("500M"). The error names `flag`.
+Status CheckQuantity(std::string_view flag, std::string_view value, bool cpu);
 // "KEY=VALUE"; "KEY" alone takes the value from this process's environment (and is skipped
 // when unset).
 Result<std::optional<std::pair<std::string, std::string>>> ParseEnv(std::string_view text);

@@ -1,9 +1,11 @@
 #include "src/cli/terminal.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
+
+#include <atomic>
 
 namespace sbx::cli {
 
@@ -27,35 +29,56 @@ RawMode::~RawMode() {
   if (fd_ >= 0) tcsetattr(fd_, TCSANOW, &saved_);
 }
 
+namespace {
+
+// The write end of the active watcher's pipe, for the handler; -1 when none is active.
+std::atomic<int> signal_pipe{-1};
+
+void OnSignal(int sig) {
+  int fd = signal_pipe.load(std::memory_order_relaxed);
+  if (fd < 0) return;
+  int saved_errno = errno;
+  auto byte = static_cast<unsigned char>(sig);
+  // A full pipe drops the signal: hundreds are already waiting to be read.
+  (void)!write(fd, &byte, 1);
+  errno = saved_errno;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<SignalWatcher>> SignalWatcher::Watch(std::initializer_list<int> signals) {
-  sigset_t set;
-  sigemptyset(&set);
-  for (int s : signals) sigaddset(&set, s);
   std::unique_ptr<SignalWatcher> watcher(new SignalWatcher());
-  if (pthread_sigmask(SIG_BLOCK, &set, &watcher->old_mask_) != 0) {
-    return Error::Errno("block signals");
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return Error::Errno("create the signal pipe");
+  watcher->read_.reset(fds[0]);
+  watcher->write_.reset(fds[1]);
+  int expected = -1;
+  if (!signal_pipe.compare_exchange_strong(expected, fds[1])) {
+    return Error::FailedPrecondition("signals are already being watched");
   }
-  int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (fd < 0) {
-    Error error = Error::Errno("signalfd");
-    pthread_sigmask(SIG_SETMASK, &watcher->old_mask_, nullptr);
-    return error;
+  struct sigaction action {};
+  action.sa_handler = OnSignal;
+  // Calls interrupted in other threads (gRPC's) resume instead of failing with EINTR.
+  action.sa_flags = SA_RESTART;
+  sigemptyset(&action.sa_mask);
+  for (int sig : signals) {
+    struct sigaction old {};
+    if (sigaction(sig, &action, &old) != 0) return Error::Errno("install a signal handler");
+    watcher->saved_.emplace_back(sig, old);
   }
-  watcher->fd_.reset(fd);
   return watcher;
 }
 
 SignalWatcher::~SignalWatcher() {
-  // Signals that arrived meanwhile are consumed here rather than delivered when unblocked.
-  while (Read() != 0) {
-  }
-  pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
+  for (const auto& [sig, old] : saved_) sigaction(sig, &old, nullptr);
+  int mine = write_.get();
+  signal_pipe.compare_exchange_strong(mine, -1);
 }
 
 int SignalWatcher::Read() {
-  signalfd_siginfo info{};
-  if (read(fd_.get(), &info, sizeof info) != static_cast<ssize_t>(sizeof info)) return 0;
-  return static_cast<int>(info.ssi_signo);
+  unsigned char byte = 0;
+  if (read(read_.get(), &byte, 1) != 1) return 0;
+  return byte;
 }
 
 Waker::Waker() {

@@ -13,6 +13,8 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "src/base/result.h"
 #include "src/base/unique_fd.h"
@@ -41,9 +43,11 @@ class RawMode {
   termios saved_{};
 };
 
-// Blocks `signals` in the calling thread (threads started afterwards inherit the mask) and makes
-// them readable from fd(). Create it before starting threads; the old mask comes back when it
-// is destroyed.
+// Catches `signals` and makes them readable from fd(), so one poll loop can wait for input,
+// resizes and Ctrl-C together. The handlers write to a pipe: whichever thread the kernel picks
+// (gRPC starts threads before this exists, with nothing blocked) the signal is seen, instead of
+// being ignored (SIGWINCH) or ending the process (SIGINT). One watcher at a time; the previous
+// dispositions come back when it is destroyed.
 class SignalWatcher {
  public:
   static Result<std::unique_ptr<SignalWatcher>> Watch(std::initializer_list<int> signals);
@@ -51,14 +55,15 @@ class SignalWatcher {
   SignalWatcher(const SignalWatcher&) = delete;
   SignalWatcher& operator=(const SignalWatcher&) = delete;
 
-  int fd() const { return fd_.get(); }
+  int fd() const { return read_.get(); }
   // The next pending signal, or 0.
   int Read();
 
  private:
   SignalWatcher() = default;
-  UniqueFd fd_;
-  sigset_t old_mask_{};
+  UniqueFd read_;
+  UniqueFd write_;
+  std::vector<std::pair<int, struct sigaction>> saved_;
 };
 
 // A pipe to wake a poll loop from another thread.

@@ -728,6 +728,23 @@ Result<SandboxRecord> SandboxManager::WaitSettled(const std::string& tenant, con
   }
 }
 
+Result<SandboxRecord> SandboxManager::WaitEnded(const std::string& tenant, const std::string& id,
+                                                int64_t deadline_ms) {
+  std::unique_lock lock(mu_);
+  while (true) {
+    auto it = entries_.find(id);
+    if (it == entries_.end() || it->second.record.tenant != tenant) {
+      return Error::NotFound("sandbox " + Quote(id) + " not found")
+          .WithReason("CWSANDBOX_SANDBOX_NOT_FOUND")
+          .WithMetadata("sandbox_id", id);
+    }
+    if (IsTerminal(it->second.record.state) || stopping_) return it->second.record;
+    int timeout = PollTimeout(deadline_ms);
+    if (timeout == 0) return it->second.record;
+    changed_.wait_for(lock, std::chrono::milliseconds(timeout));
+  }
+}
+
 Result<SandboxRecord> SandboxManager::WaitUntilRunningOrDone(const std::string& tenant,
                                                              const std::string& id,
                                                              int64_t deadline_ms) {

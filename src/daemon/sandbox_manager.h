@@ -97,6 +97,10 @@ class SandboxManager {
   // Like Get, but blocks until the state is no longer PENDING/CREATING or the deadline passes.
   Result<SandboxRecord> WaitSettled(const std::string& tenant, const std::string& id,
                                     int64_t deadline_ms);
+  // Blocks until the sandbox has ended (its logs are saved by then) or the deadline passes, and
+  // returns its record either way.
+  Result<SandboxRecord> WaitEnded(const std::string& tenant, const std::string& id,
+                                  int64_t deadline_ms);
   // sbx-init's socket of a RUNNING sandbox; FAILED_PRECONDITION otherwise.
   Result<std::string> AgentSocket(const std::string& tenant, const std::string& id,
                                   int64_t deadline_ms);

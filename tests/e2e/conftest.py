@@ -52,7 +52,9 @@ def _become_subreaper():
                 continue
             if info is None:
                 continue
-            if info.si_pid not in own:
+            with _SPAWN_LOCK:
+                mine = info.si_pid in own
+            if not mine:
                 try:
                     os.waitpid(info.si_pid, 0)
                 except ChildProcessError:
@@ -64,6 +66,43 @@ def _become_subreaper():
 
 
 _OWN_CHILDREN = set()
+# Held while a child is started and registered, so the reaper cannot take a child that exits
+# at once for an orphan (its exit code would be lost).
+_SPAWN_LOCK = threading.Lock()
+
+
+def spawn(*args, **kwargs):
+    """subprocess.Popen for a child whose exit status the test needs: the reaper leaves it
+    alone. Call forget() once it has been waited for."""
+    with _SPAWN_LOCK:
+        proc = subprocess.Popen(*args, **kwargs)
+        _OWN_CHILDREN.add(proc.pid)
+    return proc
+
+
+def forget(proc):
+    with _SPAWN_LOCK:
+        _OWN_CHILDREN.discard(proc.pid)
+
+
+def run(args, check=False, input=None, timeout=None, **kwargs):
+    """subprocess.run whose exit status survives the reaper (see spawn)."""
+    if kwargs.pop("capture_output", False):
+        kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE
+    proc = spawn(args, stdin=subprocess.PIPE if input is not None else kwargs.pop("stdin", None),
+                 **kwargs)
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        forget(proc)
+    result = subprocess.CompletedProcess(args, proc.returncode, out, err)
+    if check:
+        result.check_returncode()
+    return result
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +115,7 @@ def protos(tmp_path_factory):
         "google/rpc/status.proto",
         "google/rpc/error_details.proto",
     ]
-    subprocess.run(
+    run(
         ["protoc", f"--proto_path={ROOT / 'api/proto'}", "--proto_path=/usr/include",
          f"--python_out={out}", f"--grpc_python_out={out}",
          "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin", *files],
@@ -151,9 +190,8 @@ class Daemon:
 
     def start(self):
         log = open(self.state / "sbxd.log", "ab")
-        self.proc = subprocess.Popen([str(self.bin_dir / "sbxd"), "--config", str(self.config)],
-                                     stdout=log, stderr=log, start_new_session=True)
-        _OWN_CHILDREN.add(self.proc.pid)
+        self.proc = spawn([str(self.bin_dir / "sbxd"), "--config", str(self.config)],
+                          stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 30
         import grpc
         while time.monotonic() < deadline:
@@ -188,8 +226,8 @@ class Daemon:
 def registry():
     addr = os.environ.get("SBX_TEST_REGISTRY")
     if not addr:
-        addr = subprocess.run([str(ROOT / "tools/registry/registry.sh"), "addr"],
-                              capture_output=True, text=True, check=True).stdout.strip()
+        addr = run([str(ROOT / "tools/registry/registry.sh"), "addr"],
+                   capture_output=True, text=True, check=True).stdout.strip()
     return addr
 
 
@@ -212,7 +250,7 @@ def daemon(registry, protos):
                     parent.rmdir()
                 except OSError:
                     pass
-    subprocess.run(["rm", "-rf", state], check=False)
+    run(["rm", "-rf", state])
 
 
 @pytest.fixture

@@ -408,6 +408,26 @@ def test_stream_logs(stub, protos):
     assert bad[-1].error.code == "SESSION_NOT_FOUND"
 
 
+def test_follow_of_a_sandbox_that_ends_at_once_loses_nothing(stub, protos):
+    # Main processes end while their follows are being set up, some before the snapshot of the
+    # output, some between it and the follow, some during it: every follow must deliver the
+    # whole output and no error.
+    pb = protos.pb
+
+    def run_and_follow(i):
+        sid = create(stub, pb, command="/bin/sh",
+                     args=["-c", f"echo begin{i}; sleep 0.0{i % 10}; echo end{i}"]).sandbox_id
+        entries = list(stub.StreamLogs(pb.StreamLogsRequest(sandbox_id=sid, follow=True), timeout=60))
+        errors = [e.error.code for e in entries if e.HasField("error")]
+        return b"".join(e.data for e in entries), errors
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(run_and_follow, range(24)))
+    for i, (text, errors) in enumerate(results):
+        assert errors == []
+        assert text == f"begin{i}\nend{i}\n".encode()
+
+
 # ---------------------------------------------------------------------------------------------
 # Listing, purge, tenancy
 

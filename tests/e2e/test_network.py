@@ -55,7 +55,7 @@ DNS_TABLE = {
 
 
 def sh(*args, check=True):
-    return subprocess.run(list(args), check=check, capture_output=True, text=True)
+    return conftest.run(list(args), check=check, capture_output=True, text=True)
 
 
 def in_netns(path, fn):
@@ -309,11 +309,10 @@ class NetDaemon:
         if os.path.exists(self.socket):
             os.unlink(self.socket)
         log = open(self.state / "sbxd.log", "ab")
-        self.proc = subprocess.Popen(
+        self.proc = conftest.spawn(
             ["nsenter", f"--net={self.topo.path(self.topo.host)}", str(self.bin_dir / "sbxd"),
              "--config", str(self.config)],
             stdout=log, stderr=log, start_new_session=True)
-        conftest._OWN_CHILDREN.add(self.proc.pid)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -362,7 +361,7 @@ class NetDaemon:
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
             point = line.split()[4]
             if point.startswith(str(self.state)):
-                subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+                conftest.run(["umount", "-l", point], capture_output=True)
         for root in Path("/sys/fs/cgroup").iterdir():
             for parent in (root / self.cgroup_parent, Path("/sys/fs/cgroup") / self.cgroup_parent):
                 if parent.is_dir():

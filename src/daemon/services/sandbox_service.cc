@@ -794,15 +794,20 @@ grpc::Status SandboxService::StreamLogs(grpc::ServerContext* context,
     if (!read) live = false;
     end = log_end.next_offset;
   }
-  if (!live) {
+  auto load_saved = [this, &record]() {
+    std::vector<agent::LogChunk> saved_chunks;
     auto saved = manager_->SavedLogs(record->id);
     if (saved) {
       agent::FieldReader reader(saved->first);
       while (reader.Next()) {
         auto chunk = agent::LogChunk::Decode(reader.bytes());
-        if (chunk) chunks.push_back(std::move(*chunk));
+        if (chunk) saved_chunks.push_back(std::move(*chunk));
       }
     }
+    return saved_chunks;
+  };
+  if (!live) {
+    chunks = load_saved();
     end = chunks.empty() ? 0 : chunks.back().offset + chunks.back().data.size();
   }
   uint64_t first = chunks.empty() ? end : chunks.front().offset;
@@ -874,7 +879,16 @@ grpc::Status SandboxService::StreamLogs(grpc::ServerContext* context,
       },
       nullptr, CallDeadline(context, 30LL * 24 * 3600 * 1000));
   if (!followed && !cancelled && !context->IsCancelled()) {
-    return send_error("STREAM_INTERRUPTED", followed.error().message());
+    // sbx-init goes away with the sandbox: when the sandbox ended between the snapshot and the
+    // follow (or during it), the rest of its output is in the saved logs.
+    auto ended = manager_->WaitEnded(
+        *tenant, record->id, std::min(CallDeadline(context, 30000), MonotonicMillis() + 30000));
+    if (!ended || !IsTerminal(ended->state)) {
+      return send_error("STREAM_INTERRUPTED", followed.error().message());
+    }
+    for (const auto& c : load_saved()) {
+      if (!emit(c)) break;
+    }
   }
   return grpc::Status::OK;
 }

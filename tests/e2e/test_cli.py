@@ -1,0 +1,871 @@
+"""The `sbx` command line end to end against a real sbxd: what users type and what they get
+back (output, exit codes, files), including an interactive shell through a real pseudo-terminal,
+directory trees copied both ways, image loading, and the errors users meet."""
+
+import errno
+import fcntl
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import stat
+import struct
+import subprocess
+import tarfile
+import termios
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import forget, spawn
+
+BUSYBOX = "busybox:latest"
+# The shell idles until stopped and exits 0 on SIGTERM, so a graceful stop is quick.
+KEEPALIVE = ["sh", "-c", 'trap "exit 0" TERM; sleep 100000 & wait']
+
+
+@pytest.fixture(scope="module")
+def cli(daemon):
+    return Cli(Path(os.environ["SBX_BIN_DIR"]) / "sbx", "unix://" + daemon.socket)
+
+
+class Cli:
+    def __init__(self, binary, url):
+        self.binary = str(binary)
+        self.url = url
+
+    def env(self, **extra):
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("SBX_", "CWSANDBOX_", "WANDB_"))}
+        env["SBX_BASE_URL"] = self.url
+        env.update(extra)
+        return env
+
+    def __call__(self, *args, input=None, timeout=120, env=None, check=None):
+        """Runs sbx; `check` is the exit code expected."""
+        p = spawn([self.binary, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE, env=env or self.env())
+        try:
+            p.stdout, p.stderr = p.communicate(input or b"", timeout=timeout)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            forget(p)
+        p.out = p.stdout.decode(errors="replace")
+        p.err = p.stderr.decode(errors="replace")
+        if check is not None:
+            assert p.returncode == check, (args, p.returncode, p.out, p.err)
+        return p
+
+    def sandbox(self, *flags, command=KEEPALIVE):
+        """A detached sandbox; returns its id."""
+        p = self("run", "-d", *flags, BUSYBOX, *command, check=0)
+        sid = p.out.strip()
+        assert re.fullmatch(r"[A-Za-z0-9-]+", sid), p.out
+        return sid
+
+    def get(self, sid):
+        return json.loads(self("get", "-o", "json", sid, check=0).out)
+
+    def wait_state(self, sid, states, timeout=60):
+        deadline = time.monotonic() + timeout
+        while True:
+            sb = self.get(sid)
+            if sb["state"] in states:
+                return sb
+            assert time.monotonic() < deadline, f"{sid} stuck in {sb['state']}"
+            time.sleep(0.05)
+
+
+ENDED = ("COMPLETED", "FAILED", "TERMINATED")
+
+
+@pytest.fixture
+def sandbox(cli):
+    sid = cli.sandbox("--tag", "cli-e2e")
+    yield sid
+    cli("rm", "--missing-ok", "-q", sid)
+
+
+# ---------------------------------------------------------------------------------------------
+# run
+
+
+def test_run_streams_output_and_passes_the_exit_code(cli):
+    p = cli("run", "--rm", BUSYBOX, "sh", "-c", "echo to-out; echo to-err >&2; exit 7")
+    assert p.returncode == 7, p.err
+    # The main process's output comes from its log: both streams, in order, on stdout.
+    assert p.out == "to-out\nto-err\n"
+
+
+def test_run_env_workdir_and_flags_of_the_command(cli, tmp_path):
+    env_file = tmp_path / "env"
+    env_file.write_text("# a comment\n\nFROM_FILE=file value\nOVERRIDDEN=file\n")
+    p = cli("run", "--rm", "-e", "GREETING=hello world", "--env-file", str(env_file),
+            "-e", "OVERRIDDEN=flag", "-e", "FROM_HOST", "-w", "/tmp", BUSYBOX,
+            "sh", "-c", 'echo "$GREETING|$FROM_FILE|$OVERRIDDEN|$FROM_HOST|$(pwd)"; ls -d -1 /',
+            env=cli.env(FROM_HOST="host value"), check=0)
+    # `ls -d -1` belongs to the command, not to sbx.
+    assert p.out == "hello world|file value|flag|host value|/tmp\n/\n"
+
+
+def test_run_rm_leaves_nothing_behind(cli):
+    tag = "rm-" + uuid.uuid4().hex[:8]
+    cli("run", "--rm", "--tag", tag, BUSYBOX, "true", check=0)
+    listed = json.loads(cli("ls", "--all", "--tag", tag, "-o", "json", check=0).out)
+    assert len(listed) == 1 and listed[0]["state"] in ENDED, listed
+
+
+def test_run_detached_with_tags_resources_and_lifetime(cli):
+    tag = "tags-" + uuid.uuid4().hex[:8]
+    sid = cli.sandbox("--tag", tag, "--tag", "second", "--cpu", "500m", "--memory", "256Mi",
+                      "--lifetime", "10m", "--network", "none", "--annotation", "owner=e2e")
+    try:
+        sb = cli.get(sid)
+        assert sb["state"] == "RUNNING"
+        assert sb["tags"] == [tag, "second"]
+        assert sb["cpu"] == "500m" and sb["memory"] == "256Mi"
+        assert sb["max_lifetime_seconds"] == 600
+        assert sb["network"] == "none"
+        assert sb["annotations"] == {"owner": "e2e"}
+        table = cli("get", sid, check=0).out
+        assert re.search(r"^Status:\s+RUNNING", table, re.M), table
+        assert re.search(r"^Lifetime:\s+10m", table, re.M), table
+        assert re.search(r"^Network:\s+none", table, re.M), table
+    finally:
+        cli("rm", "-q", sid)
+
+
+def test_run_idempotent_request_id(cli):
+    rid = "req-" + uuid.uuid4().hex
+    first = cli.sandbox("--request-id", rid)
+    try:
+        assert cli.sandbox("--request-id", rid) == first
+    finally:
+        cli("rm", "-q", first)
+
+
+def test_run_without_command_runs_the_images(cli):
+    # busybox's command is `sh`, which exits at once without input.
+    p = cli("run", "--rm", BUSYBOX, check=0)
+    assert p.out == ""
+
+
+def test_run_command_not_found_is_127(cli):
+    p = cli("run", "--rm", BUSYBOX, "/no/such/binary")
+    assert p.returncode == 127, (p.returncode, p.err)
+
+
+def test_run_bad_image(cli):
+    p = cli("run", "--rm", "no-such-image-" + uuid.uuid4().hex[:8] + ":v1", "true")
+    assert p.returncode == 125, (p.returncode, p.err)
+    assert "no-such-image-" in p.err
+    assert p.err.startswith("sbx: ")
+    assert "hint:" in p.err
+
+
+def test_run_piped_stdin_with_i(cli):
+    p = cli("run", "--rm", "-i", BUSYBOX, "sh", "-c", "tr a-z A-Z; exit 4", input=b"piped in\n")
+    assert p.returncode == 4, p.err
+    assert p.out == "PIPED IN\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# exec
+
+
+def test_exec_exit_code_and_streams(cli, sandbox):
+    p = cli("exec", sandbox, "sh", "-c", "echo out; echo err >&2; exit 42")
+    assert p.returncode == 42
+    assert p.out == "out\n"
+    assert p.err == "err\n"
+    cli("exec", sandbox, "true", check=0)
+
+
+def test_exec_stdin_env_and_workdir(cli, sandbox):
+    data = os.urandom(300_000)
+    p = cli("exec", "-i", sandbox, "sha256sum", input=data, check=0)
+    assert p.out.split()[0] == hashlib.sha256(data).hexdigest()
+    # Without -i the command sees no input at all.
+    assert cli("exec", sandbox, "cat", input=b"ignored", check=0).out == ""
+    p = cli("exec", "-e", "A=1", "-w", "/etc", sandbox, "sh", "-c", 'echo "$A $(pwd)"', check=0)
+    assert p.out == "1 /etc\n"
+
+
+def test_exec_errors_have_their_codes(cli, sandbox):
+    assert cli("exec", sandbox, "/no/such/cmd").returncode == 127
+    assert cli("exec", sandbox, "/etc/passwd").returncode == 126
+    p = cli("exec", "--timeout", "1s", sandbox, "sleep", "30")
+    assert p.returncode == 124, p.err
+    assert "1s" in p.err or "1 s" in p.err
+    p = cli("exec", sandbox)
+    assert p.returncode == 2
+    assert "command" in p.err
+    p = cli("exec", "-t", sandbox, "true")
+    assert p.returncode == 2
+    assert "terminal" in p.err
+
+
+def test_ctrl_c_kills_an_exec(cli, sandbox):
+    proc = spawn([cli.binary, "exec", sandbox, "sh", "-c", "echo started; exec sleep 99991"],
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env())
+    try:
+        assert proc.stdout.readline() == b"started\n"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        forget(proc)
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err
+    # The command went with it.
+    deadline = time.monotonic() + 30
+    while "sleep 99991" in cli("exec", sandbox, "ps", check=0).out:
+        assert time.monotonic() < deadline, "the command outlived sbx exec"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_stops_a_foreground_run(cli):
+    tag = "ctrlc-" + uuid.uuid4().hex[:8]
+    proc = spawn([cli.binary, "run", "--tag", tag, BUSYBOX, "sh", "-c",
+                  "echo started; exec sleep 100000"],
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env())
+    try:
+        assert proc.stdout.readline() == b"started\n"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        forget(proc)
+    assert b"stopping sandbox" in err, err
+    [sid] = cli("ls", "--all", "-q", "--tag", tag, check=0).out.split()
+    sb = cli.wait_state(sid, ENDED)
+    assert sb["state"] == "TERMINATED", sb
+    # sleep died of the SIGTERM: 128 + 15, passed through.
+    assert proc.returncode == 143, (proc.returncode, err)
+
+
+def test_exec_in_an_ended_sandbox(cli):
+    sid = cli.sandbox(command=["true"])
+    cli.wait_state(sid, ENDED)
+    p = cli("exec", sid, "true")
+    assert p.returncode == 125
+    assert sid in p.err
+
+
+# ---------------------------------------------------------------------------------------------
+# An interactive shell through a real pseudo-terminal
+
+
+class Pty:
+    """sbx on a pseudo-terminal of its own, as in a terminal emulator: the pty is its controlling
+    terminal, so window changes send it SIGWINCH."""
+
+    def __init__(self, argv, env, rows=24, cols=80):
+        self.master, slave = os.openpty()
+        self.resize(rows, cols)
+        self.slave_path = os.ttyname(slave)
+        self.proc = spawn(
+            argv, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
+            start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        self.slave = slave
+        self.screen = b""
+
+    def resize(self, rows, cols):
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def type(self, text):
+        os.write(self.master, text.encode())
+
+    def read_until(self, pattern, timeout=30):
+        """Reads the screen until `pattern` (a regex on bytes) matches what arrived since the
+        last match; returns the match."""
+        deadline = time.monotonic() + timeout
+        start = len(self.screen)
+        while True:
+            m = re.search(pattern, self.screen[start:])
+            if m:
+                return m
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {pattern!r} on the screen: {self.screen[start:][-2000:]!r}"
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError as e:
+                    if e.errno != errno.EIO:
+                        raise
+                    chunk = b""
+                if not chunk:
+                    assert False, f"pty closed before {pattern!r}: {self.screen[start:]!r}"
+                self.screen += chunk
+
+    def wait(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        # Keep draining, so the process never blocks on a full terminal.
+        while self.proc.poll() is None:
+            assert time.monotonic() < deadline, "sbx did not exit"
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if ready:
+                try:
+                    self.screen += os.read(self.master, 65536)
+                except OSError:
+                    pass
+        return self.proc.returncode
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        forget(self.proc)
+        os.close(self.slave)
+        os.close(self.master)
+
+
+def drive_shell(pty):
+    # A computed value proves the shell ran it: the typed line only echoes the expression.
+    pty.type("echo ab$((6*7))cd\n")
+    pty.read_until(rb"ab42cd")
+    # The initial window size reached the sandbox's terminal.
+    pty.type("stty size\n")
+    pty.read_until(rb"\b24 80\b")
+    # A resize here reaches it too; it is asynchronous, so ask until it shows.
+    pty.resize(33, 101)
+    deadline = time.monotonic() + 20
+    while True:
+        pty.type("stty size\n")
+        try:
+            pty.read_until(rb"\b33 101\b", timeout=1)
+            break
+        except AssertionError:
+            assert time.monotonic() < deadline, pty.screen[-2000:]
+    # The local terminal is in raw mode meanwhile: no local echo or line editing.
+    mode = termios.tcgetattr(pty.slave)
+    assert not mode[3] & termios.ICANON and not mode[3] & termios.ECHO
+    pty.type("exit 3\n")
+    assert pty.wait() == 3, pty.screen[-2000:]
+    # And back to normal once sbx has left.
+    mode = termios.tcgetattr(pty.slave)
+    assert mode[3] & termios.ICANON and mode[3] & termios.ECHO
+
+
+def test_exec_it_through_a_pty(cli, sandbox):
+    pty = Pty([cli.binary, "exec", "-it", sandbox, "sh"], cli.env())
+    try:
+        drive_shell(pty)
+    finally:
+        pty.close()
+
+
+def test_sh_through_a_pty(cli, sandbox):
+    pty = Pty([cli.binary, "sh", sandbox], cli.env())
+    try:
+        drive_shell(pty)
+    finally:
+        pty.close()
+
+
+def test_run_it_rm_through_a_pty(cli):
+    tag = "runit-" + uuid.uuid4().hex[:8]
+    pty = Pty([cli.binary, "run", "-it", "--rm", "--tag", tag, BUSYBOX, "sh"], cli.env())
+    try:
+        pty.type("echo term=$TERM\n")
+        pty.read_until(rb"term=\S+")
+        pty.type("exit 5\n")
+        assert pty.wait(timeout=60) == 5, pty.screen[-2000:]
+    finally:
+        pty.close()
+    listed = json.loads(cli("ls", "--all", "--tag", tag, "-o", "json", check=0).out)
+    assert len(listed) == 1 and listed[0]["state"] in ENDED + ("TERMINATING",), listed
+
+
+def test_sh_without_a_terminal_pipes_stdin(cli, sandbox):
+    p = cli("sh", sandbox, input=b"echo piped $((2+3))\nexit 6\n")
+    assert p.returncode == 6
+    assert "piped 5" in p.out
+
+
+# ---------------------------------------------------------------------------------------------
+# ls, get, logs
+
+
+def test_ls_filters_and_formats(cli):
+    tag = "ls-" + uuid.uuid4().hex[:8]
+    running = cli.sandbox("--tag", tag)
+    ended = cli.sandbox("--tag", tag, command=["true"])
+    other = cli.sandbox("--tag", tag + "-other")
+    try:
+        cli.wait_state(ended, ENDED)
+        listed = json.loads(cli("ls", "--tag", tag, "-o", "json", check=0).out)
+        assert [s["id"] for s in listed] == [running]
+        assert listed[0]["state"] == "RUNNING" and tag in listed[0]["tags"]
+        listed = json.loads(cli("ls", "--all", "--tag", tag, "-o", "json", check=0).out)
+        assert sorted(s["id"] for s in listed) == sorted([running, ended])
+        assert cli("ls", "-q", "--all", "-t", tag, check=0).out.split() == \
+            [s["id"] for s in listed]
+        ended_only = cli("ls", "--status", "completed", "--tag", tag, "-q", check=0).out.split()
+        assert ended_only == [ended]
+        table = cli("ls", "--all", "--tag", tag, check=0).out.splitlines()
+        assert table[0].split()[:3] == ["SANDBOX", "ID", "STATUS"]
+        rows = {line.split()[0]: line for line in table[1:]}
+        assert "RUNNING" in rows[running] and "COMPLETED (0)" in rows[ended]
+        assert BUSYBOX in rows[running]
+        # Without filters both of ours that run show up.
+        everything = cli("ls", "-q", check=0).out.split()
+        assert running in everything and other in everything and ended not in everything
+        assert cli("ls", "--status", "sleepy").returncode == 2
+        assert cli("ls", "-o", "yaml").returncode == 2
+    finally:
+        cli("rm", "-q", running, ended, other)
+
+
+def test_get_shows_an_ended_sandbox(cli):
+    sid = cli.sandbox(command=["sh", "-c", "exit 9"])
+    sb = cli.wait_state(sid, ENDED)
+    assert sb["exit_code"] == 9
+    assert sb["state"] == "FAILED"
+    table = cli("get", sid, check=0).out
+    assert re.search(r"^Status:\s+FAILED, exit code 9", table, re.M), table
+    assert re.search(r"^Image:\s+" + re.escape(BUSYBOX), table, re.M), table
+    assert re.search(r'^Command:\s+sh -c "exit 9"', table, re.M), table
+
+
+def test_logs(cli):
+    sid = cli.sandbox(command=["sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; "
+                               "echo oops >&2"])
+    cli.wait_state(sid, ENDED)
+    assert cli("logs", sid, check=0).out == "line1\nline2\nline3\nline4\nline5\noops\n"
+    assert cli("logs", "--tail", "2", sid, check=0).out == "line5\noops\n"
+    stamped = cli("logs", "--timestamps", "--tail", "1", sid, check=0).out
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z oops\n", stamped), stamped
+    assert cli("logs", "--since", "1h", sid, check=0).out.count("line") == 5
+    assert cli("logs", "--since", "2200-01-01T00:00:00Z", sid, check=0).out == ""
+    assert cli("logs", "--since", "yesterday", sid).returncode == 2
+    assert cli("logs", "--since", "2999-01-01T00:00:00Z", sid).returncode == 2
+    assert cli("logs", "--tail", "-3", sid).returncode == 2
+
+
+def test_logs_follow_ends_with_the_sandbox(cli):
+    # The command waits for a file, so some output is certainly produced after -f started.
+    sid = cli.sandbox(command=["sh", "-c", "echo first; while [ ! -e /tmp/go ]; do sleep 0.05;"
+                               " done; echo second; sleep 0.2; echo third"])
+    follow = spawn([cli.binary, "logs", "-f", sid], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=cli.env())
+    try:
+        assert follow.stdout.readline() == b"first\n"
+        cli("exec", sid, "touch", "/tmp/go", check=0)
+        out, err = follow.communicate(timeout=60)
+        assert out == b"second\nthird\n", err
+        assert follow.returncode == 0, err
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
+        forget(follow)
+
+
+# ---------------------------------------------------------------------------------------------
+# stop, rm, purge
+
+
+def test_stop_is_graceful_and_waits(cli):
+    sid = cli.sandbox()
+    p = cli("stop", sid, check=0)
+    assert p.out == sid + "\n"
+    # Waited: already ended when stop returns; the trap made the exit clean.
+    sb = cli.get(sid)
+    assert sb["state"] == "TERMINATED" and sb["exit_code"] == 0
+    # A second stop of an ended sandbox is harmless.
+    cli("stop", "-q", sid, check=0)
+
+
+def test_rm_several_and_missing_ok(cli):
+    a, b = cli.sandbox(), cli.sandbox()
+    missing = "sb-" + uuid.uuid4().hex[:12]
+    p = cli("rm", a, b, check=0)
+    assert p.out.split() == [a, b]
+    for sid in (a, b):
+        cli.wait_state(sid, ENDED)
+    p = cli("rm", "--missing-ok", missing, check=0)
+    assert p.out == ""
+    p = cli("rm", missing)
+    assert p.returncode == 1 and missing in p.err
+
+
+def test_purge_by_tag(cli):
+    tag = "purge-" + uuid.uuid4().hex[:8]
+    ours = [cli.sandbox("--tag", tag), cli.sandbox("--tag", tag, "--tag", "x")]
+    bystander = cli.sandbox("--tag", tag + "-not")
+    try:
+        p = cli("purge", "--tag", tag, "--dry-run", check=0)
+        assert p.out == "would stop 2 sandboxes\n"
+        assert all(cli.get(s)["state"] == "RUNNING" for s in ours)
+        p = cli("purge", "--tag", tag, check=0)
+        assert p.out == "stopped 2 sandboxes\n"
+        for sid in ours:
+            cli.wait_state(sid, ENDED)
+        assert cli.get(bystander)["state"] == "RUNNING"
+        assert cli("purge", "--tag", tag, check=0).out == "stopped 0 sandboxes\n"
+    finally:
+        cli("rm", "-q", bystander)
+    assert cli("purge").returncode == 2
+    assert cli("purge", "--all").returncode == 2
+    assert cli("purge", "--all", "--tag", tag).returncode == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# cp
+
+
+def make_tree(root):
+    root.mkdir()
+    (root / "top.txt").write_text("top level\n")
+    (root / "a/b/c").mkdir(parents=True)
+    (root / "a/b/c/deep.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    (root / "a/empty").write_bytes(b"")
+    (root / "a/b/odd name 'ü' $x;.txt").write_text("odd\n")
+    (root / "empty-dir").mkdir()
+    run = root / "a/run.sh"
+    run.write_text("#!/bin/sh\necho ran\n")
+    run.chmod(0o755)
+    os.symlink("a/b/c/deep.bin", root / "link-to-deep")
+
+
+def tree_digest(root):
+    """{relative path: sha256, or "-> target" for a symlink, or "/" for a directory}"""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                out[rel] = "-> " + os.readlink(path)
+            elif path.is_dir():
+                out[rel] = "/"
+            else:
+                out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def sandbox_digest(cli, sid, root):
+    # One line per entry, NUL-free names assumed: sha256 for files, the target for symlinks.
+    script = ('cd "$1" && find . -mindepth 1 | while IFS= read -r p; do '
+              'if [ -L "$p" ]; then echo "L $(readlink "$p") $p"; '
+              'elif [ -d "$p" ]; then echo "D / $p"; '
+              'else echo "F $(sha256sum < "$p" | cut -d" " -f1) $p"; fi; done')
+    p = cli("exec", sid, "sh", "-c", script, "sh", root, check=0)
+    out = {}
+    for line in p.out.splitlines():
+        kind, value, path = line.split(" ", 2)
+        rel = path[2:]
+        out[rel] = {"L": "-> " + value, "D": "/", "F": value}[kind]
+    return out
+
+
+def test_cp_directory_tree_both_ways(cli, sandbox, tmp_path):
+    src = tmp_path / "tree"
+    make_tree(src)
+    expected = tree_digest(src)
+    assert len(expected) == 10
+    # DEST ending in / is a directory, created when missing.
+    cli("cp", str(src), sandbox + ":/srv/in/", check=0)
+    assert sandbox_digest(cli, sandbox, "/srv/in/tree") == expected
+    assert cli("exec", sandbox, "/srv/in/tree/a/run.sh", check=0).out == "ran\n"
+    # Changes made inside come back with the tree.
+    cli("exec", sandbox, "sh", "-c", "echo made inside > /srv/in/tree/a/b/new.txt", check=0)
+    expected["a/b/new.txt"] = hashlib.sha256(b"made inside\n").hexdigest()
+    back = tmp_path / "back"
+    back.mkdir()
+    cli("cp", sandbox + ":/srv/in/tree", str(back), check=0)
+    assert tree_digest(back / "tree") == expected
+    assert os.stat(back / "tree/a/run.sh").st_mode & 0o777 == 0o755
+    # Contents only, with "/.", into a new directory name.
+    cli("cp", sandbox + ":/srv/in/tree/a/.", str(tmp_path / "only-a"), check=0)
+    assert sorted(os.listdir(tmp_path / "only-a")) == ["b", "empty", "run.sh"]
+
+
+def test_cp_single_files_and_streams(cli, sandbox, tmp_path):
+    f = tmp_path / "one file.txt"
+    f.write_bytes(b"single\x00file\n")
+    cli("cp", str(f), sandbox + ":/tmp/renamed.txt", check=0)
+    cli("cp", str(f), sandbox + ":/tmp/", check=0)
+    p = cli("exec", sandbox, "sh", "-c", "cat /tmp/renamed.txt; cat '/tmp/one file.txt'", check=0)
+    assert p.stdout == b"single\x00file\n" * 2
+    cli("cp", sandbox + ":/etc/passwd", str(tmp_path / "passwd"), check=0)
+    assert (tmp_path / "passwd").read_text().startswith("root:")
+    # `-` is a tar stream on stdout and stdin.
+    p = cli("cp", sandbox + ":/tmp/renamed.txt", "-", check=0)
+    with tarfile.open(fileobj=io.BytesIO(p.stdout)) as tar:
+        member = tar.getmember("renamed.txt")
+        assert tar.extractfile(member).read() == b"single\x00file\n"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("streamed/x.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"xyz"))
+    cli("cp", "-", sandbox + ":/tmp/from-stdin", input=buf.getvalue(), check=0)
+    assert cli("exec", sandbox, "cat", "/tmp/from-stdin/streamed/x.txt", check=0).out == "xyz"
+
+
+def test_cp_errors(cli, sandbox, tmp_path):
+    p = cli("cp", sandbox + ":/no/such/file", str(tmp_path / "x"))
+    assert p.returncode == 1 and "/no/such/file" in p.err
+    assert not (tmp_path / "x").exists()
+    p = cli("cp", str(tmp_path / "missing"), sandbox + ":/tmp/")
+    assert p.returncode == 1 and "missing" in p.err
+    p = cli("cp", str(tmp_path), str(tmp_path / "y"))
+    assert p.returncode == 2
+    p = cli("cp", "sb-" + uuid.uuid4().hex[:12] + ":/etc/passwd", str(tmp_path / "z"))
+    assert p.returncode == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# images
+
+
+def test_images_ls_and_pull(cli):
+    listed = json.loads(cli("images", "ls", "-o", "json", check=0).out)
+    refs = [i["reference"] for i in listed]
+    assert "docker.io/library/busybox:latest" in refs, refs
+    assert "docker.io/library/busybox:latest" in cli("images", "ls", "-q", check=0).out.split()
+    table = cli("images", "ls", check=0).out.splitlines()
+    assert table[0].split() == ["IMAGE", "DIGEST", "SIZE", "CREATED"]
+    p = cli("images", "pull", BUSYBOX, check=0)
+    assert re.search(r"^pulled docker\.io/library/busybox:latest \(sha256:[0-9a-f]{12}, ",
+                     p.out, re.M), p.out
+    digest = cli("images", "pull", "-q", BUSYBOX, check=0).out.strip()
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
+    p = cli("images", "pull", "no-such-image-" + uuid.uuid4().hex[:8] + ":v1")
+    assert p.returncode == 1
+    assert "no-such-image-" in p.err
+
+
+def registry_blob(registry, repo, digest):
+    return urllib.request.urlopen(f"http://{registry}/v2/{repo}/blobs/{digest}").read()
+
+
+def busybox_layer(registry):
+    """busybox's (single) layer, fetched from the local registry for this platform."""
+    accept = ", ".join(["application/vnd.oci.image.index.v1+json",
+                        "application/vnd.docker.distribution.manifest.list.v2+json",
+                        "application/vnd.oci.image.manifest.v1+json",
+                        "application/vnd.docker.distribution.manifest.v2+json"])
+
+    def manifest(ref):
+        req = urllib.request.Request(f"http://{registry}/v2/library/busybox/manifests/{ref}",
+                                     headers={"Accept": accept})
+        return json.loads(urllib.request.urlopen(req).read())
+
+    m = manifest("latest")
+    if "manifests" in m:
+        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+        m = manifest(next(d["digest"] for d in m["manifests"]
+                          if d.get("platform", {}).get("architecture") == arch))
+    assert len(m["layers"]) == 1
+    return registry_blob(registry, "library/busybox", m["layers"][0]["digest"])
+
+
+def docker_save_archive(layer_gz, tag):
+    """A `docker save` archive of one image with busybox's layer and a config of our own."""
+    diff_id = "sha256:" + hashlib.sha256(gzip.decompress(layer_gz)).hexdigest()
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    config = json.dumps({
+        "architecture": arch, "os": "linux",
+        "config": {"Cmd": ["sh", "-c", "echo loaded image; echo $MARK"], "Env": [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "MARK=from-config"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [tag],
+                            "Layers": ["layer0/layer.tar.gz"]}]).encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in ((config_name, config), ("layer0/layer.tar.gz", layer_gz),
+                           ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_images_load_run_and_rm(cli, registry, tmp_path):
+    name = "e2e/loaded-" + uuid.uuid4().hex[:8]
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(docker_save_archive(busybox_layer(registry), name + ":v1"))
+    p = cli("images", "load", "-i", str(archive), check=0)
+    assert re.fullmatch(rf"loaded docker\.io/{name}:v1 \(sha256:[0-9a-f]{{12}}\)\n", p.out), p.out
+    assert f"docker.io/{name}:v1" in cli("images", "ls", "-q", check=0).out.split()
+    # The loaded image runs, with its own command and environment.
+    p = cli("run", "--rm", name + ":v1", check=0)
+    assert p.out == "loaded image\nfrom-config\n"
+    # Loading from stdin works the same.
+    p = cli("images", "load", input=archive.read_bytes(), check=0)
+    assert f"{name}:v1" in p.out
+    p = cli("images", "rm", name + ":v1", check=0)
+    assert p.out.startswith(f"removed {name}:v1 (")
+    assert f"docker.io/{name}:v1" not in cli("images", "ls", "-q", check=0).out.split()
+    p = cli("images", "rm", name + ":v1")
+    assert p.returncode == 1 and name in p.err
+    p = cli("images", "load", input=b"this is not a tar archive")
+    assert p.returncode == 1 and p.err.startswith("sbx: ")
+    p = cli("images", "load", "-i", str(tmp_path / "absent.tar"))
+    assert p.returncode == 1 and "absent.tar" in p.err
+
+
+# ---------------------------------------------------------------------------------------------
+# doctor, version, completion, help
+
+
+def test_doctor(cli, daemon, registry):
+    p = cli("doctor", "--config", str(daemon.config), check=0)
+    assert "This host can run sandboxes." in p.out
+    assert re.search(r"^ok\s+daemon\s+sbxd ", p.out, re.M), p.out
+    findings = json.loads(cli("doctor", "--config", str(daemon.config), "-o", "json",
+                              check=0).out)
+    by_name = {f["name"]: f for f in findings}
+    assert by_name["daemon"]["verdict"] == "ok"
+    assert by_name["registry"]["verdict"] == "ok"
+    assert registry in by_name["registry"]["detail"]
+    assert all(f["verdict"] != "FAIL" for f in findings), findings
+
+
+def test_version(cli, daemon):
+    p = cli("version", check=0)
+    lines = p.out.splitlines()
+    assert re.fullmatch(r"sbx \d+\.\d+\.\d+", lines[0])
+    assert lines[1].startswith("sbxd ") and daemon.socket in lines[1]
+    assert cli("--version", check=0).out.strip() == lines[0]
+    down = cli.env(SBX_BASE_URL="unix:///nonexistent/sbxd.sock")
+    assert cli("version", "--client", env=down, check=0).out == lines[0] + "\n"
+
+
+COMMANDS = ["run", "exec", "sh", "ls", "get", "logs", "stop", "rm", "purge", "cp", "images",
+            "doctor", "version", "completion"]
+
+
+def test_completion(cli):
+    script = cli("completion", "bash", check=0).out
+    assert "complete -F _sbx sbx" in script
+    for command in COMMANDS:
+        assert re.search(rf"\b{command}\b", script), command
+    # bash itself completes with it: a command, a subcommand, a flag.
+    probe = ('source /dev/stdin; complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); '
+             'COMPREPLY=(); _sbx; echo "${COMPREPLY[*]}"; }; '
+             'complete_words sbx comp; complete_words sbx images pu; complete_words sbx logs --ta')
+    bash = spawn(["bash", "-c", probe], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, text=True)
+    out, err = bash.communicate(script, timeout=30)
+    forget(bash)
+    assert bash.returncode == 0, err
+    assert out.splitlines() == ["completion", "pull", "--tail"], out + err
+    assert "compinit" in cli("completion", "zsh", check=0).out
+    assert cli("completion", "fish").returncode == 2
+
+
+@pytest.mark.parametrize("command", [[c] for c in COMMANDS] + [
+    ["images", "pull"], ["images", "ls"], ["images", "rm"], ["images", "load"], []])
+def test_help_on_every_command(cli, command):
+    p = cli(*command, "--help", check=0)
+    assert "Usage" in p.out or "usage" in p.out.lower(), p.out
+    # Help needs no daemon.
+    down = cli.env(SBX_BASE_URL="unix:///nonexistent/sbxd.sock")
+    assert cli(*command, "--help", env=down).returncode == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors users meet
+
+
+def test_daemon_down(cli, tmp_path):
+    url = "unix://" + str(tmp_path / "sbxd.sock")
+    down = cli.env(SBX_BASE_URL=url)
+    for args in (["ls"], ["get", "sb-x"], ["stop", "sb-x"], ["images", "ls"], ["version"]):
+        p = cli(*args, env=down, timeout=30)
+        assert p.returncode == 3, (args, p.returncode, p.err)
+        assert url in p.err, p.err
+        assert "sbxd" in p.err
+    # --url wins over the environment.
+    p = cli("--url", url, "ls", timeout=30)
+    assert p.returncode == 3 and url in p.err
+    # run and exec keep 125 for their own failures, so a command's own 3 stays unambiguous.
+    p = cli("run", "--rm", BUSYBOX, "true", env=down, timeout=30)
+    assert p.returncode == 125 and url in p.err
+    p = cli("exec", "sb-x", "true", env=down, timeout=30)
+    assert p.returncode == 125 and url in p.err
+    p = cli("doctor", env=down, timeout=60)
+    assert p.returncode == 1 and url in p.out
+    p = cli("ls", env=cli.env(SBX_BASE_URL="ftp://example"))
+    assert p.returncode == 2 and "ftp://example" in p.err
+
+
+def test_unknown_sandbox_id(cli):
+    sid = "sb-" + uuid.uuid4().hex[:12]
+    for args in (["get", sid], ["logs", sid], ["stop", sid], ["rm", sid]):
+        p = cli(*args)
+        assert p.returncode == 1, (args, p.returncode, p.err)
+        assert sid in p.err, p.err
+        assert "sbx ls --all" in p.err
+    p = cli("exec", sid, "true")
+    assert p.returncode == 125 and sid in p.err
+    p = cli("sh", sid)
+    assert p.returncode == 125 and sid in p.err
+
+
+@pytest.mark.parametrize("args, words", [
+    (["run", "--memory", "lots", BUSYBOX, "true"], ["--memory", "lots"]),
+    (["run", "--cpu", "fast", BUSYBOX, "true"], ["--cpu", "fast"]),
+    (["run", "--lifetime", "forever", BUSYBOX, "true"], ["forever"]),
+    (["run", "--network", "bridge", BUSYBOX, "true"], ["--network", "bridge"]),
+    (["run", "-e", "=x", BUSYBOX, "true"], ["=x"]),
+    (["run", "-d", "--rm", BUSYBOX], ["--rm"]),
+    (["run", "--no-such-flag", BUSYBOX], ["--no-such-flag"]),
+    (["run"], ["IMAGE"]),
+    (["exec", "--timeout", "soon", "sb-x", "true"], ["soon"]),
+    (["stop", "--grace", "-1", "sb-x"], ["grace"]),
+    (["frobnicate"], ["frobnicate"]),
+    ([], []),
+])
+def test_bad_flag_values_are_usage_errors(cli, args, words):
+    p = cli(*args)
+    assert p.returncode == 2, (p.returncode, p.err)
+    assert p.err.startswith("sbx: "), p.err
+    for w in words:
+        assert w in p.err, p.err
+    # Nothing was created on the way.
+    assert p.out == ""
+
+
+def test_pull_shows_progress_bars_on_a_terminal(cli):
+    """Removes busybox and pulls it back with stdout on a terminal: one line per layer, drawn
+    in place. Last in the module, so no running sandbox holds the image."""
+    leftovers = cli("ls", "-q", check=0).out.split()
+    if leftovers:
+        cli("rm", "-q", *leftovers, check=0)
+        for sid in leftovers:
+            cli.wait_state(sid, ENDED)
+    cli("images", "rm", BUSYBOX, check=0)
+    pty = Pty([cli.binary, "images", "pull", BUSYBOX], cli.env())
+    try:
+        pty.read_until(rb"pulled docker\.io/library/busybox:latest", timeout=120)
+        assert pty.wait() == 0
+    finally:
+        pty.close()
+    screen = pty.screen
+    assert b"\x1b[2K" in screen
+    assert re.search(rb"sha256:[0-9a-f]{12}\s+done", screen), screen[-2000:]
+    assert re.search(rb"\[=+>?\s*\]", screen) or b"done" in screen
+    assert "docker.io/library/busybox:latest" in cli("images", "ls", "-q", check=0).out.split()
