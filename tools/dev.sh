@@ -123,7 +123,7 @@ test_all() {
   log "building (asan)"
   configure_build asan
   local build=$root/build/asan
-  export SBX_TEST_REQUIRE=root,userns,overlayfs,cgroups
+  export SBX_TEST_REQUIRE=root,userns,overlayfs,cgroups,favordynmods
   export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
   log "unit tests"
   ctest --test-dir "$build" -L 'unit|fuzz-replay' -j2 --output-on-failure

@@ -154,6 +154,7 @@ Result<Config> Config::FromJson(const std::string& text) {
   SBX_TRY(Field(j, "stop_grace_max_seconds", c.stop_grace_max_seconds, seen));
   SBX_TRY(Field(j, "create_wait_ms", c.create_wait_ms, seen));
   SBX_TRY(Field(j, "runtime_helpers", c.runtime_helpers, seen));
+  SBX_TRY(Field(j, "cgroup_favor_migrations", c.cgroup_favor_migrations, seen));
   SBX_TRY(Field(j, "network", c.network, seen));
   SBX_TRY(Field(j, "network_bridge", c.network_bridge, seen));
   SBX_TRY(Field(j, "network_subnet", c.network_subnet, seen));
@@ -250,6 +251,8 @@ std::string Config::ToJson() const {
             {"capacity_cpu", capacity_cpu},
             {"capacity_memory", capacity_memory},
             {"writable_layer", writable_layer},
+            {"cgroup_parent", cgroup_parent},
+            {"cgroup_favor_migrations", cgroup_favor_migrations},
             {"network", network},
             {"network_bridge", network_bridge},
             {"network_subnet", network_subnet},

@@ -71,6 +71,9 @@ struct Config {
   int stop_grace_max_seconds = 300;
   int create_wait_ms = 5000;  // CreateSandbox answers once RUNNING, or after this long
   int runtime_helpers = 4;    // sbx-runtime processes creating sandboxes in parallel
+  // Keep cgroup migrations cheap with the kernel's favordynmods while sbxd runs (see
+  // src/runtime/cgroup/favor_migrations.h); costs forks and exits host-wide a little.
+  bool cgroup_favor_migrations = true;
 
   // Sandbox networking (docs/networking.md). "bridge": a network namespace per sandbox on a
   // bridge with NAT and the deny set; "none": loopback only for every sandbox.

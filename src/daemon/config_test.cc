@@ -13,6 +13,7 @@ TEST(ConfigTest, DefaultsWhenEmpty) {
   EXPECT_EQ(c->max_lifetime_seconds, 30 * 24 * 3600);
   EXPECT_EQ(c->default_image, "python:3.11");
   EXPECT_EQ(c->retention_seconds, 86400);
+  EXPECT_TRUE(c->cgroup_favor_migrations);
 }
 
 TEST(ConfigTest, ReadsFields) {
@@ -20,7 +21,7 @@ TEST(ConfigTest, ReadsFields) {
     "state_dir": "/s", "unix_socket_mode": "0600",
     "registry_mirrors": ["http://127.0.0.1:5000"],
     "api_keys": [{"key": "0123456789abcdef0123", "tenant": "team-a", "max_sandboxes": 3}],
-    "listen_tcp": "127.0.0.1:0"
+    "listen_tcp": "127.0.0.1:0", "cgroup_favor_migrations": false
   })");
   ASSERT_TRUE(c) << c.error().ToString();
   EXPECT_EQ(c->state_dir, "/s");
@@ -29,12 +30,14 @@ TEST(ConfigTest, ReadsFields) {
   EXPECT_EQ(c->api_keys[0].tenant, "team-a");
   EXPECT_EQ(c->api_keys[0].max_sandboxes, 3);
   EXPECT_EQ(c->registry_mirrors, std::vector<std::string>{"http://127.0.0.1:5000"});
+  EXPECT_FALSE(c->cgroup_favor_migrations);
 }
 
 TEST(ConfigTest, RejectsMistakes) {
   EXPECT_FALSE(Config::FromJson("not json"));
   EXPECT_FALSE(Config::FromJson(R"({"stat_dir": "/typo"})"));
   EXPECT_FALSE(Config::FromJson(R"({"state_dir": 5})"));
+  EXPECT_FALSE(Config::FromJson(R"({"cgroup_favor_migrations": "yes"})"));
   EXPECT_FALSE(Config::FromJson(R"({"writable_layer": "zfs"})"));
   EXPECT_FALSE(Config::FromJson(R"({"listen_tcp": "0.0.0.0:1"})"));  // TCP without keys
   EXPECT_FALSE(Config::FromJson(R"({"api_keys": [{"key": "short", "tenant": "t"}]})"));

@@ -21,6 +21,7 @@
 #include "src/daemon/services/sandbox_service.h"
 #include "src/daemon/services/system_service.h"
 #include "src/daemon/store.h"
+#include "src/runtime/cgroup/favor_migrations.h"
 #include "src/sys/features.h"
 #include "src/sys/fs.h"
 
@@ -44,6 +45,15 @@ class DaemonImpl : public Daemon {
     SBX_ASSIGN_OR_RETURN(store_, Store::Open(config_.state_dir + "/sbxd.db"));
     sys::CgroupLayout layout = sys::ProbeCgroups();
     SBX_ASSIGN_OR_RETURN(cgroups_, runtime::MakeCgroupDriver(layout, config_.cgroup_parent));
+    if (config_.cgroup_favor_migrations) {
+      auto favor = runtime::FavorMigrations::Enable();
+      if (favor) {
+        favor_migrations_ = std::move(*favor);
+      } else {
+        SBX_LOG_WARN("cgroup migrations stay slow (each create waits for an RCU grace period): {}",
+                     favor.error().message());
+      }
+    }
     SBX_ASSIGN_OR_RETURN(images_, ImageStoreProvider::Open(config_));
     SBX_ASSIGN_OR_RETURN(std::string bin_dir, sys::SelfExeDir());
     ManagerPaths paths;
@@ -129,6 +139,7 @@ class DaemonImpl : public Daemon {
     }
     http_.Stop();
     if (manager_) manager_->Shutdown();
+    favor_migrations_.Release();
     SBX_LOG_INFO("sbxd stopped; sandboxes keep running");
   }
 
@@ -167,6 +178,7 @@ class DaemonImpl : public Daemon {
   std::unique_ptr<ImageService> image_service_;
   std::unique_ptr<ArchiveService> archive_service_;
   std::unique_ptr<grpc::Server> server_;
+  runtime::FavorMigrations favor_migrations_;
   HttpServer http_;
   int tcp_port_ = 0;
   bool stopped_ = false;
