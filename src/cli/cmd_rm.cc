@@ -23,24 +23,11 @@ void AddRmCommand(CLI::App& app, Context& ctx) {
   cmd->add_flag("--missing-ok", flags->missing_ok, "a sandbox that does not exist is no error");
   cmd->add_flag("-q,--quiet", flags->quiet, "print nothing");
   cmd->callback([&ctx, flags] {
-    Client* client = ctx.client();
-    if (client == nullptr) return;
-    int code = kExitOk;
-    for (const auto& id : flags->ids) {
-      StopOptions now;
-      now.grace_seconds = 0;
-      now.missing_ok = flags->missing_ok;
-      now.wait = false;
-      auto removed = client->Stop(id, now);
-      if (!removed) {
-        code = ctx.Report(removed.error());
-        if (code == kExitUnreachable) break;
-        continue;
-      }
-      if (!flags->quiet && *removed) printf("%s\n", id.c_str());
-      fflush(stdout);
-    }
-    ctx.exit_code = code;
+    StopOptions now;
+    now.grace_seconds = 0;
+    now.missing_ok = flags->missing_ok;
+    now.wait = false;
+    StopEach(ctx, flags->ids, now, flags->quiet);
   });
 }
 

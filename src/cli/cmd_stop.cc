@@ -28,25 +28,30 @@ void AddStopCommand(CLI::App& app, Context& ctx) {
   cmd->add_flag("--no-wait", flags->no_wait, "return once the stop is requested");
   cmd->add_flag("-q,--quiet", flags->quiet, "print nothing");
   cmd->callback([&ctx, flags] {
-    Client* client = ctx.client();
-    if (client == nullptr) return;
-    int code = kExitOk;
-    for (const auto& id : flags->ids) {
-      StopOptions options;
-      options.grace_seconds = flags->grace;
-      options.missing_ok = flags->missing_ok;
-      options.wait = !flags->no_wait;
-      auto stopped = client->Stop(id, options);
-      if (!stopped) {
-        code = ctx.Report(stopped.error());
-        if (code == kExitUnreachable) break;
-        continue;
-      }
-      if (!flags->quiet && *stopped) printf("%s\n", id.c_str());
-      fflush(stdout);
-    }
-    ctx.exit_code = code;
+    StopOptions options;
+    options.grace_seconds = flags->grace;
+    options.missing_ok = flags->missing_ok;
+    options.wait = !flags->no_wait;
+    StopEach(ctx, flags->ids, options, flags->quiet);
   });
+}
+
+void StopEach(Context& ctx, const std::vector<std::string>& ids, const StopOptions& options,
+              bool quiet) {
+  Client* client = ctx.client();
+  if (client == nullptr) return;
+  int code = kExitOk;
+  for (const auto& id : ids) {
+    auto stopped = client->Stop(id, options);
+    if (!stopped) {
+      code = ctx.Report(stopped.error());
+      if (code == kExitUnreachable) break;
+      continue;
+    }
+    if (!quiet && *stopped) printf("%s\n", id.c_str());
+    fflush(stdout);
+  }
+  ctx.exit_code = code;
 }
 
 }  // namespace sbx::cli

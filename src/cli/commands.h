@@ -25,6 +25,11 @@ void AddDoctorCommand(CLI::App& app, Context& ctx);
 void AddVersionCommand(CLI::App& app, Context& ctx);
 void AddCompletionCommand(CLI::App& app, Context& ctx);
 
+// Stops each sandbox in turn with `options` and prints the ids it stopped (unless `quiet`); sets
+// ctx.exit_code from the last failure, and gives up once sbxd is unreachable. stop and rm.
+void StopEach(Context& ctx, const std::vector<std::string>& ids, const StopOptions& options,
+              bool quiet);
+
 // The interactive shell `sh` starts when not told which: bash when the image has it, else sh.
 std::vector<std::string> DefaultShell();
 

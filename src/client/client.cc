@@ -56,11 +56,9 @@ const std::string& Client::base_url() const { return impl_->endpoint.base_url; }
 Result<Sandbox> Client::Create(const SandboxSpec& spec, bool wait_running) {
   cw::CreateSandboxRequest request;
   client::ToProto(spec, &request);
-  grpc::ClientContext context;
-  impl_->Prepare(&context);
-  cw::Sandbox response;
-  grpc::Status status = impl_->sandboxes->CreateSandbox(&context, request, &response);
-  if (!status.ok()) return impl_->Fail(status);
+  SBX_ASSIGN_OR_RETURN(
+      cw::Sandbox response,
+      impl_->Call(impl_->sandboxes.get(), &cw::SandboxService::Stub::CreateSandbox, request));
   Sandbox sandbox = client::FromProto(response);
   if (wait_running && !IsRunningOrDone(sandbox.state)) {
     // A slow image pull: the daemon answered before the sandbox ran.
@@ -72,11 +70,9 @@ Result<Sandbox> Client::Create(const SandboxSpec& spec, bool wait_running) {
 Result<Sandbox> Client::Get(const std::string& id) {
   cw::GetSandboxRequest request;
   request.set_sandbox_id(id);
-  grpc::ClientContext context;
-  impl_->Prepare(&context);
-  cw::Sandbox response;
-  grpc::Status status = impl_->sandboxes->GetSandbox(&context, request, &response);
-  if (!status.ok()) return impl_->Fail(status);
+  SBX_ASSIGN_OR_RETURN(
+      cw::Sandbox response,
+      impl_->Call(impl_->sandboxes.get(), &cw::SandboxService::Stub::GetSandbox, request));
   return client::FromProto(response);
 }
 
@@ -90,11 +86,9 @@ Result<std::vector<Sandbox>> Client::List(const ListOptions& options) {
     request.set_show_terminated(options.include_terminated);
     request.set_page_size(1000);
     request.set_page_token(token);
-    grpc::ClientContext context;
-    impl_->Prepare(&context);
-    cw::ListSandboxesResponse response;
-    grpc::Status status = impl_->sandboxes->ListSandboxes(&context, request, &response);
-    if (!status.ok()) return impl_->Fail(status);
+    SBX_ASSIGN_OR_RETURN(
+        cw::ListSandboxesResponse response,
+        impl_->Call(impl_->sandboxes.get(), &cw::SandboxService::Stub::ListSandboxes, request));
     for (const auto& s : response.sandboxes()) out.push_back(client::FromProto(s));
     token = response.next_page_token();
   } while (!token.empty());
@@ -175,11 +169,9 @@ Result<PurgeResult> Client::Purge(const std::vector<std::string>& tags, bool all
   request.set_purge_all(all);
   request.set_dry_run(dry_run);
   request.set_request_id(client::NewRequestId());
-  grpc::ClientContext context;
-  impl_->Prepare(&context);
-  cw::PurgeSandboxesResponse response;
-  grpc::Status status = impl_->sandboxes->PurgeSandboxes(&context, request, &response);
-  if (!status.ok()) return impl_->Fail(status);
+  SBX_ASSIGN_OR_RETURN(
+      cw::PurgeSandboxesResponse response,
+      impl_->Call(impl_->sandboxes.get(), &cw::SandboxService::Stub::PurgeSandboxes, request));
   PurgeResult out;
   out.count = response.purge_count();
   out.failed_ids.assign(response.failed_sandbox_ids().begin(), response.failed_sandbox_ids().end());
@@ -269,11 +261,9 @@ Result<std::string> Client::ReadFile(const std::string& id, const std::string& p
   cw::ReadFileRequest request;
   request.set_sandbox_id(id);
   request.set_path(path);
-  grpc::ClientContext context;
-  impl_->Prepare(&context);
-  cw::ReadFileResponse response;
-  grpc::Status status = impl_->sandboxes->ReadFile(&context, request, &response);
-  if (!status.ok()) return impl_->Fail(status);
+  SBX_ASSIGN_OR_RETURN(
+      cw::ReadFileResponse response,
+      impl_->Call(impl_->sandboxes.get(), &cw::SandboxService::Stub::ReadFile, request));
   return std::move(*response.mutable_content());
 }
 
@@ -466,11 +456,9 @@ Result<Image> Client::PullImage(
 }
 
 Result<std::vector<Image>> Client::ListImages() {
-  grpc::ClientContext context;
-  impl_->Prepare(&context);
-  pb::ListImagesResponse response;
-  grpc::Status status = impl_->images->ListImages(&context, pb::ListImagesRequest(), &response);
-  if (!status.ok()) return impl_->Fail(status);
+  SBX_ASSIGN_OR_RETURN(pb::ListImagesResponse response,
+                       impl_->Call(impl_->images.get(), &pb::ImageService::Stub::ListImages,
+                                   pb::ListImagesRequest()));
   std::vector<Image> out;
   for (const auto& i : response.images()) out.push_back(client::FromProto(i));
   return out;
@@ -480,11 +468,9 @@ Result<int64_t> Client::RemoveImage(const std::string& reference, bool force) {
   pb::RemoveImageRequest request;
   request.set_reference(reference);
   request.set_force(force);
-  grpc::ClientContext context;
-  impl_->Prepare(&context);
-  pb::RemoveImageResponse response;
-  grpc::Status status = impl_->images->RemoveImage(&context, request, &response);
-  if (!status.ok()) return impl_->Fail(status);
+  SBX_ASSIGN_OR_RETURN(
+      pb::RemoveImageResponse response,
+      impl_->Call(impl_->images.get(), &pb::ImageService::Stub::RemoveImage, request));
   return response.reclaimed_bytes();
 }
 
@@ -524,11 +510,9 @@ Result<std::vector<Image>> Client::LoadImage(const ChunkProducer& archive, const
 }
 
 Result<SystemInfo> Client::GetInfo() {
-  grpc::ClientContext context;
-  impl_->Prepare(&context);
-  pb::GetInfoResponse response;
-  grpc::Status status = impl_->system->GetInfo(&context, pb::GetInfoRequest(), &response);
-  if (!status.ok()) return impl_->Fail(status);
+  SBX_ASSIGN_OR_RETURN(
+      pb::GetInfoResponse response,
+      impl_->Call(impl_->system.get(), &pb::SystemService::Stub::GetInfo, pb::GetInfoRequest()));
   SystemInfo out;
   out.version = response.version();
   out.runner_id = response.runner_id();

@@ -38,6 +38,20 @@ struct Client::Impl {
   Error Fail(const grpc::Status& status) const {
     return client::FromGrpcStatus(status, endpoint.base_url);
   }
+  // One unary call with the credentials and the unary deadline; a failure carries the server's
+  // reason.
+  template <typename Stub, typename Request, typename Response>
+  Result<Response> Call(Stub* stub,
+                        grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                                     Response*),
+                        const Request& request) const {
+    grpc::ClientContext context;
+    Prepare(&context);
+    Response response;
+    grpc::Status status = (stub->*method)(&context, request, &response);
+    if (!status.ok()) return Fail(status);
+    return response;
+  }
 
   Result<Sandbox> WaitFor(const std::string& id, bool (*done)(SandboxState),
                           std::chrono::milliseconds timeout, const char* what);

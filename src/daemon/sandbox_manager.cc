@@ -710,8 +710,9 @@ Result<PurgeResult> SandboxManager::Purge(const std::string& tenant,
   return result;
 }
 
-Result<SandboxRecord> SandboxManager::WaitSettled(const std::string& tenant, const std::string& id,
-                                                  int64_t deadline_ms) {
+Result<SandboxRecord> SandboxManager::WaitFor(const std::string& tenant, const std::string& id,
+                                              int64_t deadline_ms,
+                                              const std::function<bool(State)>& done) {
   std::unique_lock lock(mu_);
   while (true) {
     auto it = entries_.find(id);
@@ -720,29 +721,22 @@ Result<SandboxRecord> SandboxManager::WaitSettled(const std::string& tenant, con
           .WithReason("CWSANDBOX_SANDBOX_NOT_FOUND")
           .WithMetadata("sandbox_id", id);
     }
-    State s = it->second.record.state;
-    if ((s != State::kPending && s != State::kCreating) || stopping_) return it->second.record;
+    if (done(it->second.record.state) || stopping_) return it->second.record;
     int timeout = PollTimeout(deadline_ms);
     if (timeout == 0) return it->second.record;
     changed_.wait_for(lock, std::chrono::milliseconds(timeout));
   }
 }
 
+Result<SandboxRecord> SandboxManager::WaitSettled(const std::string& tenant, const std::string& id,
+                                                  int64_t deadline_ms) {
+  return WaitFor(tenant, id, deadline_ms,
+                 [](State s) { return s != State::kPending && s != State::kCreating; });
+}
+
 Result<SandboxRecord> SandboxManager::WaitEnded(const std::string& tenant, const std::string& id,
                                                 int64_t deadline_ms) {
-  std::unique_lock lock(mu_);
-  while (true) {
-    auto it = entries_.find(id);
-    if (it == entries_.end() || it->second.record.tenant != tenant) {
-      return Error::NotFound("sandbox " + Quote(id) + " not found")
-          .WithReason("CWSANDBOX_SANDBOX_NOT_FOUND")
-          .WithMetadata("sandbox_id", id);
-    }
-    if (IsTerminal(it->second.record.state) || stopping_) return it->second.record;
-    int timeout = PollTimeout(deadline_ms);
-    if (timeout == 0) return it->second.record;
-    changed_.wait_for(lock, std::chrono::milliseconds(timeout));
-  }
+  return WaitFor(tenant, id, deadline_ms, IsTerminal);
 }
 
 Result<SandboxRecord> SandboxManager::WaitUntilRunningOrDone(const std::string& tenant,

@@ -122,6 +122,9 @@ class SandboxManager {
 
   // Transitions (mu_ held).
   Status Persist(const SandboxRecord& record);
+  // Blocks until `done(state)`, the daemon stops, or the deadline passes; the record either way.
+  Result<SandboxRecord> WaitFor(const std::string& tenant, const std::string& id,
+                                int64_t deadline_ms, const std::function<bool(State)>& done);
   void Admit();  // promotes pending sandboxes that fit
   bool Fits(const SandboxRecord& record) const;
   void Reserve(const SandboxRecord& record);
