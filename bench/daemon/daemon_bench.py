@@ -17,24 +17,13 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_stubs():
-    out = Path(tempfile.mkdtemp(prefix="sbx-bench-proto-"))
-    subprocess.run(
-        ["protoc", f"--proto_path={ROOT / 'api/proto'}", "--proto_path=/usr/include",
-         f"--python_out={out}", f"--grpc_python_out={out}",
-         "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
-         "coreweave/sandbox/v1/sandbox.proto"], check=True)
-    sys.path.insert(0, str(out))
-    from coreweave.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
-    return sandbox_pb2, sandbox_pb2_grpc
+sys.path.insert(0, str(ROOT / "bench"))
+from grpc_stubs import load_stubs  # noqa: E402
 
 
 def pct(values, p):

@@ -19,7 +19,6 @@ this process), and the script measures:
 
 import argparse
 import concurrent.futures
-import ctypes
 import json
 import os
 import signal
@@ -28,80 +27,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def load_stubs():
-    out = Path(tempfile.mkdtemp(prefix="sbx-bench-proto-"))
-    subprocess.run(
-        ["protoc", f"--proto_path={ROOT / 'api/proto'}", "--proto_path=/usr/include",
-         f"--python_out={out}", f"--grpc_python_out={out}",
-         "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
-         "coreweave/sandbox/v1/sandbox.proto"], check=True)
-    sys.path.insert(0, str(out))
-    from coreweave.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
-    return sandbox_pb2, sandbox_pb2_grpc
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests/support"))
+from grpc_stubs import load_stubs  # noqa: E402
+from netns_util import in_netns, relay  # noqa: E402
 
 
 def pct(values, p):
     s = sorted(values)
     return s[min(len(s) - 1, int(round(p * (len(s) - 1))))] if s else float("nan")
-
-
-def in_netns(path, fn):
-    result = {}
-
-    def run():
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            if _libc.setns(fd, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns")
-            result["value"] = fn()
-        except BaseException as e:  # noqa: BLE001
-            result["error"] = e
-        finally:
-            os.close(fd)
-
-    t = threading.Thread(target=run)
-    t.start()
-    t.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
-
-
-def relay(sock, target):
-    def pump(a, b):
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            try:
-                b.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
-    def loop():
-        while True:
-            try:
-                conn, _ = sock.accept()
-                up = socket.create_connection(target, timeout=10)
-                up.settimeout(None)
-            except OSError:
-                return
-            threading.Thread(target=pump, args=(conn, up), daemon=True).start()
-            threading.Thread(target=pump, args=(up, conn), daemon=True).start()
-
-    threading.Thread(target=loop, daemon=True).start()
 
 
 class Daemon:

@@ -13,7 +13,6 @@ list (a rebinding DNS answer included), deny_egress is loopback only, an exposed
 reachable, and teardown leaves no veth, namespace or nftables table of the daemon behind.
 """
 
-import ctypes
 import json
 import os
 import re
@@ -22,6 +21,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -34,6 +34,9 @@ import pytest
 
 import conftest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+from netns_util import in_netns, relay  # noqa: E402
+
 BUSYBOX = "busybox:latest"
 INET = "203.0.113.10"
 INET2 = "203.0.113.20"
@@ -43,8 +46,6 @@ HOST_PRIVATE = "192.168.77.1"
 METADATA = "169.254.169.254"
 HOST_SERVICE_PORT = 8099
 
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
 
 DNS_TABLE = {
     "public.test": [INET],
@@ -56,30 +57,6 @@ DNS_TABLE = {
 
 def sh(*args, check=True):
     return conftest.run(list(args), check=check, capture_output=True, text=True)
-
-
-def in_netns(path, fn):
-    """Runs fn on a thread that has joined the network namespace at `path`: sockets it creates
-    stay in that namespace."""
-    result = {}
-
-    def run():
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            if _libc.setns(fd, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns " + path)
-            result["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - handed to the caller
-            result["error"] = e
-        finally:
-            os.close(fd)
-
-    t = threading.Thread(target=run)
-    t.start()
-    t.join()
-    if "error" in result:
-        raise result["error"]
-    return result.get("value")
 
 
 def listener(address, port, kind=socket.SOCK_STREAM):
@@ -151,43 +128,6 @@ def dns_server(sock):
                 answer = None
             if answer:
                 sock.sendto(answer, peer)
-
-    serve_forever(loop)
-
-
-def relay(sock, target):
-    """Accepts on `sock` (in the test's namespace) and connects each connection to `target` from
-    this thread's namespace (the machine's): the registry without a route between the two."""
-
-    def pump(a, b):
-        try:
-            while True:
-                data = a.recv(65536)
-                if not data:
-                    break
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            try:
-                b.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
-    def loop():
-        while True:
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                return
-            try:
-                up = socket.create_connection(target, timeout=10)
-                up.settimeout(None)
-            except OSError:
-                conn.close()
-                continue
-            threading.Thread(target=pump, args=(conn, up), daemon=True).start()
-            threading.Thread(target=pump, args=(up, conn), daemon=True).start()
 
     serve_forever(loop)
 
