@@ -614,7 +614,7 @@ class CreateRollback {
 
 }  // namespace
 
-uint64_t ProcessStartTime(pid_t pid) {
+uint64_t ProcessStartTime(pid_t pid, bool include_zombies) {
   auto stat = sys::ReadFile("/proc/" + std::to_string(pid) + "/stat", 4096);
   if (!stat) return 0;
   size_t close = stat->rfind(')');
@@ -622,7 +622,7 @@ uint64_t ProcessStartTime(pid_t pid) {
   auto fields = Split(std::string(Trim(std::string_view(*stat).substr(close + 1))), ' ');
   // Field 22 overall is starttime; after "pid (comm)" it is index 19.
   if (fields.size() < 20) return 0;
-  if (fields[0] == "Z" || fields[0] == "X") return 0;
+  if (!include_zombies && (fields[0] == "Z" || fields[0] == "X")) return 0;
   return ParseUint64(fields[19]).value_or(0);
 }
 
@@ -816,7 +816,10 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
 Status DestroySandbox(const std::string& id, const std::string& bundle_dir, CgroupDriver& cgroups) {
   auto state = ReadState(bundle_dir);
   UniqueFd init_pidfd;
-  if (state && ProcessAlive(state->init_pid, state->init_start_time)) {
+  // A zombie too: sbx-init exits by itself once its main exit is acknowledged, and must still be
+  // reaped.
+  if (state && state->init_pid > 0 &&
+      ProcessStartTime(state->init_pid, /*include_zombies=*/true) == state->init_start_time) {
     if (auto fd = sys::PidfdOpen(state->init_pid)) init_pidfd = std::move(*fd);
   }
   Status killed = cgroups.KillAll(id);
@@ -826,9 +829,17 @@ Status DestroySandbox(const std::string& id, const std::string& bundle_dir, Cgro
     // sbx-init if it is our child (we are its parent or subreaper). Otherwise whoever adopted it
     // reaps it.
     pollfd pfd{init_pidfd.get(), POLLIN, 0};
-    (void)poll(&pfd, 1, 5000);
-    int status;
-    while (waitpid(state->init_pid, &status, WNOHANG) < 0 && errno == EINTR) {
+    if (poll(&pfd, 1, 5000) == 1) {
+      // Readable once it has exited, which can be a moment before it is reapable: a WNOHANG
+      // wait here could miss it and leave a zombie. Not our child: ECHILD at once.
+      siginfo_t info{};
+      while (waitid(P_PIDFD, static_cast<id_t>(init_pidfd.get()), &info, WEXITED) < 0 &&
+             errno == EINTR) {
+      }
+    } else {
+      int status;
+      while (waitpid(state->init_pid, &status, WNOHANG) < 0 && errno == EINTR) {
+      }
     }
   }
   SBX_TRY_CTX(cgroups.Remove(id), "remove cgroup of " + id);

@@ -86,6 +86,7 @@ Status DestroySandbox(const std::string& id, const std::string& bundle_dir, Cgro
 
 // True if the process `pid` still exists and started at `start_time` (not a recycled pid).
 bool ProcessAlive(pid_t pid, uint64_t start_time);
-uint64_t ProcessStartTime(pid_t pid);
+// 0 when there is no such process, or (unless `include_zombies`) when it has exited.
+uint64_t ProcessStartTime(pid_t pid, bool include_zombies = false);
 
 }  // namespace sbx::runtime

@@ -2,6 +2,7 @@
 // sandboxes leaves nothing behind, again and again.
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -53,6 +54,25 @@ TEST_F(LifecycleTest, MainProcessExitIsRecordedWithItsOutput) {
     ASSERT_TRUE(agent.AckExit());
     ASSERT_TRUE(Destroy(*sb));
   }
+  EXPECT_EQ(Leftovers(), std::vector<std::string>{});
+}
+
+TEST_F(LifecycleTest, DestroyReapsAnInitThatAlreadyExited) {
+  // sbx-init exits by itself once the main exit is acknowledged; a destroy that comes after
+  // must still reap it, or its parent keeps a zombie per sandbox.
+  auto sb = Create([](runtime::RuntimeSpec& s) { s.process.args = {"true"}; });
+  ASSERT_TRUE(sb) << sb.error().ToString();
+  auto agent = sb->agent();
+  ASSERT_TRUE(agent.WaitMain(MonotonicMillis() + 10000));
+  ASSERT_TRUE(agent.AckExit());
+  pid_t init = sb->state.init_pid;
+  int64_t deadline = MonotonicMillis() + 10000;
+  while (runtime::ProcessStartTime(init) != 0) {
+    ASSERT_LT(MonotonicMillis(), deadline) << "sbx-init did not exit after the acknowledgement";
+    usleep(1000);
+  }
+  ASSERT_NE(runtime::ProcessStartTime(init, /*include_zombies=*/true), 0u) << "already reaped";
+  ASSERT_TRUE(Destroy(*sb));
   EXPECT_EQ(Leftovers(), std::vector<std::string>{});
 }
 
