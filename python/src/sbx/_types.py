@@ -196,6 +196,9 @@ def wait(
         concurrent.futures.wait(
             pending_futures, timeout=remaining, return_when=concurrent.futures.FIRST_COMPLETED
         )
-    done = [item for item, f in zip(items, futures) if f.done()]
-    pending = [item for item, f in zip(items, futures) if not f.done()]
+    # One snapshot of the flags: a future finishing between two separate checks would land in
+    # neither list and the caller would lose it.
+    finished = [f.done() for f in futures]
+    done = [item for item, is_done in zip(items, finished) if is_done]
+    pending = [item for item, is_done in zip(items, finished) if not is_done]
     return done, pending

@@ -47,6 +47,38 @@ def test_wait_helper():
         wait([fast], num_returns=0)
 
 
+class _FinishesWhileChecked(concurrent.futures.Future):
+    """A future that reports done from its ``flips_after``-th look on, as one does when it
+    completes while ``wait`` is sorting its items."""
+
+    def __init__(self, flips_after: int) -> None:
+        super().__init__()
+        self._looks = 0
+        self._flips_after = flips_after
+
+    def done(self) -> bool:
+        self._looks += 1
+        return self._looks > self._flips_after
+
+
+class _Waitable:
+    def __init__(self, future: concurrent.futures.Future) -> None:
+        self._future = future
+
+    def _waitable_future(self) -> concurrent.futures.Future:
+        return self._future
+
+
+@pytest.mark.parametrize("flips_after", range(6))
+def test_wait_returns_every_item_exactly_once_when_one_finishes_meanwhile(flips_after):
+    finished = concurrent.futures.Future()
+    finished.set_result(None)
+    items = [_Waitable(finished), _Waitable(_FinishesWhileChecked(flips_after))]
+    done, pending = wait(items, num_returns=1)
+    assert items[0] in done
+    assert sorted(map(id, done + pending)) == sorted(map(id, items))
+
+
 def test_wait_on_sandboxes_and_processes(fake):
     with Session(SandboxDefaults(tags=("w",))) as session:
         boxes = [session.sandbox() for _ in range(3)]
