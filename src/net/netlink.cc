@@ -5,6 +5,9 @@
 #include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
@@ -135,8 +138,9 @@ std::string ExtAckMessage(std::string_view message) {
   return attrs.String(NLMSGERR_ATTR_MSG);
 }
 
-Result<std::vector<std::string>> Receive(int fd, uint32_t seq, bool dump, const std::string& what,
-                                         bool* done) {
+// Replies to the request(s) numbered `first_seq`..`last_seq` (a batch has several).
+Result<std::vector<std::string>> Receive(int fd, uint32_t first_seq, uint32_t last_seq, bool dump,
+                                         const std::string& what, bool* done) {
   std::vector<std::string> out;
   std::string buf(64 * 1024, '\0');
   pollfd pfd{fd, POLLIN, 0};
@@ -154,7 +158,8 @@ Result<std::vector<std::string>> Receive(int fd, uint32_t seq, bool dump, const 
     if (h.nlmsg_len < NLMSG_HDRLEN || offset + h.nlmsg_len > static_cast<size_t>(n)) break;
     std::string_view message(buf.data() + offset, h.nlmsg_len);
     offset += NLMSG_ALIGN(h.nlmsg_len);
-    if (h.nlmsg_seq != seq) continue;  // a late answer to an abandoned request
+    // A late answer to an abandoned request.
+    if (h.nlmsg_seq < first_seq || h.nlmsg_seq > last_seq) continue;
     if (h.nlmsg_type == NLMSG_ERROR) {
       nlmsgerr e{};
       if (message.size() >= NLMSG_HDRLEN + sizeof e) {
@@ -205,7 +210,7 @@ Status Rtnetlink::Transact(std::string message, const std::string& what) {
   }
   bool done = false;
   while (!done) {
-    SBX_ASSIGN_OR_RETURN(auto replies, Receive(fd_.get(), seq, false, what, &done));
+    SBX_ASSIGN_OR_RETURN(auto replies, Receive(fd_.get(), seq, seq, false, what, &done));
     (void)replies;
   }
   return Ok();
@@ -224,7 +229,7 @@ Result<std::vector<std::string>> Rtnetlink::Dump(std::string message, const std:
   std::vector<std::string> out;
   bool done = false;
   while (!done) {
-    SBX_ASSIGN_OR_RETURN(auto replies, Receive(fd_.get(), seq, true, what, &done));
+    SBX_ASSIGN_OR_RETURN(auto replies, Receive(fd_.get(), seq, seq, true, what, &done));
     for (auto& r : replies) out.push_back(std::move(r));
   }
   return out;
@@ -286,7 +291,7 @@ Result<int> Rtnetlink::LinkIndex(const std::string& name) {
   }
   bool done = false;
   while (!done) {
-    auto replies = Receive(fd_.get(), seq, false, what, &done);
+    auto replies = Receive(fd_.get(), seq, seq, false, what, &done);
     if (!replies) {
       if (replies.error().sys_errno() == ENODEV) {
         return Error::NotFound("no link " + Quote(name));
@@ -421,6 +426,111 @@ Result<std::vector<RouteInfo>> Rtnetlink::Routes() {
     out.push_back({MakePrefix(ntohl(wire), header.rtm_dst_len), static_cast<int>(table)});
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// nf_tables map elements
+
+namespace {
+
+// Every nf_tables change travels in a batch: begin, the changes, end; the kernel commits the
+// batch as one transaction.
+std::string BatchMarker(uint16_t type, uint32_t seq) {
+  Message m(type, 0);
+  nfgenmsg g{};
+  g.nfgen_family = AF_UNSPEC;
+  g.version = NFNETLINK_V0;
+  g.res_id = htons(NFNL_SUBSYS_NFTABLES);
+  m.Raw(g);
+  return m.Finish(seq);
+}
+
+std::string ElementMessage(uint16_t op, uint16_t flags, const NftVerdictElement& element,
+                           bool with_verdict, uint32_t seq) {
+  Message m(static_cast<uint16_t>((NFNL_SUBSYS_NFTABLES << 8) | op),
+            static_cast<uint16_t>(flags | NLM_F_ACK));
+  nfgenmsg g{};
+  g.nfgen_family = NFPROTO_INET;
+  g.version = NFNETLINK_V0;
+  m.Raw(g);
+  m.AttrString(NFTA_SET_ELEM_LIST_TABLE, element.table);
+  m.AttrString(NFTA_SET_ELEM_LIST_SET, element.map);
+  size_t elements = m.Begin(NFTA_SET_ELEM_LIST_ELEMENTS);
+  size_t item = m.Begin(NFTA_LIST_ELEM);
+  size_t key = m.Begin(NFTA_SET_ELEM_KEY);
+  uint32_t address = htonl(element.key);
+  m.Attr(NFTA_DATA_VALUE, &address, sizeof address);
+  m.End(key);
+  if (with_verdict) {
+    size_t data = m.Begin(NFTA_SET_ELEM_DATA);
+    size_t verdict = m.Begin(NFTA_DATA_VERDICT);
+    uint32_t code = element.verdict == NftVerdict::kAccept ? NF_ACCEPT : NF_DROP;
+    m.AttrU32(NFTA_VERDICT_CODE, htonl(code));
+    m.End(verdict);
+    m.End(data);
+  }
+  m.End(item);
+  m.End(elements);
+  return m.Finish(seq);
+}
+
+std::string Describe(const NftVerdictElement& element) {
+  return "element " + FormatIpv4(element.key) + " of map inet " + element.table + " " + element.map;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<NftMapElements>> NftMapElements::Open() {
+  UniqueFd fd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER));
+  if (!fd) return Error::Errno("socket(NETLINK_NETFILTER)");
+  int one = 1;
+  (void)setsockopt(fd.get(), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  (void)setsockopt(fd.get(), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  sockaddr_nl local{};
+  local.nl_family = AF_NETLINK;
+  // JUSTIFICATION: sockaddr_nl is passed through the generic sockaddr interface.
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+    return Error::Errno("bind netfilter netlink socket");
+  }
+  return std::unique_ptr<NftMapElements>(new NftMapElements(std::move(fd)));
+}
+
+Status NftMapElements::Add(const NftVerdictElement& element) {
+  std::lock_guard lock(mu_);
+  uint32_t first = ++seq_;
+  uint32_t seq = ++seq_;
+  uint32_t last = ++seq_;
+  std::string batch = BatchMarker(NFNL_MSG_BATCH_BEGIN, first) +
+                      ElementMessage(NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, element,
+                                     /*with_verdict=*/true, seq) +
+                      BatchMarker(NFNL_MSG_BATCH_END, last);
+  return Commit(batch, first, last, "add " + Describe(element));
+}
+
+Status NftMapElements::Remove(const NftVerdictElement& element) {
+  std::lock_guard lock(mu_);
+  uint32_t first = ++seq_;
+  uint32_t seq = ++seq_;
+  uint32_t last = ++seq_;
+  std::string batch = BatchMarker(NFNL_MSG_BATCH_BEGIN, first) +
+                      ElementMessage(NFT_MSG_DELSETELEM, 0, element, /*with_verdict=*/false, seq) +
+                      BatchMarker(NFNL_MSG_BATCH_END, last);
+  return Commit(batch, first, last, "remove " + Describe(element));
+}
+
+Status NftMapElements::Commit(const std::string& batch, uint32_t first_seq, uint32_t last_seq,
+                              const std::string& what) {
+  // The kernel acknowledges the element message, and reports an error against whichever message
+  // of the batch caused it.
+  if (send(fd_.get(), batch.data(), batch.size(), 0) < 0) {
+    return Error::Errno(what + ": send netlink");
+  }
+  bool done = false;
+  while (!done) {
+    SBX_ASSIGN_OR_RETURN(auto replies, Receive(fd_.get(), first_seq, last_seq, false, what, &done));
+    (void)replies;
+  }
+  return Ok();
 }
 
 }  // namespace sbx::net

@@ -16,6 +16,8 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -73,6 +75,43 @@ class Rtnetlink {
   // Sends one dump request; returns every reply message (header included).
   Result<std::vector<std::string>> Dump(std::string message, const std::string& what);
 
+  UniqueFd fd_;
+  uint32_t seq_ = 0;
+};
+
+enum class NftVerdict { kAccept, kDrop };
+
+// One element of an `ipv4_addr : verdict` map in an `inet` table.
+struct NftVerdictElement {
+  std::string table;
+  std::string map;
+  Ipv4 key = 0;
+  NftVerdict verdict = NftVerdict::kAccept;
+};
+
+// Adds and removes verdict-map elements with nf_tables messages written here. One element is one
+// small kernel transaction; libnftables would first parse the command and fetch the table's sets
+// from the kernel, which costs milliseconds on the create path of every sandbox. Everything else
+// (tables, chains, rules, other sets) stays with libnftables (nftables.h).
+//
+// Like Rtnetlink, the socket belongs to the network namespace of the thread that opened it.
+// Thread-safe: transactions are serialized.
+class NftMapElements {
+ public:
+  static Result<std::unique_ptr<NftMapElements>> Open();
+
+  // Fails with kAlreadyExists when the key is already in the map (with any verdict).
+  Status Add(const NftVerdictElement& element);
+  // Fails with kNotFound when the key is not in the map, or the map or table does not exist.
+  Status Remove(const NftVerdictElement& element);
+
+ private:
+  explicit NftMapElements(UniqueFd fd) : fd_(std::move(fd)) {}
+  // Sends a batch numbered first_seq..last_seq and waits for its outcome.
+  Status Commit(const std::string& batch, uint32_t first_seq, uint32_t last_seq,
+                const std::string& what);
+
+  std::mutex mu_;
   UniqueFd fd_;
   uint32_t seq_ = 0;
 };

@@ -201,6 +201,16 @@ std::string Ruleset::AddSandbox(const SandboxRules& s) const {
   return out;
 }
 
+std::optional<NftVerdictElement> Ruleset::SandboxElement(const SandboxRules& s) const {
+  if (s.policy == SandboxPolicy::kAllowlist || !s.published.empty()) return std::nullopt;
+  NftVerdictElement element;
+  element.table = c_.table;
+  element.map = "sandboxes";
+  element.key = s.address;
+  element.verdict = s.policy == SandboxPolicy::kDenyAll ? NftVerdict::kDrop : NftVerdict::kAccept;
+  return element;
+}
+
 std::string Ruleset::RemoveSandbox(const SandboxRules& s) const {
   const std::string& t = c_.table;
   std::string out;

@@ -24,10 +24,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "src/net/ipv4.h"
+#include "src/net/netlink.h"
 
 namespace sbx::net {
 
@@ -87,6 +89,9 @@ class Ruleset {
   std::string RemovePort(const std::string& port, Ipv4 address) const;
 
   std::string AddSandbox(const SandboxRules& rules) const;
+  // When a sandbox's rules are a single verdict-map element (no allowlist chain, nothing
+  // published), that element: the whole of AddSandbox and RemoveSandbox, for NftMapElements.
+  std::optional<NftVerdictElement> SandboxElement(const SandboxRules& rules) const;
   // One command per line; callers may retry line by line when the batch fails on a missing
   // object.
   std::string RemoveSandbox(const SandboxRules& rules) const;

@@ -46,6 +46,27 @@ TEST(RulesetTest, PublicSandboxIsOneVerdict) {
   EXPECT_THAT(Make().AddSandbox(s), HasSubstr("10.200.0.5 : drop"));
 }
 
+TEST(RulesetTest, SandboxElementOnlyWhenTheRulesAreOneVerdict) {
+  SandboxRules s;
+  s.slot = 3;
+  s.address = *ParseIpv4("10.200.0.5");
+  auto element = Make().SandboxElement(s);
+  ASSERT_TRUE(element.has_value());
+  EXPECT_EQ(element->table, "sbx_test");
+  EXPECT_EQ(element->map, "sandboxes");
+  EXPECT_EQ(element->key, s.address);
+  EXPECT_EQ(element->verdict, NftVerdict::kAccept);
+  s.policy = SandboxPolicy::kDenyAll;
+  ASSERT_TRUE(Make().SandboxElement(s).has_value());
+  EXPECT_EQ(Make().SandboxElement(s)->verdict, NftVerdict::kDrop);
+  // A published port needs a service-map element too; an allowlist needs its chain.
+  s.published.push_back({"tcp", 30001, 8080, false});
+  EXPECT_FALSE(Make().SandboxElement(s).has_value());
+  s.published.clear();
+  s.policy = SandboxPolicy::kAllowlist;
+  EXPECT_FALSE(Make().SandboxElement(s).has_value());
+}
+
 TEST(RulesetTest, AllowlistChainAndSets) {
   SandboxRules s;
   s.slot = 7;
