@@ -4,7 +4,9 @@
       [--runs 50] [--burst 100] [--json out.json] [--no-docker]
 
 Measures, for each system:
-  * create -> first output of `python -c 'print(1)'` (a new sandbox/container each run);
+  * create -> first output of `python -c 'print(1)'` (a new sandbox/container each run). For sbx
+    two ways: as the SDK's Sandbox.run() + exec() does it (create, wait for RUNNING, StreamExec),
+    and as `docker run` does it (the sandbox's main command, its output followed by StreamLogs);
   * exec round trip of `true` in a running sandbox/container (sbx: unary Exec over gRPC);
   * a burst of N concurrent creates, each followed by one exec (wall time for all);
   * teardown of those N (wall time until every one is gone).
@@ -63,6 +65,22 @@ class Sbx:
                 return r.output.data
         raise RuntimeError("no output")
 
+    def run_main(self, argv):
+        """Creates a sandbox whose main command is argv; returns its id and first output."""
+        pb = self.pb
+        req = pb.CreateSandboxRequest(request_id=str(uuid.uuid4()))
+        c = req.sandbox.spec.containers.add(name="main", image=self.image, command=argv[0])
+        c.args.extend(argv[1:])
+        req.sandbox.spec.tags.append("bench")
+        sb = self.stub.CreateSandbox(req, timeout=300)
+        logs = self.stub.StreamLogs(pb.StreamLogsRequest(sandbox_id=sb.sandbox_id, follow=True),
+                                    timeout=60)
+        for entry in logs:
+            if entry.data:
+                logs.cancel()
+                return sb.sandbox_id, entry.data
+        raise RuntimeError("no output: " + sb.sandbox_id)
+
     def exec(self, sid, argv):
         return self.stub.Exec(self.pb.ExecRequest(sandbox_id=sid, command=argv), timeout=60)
 
@@ -108,6 +126,15 @@ def main():
         assert out.strip() == b"1"
         sbx.delete(sid)
     results["sbx create->first output (python -c print(1))"] = create_ms
+
+    create_ms = []
+    for _ in range(args.runs):
+        t = time.perf_counter()
+        sid, out = sbx.run_main(["python", "-c", "print(1)"])
+        create_ms.append((time.perf_counter() - t) * 1000)
+        assert out.strip() == b"1"
+        sbx.delete(sid)
+    results["sbx create(main cmd)->first output (python -c print(1))"] = create_ms
 
     sid = sbx.create()
     exec_ms = []
@@ -180,6 +207,21 @@ def main():
         summary[name] = {"n": len(values), "p50_ms": pct(values, 0.5), "p99_ms": pct(values, 0.99),
                          "mean_ms": statistics.fmean(values)}
         print(f"{name:60} {len(values):>5} {pct(values, 0.5):>10.2f} {pct(values, 0.99):>10.2f}")
+    pairs = [
+        ("docker run --rm -> first output (python -c print(1))",
+         "sbx create->first output (python -c print(1))"),
+        ("docker run --rm -> first output (python -c print(1))",
+         "sbx create(main cmd)->first output (python -c print(1))"),
+        ("docker exec round trip (true)", "sbx exec round trip (true, unary gRPC)"),
+        (f"docker {args.burst} concurrent run -d + exec (wall)",
+         f"sbx {args.burst} concurrent creates + exec (wall)"),
+        (f"docker teardown of {args.burst} (rm -f, wall)", f"sbx teardown of {args.burst} (wall)"),
+    ]
+    for peer, ours in pairs:
+        if peer in summary and ours in summary:
+            ratio = summary[peer]["p50_ms"] / summary[ours]["p50_ms"]
+            summary[f"ratio: {ours}"] = {"docker_over_sbx_p50": ratio}
+            print(f"{'docker / ' + ours:76} {ratio:>8.1f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
 

@@ -19,6 +19,7 @@
 #include "src/base/strings.h"
 #include "src/net/netns.h"
 #include "src/sys/fs.h"
+#include "src/sys/process.h"
 
 namespace sbx::daemon {
 
@@ -190,6 +191,7 @@ Status BridgeNetwork::SetUpHost() {
   }
 
   SBX_ASSIGN_OR_RETURN(nft_, net::Nftables::Open());
+  SBX_ASSIGN_OR_RETURN(elements_, net::NftMapElements::Open());
   net::RulesetConfig rc;
   rc.table = names_.table;
   rc.bridge = names_.bridge;
@@ -350,7 +352,9 @@ Result<NetworkAttachment> BridgeNetwork::Attach(const std::string& sandbox_id,
         {e.service.protocol, e.host_port, e.service.port, e.service.public_access});
     e.url = ServiceUrl(e);
   }
-  if (Status added = nft_->Run(ruleset_->AddSandbox(a.rules)); !added) {
+  auto element = ruleset_->SandboxElement(a.rules);
+  Status added = element ? elements_->Add(*element) : nft_->Run(ruleset_->AddSandbox(a.rules));
+  if (!added) {
     std::lock_guard lock(mu_);
     releases_.push_back({slot, a.rules, true});
     reaper_cv_.notify_one();
@@ -487,8 +491,10 @@ void BridgeNetwork::PoolLoop() {
     return;
   }
   int failures = 0;
+  int nice = 0;
   while (true) {
     int slot = -1;
+    bool create_waits = false;
     {
       std::unique_lock lock(mu_);
       pool_cv_.wait(lock, [this] {
@@ -506,6 +512,11 @@ void BridgeNetwork::PoolLoop() {
       next_slot_ = (slot + 1) % max_slots_;
       busy_[slot] = true;
       ++preparing_;
+      create_waits = waiting_ > 0;
+    }
+    // A refill yields the CPU to the creates it serves, unless a create is waiting for it.
+    if (int wanted = create_waits ? 0 : sys::kBackgroundNice; wanted != nice) {
+      if (sys::SetThreadNice(wanted)) nice = wanted;
     }
     Status prepared = Prepare(*rtnl, slot);
     {
@@ -579,6 +590,8 @@ Status BridgeNetwork::Prepare(net::Rtnetlink& rtnl, int slot) {
 // The reaper
 
 void BridgeNetwork::ReaperLoop() {
+  // Slots are many; a release can wait for the CPU to be free of creates.
+  (void)sys::SetThreadNice(sys::kBackgroundNice);
   auto rtnl = net::Rtnetlink::Open();
   if (!rtnl) {
     SBX_LOG_ERROR("network reaper: {}", rtnl.error().ToString());
@@ -606,7 +619,17 @@ void BridgeNetwork::ReaperLoop() {
 void BridgeNetwork::Reap(net::Rtnetlink& rtnl, std::vector<Release> batch) {
   std::string commands;
   for (const auto& r : batch) {
-    if (r.rules) commands += ruleset_->RemoveSandbox(*r.rules);
+    if (r.rules) {
+      if (auto element = ruleset_->SandboxElement(*r.rules)) {
+        // Absent when its install failed: nothing to remove then.
+        if (Status removed = elements_->Remove(*element);
+            !removed && removed.error().code() != Code::kNotFound) {
+          SBX_LOG_WARN("network slot {}: {}", r.slot, removed.error().ToString());
+        }
+      } else {
+        commands += ruleset_->RemoveSandbox(*r.rules);
+      }
+    }
     if (r.port_bound) commands += ruleset_->RemovePort(PortName(r.slot), Address(r.slot));
   }
   if (!commands.empty() && !nft_->Run(commands)) {

@@ -123,6 +123,7 @@ class BridgeNetwork : public NetworkProvider {
   std::vector<net::Ipv4Range> deny_;
   std::pair<int, int> service_ports_;
   std::unique_ptr<net::Nftables> nft_;
+  std::unique_ptr<net::NftMapElements> elements_;  // the per-sandbox verdicts, on the fast path
   std::unique_ptr<net::Ruleset> ruleset_;
   std::unique_ptr<net::DnsForwarder> dns_;
 

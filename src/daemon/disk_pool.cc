@@ -6,6 +6,7 @@
 #include "src/base/log.h"
 #include "src/base/strings.h"
 #include "src/runtime/mounts.h"
+#include "src/sys/process.h"
 
 namespace sbx::daemon {
 
@@ -54,6 +55,9 @@ std::optional<PreparedDisk> DiskPool::Take(const std::string& id) {
 }
 
 void DiskPool::Run() {
+  // A create that finds the pool empty formats its own disk: the refill (mkfs and all) never
+  // needs to take the CPU from one.
+  (void)sys::SetThreadNice(sys::kBackgroundNice);
   while (true) {
     {
       std::unique_lock lock(mu_);

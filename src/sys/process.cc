@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,6 +43,13 @@ Result<UniqueFd> PidfdOpen(pid_t pid) {
   long fd = syscall(SYS_pidfd_open, pid, 0);
   if (fd < 0) return Error::Errno("pidfd_open " + std::to_string(pid));
   return UniqueFd(static_cast<int>(fd));
+}
+
+Status SetThreadNice(int nice) {
+  if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice) != 0) {
+    return Error::Errno("setpriority " + std::to_string(nice));
+  }
+  return Ok();
 }
 
 ChildProcess::ChildProcess(ChildProcess&& other) noexcept

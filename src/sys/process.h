@@ -81,4 +81,10 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
 
 Result<UniqueFd> PidfdOpen(pid_t pid);
 
+// Sets the calling thread's nice value (Linux keeps one per thread); processes it spawns inherit
+// it. Background work that refills pools runs at kBackgroundNice, so that it takes CPU time the
+// creates it serves do not need. Raising priority again needs CAP_SYS_NICE.
+inline constexpr int kBackgroundNice = 19;
+Status SetThreadNice(int nice);
+
 }  // namespace sbx::sys

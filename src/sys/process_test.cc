@@ -2,7 +2,11 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -66,6 +70,26 @@ TEST(ProcessTest, DestructorKillsAndReaps) {
 TEST(ProcessTest, SpawnMissingBinaryFails) {
   auto child = Spawn({.argv = {"/nonexistent/binary"}});
   EXPECT_FALSE(child);
+}
+
+TEST(ProcessTest, ThreadNiceAppliesToTheThreadAndWhatItSpawns) {
+  int own_nice = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+  std::string child_nice;
+  int thread_nice = 0;
+  Status set = Ok();
+  std::thread background([&] {
+    set = SetThreadNice(kBackgroundNice);
+    errno = 0;
+    thread_nice = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+    auto r = RunCommand({"/usr/bin/nice"});
+    child_nice = r ? r->out : r.error().ToString();
+  });
+  background.join();
+  ASSERT_TRUE(set) << set.error().ToString();
+  EXPECT_EQ(thread_nice, kBackgroundNice);
+  EXPECT_EQ(child_nice, std::to_string(kBackgroundNice) + "\n");
+  // Other threads keep their own value.
+  EXPECT_EQ(getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())), own_nice);
 }
 
 }  // namespace
