@@ -124,7 +124,9 @@ def main():
         out = sbx.first_output(sid, ["python", "-c", "print(1)"])
         create_ms.append((time.perf_counter() - t) * 1000)
         assert out.strip() == b"1"
+        # Untimed, like the container removal `docker run --rm` does before the next run.
         sbx.delete(sid)
+        sbx.wait_gone(sid)
     results["sbx create->first output (python -c print(1))"] = create_ms
 
     create_ms = []
@@ -134,6 +136,7 @@ def main():
         create_ms.append((time.perf_counter() - t) * 1000)
         assert out.strip() == b"1"
         sbx.delete(sid)
+        sbx.wait_gone(sid)
     results["sbx create(main cmd)->first output (python -c print(1))"] = create_ms
 
     sid = sbx.create()

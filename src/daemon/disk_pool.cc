@@ -96,6 +96,12 @@ void DiskPool::Run() {
       unlink(image.c_str());
       continue;
     }
+    if (Status dirs = runtime::MakeOverlayDirs(mount->get(), format_.root_uid, format_.root_gid);
+        !dirs) {
+      SBX_LOG_WARN("disk pool: {}", dirs.error().message());
+      unlink(image.c_str());
+      continue;
+    }
     std::lock_guard lock(mu_);
     ready_.push_back({image, std::move(*mount)});
   }

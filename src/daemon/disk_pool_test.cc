@@ -68,7 +68,7 @@ class DiskPoolTest : public ::testing::Test {
     ASSERT_TRUE(sys::MakeDirs(dir_.path() + "/disks", 0700));
   }
   testing::TempDir dir_;
-  runtime::DiskFormat format_{kDiskBytes, 0, 0, 0};
+  runtime::DiskFormat format_{kDiskBytes, 0, 1000000, 1000000};
 };
 
 TEST_F(DiskPoolTest, TakenDiskIsAMountedExt4FilesystemNamedForTheSandbox) {
@@ -88,6 +88,22 @@ TEST_F(DiskPoolTest, TakenDiskIsAMountedExt4FilesystemNamedForTheSandbox) {
   ASSERT_EQ(fstatfs(file.get(), &fs), 0);
   EXPECT_EQ(fs.f_type, EXT4_SUPER_MAGIC);
   EXPECT_EQ(write(file.get(), "x", 1), 1);
+}
+
+TEST_F(DiskPoolTest, TakenDiskHasTheOverlayDirectoriesOwnedByTheSandboxRoot) {
+  DiskPool pool(dir_.path() + "/pool", dir_.path() + "/disks", format_, 1);
+  pool.Start();
+  auto disk = TakeWhenReady(pool, "sb-dirs");
+  ASSERT_TRUE(disk.has_value());
+  for (const char* dir : {"upper", "work"}) {
+    struct stat st {};
+    ASSERT_EQ(fstatat(disk->mount.get(), dir, &st, AT_SYMLINK_NOFOLLOW), 0) << dir;
+    EXPECT_TRUE(S_ISDIR(st.st_mode)) << dir;
+  }
+  struct stat upper {};
+  ASSERT_EQ(fstatat(disk->mount.get(), "upper", &upper, AT_SYMLINK_NOFOLLOW), 0);
+  EXPECT_EQ(upper.st_uid, 1000000u);
+  EXPECT_EQ(upper.st_gid, 1000000u);
 }
 
 TEST_F(DiskPoolTest, TakenDisksAreDistinctAndThePoolRefills) {

@@ -438,15 +438,7 @@ Status ArrangeInitDescriptors(const ChildContext& ctx) {
   {
     auto disk = sys::Open(disk_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     CHILD_TRY(ctx, disk);
-    for (const char* dir : {"upper", "work"}) {
-      if (mkdirat(disk->get(), dir, 0755) != 0 && errno != EEXIST) {
-        ChildFail(ctx, Error::Errno(std::string("mkdir ") + dir + " in the writable layer"));
-      }
-    }
-    // The merged root directory takes its owner from the upper directory.
-    if (fchownat(disk->get(), "upper", spec.id_map.host_uid, spec.id_map.host_gid, 0) != 0) {
-      ChildFail(ctx, Error::Errno("chown upper"));
-    }
+    CHILD_TRY(ctx, MakeOverlayDirs(disk->get(), spec.id_map.host_uid, spec.id_map.host_gid));
   }
   std::vector<std::string> lowers(spec.rootfs.layers.rbegin(), spec.rootfs.layers.rend());
   {

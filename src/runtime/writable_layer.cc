@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/loop.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -109,6 +110,24 @@ Status FillPool(const std::string& pool_dir, const DiskFormat& format, int count
       unlink(tmp.c_str());
       return Error::Errno("rename pooled image");
     }
+  }
+  return Ok();
+}
+
+Status MakeOverlayDirs(int layer_dir, uint32_t root_uid, uint32_t root_gid) {
+  for (const char* dir : {"upper", "work"}) {
+    if (mkdirat(layer_dir, dir, 0755) != 0 && errno != EEXIST) {
+      return Error::Errno(std::string("mkdir ") + dir + " in the writable layer");
+    }
+  }
+  struct stat st {};
+  if (fstatat(layer_dir, "upper", &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return Error::Errno("stat upper in the writable layer");
+  }
+  if (!S_ISDIR(st.st_mode)) return Error::Internal("upper in the writable layer is no directory");
+  if ((st.st_uid != root_uid || st.st_gid != root_gid) &&
+      fchownat(layer_dir, "upper", root_uid, root_gid, AT_SYMLINK_NOFOLLOW) != 0) {
+    return Error::Errno("chown upper in the writable layer");
   }
   return Ok();
 }

@@ -35,6 +35,12 @@ Result<bool> TakeFromPool(const std::string& pool_dir, const DiskFormat& format,
 // Formats images into `pool_dir` until it holds `count` of `format`.
 Status FillPool(const std::string& pool_dir, const DiskFormat& format, int count);
 
+// The overlay's upper and work directories at the root of a writable layer `layer_dir` (a
+// directory or a mount's descriptor), the upper one owned by the sandbox's root so that the
+// merged root directory is. Existing ones are kept: a pooled layer has them made in advance, off
+// the create path, where the first writes to a new filesystem cost milliseconds.
+Status MakeOverlayDirs(int layer_dir, uint32_t root_uid, uint32_t root_gid);
+
 struct LoopDevice {
   std::string path;  // /dev/loopN
   UniqueFd fd;       // holds the device until the filesystem is mounted
