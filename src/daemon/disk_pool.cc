@@ -72,7 +72,7 @@ void DiskPool::Run() {
     }
     std::string image = disks_dir_ + "/mounted-" + RandomHex(8) + ".img";
     auto taken = runtime::TakeFromPool(pool_dir_, format_, image);
-    Status made = taken && *taken ? Ok() : runtime::FormatDiskImage(image, format_);
+    Status made = taken && *taken ? Ok() : runtime::FormatDiskImage(image, format_, pool_dir_);
     if (!made) {
       SBX_LOG_WARN("disk pool: {}", made.error().message());
       std::unique_lock lock(mu_);

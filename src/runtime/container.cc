@@ -721,7 +721,7 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
     rollback.set_disk_image(image);
     disk_image = image;
     SBX_ASSIGN_OR_RETURN(bool pooled, TakeFromPool(options.disk_pool_dir, format, image));
-    if (!pooled) SBX_TRY(FormatDiskImage(image, format));
+    if (!pooled) SBX_TRY(FormatDiskImage(image, format, options.disk_pool_dir));
     SBX_ASSIGN_OR_RETURN_CTX(loop, AttachLoop(image), "writable layer");
   }
 

@@ -33,9 +33,7 @@ Result<std::string> FindMkfs() {
       "writable layer");
 }
 
-}  // namespace
-
-Status FormatDiskImage(const std::string& path, const DiskFormat& format) {
+Status RunMkfs(const std::string& path, const DiskFormat& format) {
   SBX_ASSIGN_OR_RETURN(std::string mkfs, FindMkfs());
   {
     SBX_ASSIGN_OR_RETURN(UniqueFd fd, sys::Open(path, O_WRONLY | O_CREAT | O_EXCL, 0600));
@@ -68,6 +66,81 @@ Status FormatDiskImage(const std::string& path, const DiskFormat& format) {
     return Error::Internal("mkfs.ext4 failed: " + std::string(Trim(result->err)));
   }
   return Ok();
+}
+
+// Copies what `in` holds of its first `size` bytes to the same offsets of `out`, leaving holes.
+Status CopyExtents(int in, const std::string& source, int out, off_t size) {
+  if (ftruncate(out, size) != 0) return Error::Errno("size the copy of " + Quote(source));
+  off_t offset = 0;
+  while (offset < size) {
+    off_t data = lseek(in, offset, SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only a hole is left
+      return Error::Errno("find data in " + Quote(source));
+    }
+    off_t hole = lseek(in, data, SEEK_HOLE);
+    if (hole < 0) return Error::Errno("find a hole in " + Quote(source));
+    off_t from = data;
+    off_t to = data;
+    while (from < hole) {
+      ssize_t n = copy_file_range(in, &from, out, &to, static_cast<size_t>(hole - from), 0);
+      if (n < 0) return Error::Errno("copy " + Quote(source));
+      if (n == 0) return Error::Internal(Quote(source) + " shrank while being copied");
+    }
+    offset = hole;
+  }
+  return Ok();
+}
+
+// Copies the data extents of `source` to a new sparse file `target` of the same size; removes
+// `target` again when the copy fails.
+Status CopySparse(const std::string& source, const std::string& target) {
+  SBX_ASSIGN_OR_RETURN(UniqueFd in, sys::Open(source, O_RDONLY));
+  struct stat st {};
+  if (fstat(in.get(), &st) != 0) return Error::Errno("stat " + Quote(source));
+  SBX_ASSIGN_OR_RETURN(UniqueFd out, sys::Open(target, O_WRONLY | O_CREAT | O_EXCL, 0600));
+  Status copied = CopyExtents(in.get(), source, out.get(), st.st_size);
+  if (!copied) unlink(target.c_str());
+  return copied;
+}
+
+// The template for `format`, made with mkfs when missing. Concurrent callers may each make one;
+// the last rename wins and every one of them is complete.
+Result<std::string> EnsureTemplate(const std::string& template_dir, const DiskFormat& format) {
+  std::string path = TemplatePath(template_dir, format);
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+      static_cast<uint64_t>(st.st_size) == format.size_bytes) {
+    return path;
+  }
+  SBX_TRY(sys::MakeDirs(template_dir, 0700));
+  std::string tmp = template_dir + "/.tmp-" + RandomHex(8);
+  SBX_TRY(RunMkfs(tmp, format));
+  // Durable before it is named: a template is copied for as long as the state directory lives.
+  auto fd = sys::Open(tmp, O_RDONLY);
+  if (!fd || fsync(fd->get()) != 0 || rename(tmp.c_str(), path.c_str()) != 0) {
+    Error e = fd ? Error::Errno("store the disk template " + Quote(path)) : fd.error();
+    unlink(tmp.c_str());
+    return e;
+  }
+  return path;
+}
+
+}  // namespace
+
+std::string TemplatePath(const std::string& template_dir, const DiskFormat& format) {
+  // Versioned: a change of mkfs options must not reuse an old template.
+  return template_dir + "/template-v1-" + PoolPrefix(format) + "ext4.img";
+}
+
+Status FormatDiskImage(const std::string& path, const DiskFormat& format,
+                       const std::string& template_dir) {
+  if (!template_dir.empty()) {
+    auto source = EnsureTemplate(template_dir, format);
+    if (source && CopySparse(*source, path)) return Ok();
+    // Without a usable template, mkfs directly: slower, never wrong.
+  }
+  return RunMkfs(path, format);
 }
 
 Result<bool> TakeFromPool(const std::string& pool_dir, const DiskFormat& format,
@@ -104,7 +177,7 @@ Status FillPool(const std::string& pool_dir, const DiskFormat& format, int count
   for (; have < count; ++have) {
     // Format under a temporary name so a half-made image is never taken.
     std::string tmp = pool_dir + "/.tmp-" + RandomHex(8);
-    SBX_TRY(FormatDiskImage(tmp, format));
+    SBX_TRY(FormatDiskImage(tmp, format, pool_dir));
     std::string final_path = pool_dir + "/" + prefix + RandomHex(8) + ".img";
     if (rename(tmp.c_str(), final_path.c_str()) != 0) {
       unlink(tmp.c_str());

@@ -26,7 +26,15 @@ struct DiskFormat {
 std::string PoolPrefix(const DiskFormat& format);
 
 // Creates a sparse image at `path` and formats it ext4 (no journal: the layer is ephemeral).
-Status FormatDiskImage(const std::string& path, const DiskFormat& format);
+// With a `template_dir`, the image is a copy of the allocated blocks of a template of the same
+// format kept there (made once with mkfs): the few MiB of a fresh filesystem's metadata copy in
+// about 2 ms, where mkfs takes tens of milliseconds. Every copy has the template's UUID, which
+// nothing of sbx relies on.
+Status FormatDiskImage(const std::string& path, const DiskFormat& format,
+                       const std::string& template_dir = {});
+
+// The template FormatDiskImage copies for `format` in `template_dir`.
+std::string TemplatePath(const std::string& template_dir, const DiskFormat& format);
 
 // Moves a pre-formatted image of `format` from `pool_dir` to `path`; false if none is there.
 Result<bool> TakeFromPool(const std::string& pool_dir, const DiskFormat& format,

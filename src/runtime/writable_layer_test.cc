@@ -1,0 +1,86 @@
+#include "src/runtime/writable_layer.h"
+
+#include <sys/stat.h>
+
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "src/base/testing/temp_dir.h"
+#include "src/sys/fs.h"
+#include "src/sys/process.h"
+
+namespace sbx::runtime {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr uint64_t kSize = 1ull << 30;
+const DiskFormat kFormat{kSize, 0, 1000000, 1000000};
+
+// fsck's verdict on an image: the copies must be whole, consistent filesystems.
+bool Consistent(const std::string& image) {
+  auto r = sys::RunCommand({"/usr/sbin/fsck.ext4", "-fn", image});
+  return r && r->status.ShellCode() == 0;
+}
+
+std::string RootDirectoryStat(const std::string& image) {
+  auto r = sys::RunCommand({"/usr/sbin/debugfs", "-R", "stat /", image});
+  return r ? r->out : r.error().ToString();
+}
+
+struct stat Stat(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
+  return st;
+}
+
+TEST(WritableLayerTest, ImagesAreCopiesOfOneTemplateMadeOnce) {
+  testing::TempDir dir;
+  std::string templates = dir.Sub("pool");
+  ASSERT_TRUE(FormatDiskImage(dir.Sub("a.img"), kFormat, templates));
+  std::string template_path = TemplatePath(templates, kFormat);
+  struct stat made = Stat(template_path);
+  ASSERT_TRUE(FormatDiskImage(dir.Sub("b.img"), kFormat, templates));
+  EXPECT_EQ(Stat(template_path).st_ino, made.st_ino) << "the template was made again";
+
+  for (const char* name : {"a.img", "b.img"}) {
+    std::string image = dir.Sub(name);
+    struct stat st = Stat(image);
+    EXPECT_EQ(static_cast<uint64_t>(st.st_size), kSize) << name;
+    EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, kSize / 16) << name << " is not sparse";
+    EXPECT_TRUE(Consistent(image)) << name;
+    EXPECT_THAT(RootDirectoryStat(image), HasSubstr("User: 1000000   Group: 1000000")) << name;
+  }
+}
+
+TEST(WritableLayerTest, WithoutATemplateDirectoryMkfsFormatsTheImageItself) {
+  testing::TempDir dir;
+  ASSERT_TRUE(FormatDiskImage(dir.Sub("a.img"), kFormat));
+  EXPECT_TRUE(Consistent(dir.Sub("a.img")));
+  EXPECT_THAT(RootDirectoryStat(dir.Sub("a.img")), HasSubstr("User: 1000000   Group: 1000000"));
+}
+
+TEST(WritableLayerTest, ATemplateOfTheWrongSizeIsMadeAgain) {
+  testing::TempDir dir;
+  std::string templates = dir.Sub("pool");
+  ASSERT_TRUE(sys::MakeDirs(templates, 0700));
+  ASSERT_TRUE(sys::WriteFile(TemplatePath(templates, kFormat), "not a filesystem", 0600));
+  ASSERT_TRUE(FormatDiskImage(dir.Sub("a.img"), kFormat, templates));
+  EXPECT_EQ(static_cast<uint64_t>(Stat(TemplatePath(templates, kFormat)).st_size), kSize);
+  EXPECT_TRUE(Consistent(dir.Sub("a.img")));
+}
+
+TEST(WritableLayerTest, AnExistingTargetIsNeitherOverwrittenNorRemoved) {
+  testing::TempDir dir;
+  std::string templates = dir.Sub("pool");
+  ASSERT_TRUE(sys::WriteFile(dir.Sub("taken.img"), "someone's", 0600));
+  EXPECT_FALSE(FormatDiskImage(dir.Sub("taken.img"), kFormat, templates));
+  auto kept = sys::ReadFile(dir.Sub("taken.img"));
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(*kept, "someone's");
+}
+
+}  // namespace
+}  // namespace sbx::runtime
