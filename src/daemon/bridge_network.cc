@@ -353,7 +353,7 @@ Result<NetworkAttachment> BridgeNetwork::Attach(const std::string& sandbox_id,
     e.url = ServiceUrl(e);
   }
   auto element = ruleset_->SandboxElement(a.rules);
-  Status added = element ? elements_->Add(*element) : nft_->Run(ruleset_->AddSandbox(a.rules));
+  Status added = element ? elements_->Put(*element) : nft_->Run(ruleset_->AddSandbox(a.rules));
   if (!added) {
     std::lock_guard lock(mu_);
     releases_.push_back({slot, a.rules, true});

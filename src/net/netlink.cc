@@ -495,27 +495,33 @@ Result<std::unique_ptr<NftMapElements>> NftMapElements::Open() {
   return std::unique_ptr<NftMapElements>(new NftMapElements(std::move(fd)));
 }
 
-Status NftMapElements::Add(const NftVerdictElement& element) {
+Status NftMapElements::Put(const NftVerdictElement& element) {
   std::lock_guard lock(mu_);
-  uint32_t first = ++seq_;
-  uint32_t seq = ++seq_;
-  uint32_t last = ++seq_;
-  std::string batch = BatchMarker(NFNL_MSG_BATCH_BEGIN, first) +
-                      ElementMessage(NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, element,
-                                     /*with_verdict=*/true, seq) +
-                      BatchMarker(NFNL_MSG_BATCH_END, last);
-  return Commit(batch, first, last, "add " + Describe(element));
+  // Without NLM_F_EXCL the kernel accepts an element that is already there with this verdict.
+  Status added = Transact({{NFT_MSG_NEWSETELEM, NLM_F_CREATE}}, element, "add");
+  if (added || (added.error().sys_errno() != EEXIST && added.error().sys_errno() != EBUSY)) {
+    return added;
+  }
+  // There with another verdict (left by a removal that failed): replaced in one transaction.
+  return Transact({{NFT_MSG_DELSETELEM, 0}, {NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL}},
+                  element, "replace");
 }
 
 Status NftMapElements::Remove(const NftVerdictElement& element) {
   std::lock_guard lock(mu_);
+  return Transact({{NFT_MSG_DELSETELEM, 0}}, element, "remove");
+}
+
+Status NftMapElements::Transact(const std::vector<Change>& changes,
+                                const NftVerdictElement& element, const std::string& verb) {
   uint32_t first = ++seq_;
-  uint32_t seq = ++seq_;
+  std::string batch = BatchMarker(NFNL_MSG_BATCH_BEGIN, first);
+  for (const Change& c : changes) {
+    batch += ElementMessage(c.type, c.flags, element, c.type == NFT_MSG_NEWSETELEM, ++seq_);
+  }
   uint32_t last = ++seq_;
-  std::string batch = BatchMarker(NFNL_MSG_BATCH_BEGIN, first) +
-                      ElementMessage(NFT_MSG_DELSETELEM, 0, element, /*with_verdict=*/false, seq) +
-                      BatchMarker(NFNL_MSG_BATCH_END, last);
-  return Commit(batch, first, last, "remove " + Describe(element));
+  batch += BatchMarker(NFNL_MSG_BATCH_END, last);
+  return Commit(batch, first, last, verb + " " + Describe(element));
 }
 
 Status NftMapElements::Commit(const std::string& batch, uint32_t first_seq, uint32_t last_seq,

@@ -100,13 +100,22 @@ class NftMapElements {
  public:
   static Result<std::unique_ptr<NftMapElements>> Open();
 
-  // Fails with kAlreadyExists when the key is already in the map (with any verdict).
-  Status Add(const NftVerdictElement& element);
-  // Fails with kNotFound when the key is not in the map, or the map or table does not exist.
+  // Gives the key this verdict, whether or not the map holds it already. kNotFound when the map
+  // or table does not exist.
+  Status Put(const NftVerdictElement& element);
+  // kNotFound when the key is not in the map, or the map or table does not exist.
   Status Remove(const NftVerdictElement& element);
 
  private:
+  struct Change {
+    uint16_t type;  // NFT_MSG_NEWSETELEM or NFT_MSG_DELSETELEM
+    uint16_t flags;
+  };
+
   explicit NftMapElements(UniqueFd fd) : fd_(std::move(fd)) {}
+  // One transaction: each change applied to `element`, in order.
+  Status Transact(const std::vector<Change>& changes, const NftVerdictElement& element,
+                  const std::string& verb);
   // Sends a batch numbered first_seq..last_seq and waits for its outcome.
   Status Commit(const std::string& batch, uint32_t first_seq, uint32_t last_seq,
                 const std::string& what);

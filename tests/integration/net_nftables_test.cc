@@ -57,16 +57,16 @@ class NftMapElementsTest : public ::testing::Test {
 };
 
 TEST_F(NftMapElementsTest, AddedElementsCarryTheirVerdicts) {
-  ASSERT_TRUE(elements_->Add(Element("10.200.0.5", NftVerdict::kAccept)));
-  ASSERT_TRUE(elements_->Add(Element("10.200.1.7", NftVerdict::kDrop)));
+  ASSERT_TRUE(elements_->Put(Element("10.200.0.5", NftVerdict::kAccept)));
+  ASSERT_TRUE(elements_->Put(Element("10.200.1.7", NftVerdict::kDrop)));
   std::string listing = Listing();
   EXPECT_THAT(listing, HasSubstr("10.200.0.5 : accept"));
   EXPECT_THAT(listing, HasSubstr("10.200.1.7 : drop"));
 }
 
 TEST_F(NftMapElementsTest, RemovedElementIsGoneAndTheOthersStay) {
-  ASSERT_TRUE(elements_->Add(Element("10.200.0.5", NftVerdict::kAccept)));
-  ASSERT_TRUE(elements_->Add(Element("10.200.0.6", NftVerdict::kAccept)));
+  ASSERT_TRUE(elements_->Put(Element("10.200.0.5", NftVerdict::kAccept)));
+  ASSERT_TRUE(elements_->Put(Element("10.200.0.6", NftVerdict::kAccept)));
   Status removed = elements_->Remove(Element("10.200.0.5", NftVerdict::kAccept));
   ASSERT_TRUE(removed) << removed.error().ToString();
   std::string listing = Listing();
@@ -74,28 +74,32 @@ TEST_F(NftMapElementsTest, RemovedElementIsGoneAndTheOthersStay) {
   EXPECT_THAT(listing, HasSubstr("10.200.0.6 : accept"));
 }
 
-TEST_F(NftMapElementsTest, DuplicateAddFailsAndKeepsTheFirstVerdict) {
-  ASSERT_TRUE(elements_->Add(Element("10.200.0.5", NftVerdict::kDrop)));
-  Status again = elements_->Add(Element("10.200.0.5", NftVerdict::kAccept));
-  ASSERT_FALSE(again);
-  EXPECT_EQ(again.error().code(), Code::kAlreadyExists) << again.error().ToString();
-  EXPECT_THAT(again.error().message(), HasSubstr("10.200.0.5"));
+TEST_F(NftMapElementsTest, PutOfAPresentKeyKeepsOrReplacesItsVerdict) {
+  ASSERT_TRUE(elements_->Put(Element("10.200.0.5", NftVerdict::kDrop)));
+  Status same = elements_->Put(Element("10.200.0.5", NftVerdict::kDrop));
+  ASSERT_TRUE(same) << same.error().ToString();
   EXPECT_THAT(Listing(), HasSubstr("10.200.0.5 : drop"));
+  // A stale element (a removal that failed) is replaced by the slot's next sandbox.
+  Status replaced = elements_->Put(Element("10.200.0.5", NftVerdict::kAccept));
+  ASSERT_TRUE(replaced) << replaced.error().ToString();
+  std::string listing = Listing();
+  EXPECT_THAT(listing, HasSubstr("10.200.0.5 : accept"));
+  EXPECT_THAT(listing, Not(HasSubstr("10.200.0.5 : drop")));
 }
 
 TEST_F(NftMapElementsTest, MissingElementMapOrTableIsNotFound) {
   Status missing = elements_->Remove(Element("10.200.0.9", NftVerdict::kAccept));
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code(), Code::kNotFound) << missing.error().ToString();
-  Status no_map = elements_->Add({"sbx_t", "nothing", *ParseIpv4("10.200.0.9")});
+  Status no_map = elements_->Put({"sbx_t", "nothing", *ParseIpv4("10.200.0.9")});
   ASSERT_FALSE(no_map);
   EXPECT_EQ(no_map.error().code(), Code::kNotFound) << no_map.error().ToString();
   EXPECT_THAT(no_map.error().message(), HasSubstr("nothing"));
-  Status no_table = elements_->Add({"sbx_absent", "sandboxes", *ParseIpv4("10.200.0.9")});
+  Status no_table = elements_->Put({"sbx_absent", "sandboxes", *ParseIpv4("10.200.0.9")});
   ASSERT_FALSE(no_table);
   EXPECT_EQ(no_table.error().code(), Code::kNotFound) << no_table.error().ToString();
   // The socket stays usable after errors.
-  EXPECT_TRUE(elements_->Add(Element("10.200.0.9", NftVerdict::kAccept)));
+  EXPECT_TRUE(elements_->Put(Element("10.200.0.9", NftVerdict::kAccept)));
 }
 
 }  // namespace
