@@ -68,9 +68,14 @@ Status RunMkfs(const std::string& path, const DiskFormat& format) {
   return Ok();
 }
 
+// A fresh filesystem's metadata is a few MiB. Much more means the template's filesystem does not
+// report holes (it would then be copied whole); formatting is cheaper.
+constexpr off_t kMaxTemplateData = 64 << 20;
+
 // Copies what `in` holds of its first `size` bytes to the same offsets of `out`, leaving holes.
 Status CopyExtents(int in, const std::string& source, int out, off_t size) {
   if (ftruncate(out, size) != 0) return Error::Errno("size the copy of " + Quote(source));
+  off_t copied = 0;
   off_t offset = 0;
   while (offset < size) {
     off_t data = lseek(in, offset, SEEK_DATA);
@@ -80,6 +85,11 @@ Status CopyExtents(int in, const std::string& source, int out, off_t size) {
     }
     off_t hole = lseek(in, data, SEEK_HOLE);
     if (hole < 0) return Error::Errno("find a hole in " + Quote(source));
+    copied += hole - data;
+    if (copied > kMaxTemplateData) {
+      return Error::FailedPrecondition(Quote(source) + " holds more than " +
+                                       FormatBytes(kMaxTemplateData) + " of data");
+    }
     off_t from = data;
     off_t to = data;
     while (from < hole) {

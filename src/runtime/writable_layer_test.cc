@@ -1,6 +1,8 @@
 #include "src/runtime/writable_layer.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -8,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "src/base/testing/temp_dir.h"
+#include "src/base/unique_fd.h"
 #include "src/sys/fs.h"
 #include "src/sys/process.h"
 
@@ -70,6 +73,27 @@ TEST(WritableLayerTest, ATemplateOfTheWrongSizeIsMadeAgain) {
   ASSERT_TRUE(FormatDiskImage(dir.Sub("a.img"), kFormat, templates));
   EXPECT_EQ(static_cast<uint64_t>(Stat(TemplatePath(templates, kFormat)).st_size), kSize);
   EXPECT_TRUE(Consistent(dir.Sub("a.img")));
+}
+
+TEST(WritableLayerTest, ATemplateFullOfDataIsNotCopied) {
+  // As a filesystem that reports no holes would show a template: everything is data.
+  testing::TempDir dir;
+  std::string templates = dir.Sub("pool");
+  ASSERT_TRUE(sys::MakeDirs(templates, 0700));
+  std::string template_path = TemplatePath(templates, kFormat);
+  {
+    UniqueFd fd(open(template_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    ASSERT_TRUE(fd.valid());
+    ASSERT_EQ(ftruncate(fd.get(), static_cast<off_t>(kSize)), 0);
+    std::string chunk(1 << 20, 'x');
+    for (int i = 0; i < 80; ++i) {
+      ASSERT_EQ(write(fd.get(), chunk.data(), chunk.size()), static_cast<ssize_t>(chunk.size()));
+    }
+  }
+  ASSERT_TRUE(FormatDiskImage(dir.Sub("a.img"), kFormat, templates));
+  // Formatted by mkfs instead: a consistent filesystem, not 80 MiB of the template.
+  EXPECT_TRUE(Consistent(dir.Sub("a.img")));
+  EXPECT_LT(static_cast<uint64_t>(Stat(dir.Sub("a.img")).st_blocks) * 512, 32ull << 20);
 }
 
 TEST(WritableLayerTest, AnExistingTargetIsNeitherOverwrittenNorRemoved) {
