@@ -180,11 +180,10 @@ Result<std::vector<std::string>> Receive(int fd, uint32_t first_seq, uint32_t la
   return out;
 }
 
-}  // namespace
-
-Result<Rtnetlink> Rtnetlink::Open() {
-  UniqueFd fd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
-  if (!fd) return Error::Errno("socket(NETLINK_ROUTE)");
+// A bound netlink socket of `protocol`, in the calling thread's network namespace.
+Result<UniqueFd> OpenNetlink(int protocol, const std::string& name) {
+  UniqueFd fd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol));
+  if (!fd) return Error::Errno("socket(" + name + ")");
   int one = 1;
   // Error messages with the kernel's explanation; not fatal when unsupported.
   (void)setsockopt(fd.get(), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
@@ -193,8 +192,30 @@ Result<Rtnetlink> Rtnetlink::Open() {
   local.nl_family = AF_NETLINK;
   // JUSTIFICATION: sockaddr_nl is passed through the generic sockaddr interface.
   if (bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
-    return Error::Errno("bind netlink socket");
+    return Error::Errno("bind " + name + " socket");
   }
+  return fd;
+}
+
+// Sends `messages` (numbered `first_seq`..`last_seq`) and waits for the acknowledgement, or the
+// error the kernel reports against whichever of them caused it.
+Status SendAndAwaitAck(int fd, const std::string& messages, uint32_t first_seq, uint32_t last_seq,
+                       const std::string& what) {
+  if (send(fd, messages.data(), messages.size(), 0) < 0) {
+    return Error::Errno(what + ": send netlink");
+  }
+  bool done = false;
+  while (!done) {
+    SBX_ASSIGN_OR_RETURN(auto replies, Receive(fd, first_seq, last_seq, false, what, &done));
+    (void)replies;
+  }
+  return Ok();
+}
+
+}  // namespace
+
+Result<Rtnetlink> Rtnetlink::Open() {
+  SBX_ASSIGN_OR_RETURN(UniqueFd fd, OpenNetlink(NETLINK_ROUTE, "NETLINK_ROUTE"));
   return Rtnetlink(std::move(fd));
 }
 
@@ -205,15 +226,7 @@ Status Rtnetlink::Transact(std::string message, const std::string& what) {
   h.nlmsg_seq = seq;
   h.nlmsg_flags |= NLM_F_ACK;
   std::memcpy(message.data(), &h, sizeof h);
-  if (send(fd_.get(), message.data(), message.size(), 0) < 0) {
-    return Error::Errno(what + ": send netlink");
-  }
-  bool done = false;
-  while (!done) {
-    SBX_ASSIGN_OR_RETURN(auto replies, Receive(fd_.get(), seq, seq, false, what, &done));
-    (void)replies;
-  }
-  return Ok();
+  return SendAndAwaitAck(fd_.get(), message, seq, seq, what);
 }
 
 Result<std::vector<std::string>> Rtnetlink::Dump(std::string message, const std::string& what) {
@@ -481,17 +494,7 @@ std::string Describe(const NftVerdictElement& element) {
 }  // namespace
 
 Result<std::unique_ptr<NftMapElements>> NftMapElements::Open() {
-  UniqueFd fd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER));
-  if (!fd) return Error::Errno("socket(NETLINK_NETFILTER)");
-  int one = 1;
-  (void)setsockopt(fd.get(), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
-  (void)setsockopt(fd.get(), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
-  sockaddr_nl local{};
-  local.nl_family = AF_NETLINK;
-  // JUSTIFICATION: sockaddr_nl is passed through the generic sockaddr interface.
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
-    return Error::Errno("bind netfilter netlink socket");
-  }
+  SBX_ASSIGN_OR_RETURN(UniqueFd fd, OpenNetlink(NETLINK_NETFILTER, "NETLINK_NETFILTER"));
   return std::unique_ptr<NftMapElements>(new NftMapElements(std::move(fd)));
 }
 
@@ -521,22 +524,7 @@ Status NftMapElements::Transact(const std::vector<Change>& changes,
   }
   uint32_t last = ++seq_;
   batch += BatchMarker(NFNL_MSG_BATCH_END, last);
-  return Commit(batch, first, last, verb + " " + Describe(element));
-}
-
-Status NftMapElements::Commit(const std::string& batch, uint32_t first_seq, uint32_t last_seq,
-                              const std::string& what) {
-  // The kernel acknowledges the element message, and reports an error against whichever message
-  // of the batch caused it.
-  if (send(fd_.get(), batch.data(), batch.size(), 0) < 0) {
-    return Error::Errno(what + ": send netlink");
-  }
-  bool done = false;
-  while (!done) {
-    SBX_ASSIGN_OR_RETURN(auto replies, Receive(fd_.get(), first_seq, last_seq, false, what, &done));
-    (void)replies;
-  }
-  return Ok();
+  return SendAndAwaitAck(fd_.get(), batch, first, last, verb + " " + Describe(element));
 }
 
 }  // namespace sbx::net

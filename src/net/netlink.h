@@ -116,10 +116,6 @@ class NftMapElements {
   // One transaction: each change applied to `element`, in order.
   Status Transact(const std::vector<Change>& changes, const NftVerdictElement& element,
                   const std::string& verb);
-  // Sends a batch numbered first_seq..last_seq and waits for its outcome.
-  Status Commit(const std::string& batch, uint32_t first_seq, uint32_t last_seq,
-                const std::string& what);
-
   std::mutex mu_;
   UniqueFd fd_;
   uint32_t seq_ = 0;

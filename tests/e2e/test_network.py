@@ -35,7 +35,7 @@ import pytest
 import conftest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
-from netns_util import in_netns, relay  # noqa: E402
+from netns_util import accept_each, in_netns, relay  # noqa: E402
 
 BUSYBOX = "busybox:latest"
 INET = "203.0.113.10"
@@ -82,15 +82,7 @@ def http_server(sock, body):
             except OSError:
                 pass
 
-    def loop():
-        while True:
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    serve_forever(loop)
+    accept_each(sock, handle)
 
 
 def dns_answer(query):

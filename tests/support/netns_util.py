@@ -33,6 +33,21 @@ def in_netns(path, fn):
     return result.get("value")
 
 
+def accept_each(sock, handle):
+    """Accepts on `sock` on a background thread until it closes, handling each connection on a
+    thread of its own (which shares the network namespace of the caller's thread)."""
+
+    def loop():
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
 def relay(sock, target):
     """Accepts on `sock` (in another namespace) and connects each connection to `target` from
     this thread's namespace (the machine's): the registry without a route between the two."""
@@ -52,19 +67,14 @@ def relay(sock, target):
             except OSError:
                 pass
 
-    def loop():
-        while True:
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                return
-            try:
-                up = socket.create_connection(target, timeout=10)
-                up.settimeout(None)
-            except OSError:
-                conn.close()
-                continue
-            threading.Thread(target=pump, args=(conn, up), daemon=True).start()
-            threading.Thread(target=pump, args=(up, conn), daemon=True).start()
+    def connect(conn):
+        try:
+            up = socket.create_connection(target, timeout=10)
+            up.settimeout(None)
+        except OSError:
+            conn.close()
+            return
+        threading.Thread(target=pump, args=(conn, up), daemon=True).start()
+        pump(up, conn)
 
-    threading.Thread(target=loop, daemon=True).start()
+    accept_each(sock, connect)
