@@ -44,13 +44,17 @@ class Sbx:
         self.stub = pb_grpc.SandboxServiceStub(self.channel)
         self.image = image
 
-    def create(self, command="/bin/sh", args=("-c", 'trap "exit 0" TERM; sleep 100000 & wait')):
-        pb = self.pb
-        req = pb.CreateSandboxRequest(request_id=str(uuid.uuid4()))
+    def create_rpc(self, command, args):
+        """CreateSandbox for a sandbox of the benchmark's image whose main command is given."""
+        req = self.pb.CreateSandboxRequest(request_id=str(uuid.uuid4()))
         c = req.sandbox.spec.containers.add(name="main", image=self.image, command=command)
         c.args.extend(args)
         req.sandbox.spec.tags.append("bench")
-        sb = self.stub.CreateSandbox(req, timeout=300)
+        return self.stub.CreateSandbox(req, timeout=300)
+
+    def create(self, command="/bin/sh", args=("-c", 'trap "exit 0" TERM; sleep 100000 & wait')):
+        pb = self.pb
+        sb = self.create_rpc(command, args)
         while sb.status.state in (pb.STATE_PENDING, pb.STATE_CREATING):
             sb = self.stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=sb.sandbox_id))
         assert sb.status.state == pb.STATE_RUNNING, sb.status.state_reason
@@ -68,11 +72,7 @@ class Sbx:
     def run_main(self, argv):
         """Creates a sandbox whose main command is argv; returns its id and first output."""
         pb = self.pb
-        req = pb.CreateSandboxRequest(request_id=str(uuid.uuid4()))
-        c = req.sandbox.spec.containers.add(name="main", image=self.image, command=argv[0])
-        c.args.extend(argv[1:])
-        req.sandbox.spec.tags.append("bench")
-        sb = self.stub.CreateSandbox(req, timeout=300)
+        sb = self.create_rpc(argv[0], argv[1:])
         logs = self.stub.StreamLogs(pb.StreamLogsRequest(sandbox_id=sb.sandbox_id, follow=True),
                                     timeout=60)
         for entry in logs:
