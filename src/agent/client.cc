@@ -54,6 +54,14 @@ Status AgentClient::SignalMain(int sig, int timeout_ms) {
   return Ok();
 }
 
+Status AgentClient::StartMain(const InitConfig& config, int timeout_ms) {
+  int64_t deadline = MonotonicMillis() + timeout_ms;
+  SBX_ASSIGN_OR_RETURN(Connection conn, Open(MsgType::kStartMain, config.Encode(), timeout_ms));
+  SBX_ASSIGN_OR_RETURN(Frame frame, conn.Receive(deadline));
+  if (frame.type != MsgType::kOk) return UnexpectedFrame(frame, "start the main process");
+  return Ok();
+}
+
 Result<ExecStream> AgentClient::StartExec(const ExecStart& request, int timeout_ms) {
   int64_t deadline = MonotonicMillis() + timeout_ms;
   SBX_ASSIGN_OR_RETURN(Connection conn, Open(MsgType::kExecStart, request.Encode(), timeout_ms));

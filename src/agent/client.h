@@ -69,6 +69,8 @@ class AgentClient {
   Result<StatusReply> WaitMain(int64_t deadline_ms);
   Status AckExit(int timeout_ms = 5000);
   Status SignalMain(int sig, int timeout_ms = 5000);
+  // Starts the main process of a sandbox created with InitConfig.await_start.
+  Status StartMain(const InitConfig& config, int timeout_ms = 5000);
 
   Result<ExecStream> StartExec(const ExecStart& request, int timeout_ms = 10000);
 

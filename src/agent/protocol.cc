@@ -44,6 +44,8 @@ const char* MsgTypeName(MsgType type) {
       return "signal-main";
     case MsgType::kLogs:
       return "logs";
+    case MsgType::kStartMain:
+      return "start-main";
     case MsgType::kExecStarted:
       return "exec-started";
     case MsgType::kOutput:
@@ -664,6 +666,7 @@ std::string InitConfig::Encode() const {
   w.PutU64(5, log_ring_bytes);
   w.PutI64(6, deadline_unix_ns);
   w.PutI64(7, stop_grace_ms);
+  w.PutBool(8, await_start);
   return w.Take();
 }
 
@@ -693,6 +696,9 @@ Result<InitConfig> InitConfig::Decode(std::string_view payload) {
         break;
       case 7:
         m.stop_grace_ms = r.i64();
+        break;
+      case 8:
+        m.await_start = r.boolean();
         break;
       default:
         break;

@@ -19,6 +19,9 @@
 //   kAckExit    -> kOk
 //   kSignalMain -> kOk
 //   kLogs       -> kLogChunk* then kLogEnd (or, with follow, until the main process exits)
+//   kStartMain  -> kOk once the main process is started (or kError). Only a sandbox created
+//                  with InitConfig.await_start takes it, and only once: the payload is the
+//                  InitConfig of the main process, replacing the one sbx-init started with.
 //
 // Decode functions treat the payload as hostile: malformed input is an error, never a crash.
 
@@ -55,6 +58,7 @@ enum class MsgType : uint8_t {
   kAckExit = 22,
   kSignalMain = 23,
   kLogs = 24,
+  kStartMain = 25,
   // init -> host
   kExecStarted = 64,
   kOutput = 65,
@@ -262,6 +266,8 @@ struct InitConfig {
   uint64_t log_ring_bytes = 1u << 20;
   int64_t deadline_unix_ns = 0;  // 0: none; at the deadline the main process is stopped
   int64_t stop_grace_ms = 10000;
+  // A pre-started sandbox: no main process until the host sends kStartMain with the real one.
+  bool await_start = false;
   std::string Encode() const;
   static Result<InitConfig> Decode(std::string_view payload);
 };

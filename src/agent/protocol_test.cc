@@ -153,5 +153,29 @@ TEST(ProtocolTest, InitConfigClampsRing) {
   EXPECT_EQ(d->cwd, "/");
 }
 
+TEST(ProtocolTest, InitConfigRoundTripsEveryField) {
+  InitConfig c;
+  c.argv = {"python", "-c", "print(1)"};
+  c.env = {"A=1", "B=2"};
+  c.cwd = "/work";
+  c.user = "1000:1000";
+  c.log_ring_bytes = 1u << 16;
+  c.deadline_unix_ns = 1234567890123;
+  c.stop_grace_ms = 250;
+  c.await_start = true;
+  auto d = InitConfig::Decode(c.Encode());
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->argv, c.argv);
+  EXPECT_EQ(d->env, c.env);
+  EXPECT_EQ(d->cwd, c.cwd);
+  EXPECT_EQ(d->user, c.user);
+  EXPECT_EQ(d->log_ring_bytes, c.log_ring_bytes);
+  EXPECT_EQ(d->deadline_unix_ns, c.deadline_unix_ns);
+  EXPECT_EQ(d->stop_grace_ms, c.stop_grace_ms);
+  EXPECT_TRUE(d->await_start);
+  c.await_start = false;
+  EXPECT_FALSE(InitConfig::Decode(c.Encode())->await_start);
+}
+
 }  // namespace
 }  // namespace sbx::agent

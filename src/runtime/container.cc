@@ -541,6 +541,7 @@ Result<UniqueFd> InitConfigFd(const RuntimeSpec& spec) {
   config.log_ring_bytes = spec.log_ring_bytes;
   config.deadline_unix_ns = spec.deadline_unix_ns;
   config.stop_grace_ms = spec.stop_grace_ms;
+  config.await_start = spec.process.await_start;
   UniqueFd mem(memfd_create("sbx-init-config", MFD_CLOEXEC));
   if (!mem) return Error::Errno("memfd_create");
   SBX_TRY(sys::WriteAll(mem.get(), config.Encode()));

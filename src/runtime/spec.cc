@@ -130,7 +130,8 @@ std::string ToJson(const RuntimeSpec& spec) {
        {{"args", spec.process.args},
         {"env", spec.process.env},
         {"cwd", spec.process.cwd},
-        {"user", spec.process.user}}},
+        {"user", spec.process.user},
+        {"await_start", spec.process.await_start}}},
       {"hostname", spec.hostname},
       {"resources",
        {{"memory_bytes", spec.resources.memory_bytes},
@@ -188,6 +189,7 @@ Result<RuntimeSpec> FromJson(const std::string& text) {
       spec.process.env = p.value("env", std::vector<std::string>{});
       spec.process.cwd = p.value("cwd", std::string("/"));
       spec.process.user = p.value("user", std::string());
+      spec.process.await_start = p.value("await_start", false);
     }
     spec.hostname = j.value("hostname", spec.id);
     if (j.contains("resources")) {

@@ -102,6 +102,47 @@ TEST_F(LifecycleTest, MissingMainCommandIsReportedNotHung) {
   EXPECT_NE(status->start_error.find("/no/such/binary"), std::string::npos) << status->start_error;
 }
 
+// A sandbox made ahead of time runs nothing until the host sends its main process, which then
+// runs with the environment, directory, user and lifetime sent with it, and only once.
+TEST_F(LifecycleTest, AwaitedMainProcessStartsWhenSentAndOnlyOnce) {
+  auto sb = Create([](runtime::RuntimeSpec& s) {
+    s.process.args = {"sh", "-c", "echo placeholder"};
+    s.process.await_start = true;
+  });
+  ASSERT_TRUE(sb) << sb.error().ToString();
+  auto agent = sb->agent();
+  auto before = agent.GetStatus();
+  ASSERT_TRUE(before) << before.error().ToString();
+  EXPECT_FALSE(before->main_exited);
+  EXPECT_FALSE(before->main_running);
+
+  agent::InitConfig main;
+  main.argv = {"sh", "-c", "echo \"$GREETING $(pwd) $(id -u)\"; sleep 1000"};
+  main.env = {"PATH=/bin:/usr/bin", "GREETING=hello"};
+  main.cwd = "/tmp";
+  main.user = "1000";
+  main.deadline_unix_ns = WallNanos() + 2000000000;  // the lifetime stops it
+  main.stop_grace_ms = 100;
+  Status started = agent.StartMain(main);
+  ASSERT_TRUE(started) << started.error().ToString();
+  Status again = agent.StartMain(main);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code(), Code::kFailedPrecondition);
+
+  auto status = agent.WaitMain(MonotonicMillis() + 10000);
+  ASSERT_TRUE(status) << status.error().ToString();
+  EXPECT_TRUE(status->lifetime_exceeded);
+  std::string logs;
+  ASSERT_TRUE(agent.StreamLogs(
+      {0, false},
+      [&](const agent::LogChunk& chunk) {
+        logs += chunk.data;
+        return true;
+      },
+      nullptr, MonotonicMillis() + 10000));
+  EXPECT_EQ(logs, "hello /tmp 1000\n");
+}
+
 TEST_F(LifecycleTest, LifetimeIsEnforcedBySbxInit) {
   auto sb = Create([](runtime::RuntimeSpec& s) {
     s.process.args = {"sleep", "1000"};

@@ -45,6 +45,25 @@ TEST_F(LimitsTest, ForkBombStopsAtThePidsLimit) {
   EXPECT_EQ(alive->out, "alive\n");
 }
 
+// A sandbox made ahead of time gets its user's limits: lowered and raised on the live group,
+// with the kernel enforcing the new memory limit.
+TEST_F(LimitsTest, LimitsChangedOnALiveGroupAreEnforced) {
+  auto sb = Create([](runtime::RuntimeSpec& s) { s.resources.memory_bytes = 256u << 20; });
+  ASSERT_TRUE(sb);
+  Status lowered = cgroups().SetLimits(sb->id, {64u << 20, 500, 128});
+  ASSERT_TRUE(lowered) << lowered.error().ToString();
+  auto bomb = Exec(*sb, {"sbx-testpayload", "memhog", "128"});
+  ASSERT_TRUE(bomb) << bomb.error().ToString();
+  EXPECT_TRUE(bomb->exit.signaled);
+  EXPECT_EQ(bomb->exit.signal, 9);
+  // Raising memory past memory + swap works too (v1 raises memsw first).
+  Status raised = cgroups().SetLimits(sb->id, {1u << 30, 1000, 256});
+  ASSERT_TRUE(raised) << raised.error().ToString();
+  auto fits = Exec(*sb, {"sbx-testpayload", "memhog", "128"});
+  ASSERT_TRUE(fits) << fits.error().ToString();
+  EXPECT_FALSE(fits->exit.signaled) << fits->out;
+}
+
 TEST_F(LimitsTest, CpuHogIsHeldToItsQuota) {
   auto sb = Create([](runtime::RuntimeSpec& s) { s.resources.cpu_millis = 250; });
   ASSERT_TRUE(sb);

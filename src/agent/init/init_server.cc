@@ -160,11 +160,16 @@ Status InitServer::Setup() {
   SBX_TRY(Register(listen_fd_.get(), Key(kListen, 0), EPOLLIN));
   SBX_ASSIGN_OR_RETURN(root_fd_, sys::Open("/", O_PATH | O_DIRECTORY));
   SBX_ASSIGN_OR_RETURN(null_fd_, sys::Open("/dev/null", O_RDWR));
+  SetLifetimeDeadline();
+  return Ok();
+}
+
+void InitServer::SetLifetimeDeadline() {
+  lifetime_deadline_ms_ = -1;
   if (config_.deadline_unix_ns > 0) {
     int64_t left_ms = (config_.deadline_unix_ns - WallNanos()) / 1000000;
     lifetime_deadline_ms_ = MonotonicMillis() + std::max<int64_t>(left_ms, 0);
   }
-  return Ok();
 }
 
 int InitServer::Run() {
@@ -172,7 +177,7 @@ int InitServer::Run() {
     fprintf(stderr, "sbx-init: %s\n", s.error().ToString().c_str());
     return 1;
   }
-  StartMain();
+  if (!config_.await_start) StartMain();
   Loop();
   return 0;
 }
@@ -571,6 +576,24 @@ void InitServer::HandleRequest(Conn& conn, Frame frame) {
         SendError(conn, Error::InvalidArgument("bad signal"));
       } else {
         SignalMain(request->signal);
+        Send(conn, MsgType::kOk, "");
+      }
+      CloseAfterFlush(conn);
+      return;
+    }
+    case MsgType::kStartMain: {
+      auto request = InitConfig::Decode(frame.payload);
+      if (!request) {
+        SendError(conn, request.error());
+      } else if (!config_.await_start) {
+        SendError(conn, Error::FailedPrecondition("the main process was already started"));
+      } else {
+        // The log ring keeps the size it was made with; everything else is the real process's.
+        request->log_ring_bytes = config_.log_ring_bytes;
+        request->await_start = false;
+        config_ = std::move(*request);
+        SetLifetimeDeadline();
+        StartMain();
         Send(conn, MsgType::kOk, "");
       }
       CloseAfterFlush(conn);

@@ -1,7 +1,8 @@
 // File: init_server.h
 //
-// InitServer is sbx-init: PID 1 of a sandbox. It starts the main process and keeps its output
-// in a bounded ring, reaps every process (orphans included), forwards the host's signals to the
+// InitServer is sbx-init: PID 1 of a sandbox. It starts the main process (at once, or when the
+// host sends kStartMain to a sandbox made ahead of time) and keeps its output in a bounded ring,
+// reaps every process (orphans included), forwards the host's signals to the
 // main process, records the main exit until the host acknowledges it, and serves the sbx-init
 // protocol (protocol.h) on the listening socket it inherited: execs, files and logs.
 //
@@ -43,6 +44,7 @@ class InitServer {
   struct Exec;
 
   Status Setup();
+  void SetLifetimeDeadline();  // from config_.deadline_unix_ns
   void Loop();
   void Dispatch(uint64_t key, uint32_t events);
   int NextTimeout() const;

@@ -58,6 +58,8 @@ class CgroupDriver {
   virtual std::vector<CgroupWrite> PlanLimits(const CgroupLimits& limits) const = 0;
   // Creates the group (failing if it exists) and applies the limits; on failure nothing is left.
   virtual Status Create(const std::string& name, const CgroupLimits& limits) = 0;
+  // Changes the limits of an existing group: a sandbox made ahead of time gets its user's.
+  virtual Status SetLimits(const std::string& name, const CgroupLimits& limits) = 0;
   virtual Status AddProcess(const std::string& name, pid_t pid) = 0;
   virtual Result<std::vector<pid_t>> Processes(const std::string& name) = 0;
   // Kills every process of the group and waits (bounded) until it is empty.

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "src/base/clock.h"
 #include "src/base/strings.h"
 #include "src/runtime/cgroup/cgroup_common.h"
@@ -85,6 +87,24 @@ class CgroupV1Driver : public CgroupDriver {
         rollback();
         return std::move(s).error().Wrap("apply cgroup limit");
       }
+    }
+    return Ok();
+  }
+
+  Status SetLimits(const std::string& name, const CgroupLimits& limits) override {
+    std::vector<CgroupWrite> plan = PlanLimits(limits);
+    // The kernel keeps memory + swap at or above memory: a raised limit raises memsw first.
+    if (limits.memory_bytes > ReadNumber(Dir("memory", name) + "/memory.limit_in_bytes")) {
+      std::stable_partition(plan.begin(), plan.end(), [](const CgroupWrite& w) {
+        return w.file == "memory.memsw.limit_in_bytes";
+      });
+    }
+    for (const auto& w : plan) {
+      if (!mounts_.count(w.controller)) {
+        return Error::FailedPrecondition("cgroup v1 controller " + w.controller +
+                                         " is not mounted");
+      }
+      SBX_TRY(ApplyWrite(Dir(w.controller, name), w));
     }
     return Ok();
   }

@@ -72,6 +72,11 @@ class CgroupV2Driver : public CgroupDriver {
     return Ok();
   }
 
+  Status SetLimits(const std::string& name, const CgroupLimits& limits) override {
+    for (const auto& w : PlanLimits(limits)) SBX_TRY(ApplyWrite(Dir(name), w));
+    return Ok();
+  }
+
   Status AddProcess(const std::string& name, pid_t pid) override {
     return sys::WriteKnob(Dir(name) + "/cgroup.procs", std::to_string(pid));
   }
