@@ -1,12 +1,14 @@
 """sbxd against Docker, same machine, same image (python:3.11 from the local registry), same run.
 
   python3 bench/daemon/daemon_bench.py --socket /run/sbx/sbxd.sock --registry 127.0.0.1:5000 \
-      [--runs 50] [--burst 100] [--json out.json] [--no-docker]
+      [--runs 50] [--burst 100] [--gap-ms 250] [--json out.json] [--no-docker]
 
 Measures, for each system:
-  * create -> first output of `python -c 'print(1)'` (a new sandbox/container each run). For sbx
-    two ways: as the SDK's Sandbox.run() + exec() does it (create, wait for RUNNING, StreamExec),
-    and as `docker run` does it (the sandbox's main command, its output followed by StreamLogs);
+  * create -> first output of `python -c 'print(1)'` (a new sandbox/container each run, the
+    previous one gone and --gap-ms of quiet before each, as for an agent creating sandboxes now
+    and then). For sbx two ways: as the SDK's Sandbox.run() + exec() does it (create, wait for
+    RUNNING, StreamExec), and as `docker run` does it (the sandbox's main command, its output
+    followed by StreamLogs); the latter also back to back, without the quiet;
   * exec round trip of `true` in a running sandbox/container (sbx: unary Exec over gRPC);
   * a burst of N concurrent creates, each followed by one exec (wall time for all);
   * teardown of those N (wall time until every one is gone).
@@ -106,6 +108,8 @@ def main():
     ap.add_argument("--registry", required=True)
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--burst", type=int, default=100)
+    ap.add_argument("--gap-ms", type=float, default=250,
+                    help="quiet before each sequential create (untimed)")
     ap.add_argument("--json")
     ap.add_argument("--no-docker", action="store_true")
     args = ap.parse_args()
@@ -117,27 +121,30 @@ def main():
     sbx.delete(sid)
     sbx.wait_gone(sid)
 
-    create_ms = []
-    for _ in range(args.runs):
-        t = time.perf_counter()
-        sid = sbx.create()
-        out = sbx.first_output(sid, ["python", "-c", "print(1)"])
-        create_ms.append((time.perf_counter() - t) * 1000)
-        assert out.strip() == b"1"
-        # Untimed, like the container removal `docker run --rm` does before the next run.
-        sbx.delete(sid)
-        sbx.wait_gone(sid)
-    results["sbx create->first output (python -c print(1))"] = create_ms
+    def sequential(run, gap_ms):
+        # Each run's sandbox is deleted and gone (untimed, like the removal `docker run --rm` does
+        # before it returns), then the machine is left quiet for gap_ms, before the next run.
+        create_ms = []
+        for _ in range(args.runs):
+            time.sleep(gap_ms / 1000)
+            t = time.perf_counter()
+            sid, out = run()
+            create_ms.append((time.perf_counter() - t) * 1000)
+            assert out.strip() == b"1"
+            sbx.delete(sid)
+            sbx.wait_gone(sid)
+        return create_ms
 
-    create_ms = []
-    for _ in range(args.runs):
-        t = time.perf_counter()
-        sid, out = sbx.run_main(["python", "-c", "print(1)"])
-        create_ms.append((time.perf_counter() - t) * 1000)
-        assert out.strip() == b"1"
-        sbx.delete(sid)
-        sbx.wait_gone(sid)
-    results["sbx create(main cmd)->first output (python -c print(1))"] = create_ms
+    def create_then_exec():
+        sid = sbx.create()
+        return sid, sbx.first_output(sid, ["python", "-c", "print(1)"])
+
+    results["sbx create->first output (python -c print(1))"] = sequential(
+        create_then_exec, args.gap_ms)
+    results["sbx create(main cmd)->first output (python -c print(1))"] = sequential(
+        lambda: sbx.run_main(["python", "-c", "print(1)"]), args.gap_ms)
+    results["sbx create(main cmd)->first output, back to back"] = sequential(
+        lambda: sbx.run_main(["python", "-c", "print(1)"]), 0)
 
     sid = sbx.create()
     exec_ms = []
@@ -170,6 +177,7 @@ def main():
         docker("pull", "-q", image)
         create_ms = []
         for _ in range(args.runs):
+            time.sleep(args.gap_ms / 1000)
             t = time.perf_counter()
             p = subprocess.Popen(["docker", "run", "--rm", "--network", "none", image, "python", "-c", "print(1)"],
                                  stdout=subprocess.PIPE)
@@ -215,6 +223,8 @@ def main():
          "sbx create->first output (python -c print(1))"),
         ("docker run --rm -> first output (python -c print(1))",
          "sbx create(main cmd)->first output (python -c print(1))"),
+        ("docker run --rm -> first output (python -c print(1))",
+         "sbx create(main cmd)->first output, back to back"),
         ("docker exec round trip (true)", "sbx exec round trip (true, unary gRPC)"),
         (f"docker {args.burst} concurrent run -d + exec (wall)",
          f"sbx {args.burst} concurrent creates + exec (wall)"),

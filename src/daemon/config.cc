@@ -142,6 +142,10 @@ Result<Config> Config::FromJson(const std::string& text) {
   SBX_TRY(Field(j, "retention_seconds", c.retention_seconds, seen));
   SBX_TRY(Field(j, "writable_layer", c.writable_layer, seen));
   SBX_TRY(Field(j, "disk_pool_size", c.disk_pool_size, seen));
+  SBX_TRY(Field(j, "warm_pool_size", c.warm_pool_size, seen));
+  SBX_TRY(Field(j, "warm_pool_images", c.warm_pool_images, seen));
+  SBX_TRY(Field(j, "warm_pool_idle_seconds", c.warm_pool_idle_seconds, seen));
+  SBX_TRY(Field(j, "warm_pool_refill_delay_ms", c.warm_pool_refill_delay_ms, seen));
   SBX_TRY(Field(j, "id_map_uid", c.id_map_uid, seen));
   SBX_TRY(Field(j, "id_map_gid", c.id_map_gid, seen));
   SBX_TRY(Field(j, "id_map_size", c.id_map_size, seen));
@@ -198,6 +202,12 @@ Result<Config> Config::FromJson(const std::string& text) {
   if (c.writable_layer != "loop" && c.writable_layer != "tmpfs") {
     return Error::InvalidArgument("config: writable_layer must be \"loop\" or \"tmpfs\"");
   }
+  if (c.warm_pool_size < 0 || c.warm_pool_size > 64 || c.warm_pool_images < 1 ||
+      c.warm_pool_images > 256 || c.warm_pool_idle_seconds < 1 || c.warm_pool_refill_delay_ms < 0) {
+    return Error::InvalidArgument(
+        "config: warm_pool_size must be between 0 and 64, warm_pool_images between 1 and 256, "
+        "warm_pool_idle_seconds positive, warm_pool_refill_delay_ms not negative");
+  }
   if (c.runtime_helpers < 1 || c.runtime_helpers > 64) {
     return Error::InvalidArgument("config: runtime_helpers must be between 1 and 64");
   }
@@ -251,6 +261,11 @@ std::string Config::ToJson() const {
             {"capacity_cpu", capacity_cpu},
             {"capacity_memory", capacity_memory},
             {"writable_layer", writable_layer},
+            {"disk_pool_size", disk_pool_size},
+            {"warm_pool_size", warm_pool_size},
+            {"warm_pool_images", warm_pool_images},
+            {"warm_pool_idle_seconds", warm_pool_idle_seconds},
+            {"warm_pool_refill_delay_ms", warm_pool_refill_delay_ms},
             {"cgroup_parent", cgroup_parent},
             {"cgroup_favor_migrations", cgroup_favor_migrations},
             {"network", network},

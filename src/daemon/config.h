@@ -57,6 +57,15 @@ struct Config {
   int retention_seconds = 24 * 3600;
   std::string writable_layer = "loop";  // "loop" or "tmpfs"
   int disk_pool_size = 8;               // loop images formatted ahead of time
+  // Sandboxes started ahead of time for recently used images (docs/configuration.md): this many
+  // per image, for at most `warm_pool_images` images, each image until it goes unused for
+  // `warm_pool_idle_seconds`. 0 turns the pool off.
+  int warm_pool_size = 1;
+  int warm_pool_images = 4;
+  int warm_pool_idle_seconds = 600;
+  // A refill starts once no create has arrived for this long: preparing a sandbox slows the start
+  // of one that has just begun on a machine with few cores.
+  int warm_pool_refill_delay_ms = 100;
   uint32_t id_map_uid = 1000000;
   uint32_t id_map_gid = 1000000;
   uint32_t id_map_size = 65536;

@@ -14,6 +14,23 @@ TEST(ConfigTest, DefaultsWhenEmpty) {
   EXPECT_EQ(c->default_image, "python:3.11");
   EXPECT_EQ(c->retention_seconds, 86400);
   EXPECT_TRUE(c->cgroup_favor_migrations);
+  EXPECT_EQ(c->warm_pool_size, 1);
+  EXPECT_EQ(c->warm_pool_images, 4);
+  EXPECT_EQ(c->warm_pool_idle_seconds, 600);
+  EXPECT_EQ(c->warm_pool_refill_delay_ms, 100);
+}
+
+TEST(ConfigTest, WarmPoolFields) {
+  auto c = Config::FromJson(
+      R"({"warm_pool_size": 0, "warm_pool_images": 2, "warm_pool_idle_seconds": 30})");
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(c->warm_pool_size, 0);
+  EXPECT_EQ(c->warm_pool_images, 2);
+  EXPECT_EQ(c->warm_pool_idle_seconds, 30);
+  EXPECT_FALSE(Config::FromJson(R"({"warm_pool_size": -1})"));
+  EXPECT_FALSE(Config::FromJson(R"({"warm_pool_images": 0})"));
+  EXPECT_FALSE(Config::FromJson(R"({"warm_pool_idle_seconds": 0})"));
+  EXPECT_FALSE(Config::FromJson(R"({"warm_pool_refill_delay_ms": -1})"));
 }
 
 TEST(ConfigTest, ReadsFields) {

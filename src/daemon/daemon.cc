@@ -80,7 +80,7 @@ class DaemonImpl : public Daemon {
         std::make_unique<SandboxService>(manager_.get(), auth_.get(), &metrics_, network_.get());
     discovery_service_ = std::make_unique<DiscoveryService>(manager_.get(), auth_.get());
     system_service_ = std::make_unique<SystemService>(manager_.get(), auth_.get(), layout.version);
-    image_service_ = std::make_unique<ImageService>(images_.get(), auth_.get());
+    image_service_ = std::make_unique<ImageService>(images_.get(), auth_.get(), manager_.get());
     archive_service_ = std::make_unique<ArchiveService>(manager_.get(), auth_.get());
 
     grpc::ServerBuilder builder;
@@ -153,6 +153,11 @@ class DaemonImpl : public Daemon {
     out += "# TYPE sbx_sandboxes gauge\n";
     out += "sbx_sandboxes{state=\"RUNNING\"} " + std::to_string(c.running) + "\n";
     out += "sbx_sandboxes{state=\"PENDING\"} " + std::to_string(c.pending) + "\n";
+    out += "# TYPE sbx_warm_sandboxes gauge\n";
+    for (const auto& [image, ready] : c.warm) {
+      out +=
+          MetricKey("sbx_warm_sandboxes", {{"image", image}}) + " " + std::to_string(ready) + "\n";
+    }
     out += "# TYPE sbx_capacity_cpu_millicores gauge\nsbx_capacity_cpu_millicores " +
            std::to_string(c.cpu_millis) + "\n";
     out += "# TYPE sbx_allocated_cpu_millicores gauge\nsbx_allocated_cpu_millicores " +

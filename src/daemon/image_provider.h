@@ -31,6 +31,8 @@ class ImageProvider {
   // Local copy, or pulled. kNotFound when the registry has no such image, kInvalidArgument for a
   // malformed reference, kUnavailable when the registry cannot be reached.
   virtual Result<ResolvedImage> Resolve(const std::string& reference) = 0;
+  // The local copy only, kNotFound if there is none: never pulls.
+  virtual Result<ResolvedImage> ResolveLocal(const std::string& reference) = 0;
   virtual void Hold(const std::string& digest) = 0;
   virtual void Release(const std::string& digest) = 0;
 };

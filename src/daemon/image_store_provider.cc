@@ -21,8 +21,9 @@ Result<std::unique_ptr<ImageStoreProvider>> ImageStoreProvider::Open(const Confi
   return std::unique_ptr<ImageStoreProvider>(new ImageStoreProvider(std::move(store)));
 }
 
-Result<ResolvedImage> ImageStoreProvider::Resolve(const std::string& reference) {
-  SBX_ASSIGN_OR_RETURN(image::Image img, store_->Ensure(reference));
+namespace {
+
+ResolvedImage ToResolved(const image::Image& img) {
   ResolvedImage out;
   out.reference = img.reference;
   out.digest = img.manifest_digest;
@@ -33,6 +34,18 @@ Result<ResolvedImage> ImageStoreProvider::Resolve(const std::string& reference) 
   out.working_dir = img.config.working_dir;
   out.user = img.config.user;
   return out;
+}
+
+}  // namespace
+
+Result<ResolvedImage> ImageStoreProvider::Resolve(const std::string& reference) {
+  SBX_ASSIGN_OR_RETURN(image::Image img, store_->Ensure(reference));
+  return ToResolved(img);
+}
+
+Result<ResolvedImage> ImageStoreProvider::ResolveLocal(const std::string& reference) {
+  SBX_ASSIGN_OR_RETURN(image::Image img, store_->Get(reference));
+  return ToResolved(img);
 }
 
 void ImageStoreProvider::Hold(const std::string& digest) { (void)store_->Hold(digest); }

@@ -17,6 +17,7 @@ class ImageStoreProvider : public ImageProvider {
  public:
   static Result<std::unique_ptr<ImageStoreProvider>> Open(const Config& config);
   Result<ResolvedImage> Resolve(const std::string& reference) override;
+  Result<ResolvedImage> ResolveLocal(const std::string& reference) override;
   void Hold(const std::string& digest) override;
   void Release(const std::string& digest) override;
   image::Store& store() { return *store_; }

@@ -5,9 +5,7 @@
 
 namespace sbx::daemon {
 
-namespace {
-
-std::string Key(const std::string& name, const std::map<std::string, std::string>& labels) {
+std::string MetricKey(const std::string& name, const std::map<std::string, std::string>& labels) {
   if (labels.empty()) return name;
   std::string out = name + "{";
   bool first = true;
@@ -28,6 +26,8 @@ std::string Key(const std::string& name, const std::map<std::string, std::string
   return out + "}";
 }
 
+namespace {
+
 std::string Number(double v) {
   char buf[64];
   snprintf(buf, sizeof buf, "%.9g", v);
@@ -45,7 +45,7 @@ const std::vector<double>& Metrics::Buckets() {
 void Metrics::Inc(const std::string& name, const std::map<std::string, std::string>& labels,
                   double by) {
   std::lock_guard lock(mu_);
-  counters_[Key(name, labels)] += by;
+  counters_[MetricKey(name, labels)] += by;
 }
 
 void Metrics::Observe(const std::string& name, double seconds) {

@@ -15,6 +15,9 @@
 
 namespace sbx::daemon {
 
+// `name{label="value",...}` with the values escaped as the text format requires.
+std::string MetricKey(const std::string& name, const std::map<std::string, std::string>& labels);
+
 class Metrics {
  public:
   // Counter with a label set such as {"reason", "IMAGE_PULL_FAILED"}.

@@ -33,6 +33,7 @@ namespace {
 constexpr int kWorkers = 16;
 constexpr int kMaxPageSize = 1000;
 constexpr int kDefaultPageSize = 100;
+constexpr int64_t kStopGraceMs = 10000;  // sbx-init's own grace when it enforces the lifetime
 
 std::string NewId() { return "sb-" + RandomHex(8); }
 
@@ -63,7 +64,9 @@ SandboxManager::SandboxManager(Config config, ManagerPaths paths, Store* store,
       images_(images),
       network_(network),
       cgroups_(cgroups),
-      metrics_(metrics) {
+      metrics_(metrics),
+      warm_(config_.warm_pool_size, config_.warm_pool_images,
+            static_cast<int64_t>(config_.warm_pool_idle_seconds) * 1000000000) {
   capacity_cpu_millis_ =
       config_.capacity_cpu == "auto"
           ? AutoCpuMillis()
@@ -144,6 +147,15 @@ void SandboxManager::Shutdown() {
   }
   workers_.clear();
   if (event_thread_.joinable()) event_thread_.join();
+  // Warm sandboxes belong to this daemon's run only: nothing would ever claim them.
+  std::vector<WarmSandbox> warm;
+  {
+    std::lock_guard lock(mu_);
+    warm = warm_.TakeAll();
+    for (auto& [id, sb] : claimed_warm_) warm.push_back(std::move(sb));
+    claimed_warm_.clear();
+  }
+  for (const auto& sb : warm) DestroyWarm(sb);
   disks_.reset();
   helpers_.reset();
 }
@@ -200,6 +212,7 @@ void SandboxManager::Admit() {
     r.state = State::kCreating;
     (void)Persist(r);
     std::string id = r.id;
+    ++create_jobs_;
     Enqueue([this, id] { CreateJob(id); });
   }
   changed_.notify_all();
@@ -261,24 +274,84 @@ Result<SandboxRecord> SandboxManager::Create(const std::string& tenant, CreateRe
                                     FormatBytes(capacity_memory_bytes_) + ")")
         .WithReason("CWSANDBOX_RUNNER_CAPACITY_EXHAUSTED");
   }
-  SBX_TRY(Persist(r));
+  last_create_ns_ = MonotonicNanos();
+  std::optional<WarmSandbox> warm;
+  if (warm_.enabled() && WarmEligible(request, r.memory_limit_bytes, default_memory_bytes_)) {
+    warm = warm_.Take(r.image);
+    metrics_->Inc("sbx_warm_claims_total", {{"result", warm ? "hit" : "miss"}});
+    // The sandbox takes the warm one's id: its cgroup, bundle, hostname and network are named so.
+    if (warm) r.id = warm->id;
+  }
+  // Nothing queued ahead and room now: admitted at once, with one write to the store.
+  bool admit_now = pending_.empty() && Fits(r);
+  if (admit_now) r.state = State::kCreating;
+  if (Status persisted = Persist(r); !persisted) {
+    if (warm) DestroyWarmLater({std::move(*warm)});
+    return std::move(persisted).error();
+  }
+  if (warm) claimed_warm_.emplace(r.id, std::move(*warm));
   Entry entry;
   entry.record = r;
   entries_.emplace(r.id, std::move(entry));
   pending_requests_.emplace(r.id, std::move(request));
-  pending_.push_back(r.id);
   metrics_->Inc("sbx_sandboxes_created_total");
   SBX_LOG_INFO("sandbox accepted id={} tenant={} image={}", r.id, tenant, r.image);
-  Admit();
+  if (admit_now) {
+    Reserve(r);
+    ++create_jobs_;
+    std::string id = r.id;
+    Enqueue([this, id] { CreateJob(id); });
+    changed_.notify_all();
+  } else {
+    pending_.push_back(r.id);
+    Admit();
+  }
   return entries_.at(r.id).record;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Creation
 
+Result<runtime::Process> SandboxManager::BuildProcess(const CreateRequest& req,
+                                                      const ResolvedImage& image) {
+  runtime::Process process;
+  if (!req.command.empty()) {
+    process.args.push_back(req.command);
+    process.args.insert(process.args.end(), req.args.begin(), req.args.end());
+  } else {
+    process.args = image.entrypoint;
+    const auto& args = req.args_given ? req.args : image.cmd;
+    process.args.insert(process.args.end(), args.begin(), args.end());
+  }
+  process.env = image.env;
+  auto set_env = [&process](const std::string& key, const std::string& value) {
+    std::string prefix = key + "=";
+    for (auto& e : process.env) {
+      if (StartsWith(e, prefix)) {
+        e = prefix + value;
+        return;
+      }
+    }
+    process.env.push_back(prefix + value);
+  };
+  for (const auto& [k, v] : req.env) set_env(k, v);
+  SBX_ASSIGN_OR_RETURN(auto secret_env, ResolveSecrets(config_.secrets_dir, req.secrets));
+  for (const auto& [k, v] : secret_env) set_env(k, v);
+  if (std::none_of(process.env.begin(), process.env.end(),
+                   [](const std::string& e) { return StartsWith(e, "PATH="); })) {
+    process.env.emplace_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  }
+  process.cwd = !req.working_dir.empty()     ? req.working_dir
+                : !image.working_dir.empty() ? image.working_dir
+                                             : "/";
+  process.user = image.user;
+  return process;
+}
+
 Result<std::string> SandboxManager::BuildBundle(const SandboxRecord& r, const CreateRequest& req,
                                                 const ResolvedImage& image,
-                                                const NetworkAttachment& network) {
+                                                const NetworkAttachment& network,
+                                                bool await_start) {
   runtime::RuntimeSpec spec;
   spec.id = r.id;
   spec.hostname = r.id;
@@ -286,47 +359,16 @@ Result<std::string> SandboxManager::BuildBundle(const SandboxRecord& r, const Cr
   spec.rootfs.writable.kind = config_.writable_layer == "tmpfs" ? runtime::WritableKind::kTmpfs
                                                                 : runtime::WritableKind::kLoop;
   spec.rootfs.writable.size_bytes = default_disk_bytes_;
-  // The process: Docker's rules for entrypoint, cmd, env and working directory.
-  std::vector<std::string> argv;
-  if (!req.command.empty()) {
-    argv.push_back(req.command);
-    argv.insert(argv.end(), req.args.begin(), req.args.end());
-  } else {
-    argv = image.entrypoint;
-    const auto& args = req.args_given ? req.args : image.cmd;
-    argv.insert(argv.end(), args.begin(), args.end());
-  }
-  spec.process.args = argv;
-  spec.process.env = image.env;
-  auto set_env = [&spec](const std::string& key, const std::string& value) {
-    std::string prefix = key + "=";
-    for (auto& e : spec.process.env) {
-      if (StartsWith(e, prefix)) {
-        e = prefix + value;
-        return;
-      }
-    }
-    spec.process.env.push_back(prefix + value);
-  };
-  for (const auto& [k, v] : req.env) set_env(k, v);
-  SBX_ASSIGN_OR_RETURN(auto secret_env, ResolveSecrets(config_.secrets_dir, req.secrets));
-  for (const auto& [k, v] : secret_env) set_env(k, v);
-  if (std::none_of(spec.process.env.begin(), spec.process.env.end(),
-                   [](const std::string& e) { return StartsWith(e, "PATH="); })) {
-    spec.process.env.emplace_back(
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-  }
-  spec.process.cwd = !req.working_dir.empty()     ? req.working_dir
-                     : !image.working_dir.empty() ? image.working_dir
-                                                  : "/";
-  spec.process.user = image.user;
+  SBX_ASSIGN_OR_RETURN(spec.process, BuildProcess(req, image));
+  spec.process.await_start = await_start;
+  spec.background = await_start;
   spec.resources.cpu_millis = r.cpu_limit_millis;
   spec.resources.memory_bytes = r.memory_limit_bytes;
   spec.resources.pids = config_.default_pids;
-  spec.resources.shm_bytes = std::min<uint64_t>(64ull << 20, r.memory_limit_bytes / 2);
+  spec.resources.shm_bytes = ShmBytesFor(r.memory_limit_bytes);
   spec.id_map = {config_.id_map_uid, config_.id_map_gid, config_.id_map_size};
   spec.deadline_unix_ns = r.deadline_ns;
-  spec.stop_grace_ms = 10000;
+  spec.stop_grace_ms = kStopGraceMs;
   if (!network.netns_path.empty()) {
     spec.network.mode = "netns";
     spec.network.netns_path = network.netns_path;
@@ -346,10 +388,70 @@ Result<std::string> SandboxManager::BuildBundle(const SandboxRecord& r, const Cr
   return bundle;
 }
 
+Result<runtime::SandboxState> SandboxManager::RunRuntime(const std::string& id,
+                                                         const std::string& bundle) {
+  runtime::HelperCreateRequest create;
+  create.bundle_dir = bundle;
+  create.disk_dir = config_.state_dir + "/disks";
+  std::optional<PreparedDisk> disk;
+  if (config_.writable_layer == "loop") {
+    create.disk_pool_dir = config_.state_dir + "/disk-pool";
+    if (disks_) disk = disks_->Take(id);
+    if (disk) {
+      create.writable_image = disk->image;
+      create.writable_mount_fd = disk->mount.get();
+    }
+  }
+  auto state = helpers_->Create(create, 120000);
+  if (!state && disk) unlink(disk->image.c_str());
+  return state;
+}
+
+void SandboxManager::MarkRunning(const std::string& id, const std::string& bundle,
+                                 const runtime::SandboxState& state, int64_t started_ns,
+                                 bool warm_eligible) {
+  bool stop = false;
+  {
+    std::lock_guard lock(mu_);
+    Entry& e = entries_.at(id);
+    // Only an image that made a sandbox is kept warm: a reference that fails takes no room.
+    if (warm_eligible) DestroyWarmLater(warm_.Use(e.record.image, MonotonicNanos()));
+    e.record.bundle = bundle;
+    e.record.init_pid = state.init_pid;
+    e.record.init_start_time = state.init_start_time;
+    e.record.socket_path = state.socket_path;
+    e.record.start_ns = WallNanos();
+    e.record.state = State::kRunning;
+    (void)Persist(e.record);
+    if (Status watched = Watch(e); !watched) {
+      SBX_LOG_WARN("sandbox id={} watch failed: {}", id, watched.error().ToString());
+    }
+    stop = e.stop_requested;
+    if (stop) {
+      e.record.state = State::kTerminating;
+      (void)Persist(e.record);
+    }
+    changed_.notify_all();
+  }
+  metrics_->Observe("sbx_create_seconds", static_cast<double>(MonotonicNanos() - started_ns) / 1e9);
+  SBX_LOG_INFO("sandbox running id={} pid={}", id, state.init_pid);
+  if (stop) Enqueue([this, id] { StopJob(id); });
+}
+
 void SandboxManager::CreateJob(std::string id) {
   int64_t started = MonotonicNanos();
+  // Whichever way this job ends, a warm fill may run once no create is left.
+  struct JobDone {
+    SandboxManager* self;
+    ~JobDone() {
+      std::lock_guard lock(self->mu_);
+      --self->create_jobs_;
+      self->ScheduleWarmFill();
+    }
+  } job_done{this};
   SandboxRecord r;
   CreateRequest request;
+  std::optional<WarmSandbox> warm;
   {
     std::lock_guard lock(mu_);
     auto it = entries_.find(id);
@@ -360,15 +462,48 @@ void SandboxManager::CreateJob(std::string id) {
       request = std::move(req->second);
       pending_requests_.erase(req);
     }
+    if (auto w = claimed_warm_.find(id); w != claimed_warm_.end()) {
+      warm = std::move(w->second);
+      claimed_warm_.erase(w);
+    }
   }
   auto image = images_->Resolve(r.image);
   if (!image) {
+    if (warm) DestroyWarm(*warm);
     metrics_->Inc("sbx_image_pulls_total", {{"result", "error"}});
     SBX_LOG_WARN("sandbox id={} image pull failed: {}", id, image.error().ToString());
     Finish(id, State::kFailed, "IMAGE_PULL_FAILED", image.error().message(), std::nullopt);
     return;
   }
   metrics_->Inc("sbx_image_pulls_total", {{"result", "ok"}});
+  if (warm) {
+    // The warm sandbox holds its image already. It serves only the image it was made from: a tag
+    // that moved since then gets a sandbox of the new image.
+    Status started_warm =
+        warm->digest == image->digest
+            ? StartWarm(*warm, r, request, *image)
+            : Error::FailedPrecondition("the image's tag moved to " + image->digest);
+    if (started_warm) {
+      {
+        std::lock_guard lock(mu_);
+        SandboxRecord& rec = entries_.at(id).record;
+        rec.image_digest = warm->digest;
+        rec.network_mode = warm->network.mode;
+        rec.effective_egress = warm->network.effective_egress;
+        rec.address = warm->network.address;
+      }
+      runtime::SandboxState state;
+      state.init_pid = static_cast<pid_t>(warm->init_pid);
+      state.init_start_time = warm->init_start_time;
+      state.socket_path = warm->socket_path;
+      MarkRunning(id, warm->bundle, state, started, /*warm_eligible=*/true);
+      return;
+    }
+    SBX_LOG_INFO("sandbox id={} created afresh, its warm sandbox could not serve it: {}", id,
+                 started_warm.error().message());
+    metrics_->Inc("sbx_warm_claims_total", {{"result", "unusable"}});
+    DestroyWarm(*warm);
+  }
   images_->Hold(image->digest);
   {
     std::lock_guard lock(mu_);
@@ -395,20 +530,7 @@ void SandboxManager::CreateJob(std::string id) {
     (void)sys::RemoveTree(config_.run_dir + "/sandboxes/" + id);
     return;
   }
-  runtime::HelperCreateRequest create;
-  create.bundle_dir = *bundle;
-  create.disk_dir = config_.state_dir + "/disks";
-  std::optional<PreparedDisk> disk;
-  if (config_.writable_layer == "loop") {
-    create.disk_pool_dir = config_.state_dir + "/disk-pool";
-    if (disks_) disk = disks_->Take(id);
-    if (disk) {
-      create.writable_image = disk->image;
-      create.writable_mount_fd = disk->mount.get();
-    }
-  }
-  auto state = helpers_->Create(create, 120000);
-  if (!state && disk) unlink(disk->image.c_str());
+  auto state = RunRuntime(id, *bundle);
   if (!state) {
     images_->Release(image->digest);
     SBX_LOG_WARN("sandbox id={} failed to start: {}", id, state.error().message());
@@ -416,30 +538,146 @@ void SandboxManager::CreateJob(std::string id) {
     Finish(id, State::kFailed, "STARTUP_FAILED", state.error().message(), std::nullopt);
     return;
   }
-  bool stop = false;
+  MarkRunning(id, *bundle, *state, started,
+              WarmEligible(request, r.memory_limit_bytes, default_memory_bytes_));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Warm sandboxes
+
+bool SandboxManager::QuietForWarmFill() const {
+  return create_jobs_ == 0 && MonotonicNanos() - last_create_ns_ >=
+                                  static_cast<int64_t>(config_.warm_pool_refill_delay_ms) * 1000000;
+}
+
+void SandboxManager::ScheduleWarmFill() {
+  if (warm_fill_scheduled_ || !QuietForWarmFill() || !warm_.NeedsFill()) return;
+  {
+    std::lock_guard lock(jobs_mu_);
+    if (stopping_) return;
+  }
+  warm_fill_scheduled_ = true;
+  Enqueue([this] { FillWarmJob(); });
+}
+
+void SandboxManager::FillWarmJob() {
+  while (true) {
+    std::optional<std::string> image;
+    {
+      std::lock_guard lock(mu_);
+      {
+        std::lock_guard jobs_lock(jobs_mu_);
+        if (stopping_) {
+          warm_fill_scheduled_ = false;
+          return;
+        }
+      }
+      // Creates come first; the event loop schedules the fill again once they are over.
+      if (QuietForWarmFill()) image = warm_.NextFill();
+      if (!image) {
+        warm_fill_scheduled_ = false;
+        return;
+      }
+    }
+    (void)sys::SetThreadNice(sys::kBackgroundNice);
+    auto made = CreateWarm(*image);
+    (void)sys::SetThreadNice(0);
+    if (!made) {
+      SBX_LOG_WARN("warm sandbox for {} not made: {}", *image, made.error().ToString());
+    }
+    std::optional<WarmSandbox> extra;
+    {
+      std::lock_guard lock(mu_);
+      extra =
+          warm_.Filled(*image, made ? std::optional<WarmSandbox>(std::move(*made)) : std::nullopt);
+    }
+    if (extra) DestroyWarm(*extra);
+  }
+}
+
+Result<WarmSandbox> SandboxManager::CreateWarm(const std::string& reference) {
+  WarmSandbox warm;
+  warm.id = NewId();
+  warm.image = reference;
+  // Only an image already here: preparing ahead of time never pulls (nor pulls back an image
+  // that was just removed).
+  SBX_ASSIGN_OR_RETURN(ResolvedImage image, images_->ResolveLocal(reference));
+  warm.digest = image.digest;
+  SBX_ASSIGN_OR_RETURN(warm.network, network_->Attach(warm.id, NetworkRequest{}));
+  images_->Hold(warm.digest);
+  SandboxRecord r;
+  r.id = warm.id;
+  r.cpu_limit_millis = warm.cpu_limit_millis = default_cpu_millis_;
+  r.memory_limit_bytes = warm.memory_limit_bytes = default_memory_bytes_;
+  auto bundle = BuildBundle(r, CreateRequest{}, image, warm.network, /*await_start=*/true);
+  if (!bundle) {
+    network_->Detach(warm.id);
+    images_->Release(warm.digest);
+    (void)sys::RemoveTree(config_.run_dir + "/sandboxes/" + warm.id);
+    return std::move(bundle).error();
+  }
+  warm.bundle = *bundle;
+  auto state = RunRuntime(warm.id, warm.bundle);
+  if (!state) {
+    DestroyWarm(warm);
+    return std::move(state).error();
+  }
+  warm.init_pid = state->init_pid;
+  warm.init_start_time = state->init_start_time;
+  warm.socket_path = state->socket_path;
+  SBX_LOG_DEBUG("warm sandbox id={} ready for {}", warm.id, reference);
+  return warm;
+}
+
+Status SandboxManager::StartWarm(const WarmSandbox& warm, const SandboxRecord& r,
+                                 const CreateRequest& request, const ResolvedImage& image) {
+  // The warm sandbox was made with the lowest CPU weight (spec.background); limits that differ
+  // from the defaults it was made with are set too.
+  runtime::CgroupLimits limits;
+  limits.cpu_weight = runtime::kDefaultCpuWeight;
+  if (r.cpu_limit_millis != warm.cpu_limit_millis ||
+      r.memory_limit_bytes != warm.memory_limit_bytes) {
+    limits.memory_bytes = r.memory_limit_bytes;
+    limits.cpu_millis = r.cpu_limit_millis;
+    limits.pids = config_.default_pids;
+  }
+  SBX_TRY_CTX(cgroups_->SetLimits(r.id, limits), "set the sandbox's limits");
+  SBX_ASSIGN_OR_RETURN(runtime::Process process, BuildProcess(request, image));
+  agent::InitConfig main;
+  main.argv = std::move(process.args);
+  main.env = std::move(process.env);
+  main.cwd = std::move(process.cwd);
+  main.user = std::move(process.user);
+  main.deadline_unix_ns = r.deadline_ns;
+  main.stop_grace_ms = kStopGraceMs;
+  agent::AgentClient agent(warm.socket_path, 2000);
+  return agent.StartMain(main, 5000);
+}
+
+void SandboxManager::DestroyWarm(const WarmSandbox& warm) {
+  Status destroyed = runtime::DestroySandbox(
+      warm.id, warm.bundle.empty() ? config_.run_dir + "/sandboxes/" + warm.id : warm.bundle,
+      *cgroups_);
+  if (!destroyed) {
+    SBX_LOG_ERROR("teardown of warm sandbox {} failed: {}", warm.id, destroyed.error().ToString());
+  }
+  network_->Detach(warm.id);
+  images_->Release(warm.digest);
+}
+
+void SandboxManager::DropWarm(const std::string& digest) {
+  std::vector<WarmSandbox> dropped;
   {
     std::lock_guard lock(mu_);
-    Entry& e = entries_.at(id);
-    e.record.bundle = *bundle;
-    e.record.init_pid = state->init_pid;
-    e.record.init_start_time = state->init_start_time;
-    e.record.socket_path = state->socket_path;
-    e.record.start_ns = WallNanos();
-    e.record.state = State::kRunning;
-    (void)Persist(e.record);
-    if (Status watched = Watch(e); !watched) {
-      SBX_LOG_WARN("sandbox id={} watch failed: {}", id, watched.error().ToString());
-    }
-    stop = e.stop_requested;
-    if (stop) {
-      e.record.state = State::kTerminating;
-      (void)Persist(e.record);
-    }
-    changed_.notify_all();
+    dropped = warm_.DropDigest(digest);
   }
-  metrics_->Observe("sbx_create_seconds", static_cast<double>(MonotonicNanos() - started) / 1e9);
-  SBX_LOG_INFO("sandbox running id={} pid={}", id, state->init_pid);
-  if (stop) Enqueue([this, id] { StopJob(id); });
+  for (const auto& sb : dropped) DestroyWarm(sb);
+}
+
+void SandboxManager::DestroyWarmLater(std::vector<WarmSandbox> sandboxes) {
+  for (auto& sb : sandboxes) {
+    Enqueue([this, sb = std::move(sb)] { DestroyWarm(sb); });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -480,6 +718,11 @@ void SandboxManager::Finish(const std::string& id, State state, std::string reas
   r.end_ns = WallNanos();
   r.init_pid = 0;
   it->second.finalizing = false;
+  if (auto warm = claimed_warm_.find(id); warm != claimed_warm_.end()) {
+    // Stopped (or failed) before its create job ran: the warm sandbox it claimed goes too.
+    DestroyWarmLater({std::move(warm->second)});
+    claimed_warm_.erase(warm);
+  }
   network_->Detach(id);
   if (it->second.watch_fd) {
     watch_by_fd_.erase(it->second.watch_fd.get());
@@ -777,6 +1020,7 @@ Capacity SandboxManager::GetCapacity() {
     if (e.record.state == State::kRunning) ++c.running;
     if (e.record.state == State::kPending) ++c.pending;
   }
+  c.warm = warm_.ReadyByImage();
   return c;
 }
 
@@ -835,6 +1079,8 @@ void SandboxManager::CheckTimers() {
       (void)store_->Delete(id);
       entries_.erase(id);
     }
+    DestroyWarmLater(warm_.Expire(MonotonicNanos()));
+    ScheduleWarmFill();
   }
   for (const auto& id : expired) {
     std::string tenant;

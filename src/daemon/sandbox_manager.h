@@ -32,7 +32,9 @@
 #include "src/daemon/runtime_helpers.h"
 #include "src/daemon/sandbox_record.h"
 #include "src/daemon/store.h"
+#include "src/daemon/warm_pool.h"
 #include "src/runtime/cgroup/cgroup_driver.h"
+#include "src/runtime/spec.h"
 
 namespace sbx::daemon {
 
@@ -61,6 +63,7 @@ struct Capacity {
   uint64_t allocated_memory_bytes = 0;
   int running = 0;
   int pending = 0;
+  std::map<std::string, int> warm;  // by image: sandboxes started ahead of time, ready
 };
 
 struct ManagerPaths {
@@ -107,6 +110,10 @@ class SandboxManager {
   // The saved output of a sandbox whose main process ended.
   Result<std::pair<std::string, uint64_t>> SavedLogs(const std::string& id);
 
+  // Removes the warm sandboxes made from the image `digest` (before the image is removed) and
+  // stops preparing them.
+  void DropWarm(const std::string& digest);
+
   Capacity GetCapacity();
   const Config& config() const { return config_; }
   std::string runner_id() const { return config_.runner_id; }
@@ -139,7 +146,28 @@ class SandboxManager {
   void Finish(const std::string& id, State state, std::string reason, std::string message,
               std::optional<int> exit_code);
   Result<std::string> BuildBundle(const SandboxRecord& record, const CreateRequest& request,
-                                  const ResolvedImage& image, const NetworkAttachment& network);
+                                  const ResolvedImage& image, const NetworkAttachment& network,
+                                  bool await_start = false);
+  // The main process: Docker's rules for entrypoint, cmd, env and working directory.
+  Result<runtime::Process> BuildProcess(const CreateRequest& request, const ResolvedImage& image);
+  // Runs sbx-runtime on a bundle, with a writable layer from the pool.
+  Result<runtime::SandboxState> RunRuntime(const std::string& id, const std::string& bundle);
+  // The sandbox runs (mu_ not held): records it, watches its main process.
+  void MarkRunning(const std::string& id, const std::string& bundle,
+                   const runtime::SandboxState& state, int64_t started_ns, bool warm_eligible);
+
+  // Warm sandboxes (warm_pool.h).
+  // Whether a fill may run now (mu_ held): no create in progress, none accepted for
+  // warm_pool_refill_delay_ms.
+  bool QuietForWarmFill() const;
+  void ScheduleWarmFill();  // mu_ held
+  void FillWarmJob();
+  Result<WarmSandbox> CreateWarm(const std::string& image);
+  // Gives a claimed warm sandbox its record's limits and starts its main process.
+  Status StartWarm(const WarmSandbox& warm, const SandboxRecord& record,
+                   const CreateRequest& request, const ResolvedImage& image);
+  void DestroyWarm(const WarmSandbox& warm);
+  void DestroyWarmLater(std::vector<WarmSandbox> sandboxes);
   void SaveLogs(const SandboxRecord& record);
 
   // Event thread: main-process watches, lifetimes, retention.
@@ -172,6 +200,11 @@ class SandboxManager {
   std::map<int, std::string> watch_by_fd_;
   uint64_t allocated_cpu_ = 0;
   uint64_t allocated_memory_ = 0;
+  int create_jobs_ = 0;         // queued or running; warm fills wait for none
+  int64_t last_create_ns_ = 0;  // monotonic time of the last accepted create
+  WarmPool warm_;
+  std::map<std::string, WarmSandbox> claimed_warm_;  // by sandbox id, until its create job runs
+  bool warm_fill_scheduled_ = false;
 
   std::mutex jobs_mu_;
   std::condition_variable jobs_cv_;

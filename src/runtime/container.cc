@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -532,6 +533,27 @@ Result<UniqueFd> SealedCopyOfInit(const std::string& path) {
 
 namespace {
 
+// Lowers this (single-threaded) process to the background nice level for its lifetime, and
+// restores the nice level it had: a runtime helper serves many creates.
+class BackgroundPriority {
+ public:
+  explicit BackgroundPriority(bool enabled) {
+    if (!enabled) return;
+    errno = 0;
+    int current = getpriority(PRIO_PROCESS, 0);
+    if (current == -1 && errno != 0) return;
+    if (setpriority(PRIO_PROCESS, 0, sys::kBackgroundNice) == 0) saved_ = current;
+  }
+  ~BackgroundPriority() {
+    if (saved_) (void)setpriority(PRIO_PROCESS, 0, *saved_);
+  }
+  BackgroundPriority(const BackgroundPriority&) = delete;
+  BackgroundPriority& operator=(const BackgroundPriority&) = delete;
+
+ private:
+  std::optional<int> saved_;
+};
+
 Result<UniqueFd> InitConfigFd(const RuntimeSpec& spec) {
   agent::InitConfig config;
   config.argv = spec.process.args;
@@ -705,7 +727,11 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
       return Error::Errno("mkdir " + Quote(path));
   }
 
-  CgroupLimits limits{spec.resources.memory_bytes, spec.resources.cpu_millis, spec.resources.pids};
+  // A sandbox made ahead of time sets up at nice 19 (its child and sbx-init inherit it until
+  // sbx-init is put back below) in a cgroup of the lowest CPU weight.
+  BackgroundPriority background(spec.background);
+  CgroupLimits limits{spec.resources.memory_bytes, spec.resources.cpu_millis, spec.resources.pids,
+                      spec.background ? kBackgroundCpuWeight : 0};
   SBX_TRY_CTX(cgroups.Create(spec.id, limits), "create cgroup");
   rollback.set_cgroup_created();
 
@@ -790,6 +816,13 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   auto record = sys::ReadFd(error_read.get(), 8192);
   if (!record) return std::move(record).error();
   if (!record->empty()) return ParseChildError(*record);
+
+  if (spec.background) {
+    // sbx-init has forked nothing yet: what it starts later runs at the normal priority.
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(pid), 0) != 0) {
+      return Error::Errno("reset the priority of sbx-init");
+    }
+  }
 
   SandboxState state;
   state.id = spec.id;

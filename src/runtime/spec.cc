@@ -152,6 +152,7 @@ std::string ToJson(const RuntimeSpec& spec) {
         {"extra_hosts", spec.network.extra_hosts}}},
       {"deadline_unix_ns", spec.deadline_unix_ns},
       {"stop_grace_ms", spec.stop_grace_ms},
+      {"background", spec.background},
       {"log_ring_bytes", spec.log_ring_bytes},
   };
   return j.dump(2);
@@ -220,6 +221,7 @@ Result<RuntimeSpec> FromJson(const std::string& text) {
     }
     spec.deadline_unix_ns = j.value("deadline_unix_ns", int64_t{0});
     spec.stop_grace_ms = j.value("stop_grace_ms", int64_t{10000});
+    spec.background = j.value("background", false);
     spec.log_ring_bytes = j.value("log_ring_bytes", uint64_t{1} << 20);
   } catch (const json::exception& e) {
     return Error::InvalidArgument(std::string("spec: ") + e.what());

@@ -81,6 +81,11 @@ struct RuntimeSpec {
   int64_t deadline_unix_ns = 0;  // max lifetime, enforced by sbx-init too
   int64_t stop_grace_ms = 10000;
   uint64_t log_ring_bytes = 1u << 20;
+  // Made ahead of time, to be claimed later: the setup runs at the lowest CPU priority and the
+  // cgroup gets the lowest CPU weight, so that it takes only CPU time running sandboxes leave.
+  // sbx-init itself is put back at nice 0; the host restores the weight when it claims the
+  // sandbox (CgroupDriver::SetLimits with kDefaultCpuWeight).
+  bool background = false;
 };
 
 // Checks what the runtime relies on: ids and paths well-formed, limits within sane bounds.

@@ -3,6 +3,7 @@ errors, the lifecycle, tenancy, persistence across a kill -9, and a burst of con
 Raw gRPC, so these tests check the wire contract itself."""
 
 import concurrent.futures
+import json
 import os
 import signal
 import time
@@ -514,6 +515,193 @@ def test_discovery_system_and_metrics(daemon, protos):
     assert "sbx_sandboxes{state=\"RUNNING\"}" in text
     assert "sbx_create_seconds_bucket" in text
     assert "sbx_exec_seconds_count" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Warm sandboxes
+
+
+def metric(daemon, key):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics_port}/metrics").read().decode()
+    for line in text.splitlines():
+        if line.startswith(key + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def cgroup_knob(daemon, sid, v1, v2):
+    """A knob of a sandbox's cgroup: (controller, file) in a v1 hierarchy, else the v2 file."""
+    path = f"/sys/fs/cgroup/{v1[0]}/{daemon.cgroup_parent}/{sid}/{v1[1]}"
+    if not os.path.exists(path):
+        path = f"/sys/fs/cgroup/{daemon.cgroup_parent}/{sid}/{v2}"
+    with open(path) as f:
+        return f.read().strip()
+
+
+def test_warm_sandbox_serves_a_create_with_its_own_settings(daemon, stub, protos):
+    pb = protos.pb
+    image = "busybox:1.36"  # an image no other test keeps warm
+    ready = f'sbx_warm_sandboxes{{image="{image}"}}'
+    hits = 'sbx_warm_claims_total{result="hit"}'
+    # A create of the image makes it wanted; a sandbox is prepared for the next one.
+    stop(stub, pb, create(stub, pb, image=image, **keepalive(pb)).sandbox_id)
+    deadline = time.monotonic() + 60
+    while metric(daemon, ready) < 1:
+        assert time.monotonic() < deadline, "no warm sandbox was prepared"
+        time.sleep(0.05)
+    before = metric(daemon, hits)
+    sb = create(stub, pb, image=image, command="/bin/sh",
+                args=["-c", 'echo "$GREETING $(pwd) $(hostname) $(id -u)"; sleep 100000'],
+                env={"GREETING": "hello"}, working_dir="/tmp", memory="512Mi", cpu="500m")
+    sid = sb.sandbox_id
+    assert sb.status.state == pb.STATE_RUNNING, sb.status.state_reason
+    assert metric(daemon, hits) == before + 1
+    assert metric(daemon, ready) == 0
+    # It runs the request's process, named as itself, with the request's limits in the kernel.
+    logs = stub.StreamLogs(pb.StreamLogsRequest(sandbox_id=sid, follow=True), timeout=30)
+    line = b""
+    for entry in logs:
+        line += entry.data
+        if line.endswith(b"\n"):
+            logs.cancel()
+            break
+    assert line == f"hello /tmp {sid} 0\n".encode()
+    assert sb.status.effective_resource_requirements.limits.memory == "512Mi"
+    assert int(cgroup_knob(daemon, sid, ("memory", "memory.limit_in_bytes"), "memory.max")) == 512 << 20
+    quota = cgroup_knob(daemon, sid, ("cpu", "cpu.cfs_quota_us"), "cpu.max")
+    assert quota.split()[0] == "50000"
+    # It was prepared with the lowest CPU weight; the claim gives it the normal one back.
+    weight = cgroup_knob(daemon, sid, ("cpu", "cpu.shares"), "cpu.weight")
+    assert weight in ("1024", "100")
+    r = exec_unary(stub, pb, sid, ["sh", "-c", "echo $GREETING"])
+    assert r.stdout == b"hello\n"
+    stop(stub, pb, sid)
+
+
+def test_requests_a_warm_sandbox_cannot_serve_are_created_afresh(daemon, stub, protos):
+    pb = protos.pb
+    image = "busybox:1.36"
+    hits = 'sbx_warm_claims_total{result="hit"}'
+    stop(stub, pb, create(stub, pb, image=image, **keepalive(pb)).sandbox_id)
+    deadline = time.monotonic() + 60
+    while metric(daemon, f'sbx_warm_sandboxes{{image="{image}"}}') < 1:
+        assert time.monotonic() < deadline, "no warm sandbox was prepared"
+        time.sleep(0.05)
+    before = metric(daemon, hits)
+    # A mounted file, and a memory limit small enough to shrink /dev/shm: both fixed at creation.
+    with_file = create(stub, pb, image=image, files=[("/etc/app.conf", b"x=1\n")],
+                       **keepalive(pb))
+    small = create(stub, pb, image=image, memory="64Mi", **keepalive(pb))
+    assert metric(daemon, hits) == before
+    assert exec_unary(stub, pb, with_file.sandbox_id, ["cat", "/etc/app.conf"]).stdout == b"x=1\n"
+    shm = exec_unary(stub, pb, small.sandbox_id, ["df", "-k", "/dev/shm"]).stdout.split()
+    assert shm[shm.index(b"/dev/shm") - 4] == b"32768"  # 1K-blocks: half of 64 MiB
+    for sb in (with_file, small):
+        stop(stub, pb, sb.sandbox_id)
+
+
+def test_a_broken_warm_sandbox_is_replaced_not_handed_out(daemon, stub, protos, tcp_stub):
+    pb = protos.pb
+    image = "busybox:1.36"
+    unusable = 'sbx_warm_claims_total{result="unusable"}'
+    stop(stub, pb, create(stub, pb, image=image, **keepalive(pb)).sandbox_id)
+    deadline = time.monotonic() + 60
+    while metric(daemon, f'sbx_warm_sandboxes{{image="{image}"}}') < 1:
+        assert time.monotonic() < deadline, "no warm sandbox was prepared"
+        time.sleep(0.05)
+    ids = warm_ids(daemon, [(stub, None), (tcp_stub, auth(API_KEY_A)),
+                            (tcp_stub, auth(API_KEY_B))], pb)
+    assert ids
+    for sid in ids:
+        state = json.loads((daemon.state / "run/sandboxes" / sid / "state.json").read_text())
+        os.kill(state["init_pid"], signal.SIGKILL)
+    before = metric(daemon, unusable)
+    sb = create(stub, pb, image=image, **keepalive(pb))
+    assert sb.status.state == pb.STATE_RUNNING, sb.status.state_reason
+    assert metric(daemon, unusable) == before + 1
+    assert exec_unary(stub, pb, sb.sandbox_id, ["echo", "fresh"]).stdout == b"fresh\n"
+    stop(stub, pb, sb.sandbox_id)
+
+
+def warm_ids(daemon, stubs, pb):
+    """Bundles that await their main process and belong to no tenant's sandbox."""
+    ids = []
+    for bundle in (daemon.state / "run/sandboxes").iterdir():
+        spec_file = bundle / "spec.json"
+        if not spec_file.exists() or not json.loads(spec_file.read_text())["process"].get(
+                "await_start"):
+            continue
+        owned = False
+        for stub, md in stubs:
+            try:
+                stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=bundle.name), metadata=md)
+                owned = True
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.NOT_FOUND
+        if not owned:
+            ids.append(bundle.name)
+    return ids
+
+
+def sandbox_cgroup_exists(daemon, sid):
+    return any(os.path.exists(f"{root}/{daemon.cgroup_parent}/{sid}")
+               for root in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup"))
+
+
+def test_warm_sandboxes_do_not_outlive_their_daemon(daemon, protos, tcp_stub):
+    pb = protos.pb
+    image = "busybox:1.36"
+
+    def prepare():
+        channel = grpc.insecure_channel("unix://" + daemon.socket)
+        stub = protos.grpc.SandboxServiceStub(channel)
+        stop(stub, pb, create(stub, pb, image=image, **keepalive(pb)).sandbox_id)
+        deadline = time.monotonic() + 60
+        while metric(daemon, f'sbx_warm_sandboxes{{image="{image}"}}') < 1:
+            assert time.monotonic() < deadline, "no warm sandbox was prepared"
+            time.sleep(0.05)
+        ids = warm_ids(daemon, [(stub, None), (tcp_stub, auth(API_KEY_A)),
+                                (tcp_stub, auth(API_KEY_B))], pb)
+        channel.close()
+        assert ids
+        return ids
+
+    # A graceful stop removes them: nothing would ever claim them.
+    ids = prepare()
+    daemon.stop()
+    for sid in ids:
+        assert not sandbox_cgroup_exists(daemon, sid)
+        assert not (daemon.state / "run/sandboxes" / sid).exists()
+    daemon.start()
+    # After a crash they run on like every sandbox, and the next daemon removes them.
+    ids = prepare()
+    daemon.kill9()
+    assert all(sandbox_cgroup_exists(daemon, sid) for sid in ids)
+    daemon.start()
+    for sid in ids:
+        assert not sandbox_cgroup_exists(daemon, sid)
+        assert not (daemon.state / "run/sandboxes" / sid).exists()
+
+
+def test_removing_an_image_removes_its_warm_sandboxes(daemon, stub, protos):
+    # Last of the warm-sandbox tests: busybox:1.36 is gone afterwards.
+    pb = protos.pb
+    image = "busybox:1.36"
+    ready = f'sbx_warm_sandboxes{{image="{image}"}}'
+    stop(stub, pb, create(stub, pb, image=image, **keepalive(pb)).sandbox_id)
+    deadline = time.monotonic() + 60
+    while metric(daemon, ready) < 1:
+        assert time.monotonic() < deadline, "no warm sandbox was prepared"
+        time.sleep(0.05)
+    channel = grpc.insecure_channel("unix://" + daemon.socket)
+    images = protos.sbx_grpc.ImageServiceStub(channel)
+    # The warm sandbox holds the image, yet the removal succeeds: it gives way.
+    images.RemoveImage(protos.sbx.RemoveImageRequest(reference=image))
+    text = urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics_port}/metrics").read().decode()
+    assert ready not in text  # no longer kept warm, so never pulled back
+    listed = images.ListImages(protos.sbx.ListImagesRequest()).images
+    assert not any(i.reference.endswith("busybox:1.36") for i in listed)
+    channel.close()
 
 
 # ---------------------------------------------------------------------------------------------

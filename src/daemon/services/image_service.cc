@@ -67,6 +67,10 @@ grpc::Status ImageService::RemoveImage(grpc::ServerContext* context,
                                        ::sbx::v1::RemoveImageResponse* response) {
   if (auto tenant = auth_->Tenant(*context); !tenant) return ToGrpcStatus(tenant.error());
   if (request->reference().empty()) return ToGrpcStatus(FieldError("reference", "required"));
+  // Warm sandboxes hold their image but are nobody's: they give way.
+  if (auto image = images_->store().Get(request->reference())) {
+    manager_->DropWarm(image->manifest_digest);
+  }
   Status removed = images_->store().Remove(request->reference(), request->force());
   if (!removed) return ToGrpcStatus(removed.error());
   auto reclaimed = images_->store().GarbageCollect();

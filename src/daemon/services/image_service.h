@@ -6,14 +6,15 @@
 
 #include "sbx/v1/sbx.grpc.pb.h"
 #include "src/daemon/image_store_provider.h"
+#include "src/daemon/sandbox_manager.h"
 #include "src/daemon/services/auth.h"
 
 namespace sbx::daemon {
 
 class ImageService final : public ::sbx::v1::ImageService::Service {
  public:
-  ImageService(ImageStoreProvider* images, const Authenticator* auth)
-      : images_(images), auth_(auth) {}
+  ImageService(ImageStoreProvider* images, const Authenticator* auth, SandboxManager* manager)
+      : images_(images), auth_(auth), manager_(manager) {}
   grpc::Status PullImage(grpc::ServerContext* context, const ::sbx::v1::PullImageRequest* request,
                          grpc::ServerWriter<::sbx::v1::PullImageProgress>* writer) override;
   grpc::Status ListImages(grpc::ServerContext* context, const ::sbx::v1::ListImagesRequest* request,
@@ -28,6 +29,7 @@ class ImageService final : public ::sbx::v1::ImageService::Service {
  private:
   ImageStoreProvider* images_;
   const Authenticator* auth_;
+  SandboxManager* manager_;
 };
 
 }  // namespace sbx::daemon

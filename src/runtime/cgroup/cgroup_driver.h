@@ -28,7 +28,13 @@ struct CgroupLimits {
   uint64_t memory_bytes = 0;  // 0: unlimited
   uint64_t cpu_millis = 0;    // 0: unlimited
   uint64_t pids = 0;          // 0: unlimited
+  // Share of CPU under contention, in cgroup v2 units (1..10000; v1 cpu.shares is weight * 1024
+  // / 100). 0: the kernel's default at creation, left as it is by SetLimits.
+  uint64_t cpu_weight = 0;
 };
+
+inline constexpr uint64_t kDefaultCpuWeight = 100;
+inline constexpr uint64_t kBackgroundCpuWeight = 1;
 
 struct CgroupStats {
   uint64_t oom_kills = 0;

@@ -24,6 +24,10 @@ TEST(CgroupPlanTest, V1Plan) {
   };
   EXPECT_EQ(plan, expected);
   EXPECT_TRUE(driver->PlanLimits({}).empty());
+  std::vector<CgroupWrite> weights = {{"cpu", "cpu.shares", "10"}};
+  EXPECT_EQ(driver->PlanLimits({0, 0, 0, kBackgroundCpuWeight}), weights);
+  weights = {{"cpu", "cpu.shares", "1024"}};
+  EXPECT_EQ(driver->PlanLimits({0, 0, 0, kDefaultCpuWeight}), weights);
 }
 
 TEST(CgroupPlanTest, V2Plan) {
@@ -37,6 +41,8 @@ TEST(CgroupPlanTest, V2Plan) {
       {"", "pids.max", "64"},
   };
   EXPECT_EQ(plan, expected);
+  std::vector<CgroupWrite> weights = {{"", "cpu.weight", "1"}};
+  EXPECT_EQ(driver->PlanLimits({0, 0, 0, kBackgroundCpuWeight}), weights);
 }
 
 // A fake cgroup v2 tree: plain files where the kernel would have knobs.

@@ -45,6 +45,10 @@ class CgroupV1Driver : public CgroupDriver {
       plan.push_back({"cpu", "cpu.cfs_period_us", "100000"});
       plan.push_back({"cpu", "cpu.cfs_quota_us", std::to_string(limits.cpu_millis * 100)});
     }
+    if (limits.cpu_weight > 0) {
+      uint64_t shares = std::clamp<uint64_t>(limits.cpu_weight * 1024 / 100, 2, 262144);
+      plan.push_back({"cpu", "cpu.shares", std::to_string(shares)});
+    }
     if (limits.pids > 0) plan.push_back({"pids", "pids.max", std::to_string(limits.pids)});
     return plan;
   }

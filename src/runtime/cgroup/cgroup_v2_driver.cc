@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "src/base/clock.h"
 #include "src/base/strings.h"
 #include "src/runtime/cgroup/cgroup_common.h"
@@ -37,6 +39,10 @@ class CgroupV2Driver : public CgroupDriver {
     }
     if (limits.cpu_millis > 0) {
       plan.push_back({"", "cpu.max", std::to_string(limits.cpu_millis * 100) + " 100000"});
+    }
+    if (limits.cpu_weight > 0) {
+      plan.push_back(
+          {"", "cpu.weight", std::to_string(std::clamp<uint64_t>(limits.cpu_weight, 1, 10000))});
     }
     if (limits.pids > 0) plan.push_back({"", "pids.max", std::to_string(limits.pids)});
     return plan;
