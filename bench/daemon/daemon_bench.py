@@ -12,6 +12,8 @@ Measures, for each system:
   * exec round trip of `true` in a running sandbox/container (sbx: unary Exec over gRPC);
   * a burst of N concurrent creates, each followed by one exec (wall time for all);
   * teardown of those N (wall time until every one is gone).
+And, as the floor both systems stand on, the host itself: `python3 -c 'print(1)'` (Debian's
+python3, the same 3.11 the image is made of) spawned → first output, and a spawn of `/bin/true`.
 Prints a table; ratios are Docker / sbx. Uses raw gRPC stubs generated from api/proto.
 """
 
@@ -121,6 +123,27 @@ def main():
     sbx.delete(sid)
     sbx.wait_gone(sid)
 
+    def host_first_output(argv):
+        t = time.perf_counter()
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE)
+        line = p.stdout.readline()
+        ms = (time.perf_counter() - t) * 1000
+        p.wait()
+        assert line.strip() == b"1"
+        return ms
+
+    host = []
+    for _ in range(args.runs):
+        time.sleep(args.gap_ms / 1000)
+        host.append(host_first_output(["/usr/bin/python3", "-c", "print(1)"]))
+    results["host python3 -c print(1), spawn -> first output (no sandbox)"] = host
+    spawn_ms = []
+    for _ in range(200):
+        t = time.perf_counter()
+        subprocess.run(["/bin/true"], check=True)
+        spawn_ms.append((time.perf_counter() - t) * 1000)
+    results["host spawn + wait of /bin/true (no sandbox)"] = spawn_ms
+
     def sequential(run, gap_ms):
         # Each run's sandbox is deleted and gone (untimed, like the removal `docker run --rm` does
         # before it returns), then the machine is left quiet for gap_ms, before the next run.
@@ -226,6 +249,8 @@ def main():
         ("docker run --rm -> first output (python -c print(1))",
          "sbx create(main cmd)->first output, back to back"),
         ("docker exec round trip (true)", "sbx exec round trip (true, unary gRPC)"),
+        ("docker run --rm -> first output (python -c print(1))",
+         "host python3 -c print(1), spawn -> first output (no sandbox)"),
         (f"docker {args.burst} concurrent run -d + exec (wall)",
          f"sbx {args.burst} concurrent creates + exec (wall)"),
         (f"docker teardown of {args.burst} (rm -f, wall)", f"sbx teardown of {args.burst} (wall)"),
