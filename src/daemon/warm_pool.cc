@@ -38,9 +38,9 @@ std::vector<WarmSandbox> WarmPool::Use(const std::string& image, int64_t now) {
   entry.failed = false;
   std::vector<WarmSandbox> evicted;
   while (images_.size() > max_images_) {
-    auto oldest = std::min_element(images_.begin(), images_.end(), [](const auto& a, const auto& b) {
-      return a.second.last_use < b.second.last_use;
-    });
+    auto oldest = std::min_element(
+        images_.begin(), images_.end(),
+        [](const auto& a, const auto& b) { return a.second.last_use < b.second.last_use; });
     for (auto& sb : Drop(oldest->first)) evicted.push_back(std::move(sb));
   }
   return evicted;
@@ -71,8 +71,7 @@ std::optional<std::string> WarmPool::NextFill() {
   for (const auto& [name, entry] : images_) {
     int missing = Missing(entry);
     if (missing <= 0) continue;
-    if (!best || missing > best_missing ||
-        (missing == best_missing && entry.last_use > best_use)) {
+    if (!best || missing > best_missing || (missing == best_missing && entry.last_use > best_use)) {
       best = &name;
       best_missing = missing;
       best_use = entry.last_use;
