@@ -538,17 +538,22 @@ def cgroup_knob(daemon, sid, v1, v2):
         return f.read().strip()
 
 
+def prepare_warm(daemon, stub, pb, image):
+    """Creates and stops a sandbox of `image`, then waits until one is prepared ahead of time."""
+    stop(stub, pb, create(stub, pb, image=image, **keepalive(pb)).sandbox_id)
+    deadline = time.monotonic() + 60
+    while metric(daemon, f'sbx_warm_sandboxes{{image="{image}"}}') < 1:
+        assert time.monotonic() < deadline, "no warm sandbox was prepared"
+        time.sleep(0.05)
+
+
 def test_warm_sandbox_serves_a_create_with_its_own_settings(daemon, stub, protos):
     pb = protos.pb
     image = "busybox:1.36"  # an image no other test keeps warm
     ready = f'sbx_warm_sandboxes{{image="{image}"}}'
     hits = 'sbx_warm_claims_total{result="hit"}'
     # A create of the image makes it wanted; a sandbox is prepared for the next one.
-    stop(stub, pb, create(stub, pb, image=image, **keepalive(pb)).sandbox_id)
-    deadline = time.monotonic() + 60
-    while metric(daemon, ready) < 1:
-        assert time.monotonic() < deadline, "no warm sandbox was prepared"
-        time.sleep(0.05)
+    prepare_warm(daemon, stub, pb, image)
     before = metric(daemon, hits)
     sb = create(stub, pb, image=image, command="/bin/sh",
                 args=["-c", 'echo "$GREETING $(pwd) $(hostname) $(id -u)"; sleep 100000'],
@@ -582,11 +587,7 @@ def test_requests_a_warm_sandbox_cannot_serve_are_created_afresh(daemon, stub, p
     pb = protos.pb
     image = "busybox:1.36"
     hits = 'sbx_warm_claims_total{result="hit"}'
-    stop(stub, pb, create(stub, pb, image=image, **keepalive(pb)).sandbox_id)
-    deadline = time.monotonic() + 60
-    while metric(daemon, f'sbx_warm_sandboxes{{image="{image}"}}') < 1:
-        assert time.monotonic() < deadline, "no warm sandbox was prepared"
-        time.sleep(0.05)
+    prepare_warm(daemon, stub, pb, image)
     before = metric(daemon, hits)
     # A mounted file, and a memory limit small enough to shrink /dev/shm: both fixed at creation.
     with_file = create(stub, pb, image=image, files=[("/etc/app.conf", b"x=1\n")],
@@ -604,13 +605,8 @@ def test_a_broken_warm_sandbox_is_replaced_not_handed_out(daemon, stub, protos, 
     pb = protos.pb
     image = "busybox:1.36"
     unusable = 'sbx_warm_claims_total{result="unusable"}'
-    stop(stub, pb, create(stub, pb, image=image, **keepalive(pb)).sandbox_id)
-    deadline = time.monotonic() + 60
-    while metric(daemon, f'sbx_warm_sandboxes{{image="{image}"}}') < 1:
-        assert time.monotonic() < deadline, "no warm sandbox was prepared"
-        time.sleep(0.05)
-    ids = warm_ids(daemon, [(stub, None), (tcp_stub, auth(API_KEY_A)),
-                            (tcp_stub, auth(API_KEY_B))], pb)
+    prepare_warm(daemon, stub, pb, image)
+    ids = warm_ids(daemon, stub, tcp_stub, pb)
     assert ids
     for sid in ids:
         state = json.loads((daemon.state / "run/sandboxes" / sid / "state.json").read_text())
@@ -623,8 +619,9 @@ def test_a_broken_warm_sandbox_is_replaced_not_handed_out(daemon, stub, protos, 
     stop(stub, pb, sb.sandbox_id)
 
 
-def warm_ids(daemon, stubs, pb):
+def warm_ids(daemon, stub, tcp_stub, pb):
     """Bundles that await their main process and belong to no tenant's sandbox."""
+    stubs = [(stub, None), (tcp_stub, auth(API_KEY_A)), (tcp_stub, auth(API_KEY_B))]
     ids = []
     for bundle in (daemon.state / "run/sandboxes").iterdir():
         spec_file = bundle / "spec.json"
@@ -632,9 +629,9 @@ def warm_ids(daemon, stubs, pb):
                 "await_start"):
             continue
         owned = False
-        for stub, md in stubs:
+        for tenant_stub, md in stubs:
             try:
-                stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=bundle.name), metadata=md)
+                tenant_stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=bundle.name), metadata=md)
                 owned = True
             except grpc.RpcError as e:
                 assert e.code() == grpc.StatusCode.NOT_FOUND
@@ -655,13 +652,8 @@ def test_warm_sandboxes_do_not_outlive_their_daemon(daemon, protos, tcp_stub):
     def prepare():
         channel = grpc.insecure_channel("unix://" + daemon.socket)
         stub = protos.grpc.SandboxServiceStub(channel)
-        stop(stub, pb, create(stub, pb, image=image, **keepalive(pb)).sandbox_id)
-        deadline = time.monotonic() + 60
-        while metric(daemon, f'sbx_warm_sandboxes{{image="{image}"}}') < 1:
-            assert time.monotonic() < deadline, "no warm sandbox was prepared"
-            time.sleep(0.05)
-        ids = warm_ids(daemon, [(stub, None), (tcp_stub, auth(API_KEY_A)),
-                                (tcp_stub, auth(API_KEY_B))], pb)
+        prepare_warm(daemon, stub, pb, image)
+        ids = warm_ids(daemon, stub, tcp_stub, pb)
         channel.close()
         assert ids
         return ids
@@ -688,11 +680,7 @@ def test_removing_an_image_removes_its_warm_sandboxes(daemon, stub, protos):
     pb = protos.pb
     image = "busybox:1.36"
     ready = f'sbx_warm_sandboxes{{image="{image}"}}'
-    stop(stub, pb, create(stub, pb, image=image, **keepalive(pb)).sandbox_id)
-    deadline = time.monotonic() + 60
-    while metric(daemon, ready) < 1:
-        assert time.monotonic() < deadline, "no warm sandbox was prepared"
-        time.sleep(0.05)
+    prepare_warm(daemon, stub, pb, image)
     channel = grpc.insecure_channel("unix://" + daemon.socket)
     images = protos.sbx_grpc.ImageServiceStub(channel)
     # The warm sandbox holds the image, yet the removal succeeds: it gives way.
