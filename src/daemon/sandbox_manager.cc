@@ -415,7 +415,9 @@ void SandboxManager::MarkRunning(const std::string& id, const std::string& bundl
     std::lock_guard lock(mu_);
     Entry& e = entries_.at(id);
     // Only an image that made a sandbox is kept warm: a reference that fails takes no room.
-    if (warm_eligible) DestroyWarmLater(warm_.Use(e.record.image, MonotonicNanos()));
+    if (warm_eligible) {
+      DestroyWarmLater(warm_.Use(e.record.image, e.record.image_digest, MonotonicNanos()));
+    }
     e.record.bundle = bundle;
     e.record.init_pid = state.init_pid;
     e.record.init_start_time = state.init_start_time;
@@ -578,6 +580,7 @@ void SandboxManager::FillWarmJob() {
         warm_fill_scheduled_ = false;
         return;
       }
+      warm_filling_ = true;
     }
     (void)sys::SetThreadNice(sys::kBackgroundNice);
     auto made = CreateWarm(*image);
@@ -592,6 +595,11 @@ void SandboxManager::FillWarmJob() {
           warm_.Filled(*image, made ? std::optional<WarmSandbox>(std::move(*made)) : std::nullopt);
     }
     if (extra) DestroyWarm(*extra);
+    {
+      std::lock_guard lock(mu_);
+      warm_filling_ = false;
+    }
+    changed_.notify_all();
   }
 }
 
@@ -668,8 +676,11 @@ void SandboxManager::DestroyWarm(const WarmSandbox& warm) {
 void SandboxManager::DropWarm(const std::string& digest) {
   std::vector<WarmSandbox> dropped;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     dropped = warm_.DropDigest(digest);
+    // A fill in progress may be holding the image: once it ends, its sandbox is gone too (its
+    // image is no longer wanted, so the fill destroys what it made).
+    changed_.wait(lock, [this] { return !warm_filling_; });
   }
   for (const auto& sb : dropped) DestroyWarm(sb);
 }

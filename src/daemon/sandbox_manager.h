@@ -205,6 +205,7 @@ class SandboxManager {
   WarmPool warm_;
   std::map<std::string, WarmSandbox> claimed_warm_;  // by sandbox id, until its create job runs
   bool warm_fill_scheduled_ = false;
+  bool warm_filling_ = false;  // a warm sandbox is being made (DropWarm waits for it)
 
   std::mutex jobs_mu_;
   std::condition_variable jobs_cv_;

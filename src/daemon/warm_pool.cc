@@ -31,10 +31,12 @@ std::vector<WarmSandbox> WarmPool::Drop(const std::string& image) {
   return out;
 }
 
-std::vector<WarmSandbox> WarmPool::Use(const std::string& image, int64_t now) {
+std::vector<WarmSandbox> WarmPool::Use(const std::string& image, const std::string& digest,
+                                       int64_t now) {
   if (!enabled()) return {};
   Image& entry = images_[image];
   entry.last_use = now;
+  entry.digest = digest;
   entry.failed = false;
   std::vector<WarmSandbox> evicted;
   while (images_.size() > max_images_) {
@@ -93,6 +95,7 @@ std::optional<WarmSandbox> WarmPool::Filled(const std::string& image,
     return std::nullopt;
   }
   if (static_cast<int>(entry.ready.size()) >= per_image_) return made;
+  entry.digest = made->digest;
   entry.ready.push_back(std::move(*made));
   return std::nullopt;
 }
@@ -112,7 +115,8 @@ std::vector<WarmSandbox> WarmPool::Expire(int64_t now) {
 std::vector<WarmSandbox> WarmPool::DropDigest(const std::string& digest) {
   std::vector<std::string> images;
   for (const auto& [name, entry] : images_) {
-    if (std::any_of(entry.ready.begin(), entry.ready.end(),
+    if (entry.digest == digest ||
+        std::any_of(entry.ready.begin(), entry.ready.end(),
                     [&digest](const WarmSandbox& sb) { return sb.digest == digest; })) {
       images.push_back(name);
     }

@@ -53,9 +53,10 @@ class WarmPool {
 
   bool enabled() const { return per_image_ > 0; }
 
-  // An eligible create of `image` at `now`: the image is wanted (most recently used first). Returns
-  // the warm sandboxes of images that stopped being wanted, for the caller to destroy.
-  std::vector<WarmSandbox> Use(const std::string& image, int64_t now);
+  // An eligible create of `image` (which resolved to `digest`) at `now`: the image is wanted (most
+  // recently used first). Returns the warm sandboxes of images that stopped being wanted, for the
+  // caller to destroy.
+  std::vector<WarmSandbox> Use(const std::string& image, const std::string& digest, int64_t now);
   // A ready sandbox of `image`, removed from the pool.
   std::optional<WarmSandbox> Take(const std::string& image);
   // Whether NextFill would name an image.
@@ -69,8 +70,9 @@ class WarmPool {
   std::optional<WarmSandbox> Filled(const std::string& image, std::optional<WarmSandbox> made);
   // The images not used for the idle time stop being wanted; their sandboxes are returned.
   std::vector<WarmSandbox> Expire(int64_t now);
-  // The ready sandboxes made from the image `digest`, removed, and their images no longer wanted
-  // (the image is being removed from the node).
+  // The images last seen resolving to `digest` are no longer wanted (the image is being removed
+  // from the node); their ready sandboxes are returned. A fill in progress for one of them ends
+  // in Filled returning its sandbox.
   std::vector<WarmSandbox> DropDigest(const std::string& digest);
   // Every ready sandbox, removed (at shutdown).
   std::vector<WarmSandbox> TakeAll();
@@ -81,6 +83,7 @@ class WarmPool {
  private:
   struct Image {
     int64_t last_use = 0;
+    std::string digest;  // what the reference resolved to when last used or filled
     int filling = 0;
     bool failed = false;  // the last fill failed; wait for the next use
     std::deque<WarmSandbox> ready;

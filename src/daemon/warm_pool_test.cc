@@ -23,7 +23,7 @@ std::vector<std::string> Ids(const std::vector<WarmSandbox>& sandboxes) {
 TEST(WarmPoolTest, DisabledPoolWantsNothing) {
   WarmPool pool(0, 4, 600 * kSecond);
   EXPECT_FALSE(pool.enabled());
-  EXPECT_TRUE(pool.Use("python:3.11", 1).empty());
+  EXPECT_TRUE(pool.Use("python:3.11", "sha256:python-3.11", 1).empty());
   EXPECT_EQ(pool.NextFill(), std::nullopt);
 }
 
@@ -31,7 +31,7 @@ TEST(WarmPoolTest, UsedImageIsFilledThenTakenOnce) {
   WarmPool pool(1, 4, 600 * kSecond);
   EXPECT_EQ(pool.Take("python:3.11"), std::nullopt);  // nothing made yet
   EXPECT_FALSE(pool.NeedsFill());
-  pool.Use("python:3.11", 1);
+  pool.Use("python:3.11", "sha256:python-3.11", 1);
   EXPECT_TRUE(pool.NeedsFill());
   auto fill = pool.NextFill();
   ASSERT_EQ(fill, "python:3.11");
@@ -51,14 +51,14 @@ TEST(WarmPoolTest, UsedImageIsFilledThenTakenOnce) {
 
 TEST(WarmPoolTest, LeastRecentlyUsedImageIsEvictedWithItsSandboxes) {
   WarmPool pool(1, 2, 600 * kSecond);
-  pool.Use("a", 1);
-  pool.Use("b", 2);
+  pool.Use("a", "sha256:a", 1);
+  pool.Use("b", "sha256:b", 2);
   ASSERT_EQ(pool.NextFill(), "b");  // the most recently used first
   ASSERT_EQ(pool.NextFill(), "a");
   pool.Filled("a", Made("sb-a", "a"));
   pool.Filled("b", Made("sb-b", "b"));
-  pool.Use("a", 3);  // a is now the most recent; c pushes b out
-  auto evicted = pool.Use("c", 4);
+  pool.Use("a", "sha256:a", 3);  // a is now the most recent; c pushes b out
+  auto evicted = pool.Use("c", "sha256:c", 4);
   EXPECT_EQ(Ids(evicted), std::vector<std::string>{"sb-b"});
   EXPECT_EQ(pool.Take("b"), std::nullopt);
   EXPECT_TRUE(pool.Take("a"));
@@ -66,9 +66,9 @@ TEST(WarmPoolTest, LeastRecentlyUsedImageIsEvictedWithItsSandboxes) {
 
 TEST(WarmPoolTest, SandboxMadeForAnImageNoLongerWantedIsReturned) {
   WarmPool pool(1, 1, 600 * kSecond);
-  pool.Use("a", 1);
+  pool.Use("a", "sha256:a", 1);
   ASSERT_EQ(pool.NextFill(), "a");
-  pool.Use("b", 2);  // evicts a while its fill runs
+  pool.Use("b", "sha256:b", 2);  // evicts a while its fill runs
   auto extra = pool.Filled("a", Made("sb-a", "a"));
   ASSERT_TRUE(extra);
   EXPECT_EQ(extra->id, "sb-a");
@@ -77,21 +77,21 @@ TEST(WarmPoolTest, SandboxMadeForAnImageNoLongerWantedIsReturned) {
 
 TEST(WarmPoolTest, FailedFillWaitsForTheNextUse) {
   WarmPool pool(2, 4, 600 * kSecond);
-  pool.Use("a", 1);
+  pool.Use("a", "sha256:a", 1);
   ASSERT_EQ(pool.NextFill(), "a");
   ASSERT_EQ(pool.NextFill(), "a");  // two per image
   EXPECT_EQ(pool.Filled("a", std::nullopt), std::nullopt);
   pool.Filled("a", Made("sb-1", "a"));
   EXPECT_EQ(pool.NextFill(), std::nullopt);  // not retried in a loop
   EXPECT_FALSE(pool.NeedsFill());
-  pool.Use("a", 2);
+  pool.Use("a", "sha256:a", 2);
   EXPECT_EQ(pool.NextFill(), "a");
 }
 
 TEST(WarmPoolTest, IdleImagesExpireAndEverythingIsTakenAtShutdown) {
   WarmPool pool(1, 4, 10 * kSecond);
-  pool.Use("old", 0);
-  pool.Use("new", 8 * kSecond);
+  pool.Use("old", "sha256:old", 0);
+  pool.Use("new", "sha256:new", 8 * kSecond);
   for (int i = 0; i < 2; ++i) {
     auto image = pool.NextFill();
     ASSERT_TRUE(image);
@@ -105,11 +105,13 @@ TEST(WarmPoolTest, IdleImagesExpireAndEverythingIsTakenAtShutdown) {
 
 TEST(WarmPoolTest, RemovingAnImageDropsItsSandboxesAndStopsWantingIt) {
   WarmPool pool(1, 4, 600 * kSecond);
-  pool.Use("a", 1);
-  pool.Use("b", 2);
-  for (int i = 0; i < 2; ++i) {
+  pool.Use("a", "sha256:a", 1);
+  pool.Use("b", "sha256:b", 2);
+  pool.Use("a-alias", "sha256:a", 3);  // another tag of the same image, not filled yet
+  for (int i = 0; i < 3; ++i) {
     auto image = pool.NextFill();
     ASSERT_TRUE(image);
+    if (*image == "a-alias") continue;  // its fill is still running below
     WarmSandbox sb = Made("sb-" + *image, *image);
     sb.digest = "sha256:" + *image;
     pool.Filled(*image, sb);
@@ -117,6 +119,12 @@ TEST(WarmPoolTest, RemovingAnImageDropsItsSandboxesAndStopsWantingIt) {
   EXPECT_EQ(Ids(pool.DropDigest("sha256:a")), std::vector<std::string>{"sb-a"});
   EXPECT_EQ(pool.ReadyByImage(), (std::map<std::string, int>{{"b", 1}}));
   EXPECT_FALSE(pool.NeedsFill());
+  // The alias's fill ends after the drop: its sandbox comes back for destruction.
+  WarmSandbox late = Made("sb-late", "a-alias");
+  late.digest = "sha256:a";
+  auto extra = pool.Filled("a-alias", late);
+  ASSERT_TRUE(extra);
+  EXPECT_EQ(extra->id, "sb-late");
 }
 
 TEST(WarmEligibleTest, OnlyWhatAWarmSandboxFixedMustMatch) {
