@@ -7,7 +7,8 @@ For each configuration -- `network: none` (loopback only), `network: bridge` wit
 pool of prepared namespaces, and `network: bridge` with no pool (every namespace and veth pair
 made on the create path) -- a fresh sbxd runs in a network namespace made for the benchmark (so
 nothing is added to the machine's own network; the local registry is reached through a relay of
-this process), and the script measures:
+this process; warm sandboxes are off, so every create makes or takes its network), and the
+script measures:
 
   * sequential create (request -> RUNNING, busybox, tmpfs writable layer) and teardown
     (delete -> TERMINATED), one sandbox at a time;
@@ -56,6 +57,9 @@ class Daemon:
             "default_disk": "256Mi", "log_level": "warn", "cgroup_parent": "sbx-netbench-" + tag,
             "network": network, "network_bridge": "sbb" + tag, "network_table": "sbb_" + tag,
             "network_dns": ["192.0.2.53"],
+            # What a network costs a create: a warm sandbox would have made its network ahead of
+            # time (and would keep one attached after the teardown).
+            "warm_pool_size": 0,
         }
         if pool is not None:
             config["network_pool_size"] = pool
