@@ -156,6 +156,10 @@ void SandboxManager::Shutdown() {
     claimed_warm_.clear();
   }
   for (const auto& sb : warm) DestroyWarm(sb);
+  // With no sandbox left running, nothing of this daemon stays in the cgroup hierarchies.
+  if (cgroups_->List().empty() && cgroups_->RemoveParentIfEmpty()) {
+    SBX_LOG_INFO("cgroup parent {} removed", config_.cgroup_parent);
+  }
   disks_.reset();
   helpers_.reset();
 }

@@ -9,6 +9,7 @@ import signal
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import grpc
 import pytest
@@ -663,6 +664,11 @@ def test_warm_sandboxes_do_not_outlive_their_daemon(daemon, protos, tcp_stub):
     for sid in ids:
         assert not sandbox_cgroup_exists(daemon, sid)
         assert not (daemon.state / "run/sandboxes" / sid).exists()
+    # The daemon's cgroup parent stays only where a sandbox still runs under it.
+    for root in Path("/sys/fs/cgroup").iterdir():
+        for parent in (root / daemon.cgroup_parent, Path("/sys/fs/cgroup") / daemon.cgroup_parent):
+            if parent.is_dir():
+                assert [p for p in parent.iterdir() if p.is_dir()], f"{parent} left empty"
     daemon.start()
     # After a crash they run on like every sandbox, and the next daemon removes them.
     ids = prepare()

@@ -78,6 +78,10 @@ class CgroupDriver {
   virtual std::vector<std::string> Paths(const std::string& name) const = 0;
   // Names of the groups currently under the parent.
   virtual std::vector<std::string> List() const = 0;
+  // Removes the parent's directories when no group is under them (the kernel refuses to remove a
+  // directory that has groups); true when none is left. A daemon that stops with no sandbox
+  // leaves no cgroup behind; the next Create makes the parent again.
+  virtual bool RemoveParentIfEmpty() = 0;
 };
 
 // The driver for the host's layout (v2 when the unified hierarchy has memory, cpu and pids;

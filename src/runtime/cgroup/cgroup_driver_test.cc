@@ -1,5 +1,7 @@
 #include "src/runtime/cgroup/cgroup_driver.h"
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "src/base/testing/temp_dir.h"
@@ -76,6 +78,33 @@ TEST(CgroupFakeFsTest, V1CreateFailsCleanlyWhenAKnobIsMissing) {
   Status created = driver->Create("sb1", {1u << 20, 100, 10});
   ASSERT_FALSE(created);
   EXPECT_FALSE(driver->Exists("sb1"));
+}
+
+// A plain directory refuses rmdir while it has entries, as a cgroup does while it has groups.
+TEST(CgroupFakeFsTest, ParentIsRemovedOnlyWhenNoGroupIsUnderIt) {
+  TempDir root;
+  std::map<std::string, std::string> mounts;
+  for (const char* c : {"memory", "cpu", "pids", "freezer"}) {
+    ASSERT_TRUE(sys::MakeDirs(root.Sub(std::string(c) + "/sbx")));
+    mounts[c] = root.Sub(c);
+  }
+  ASSERT_TRUE(sys::MakeDirs(root.Sub("memory/sbx/sb1")));
+  auto v1 = MakeCgroupV1Driver(mounts, "sbx");
+  EXPECT_FALSE(v1->RemoveParentIfEmpty());
+  EXPECT_TRUE(sys::PathExists(root.Sub("memory/sbx/sb1")));
+  ASSERT_EQ(rmdir(root.Sub("memory/sbx/sb1").c_str()), 0);
+  EXPECT_TRUE(v1->RemoveParentIfEmpty());
+  for (const char* c : {"memory", "cpu", "pids", "freezer"}) {
+    EXPECT_FALSE(sys::PathExists(root.Sub(std::string(c) + "/sbx"))) << c;
+  }
+  EXPECT_TRUE(v1->RemoveParentIfEmpty());  // nothing left is success
+
+  ASSERT_TRUE(sys::MakeDirs(root.Sub("unified/sbx/sb2")));
+  auto v2 = MakeCgroupV2Driver(root.Sub("unified"), "sbx");
+  EXPECT_FALSE(v2->RemoveParentIfEmpty());
+  ASSERT_EQ(rmdir(root.Sub("unified/sbx/sb2").c_str()), 0);
+  EXPECT_TRUE(v2->RemoveParentIfEmpty());
+  EXPECT_FALSE(sys::PathExists(root.Sub("unified/sbx")));
 }
 
 TEST(CgroupFakeFsTest, MakeDriverExplainsMissingControllers) {

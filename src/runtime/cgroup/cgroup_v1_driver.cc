@@ -184,6 +184,15 @@ class CgroupV1Driver : public CgroupDriver {
     return ListSubdirs(mounts_.at("memory") + "/" + parent_);
   }
 
+  bool RemoveParentIfEmpty() override {
+    bool all = true;
+    for (const auto& c : controllers_) {
+      std::string dir = mounts_.at(c) + "/" + parent_;
+      if (rmdir(dir.c_str()) != 0 && errno != ENOENT) all = false;
+    }
+    return all;
+  }
+
  private:
   std::map<std::string, std::string> mounts_;
   std::string parent_;

@@ -138,6 +138,8 @@ class CgroupV2Driver : public CgroupDriver {
 
   std::vector<std::string> List() const override { return ListSubdirs(ParentDir()); }
 
+  bool RemoveParentIfEmpty() override { return rmdir(ParentDir().c_str()) == 0 || errno == ENOENT; }
+
  private:
   std::string root_;
   std::string parent_;
