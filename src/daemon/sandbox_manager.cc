@@ -444,6 +444,14 @@ void SandboxManager::MarkRunning(const std::string& id, const std::string& bundl
   if (stop) Enqueue([this, id] { StopJob(id); });
 }
 
+void SandboxManager::RecordNetwork(const std::string& id, const NetworkAttachment& network) {
+  std::lock_guard lock(mu_);
+  SandboxRecord& rec = entries_.at(id).record;
+  rec.network_mode = network.mode;
+  rec.effective_egress = network.effective_egress;
+  rec.address = network.address;
+}
+
 void SandboxManager::CreateJob(std::string id) {
   int64_t started = MonotonicNanos();
   // Whichever way this job ends, a warm fill may run once no create is left.
@@ -492,12 +500,9 @@ void SandboxManager::CreateJob(std::string id) {
     if (started_warm) {
       {
         std::lock_guard lock(mu_);
-        SandboxRecord& rec = entries_.at(id).record;
-        rec.image_digest = warm->digest;
-        rec.network_mode = warm->network.mode;
-        rec.effective_egress = warm->network.effective_egress;
-        rec.address = warm->network.address;
+        entries_.at(id).record.image_digest = warm->digest;
       }
+      RecordNetwork(id, warm->network);
       runtime::SandboxState state;
       state.init_pid = static_cast<pid_t>(warm->init_pid);
       state.init_start_time = warm->init_start_time;
@@ -522,13 +527,7 @@ void SandboxManager::CreateJob(std::string id) {
            std::nullopt);
     return;
   }
-  {
-    std::lock_guard lock(mu_);
-    SandboxRecord& rec = entries_.at(id).record;
-    rec.network_mode = network->mode;
-    rec.effective_egress = network->effective_egress;
-    rec.address = network->address;
-  }
+  RecordNetwork(id, *network);
   auto bundle = BuildBundle(r, request, *image, *network);
   if (!bundle) {
     images_->Release(image->digest);
@@ -623,9 +622,7 @@ Result<WarmSandbox> SandboxManager::CreateWarm(const std::string& reference) {
   r.memory_limit_bytes = warm.memory_limit_bytes = default_memory_bytes_;
   auto bundle = BuildBundle(r, CreateRequest{}, image, warm.network, /*await_start=*/true);
   if (!bundle) {
-    network_->Detach(warm.id);
-    images_->Release(warm.digest);
-    (void)sys::RemoveTree(config_.run_dir + "/sandboxes/" + warm.id);
+    DestroyWarm(warm);  // what the bundle left, the network and the image hold
     return std::move(bundle).error();
   }
   warm.bundle = *bundle;

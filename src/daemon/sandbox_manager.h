@@ -152,6 +152,8 @@ class SandboxManager {
   Result<runtime::Process> BuildProcess(const CreateRequest& request, const ResolvedImage& image);
   // Runs sbx-runtime on a bundle, with a writable layer from the pool.
   Result<runtime::SandboxState> RunRuntime(const std::string& id, const std::string& bundle);
+  // Records the network a sandbox got (mu_ not held).
+  void RecordNetwork(const std::string& id, const NetworkAttachment& network);
   // The sandbox runs (mu_ not held): records it, watches its main process.
   void MarkRunning(const std::string& id, const std::string& bundle,
                    const runtime::SandboxState& state, int64_t started_ns, bool warm_eligible);
