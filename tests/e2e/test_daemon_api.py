@@ -91,6 +91,10 @@ def exec_unary(stub, pb, sid, command, **kw):
     return stub.Exec(pb.ExecRequest(sandbox_id=sid, command=command, **kw), timeout=60)
 
 
+def metrics_text(daemon):
+    return urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics_port}/metrics").read().decode()
+
+
 def stop(stub, pb, sid, grace=0):
     stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=sid, grace_period_seconds=grace))
     return wait_state(stub, pb, sid, terminal(pb))
@@ -512,7 +516,7 @@ def test_discovery_system_and_metrics(daemon, protos):
     images = protos.sbx_grpc.ImageServiceStub(channel).ListImages(protos.sbx.ListImagesRequest())
     assert any("busybox" in i.reference for i in images.images)
     channel.close()
-    text = urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics_port}/metrics").read().decode()
+    text = metrics_text(daemon)
     assert "sbx_sandboxes{state=\"RUNNING\"}" in text
     assert "sbx_create_seconds_bucket" in text
     assert "sbx_exec_seconds_count" in text
@@ -523,8 +527,7 @@ def test_discovery_system_and_metrics(daemon, protos):
 
 
 def metric(daemon, key):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics_port}/metrics").read().decode()
-    for line in text.splitlines():
+    for line in metrics_text(daemon).splitlines():
         if line.startswith(key + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
@@ -690,7 +693,7 @@ def test_removing_an_image_removes_its_warm_sandboxes(daemon, stub, protos):
     images = protos.sbx_grpc.ImageServiceStub(channel)
     # The warm sandbox holds the image, yet the removal succeeds: it gives way.
     images.RemoveImage(protos.sbx.RemoveImageRequest(reference=image))
-    text = urllib.request.urlopen(f"http://127.0.0.1:{daemon.metrics_port}/metrics").read().decode()
+    text = metrics_text(daemon)
     assert ready not in text  # no longer kept warm, so never pulled back
     listed = images.ListImages(protos.sbx.ListImagesRequest()).images
     assert not any(i.reference.endswith("busybox:1.36") for i in listed)

@@ -17,6 +17,20 @@ namespace {
 
 class LifecycleTest : public SandboxTest {};
 
+// The main process's whole output: until now, or with `follow` until it exits.
+Result<std::string> AllLogs(agent::AgentClient& agent, bool follow, int timeout_ms,
+                            agent::LogEnd* end = nullptr) {
+  std::string logs;
+  SBX_TRY(agent.StreamLogs(
+      {0, follow},
+      [&](const agent::LogChunk& chunk) {
+        logs += chunk.data;
+        return true;
+      },
+      end, MonotonicMillis() + timeout_ms));
+  return logs;
+}
+
 TEST_F(LifecycleTest, MainProcessExitIsRecordedWithItsOutput) {
   struct Case {
     std::string script;
@@ -33,15 +47,10 @@ TEST_F(LifecycleTest, MainProcessExitIsRecordedWithItsOutput) {
     EXPECT_TRUE(status->main_exited);
     EXPECT_EQ(status->main_exit.signaled, c.signaled) << c.script;
     EXPECT_EQ(c.signaled ? status->main_exit.signal : status->main_exit.exit_code, c.code);
-    std::string logs;
     agent::LogEnd end;
-    ASSERT_TRUE(agent.StreamLogs(
-        {0, false},
-        [&](const agent::LogChunk& chunk) {
-          logs += chunk.data;
-          return true;
-        },
-        &end, MonotonicMillis() + 10000));
+    auto read = AllLogs(agent, false, 10000, &end);
+    ASSERT_TRUE(read) << read.error().ToString();
+    const std::string& logs = *read;
     if (c.code == 0) {
       EXPECT_NE(logs.find("out\n"), std::string::npos);
       EXPECT_NE(logs.find("err\n"), std::string::npos);
@@ -81,15 +90,10 @@ TEST_F(LifecycleTest, FollowedLogsStreamUntilExit) {
     s.process.args = {"sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.1; done"};
   });
   ASSERT_TRUE(sb);
-  std::string logs;
-  ASSERT_TRUE(sb->agent().StreamLogs(
-      {0, true},
-      [&](const agent::LogChunk& chunk) {
-        logs += chunk.data;
-        return true;
-      },
-      nullptr, MonotonicMillis() + 20000));
-  EXPECT_EQ(logs, "line1\nline2\nline3\n");
+  auto agent = sb->agent();
+  auto logs = AllLogs(agent, true, 20000);
+  ASSERT_TRUE(logs) << logs.error().ToString();
+  EXPECT_EQ(*logs, "line1\nline2\nline3\n");
 }
 
 TEST_F(LifecycleTest, MissingMainCommandIsReportedNotHung) {
@@ -132,15 +136,9 @@ TEST_F(LifecycleTest, AwaitedMainProcessStartsWhenSentAndOnlyOnce) {
   auto status = agent.WaitMain(MonotonicMillis() + 10000);
   ASSERT_TRUE(status) << status.error().ToString();
   EXPECT_TRUE(status->lifetime_exceeded);
-  std::string logs;
-  ASSERT_TRUE(agent.StreamLogs(
-      {0, false},
-      [&](const agent::LogChunk& chunk) {
-        logs += chunk.data;
-        return true;
-      },
-      nullptr, MonotonicMillis() + 10000));
-  EXPECT_EQ(logs, "hello /tmp 1000\n");
+  auto logs = AllLogs(agent, false, 10000);
+  ASSERT_TRUE(logs) << logs.error().ToString();
+  EXPECT_EQ(*logs, "hello /tmp 1000\n");
 }
 
 TEST_F(LifecycleTest, LifetimeIsEnforcedBySbxInit) {
