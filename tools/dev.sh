@@ -76,8 +76,16 @@ start_sbxd() {
 stop_sbxd() {
   local state=$1
   if [[ -f $state/sbxd.pid ]]; then
-    kill "$(cat "$state/sbxd.pid")" 2>/dev/null || true
-    wait "$(cat "$state/sbxd.pid")" 2>/dev/null || true
+    local pid
+    pid=$(cat "$state/sbxd.pid")
+    kill "$pid" 2>/dev/null || true
+    # Started inside a command substitution, sbxd is not this shell's child: `wait` cannot wait
+    # for it. Its graceful stop (warm sandboxes removed, cgroup parent left clean) is awaited here.
+    for _ in $(seq 1 600); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && echo "sbxd (pid $pid) is still stopping after 60 s" >&2
     rm -f "$state/sbxd.pid"
   fi
 }
