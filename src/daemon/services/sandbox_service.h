@@ -1,9 +1,9 @@
 // File: sandbox_service.h
 //
 // coreweave.sandbox.v1.SandboxService on top of SandboxManager: a thin adapter that
-// authenticates, validates and converts requests into domain terms (field errors name the
-// request field), and converts records and errors back (status_mapping.h). Exec, files and logs
-// go to the sandbox's sbx-init.
+// authenticates, parses requests into domain terms (create_request_parser.h), and converts
+// records (sandbox_proto.h) and errors (status_mapping.h) back. Exec, files and logs go to the
+// sandbox's sbx-init.
 
 #pragma once
 
@@ -16,16 +16,6 @@
 namespace sbx::daemon {
 
 namespace v1 = ::coreweave::sandbox::v1;
-
-// Converts a request's spec into a CreateRequest, or INVALID_ARGUMENT / UNIMPLEMENTED naming the
-// field. Exposed for tests.
-Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request,
-                                         const Config& config);
-// A record as the wire's Sandbox message, with the exposed services of a live sandbox.
-v1::Sandbox ToProto(const SandboxRecord& record, const std::string& runner_id,
-                    const std::vector<ServiceEndpoint>& services = {});
-std::string FormatCpu(uint64_t millis);
-std::string FormatMemory(uint64_t bytes);
 
 class SandboxService final : public v1::SandboxService::Service {
  public:

@@ -1,0 +1,348 @@
+#include "src/daemon/services/create_request_parser.h"
+
+#include "src/base/strings.h"
+#include "src/daemon/secrets.h"
+#include "src/daemon/services/status_mapping.h"
+#include "src/image/reference.h"
+#include "src/net/ipv4.h"
+#include "src/runtime/spec.h"
+
+namespace sbx::daemon {
+
+namespace {
+
+constexpr size_t kMaxTags = 64;
+constexpr size_t kMaxTagBytes = 256;
+constexpr size_t kMaxAnnotations = 100;
+constexpr size_t kMaxFiles = 100;
+constexpr size_t kMaxFileMountBytes = 16u << 20;
+constexpr size_t kMaxEnv = 1000;
+constexpr size_t kMaxServices = 16;
+
+Status ParseQuantities(const v1::Resources& resources, const std::string& field, uint64_t* cpu,
+                       uint64_t* memory) {
+  if (!resources.cpu().empty()) {
+    auto v = runtime::ParseCpuMillis(resources.cpu());
+    if (!v || *v == 0)
+      return FieldError(field + ".cpu", "invalid CPU quantity " + Quote(resources.cpu()));
+    *cpu = *v;
+  }
+  if (!resources.memory().empty()) {
+    auto v = runtime::ParseBytes(resources.memory());
+    if (!v || *v == 0) {
+      return FieldError(field + ".memory", "invalid memory quantity " + Quote(resources.memory()));
+    }
+    *memory = *v;
+  }
+  if (resources.has_gpu() && resources.gpu().count() > 0) {
+    return FieldError(field + ".gpu", "this node has no GPUs")
+        .WithReason("CWSANDBOX_GPU_NOT_ALLOWED")
+        .WithCode(Code::kInvalidArgument);
+  }
+  return Ok();
+}
+
+
+Status ParsePorts(const google::protobuf::RepeatedPtrField<v1::PortRange>& ports,
+                  const std::string& field, std::vector<PortRange>* out) {
+  for (int i = 0; i < ports.size(); ++i) {
+    const auto& p = ports[i];
+    std::string f = field + ".ports[" + std::to_string(i) + "]";
+    std::string protocol = p.protocol();
+    for (auto& c : protocol) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    if (!protocol.empty() && protocol != "tcp" && protocol != "udp") {
+      return FieldError(f + ".protocol", "must be \"tcp\" or \"udp\"");
+    }
+    if (p.port() < 0 || p.port() > 65535 || p.end_port() < 0 || p.end_port() > 65535 ||
+        (p.end_port() != 0 && p.end_port() < p.port())) {
+      return FieldError(f, "invalid port range");
+    }
+    out->push_back({protocol, p.port(), p.end_port()});
+  }
+  return Ok();
+}
+
+bool ValidDnsName(const std::string& name) {
+  std::string n = name.rfind("*.", 0) == 0 ? name.substr(2) : name;
+  if (n.empty() || n.size() > 253) return false;
+  for (const auto& label : Split(n, '.')) {
+    if (label.empty() || label.size() > 63) return false;
+    for (char c : label) {
+      if (!(isalnum(static_cast<unsigned char>(c)) || c == '-')) return false;
+    }
+  }
+  return true;
+}
+
+Status ParseNetwork(const v1::NetworkOptions& network, NetworkRequest* out) {
+  if (network.ingress_size() > 0) {
+    return Error::Unimplemented("ingress rules are not supported by sbx yet");
+  }
+  if (network.deny_egress()) {
+    if (network.egress_size() > 0) {
+      return FieldError("sandbox.spec.network.egress", "egress rules contradict deny_egress");
+    }
+    out->mode = NetworkMode::kNone;
+    return Ok();
+  }
+  if (network.egress_size() == 0) return Ok();
+  out->mode = NetworkMode::kAllowlist;
+  for (int i = 0; i < network.egress_size(); ++i) {
+    const auto& rule = network.egress(i);
+    std::string field = "sandbox.spec.network.egress[" + std::to_string(i) + "]";
+    EgressRuleSpec spec;
+    switch (rule.destination_case()) {
+      case v1::EgressRule::kCidr:
+        spec.cidr = rule.cidr().cidr();
+        spec.except.assign(rule.cidr().except().begin(), rule.cidr().except().end());
+        // Sandboxes have IPv4 only; an IPv6 rule could never be honoured.
+        if (spec.cidr.find('/') == std::string::npos || !net::ParseIpv4Prefix(spec.cidr)) {
+          return FieldError(field + ".cidr", "not an IPv4 CIDR block: " + Quote(spec.cidr));
+        }
+        for (const auto& x : spec.except) {
+          if (!net::ParseIpv4Prefix(x)) {
+            return FieldError(field + ".cidr.except", "not an IPv4 CIDR block: " + Quote(x));
+          }
+        }
+        break;
+      case v1::EgressRule::kDnsName:
+        spec.dns_name = rule.dns_name();
+        if (!ValidDnsName(spec.dns_name)) {
+          return FieldError(field + ".dns_name", "not a DNS name: " + Quote(spec.dns_name));
+        }
+        break;
+      case v1::EgressRule::kAny:
+        spec.any = rule.any();
+        break;
+      case v1::EgressRule::kTenant:
+      case v1::EgressRule::kSelector:
+        return Error::Unimplemented(field + ": tenant and selector destinations are not supported");
+      default:
+        return FieldError(field, "no destination");
+    }
+    SBX_TRY(ParsePorts(rule.ports(), field, &spec.ports));
+    out->egress.push_back(std::move(spec));
+  }
+  return Ok();
+}
+
+Status ParseServices(const v1::SandboxSpec& spec, const Config& config, NetworkRequest* out) {
+  if (spec.services_size() == 0) return Ok();
+  if (static_cast<size_t>(spec.services_size()) > kMaxServices) {
+    return FieldError("sandbox.spec.services", "at most 16 services");
+  }
+  if (config.network != "bridge") {
+    return Error::FailedPrecondition(
+        "exposed services need a sandbox network; this node runs with network \"none\"");
+  }
+  if (spec.network().has_deny_ingress() && spec.network().deny_ingress()) {
+    return FieldError("sandbox.spec.network.deny_ingress", "contradicts exposed services");
+  }
+  for (int i = 0; i < spec.services_size(); ++i) {
+    const v1::Service& s = spec.services(i);
+    std::string field = "sandbox.spec.services[" + std::to_string(i) + "]";
+    ServiceSpec svc;
+    if (s.port() < 1 || s.port() > 65535) return FieldError(field + ".port", "must be 1-65535");
+    svc.port = s.port();
+    if (s.name().size() > 63) return FieldError(field + ".name", "longer than 63 characters");
+    svc.name = s.name();
+    switch (s.protocol()) {
+      case v1::SERVICE_PROTOCOL_UNSPECIFIED:
+      case v1::SERVICE_PROTOCOL_TCP:
+        svc.protocol = "tcp";
+        break;
+      case v1::SERVICE_PROTOCOL_UDP:
+        svc.protocol = "udp";
+        break;
+      default:
+        return Error::Unimplemented(field + ".protocol: only TCP and UDP services are supported");
+    }
+    switch (s.visibility()) {
+      case v1::VISIBILITY_UNSPECIFIED:
+      case v1::VISIBILITY_PRIVATE:
+        break;
+      case v1::VISIBILITY_PUBLIC:
+        svc.public_access = true;
+        break;
+      default:
+        return Error::Unimplemented(field + ".visibility: custom visibility is not supported");
+    }
+    svc.visibility = s.visibility();
+    if (s.has_endpoint() && s.endpoint().kind() != v1::ENDPOINT_KIND_UNSPECIFIED) {
+      return Error::Unimplemented(field +
+                                  ".endpoint: managed endpoints are not supported by sbx; the "
+                                  "port is exposed on the host and its URL is in the status");
+    }
+    for (const auto& other : out->services) {
+      if (other.port == svc.port && other.protocol == svc.protocol) {
+        return FieldError(field + ".port", "port " + std::to_string(svc.port) + "/" + svc.protocol +
+                                               " is exposed twice");
+      }
+    }
+    out->services.push_back(std::move(svc));
+  }
+  return Ok();
+}
+
+// How long a request may wait for a sandbox to start, from the call's own deadline.
+}  // namespace
+
+bool ValidEnvName(const std::string& name) {
+  if (name.empty() || name.size() > 1024) return false;
+  for (char c : name) {
+    if (c == '=' || c == '\0') return false;
+  }
+  return true;
+}
+
+Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request,
+                                         const Config& config) {
+  CreateRequest out;
+  out.request_id = request.request_id();
+  if (out.request_id.size() > 256) return FieldError("request_id", "longer than 256 characters");
+  const v1::SandboxSpec& spec = request.sandbox().spec();
+  out.spec_blob = spec.SerializeAsString();
+  if (spec.containers_size() > 1) {
+    return FieldError("sandbox.spec.containers", "only one container per sandbox is supported");
+  }
+  if (spec.init_containers_size() > 0) {
+    return Error::Unimplemented("init containers are not supported by sbx");
+  }
+  if (spec.volumes_size() > 0) return Error::Unimplemented("volumes are not supported by sbx yet");
+  SBX_TRY(ParseServices(spec, config, &out.network));
+  if (!spec.network_ids().empty())
+    return Error::Unimplemented("network_ids are not supported by sbx");
+  if (spec.max_lifetime_seconds() < 0) {
+    return FieldError("sandbox.spec.max_lifetime_seconds", "must not be negative");
+  }
+  if (spec.max_lifetime_seconds() > config.max_lifetime_seconds) {
+    return FieldError("sandbox.spec.max_lifetime_seconds",
+                      std::to_string(spec.max_lifetime_seconds()) +
+                          "s is more than the maximum of " +
+                          std::to_string(config.max_lifetime_seconds) + "s");
+  }
+  out.lifetime_seconds = spec.max_lifetime_seconds();
+  if (static_cast<size_t>(spec.tags_size()) > kMaxTags) {
+    return FieldError("sandbox.spec.tags", "at most 64 tags");
+  }
+  for (int i = 0; i < spec.tags_size(); ++i) {
+    const std::string& tag = spec.tags(i);
+    std::string field = "sandbox.spec.tags[" + std::to_string(i) + "]";
+    if (tag.empty()) return FieldError(field, "empty tag");
+    if (tag.size() > kMaxTagBytes) return FieldError(field, "longer than 256 bytes");
+    if (tag.find('\0') != std::string::npos) return FieldError(field, "contains a NUL byte");
+    out.tags.push_back(tag);
+  }
+  if (static_cast<size_t>(spec.annotations_size()) > kMaxAnnotations) {
+    return FieldError("sandbox.spec.annotations", "at most 100 annotations");
+  }
+  for (const auto& [k, v] : spec.annotations()) out.annotations[k] = v;
+  const std::string& runtime_class = spec.runtime_class();
+  if (!runtime_class.empty() && runtime_class != "sbx" && runtime_class != "runc" &&
+      runtime_class != "default") {
+    return FieldError("sandbox.spec.runtime_class",
+                      Quote(runtime_class) + " is not available on this node (available: \"sbx\")");
+  }
+  out.runtime_class = "sbx";
+  if (spec.has_network()) {
+    SBX_TRY(ParseNetwork(spec.network(), &out.network));
+  }
+  if (spec.containers_size() == 0) {
+    out.image = config.default_image;
+    return out;
+  }
+  const v1::Container& c = spec.containers(0);
+  const std::string base = "sandbox.spec.containers[0]";
+  out.image = c.image().empty() ? config.default_image : c.image();
+  if (auto ref = image::Reference::Parse(out.image); !ref) {
+    return FieldError(base + ".image", ref.error().message());
+  }
+  out.command = c.command();
+  for (const auto& a : c.args()) out.args.push_back(a);
+  out.args_given = c.args_size() > 0;
+  if (static_cast<size_t>(c.environment_variables_size()) > kMaxEnv) {
+    return FieldError(base + ".environment_variables", "at most 1000 variables");
+  }
+  for (const auto& [k, v] : c.environment_variables()) {
+    if (!ValidEnvName(k))
+      return FieldError(base + ".environment_variables", "invalid name " + Quote(k));
+    if (v.find('\0') != std::string::npos) {
+      return FieldError(base + ".environment_variables", Quote(k) + " contains a NUL byte");
+    }
+    out.env[k] = v;
+  }
+  if (!c.working_dir().empty() && c.working_dir()[0] != '/') {
+    return FieldError(base + ".working_dir", "must be an absolute path");
+  }
+  out.working_dir = c.working_dir();
+  if (static_cast<size_t>(c.files_size()) > kMaxFiles) {
+    return FieldError(base + ".files", "at most 100 mounted files");
+  }
+  for (int i = 0; i < c.files_size(); ++i) {
+    std::string field = base + ".files[" + std::to_string(i) + "]";
+    const auto& f = c.files(i);
+    if (f.path().empty() || f.path().find('\0') != std::string::npos || f.path().size() > 4000) {
+      return FieldError(field + ".path", "invalid path");
+    }
+    if (f.path() == "/" || f.path().back() == '/') {
+      return FieldError(field + ".path", Quote(f.path()) + " does not name a file");
+    }
+    if (f.content().size() > kMaxFileMountBytes) {
+      return FieldError(field + ".content", "larger than 16 MiB");
+    }
+    out.files.push_back({f.path(), f.content()});
+  }
+  for (const auto& store : c.secret_stores()) {
+    for (const auto& m : store.secrets()) {
+      out.secrets.push_back({store.store_name(), m.path(), m.field(), m.env_var()});
+    }
+  }
+  // Secrets are checked now, so a missing one fails the create instead of the sandbox.
+  if (auto resolved = ResolveSecrets(config.secrets_dir, out.secrets); !resolved) {
+    return std::move(resolved)
+        .error()
+        .WithReason("CWSANDBOX_INVALID_REQUEST")
+        .WithMetadata("field", base + ".secret_stores");
+  }
+  uint64_t cpu_limit = 0, mem_limit = 0, cpu_request = 0, mem_request = 0;
+  if (c.has_resources()) {
+    SBX_TRY(ParseQuantities(c.resources(), base + ".resources", &cpu_limit, &mem_limit));
+  }
+  if (c.has_resource_requirements()) {
+    const auto& rr = c.resource_requirements();
+    SBX_TRY(ParseQuantities(rr.limits(), base + ".resource_requirements.limits", &cpu_limit,
+                            &mem_limit));
+    SBX_TRY(ParseQuantities(rr.requests(), base + ".resource_requirements.requests", &cpu_request,
+                            &mem_request));
+  }
+  if (cpu_request && cpu_limit && cpu_request > cpu_limit) {
+    return FieldError(base + ".resource_requirements", "CPU request exceeds the limit");
+  }
+  if (mem_request && mem_limit && mem_request > mem_limit) {
+    return FieldError(base + ".resource_requirements", "memory request exceeds the limit");
+  }
+  if ((mem_limit && mem_limit < (16u << 20)) || (mem_request && mem_request < (16u << 20))) {
+    return FieldError(base + ".resource_requirements", "memory must be at least 16Mi");
+  }
+  if ((cpu_limit && cpu_limit < 10) || (cpu_request && cpu_request < 10)) {
+    return FieldError(base + ".resource_requirements", "CPU must be at least 10m");
+  }
+  out.cpu_limit_millis = cpu_limit;
+  out.memory_limit_bytes = mem_limit;
+  out.cpu_request_millis = cpu_request;
+  out.memory_request_bytes = mem_request;
+  if (c.has_security_context()) {
+    const auto& sc = c.security_context();
+    if (sc.has_privileged() && sc.privileged()) {
+      return FieldError(base + ".security_context.privileged",
+                        "privileged sandboxes are not allowed");
+    }
+    if (sc.capabilities_add_size() > 0) {
+      return FieldError(base + ".security_context.capabilities_add",
+                        "adding capabilities is not allowed");
+    }
+  }
+  return out;
+}
+
+}  // namespace sbx::daemon

@@ -1,0 +1,122 @@
+#include "src/daemon/services/sandbox_proto.h"
+
+namespace sbx::daemon {
+
+google::protobuf::Timestamp ToTimestamp(int64_t ns) {
+  google::protobuf::Timestamp ts;
+  ts.set_seconds(ns / 1000000000);
+  ts.set_nanos(static_cast<int32_t>(ns % 1000000000));
+  return ts;
+}
+
+v1::State ToProtoState(State s) {
+  switch (s) {
+    case State::kPending:
+      return v1::STATE_PENDING;
+    case State::kCreating:
+      return v1::STATE_CREATING;
+    case State::kRunning:
+      return v1::STATE_RUNNING;
+    case State::kCompleted:
+      return v1::STATE_COMPLETED;
+    case State::kFailed:
+      return v1::STATE_FAILED;
+    case State::kTerminating:
+      return v1::STATE_TERMINATING;
+    case State::kTerminated:
+      return v1::STATE_TERMINATED;
+  }
+  return v1::STATE_UNSPECIFIED;
+}
+
+std::optional<State> FromProtoState(v1::State s) {
+  switch (s) {
+    case v1::STATE_PENDING:
+      return State::kPending;
+    case v1::STATE_CREATING:
+      return State::kCreating;
+    case v1::STATE_RUNNING:
+      return State::kRunning;
+    case v1::STATE_COMPLETED:
+      return State::kCompleted;
+    case v1::STATE_FAILED:
+      return State::kFailed;
+    case v1::STATE_TERMINATING:
+      return State::kTerminating;
+    case v1::STATE_TERMINATED:
+      return State::kTerminated;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::string FormatCpu(uint64_t millis) {
+  if (millis % 1000 == 0) return std::to_string(millis / 1000);
+  return std::to_string(millis) + "m";
+}
+
+std::string FormatMemory(uint64_t bytes) {
+  static constexpr std::pair<uint64_t, const char*> kUnits[] = {
+      {1ull << 40, "Ti"}, {1ull << 30, "Gi"}, {1ull << 20, "Mi"}, {1ull << 10, "Ki"}};
+  for (const auto& [size, suffix] : kUnits) {
+    if (bytes >= size && bytes % size == 0) return std::to_string(bytes / size) + suffix;
+  }
+  return std::to_string(bytes);
+}
+
+v1::Sandbox ToProto(const SandboxRecord& r, const std::string& runner_id,
+                    const std::vector<ServiceEndpoint>& services) {
+  v1::Sandbox s;
+  s.set_sandbox_id(r.id);
+  s.mutable_spec()->ParseFromString(r.spec_blob);
+  auto* st = s.mutable_status();
+  st->set_state(ToProtoState(r.state));
+  st->set_state_reason(r.StateReason());
+  if (r.create_ns) *st->mutable_create_time() = ToTimestamp(r.create_ns);
+  if (r.start_ns) *st->mutable_start_time() = ToTimestamp(r.start_ns);
+  if (r.end_ns) *st->mutable_end_time() = ToTimestamp(r.end_ns);
+  if (r.exit_code) st->set_exit_code(*r.exit_code);
+  st->mutable_effective_resources()->set_cpu(FormatCpu(r.cpu_limit_millis));
+  st->mutable_effective_resources()->set_memory(FormatMemory(r.memory_limit_bytes));
+  auto* rr = st->mutable_effective_resource_requirements();
+  rr->mutable_requests()->set_cpu(FormatCpu(r.cpu_request_millis));
+  rr->mutable_requests()->set_memory(FormatMemory(r.memory_request_bytes));
+  rr->mutable_limits()->set_cpu(FormatCpu(r.cpu_limit_millis));
+  rr->mutable_limits()->set_memory(FormatMemory(r.memory_limit_bytes));
+  st->set_effective_max_lifetime_seconds(r.lifetime_seconds);
+  st->set_runner_id(runner_id);
+  st->set_effective_runtime_class("sbx");
+  for (const auto& e : r.effective_egress) {
+    auto* rule = st->add_effective_egress();
+    if (!e.dns_name.empty()) {
+      rule->set_dns_name(e.dns_name);
+    } else if (e.any) {
+      rule->set_any(true);
+    } else {
+      rule->mutable_cidr()->set_cidr(e.cidr);
+      for (const auto& x : e.except) rule->mutable_cidr()->add_except(x);
+    }
+    for (const auto& p : e.ports) {
+      auto* port = rule->add_ports();
+      port->set_protocol(p.protocol);
+      port->set_port(p.port);
+      port->set_end_port(p.end_port);
+    }
+  }
+  for (const auto& e : services) {
+    auto* svc = st->add_services();
+    svc->set_port(e.service.port);
+    svc->set_name(e.service.name);
+    svc->set_protocol(e.service.protocol == "udp" ? v1::SERVICE_PROTOCOL_UDP
+                                                  : v1::SERVICE_PROTOCOL_TCP);
+    svc->set_visibility(static_cast<v1::Visibility>(e.service.visibility));
+    svc->set_url(e.url);
+  }
+  auto* cs = st->add_container_statuses();
+  cs->set_name("main");
+  cs->set_state(ToProtoState(r.state));
+  if (r.exit_code) cs->set_exit_code(*r.exit_code);
+  return s;
+}
+
+}  // namespace sbx::daemon

@@ -1,0 +1,60 @@
+#include "src/daemon/services/sandbox_proto.h"
+
+#include <gtest/gtest.h>
+
+namespace sbx::daemon {
+namespace {
+
+TEST(ToProtoTest, StatusFields) {
+  SandboxRecord r;
+  r.id = "sb-1";
+  r.state = State::kFailed;
+  r.reason = "OOM_KILLED";
+  r.message = "killed";
+  r.exit_code = 137;
+  r.create_ns = 1000000000;
+  r.cpu_limit_millis = 500;
+  r.memory_limit_bytes = 256u << 20;
+  r.cpu_request_millis = 10;
+  r.memory_request_bytes = 32u << 20;
+  r.lifetime_seconds = 600;
+  v1::Sandbox s = ToProto(r, "node-1");
+  EXPECT_EQ(s.sandbox_id(), "sb-1");
+  EXPECT_EQ(s.status().state(), v1::STATE_FAILED);
+  EXPECT_EQ(s.status().state_reason(), "OOM_KILLED: killed");
+  EXPECT_TRUE(s.status().has_exit_code());
+  EXPECT_EQ(s.status().exit_code(), 137);
+  EXPECT_EQ(s.status().effective_resources().cpu(), "500m");
+  EXPECT_EQ(s.status().effective_resources().memory(), "256Mi");
+  EXPECT_EQ(s.status().effective_resource_requirements().requests().memory(), "32Mi");
+  EXPECT_EQ(s.status().runner_id(), "node-1");
+  EXPECT_EQ(s.status().effective_max_lifetime_seconds(), 600);
+}
+
+TEST(FormatTest, Quantities) {
+  EXPECT_EQ(FormatCpu(2000), "2");
+  EXPECT_EQ(FormatCpu(1500), "1500m");
+  EXPECT_EQ(FormatMemory(2ull << 30), "2Gi");
+  EXPECT_EQ(FormatMemory(1000), "1000");
+}
+
+TEST(ToProtoTest, ServicesOfALiveSandbox) {
+  SandboxRecord r;
+  r.id = "sb-2";
+  r.state = State::kRunning;
+  ServiceEndpoint e;
+  e.service.port = 8080;
+  e.service.name = "web";
+  e.service.visibility = v1::VISIBILITY_PRIVATE;
+  e.host_port = 30001;
+  e.url = "http://10.128.0.1:30001";
+  v1::Sandbox s = ToProto(r, "node-1", {e});
+  ASSERT_EQ(s.status().services_size(), 1);
+  EXPECT_EQ(s.status().services(0).port(), 8080);
+  EXPECT_EQ(s.status().services(0).name(), "web");
+  EXPECT_EQ(s.status().services(0).protocol(), v1::SERVICE_PROTOCOL_TCP);
+  EXPECT_EQ(s.status().services(0).url(), "http://10.128.0.1:30001");
+}
+
+}  // namespace
+}  // namespace sbx::daemon

@@ -1,0 +1,278 @@
+"""The harness of the suites that run against a real sbxd (tests/e2e, tests/security): the daemon
+with the local registry as docker.io's mirror, raw gRPC stubs generated from the project's own
+protos, and child processes whose exit status survives the test process being a subreaper.
+
+A suite's conftest.py re-exports these names, so pytest finds the fixtures and tests import the
+helpers from `conftest`. The tests run only with SBX_E2E=1 (tools/dev.sh test sets it) and need
+SBX_BIN_DIR (the build's bin directory) and a running local registry (tools/registry/registry.sh
+up).
+"""
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SUITES = ("tests/e2e", "tests/security")
+API_KEY_A = "tenant-a-key-0123456789"
+API_KEY_B = "tenant-b-key-0123456789"
+QUOTA_B = 3
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("SBX_E2E") == "1":
+        return
+    skip = pytest.mark.skip(reason="tests against sbxd need SBX_E2E=1 (run tools/dev.sh test)")
+    for item in items:
+        if any(suite in str(item.fspath) for suite in SUITES):
+            item.add_marker(skip)
+
+
+def _become_subreaper():
+    """Sandboxes' init processes are re-parented to us if sbxd is killed: reap them, as a host's
+    init would, so a killed daemon leaves no zombie behind."""
+    PR_SET_CHILD_SUBREAPER = 36
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    own = _OWN_CHILDREN
+
+    def reap():
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+            except ChildProcessError:
+                time.sleep(0.2)
+                continue
+            if info is None:
+                continue
+            with _SPAWN_LOCK:
+                mine = info.si_pid in own
+            if not mine:
+                try:
+                    os.waitpid(info.si_pid, 0)
+                except ChildProcessError:
+                    pass
+            else:
+                time.sleep(0.05)
+
+    threading.Thread(target=reap, daemon=True).start()
+
+
+_OWN_CHILDREN = set()
+# Held while a child is started and registered, so the reaper cannot take a child that exits
+# at once for an orphan (its exit code would be lost).
+_SPAWN_LOCK = threading.Lock()
+
+
+def spawn(*args, **kwargs):
+    """subprocess.Popen for a child whose exit status the test needs: the reaper leaves it
+    alone. Call forget() once it has been waited for."""
+    with _SPAWN_LOCK:
+        proc = subprocess.Popen(*args, **kwargs)
+        _OWN_CHILDREN.add(proc.pid)
+    return proc
+
+
+def forget(proc):
+    with _SPAWN_LOCK:
+        _OWN_CHILDREN.discard(proc.pid)
+
+
+def run(args, check=False, input=None, timeout=None, **kwargs):
+    """subprocess.run whose exit status survives the reaper (see spawn)."""
+    if kwargs.pop("capture_output", False):
+        kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE
+    proc = spawn(args, stdin=subprocess.PIPE if input is not None else kwargs.pop("stdin", None),
+                 **kwargs)
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        forget(proc)
+    result = subprocess.CompletedProcess(args, proc.returncode, out, err)
+    if check:
+        result.check_returncode()
+    return result
+
+
+@pytest.fixture(scope="session")
+def protos(tmp_path_factory):
+    out = tmp_path_factory.mktemp("proto")
+    files = [
+        "coreweave/sandbox/v1/sandbox.proto",
+        "coreweave/sandbox/v1/discovery.proto",
+        "sbx/v1/sbx.proto",
+        "google/rpc/status.proto",
+        "google/rpc/error_details.proto",
+    ]
+    run(
+        ["protoc", f"--proto_path={ROOT / 'api/proto'}", "--proto_path=/usr/include",
+         f"--python_out={out}", f"--grpc_python_out={out}",
+         "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin", *files],
+        check=True)
+    # Implicit namespace packages: no __init__.py, so the generated google/rpc joins Debian's
+    # google.protobuf instead of shadowing it.
+    sys.path.insert(0, str(out))
+    import grpc  # noqa: F401
+    from coreweave.sandbox.v1 import discovery_pb2, discovery_pb2_grpc, sandbox_pb2, sandbox_pb2_grpc
+    from google.rpc import error_details_pb2, status_pb2
+    from sbx.v1 import sbx_pb2, sbx_pb2_grpc
+
+    class P:
+        pass
+
+    p = P()
+    p.pb = sandbox_pb2
+    p.grpc = sandbox_pb2_grpc
+    p.discovery = discovery_pb2
+    p.discovery_grpc = discovery_pb2_grpc
+    p.sbx = sbx_pb2
+    p.sbx_grpc = sbx_pb2_grpc
+    p.status = status_pb2
+    p.details = error_details_pb2
+    return p
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """A running sbxd: start, kill -9, restart on the same state."""
+
+    def __init__(self, bin_dir, state, registry):
+        self.bin_dir = Path(bin_dir)
+        self.state = Path(state)
+        self.registry = registry
+        self.tcp_port = free_port()
+        self.metrics_port = free_port()
+        self.proc = None
+        self.config = self.state / "sbxd.json"
+        self.cgroup_parent = "sbx-e2e-" + uuid.uuid4().hex[:8]
+        self.config.write_text(json.dumps({
+            "state_dir": str(self.state / "lib"),
+            "run_dir": str(self.state / "run"),
+            "listen_unix": str(self.state / "run/sbxd.sock"),
+            "listen_tcp": f"127.0.0.1:{self.tcp_port}",
+            "metrics_listen": f"127.0.0.1:{self.metrics_port}",
+            "registry_mirrors": [f"http://{registry}"],
+            "insecure_registries": [registry],
+            "api_keys": [
+                {"key": API_KEY_A, "tenant": "tenant-a"},
+                {"key": API_KEY_B, "tenant": "tenant-b", "max_sandboxes": QUOTA_B},
+            ],
+            "secrets_dir": str(self.state / "secrets"),
+            "writable_layer": "loop",
+            "disk_pool_size": 4,
+            "default_disk": "1Gi",
+            "log_level": "debug",
+            "cgroup_parent": self.cgroup_parent,
+        }))
+        (self.state / "secrets/team").mkdir(parents=True, exist_ok=True)
+        (self.state / "secrets/team/HF_TOKEN").write_text("hf-secret-value\n")
+        (self.state / "secrets/team/creds").write_text(json.dumps({"password": "pw-123"}))
+
+    @property
+    def socket(self):
+        return str(self.state / "run/sbxd.sock")
+
+    def start(self):
+        log = open(self.state / "sbxd.log", "ab")
+        self.proc = spawn([str(self.bin_dir / "sbxd"), "--config", str(self.config)],
+                          stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + 30
+        import grpc
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("sbxd exited:\n" + (self.state / "sbxd.log").read_text()[-4000:])
+            if os.path.exists(self.socket):
+                channel = grpc.insecure_channel("unix://" + self.socket)
+                try:
+                    grpc.channel_ready_future(channel).result(timeout=0.5)
+                    channel.close()
+                    return
+                except grpc.FutureTimeoutError:
+                    channel.close()
+            time.sleep(0.05)
+        raise RuntimeError("sbxd did not come up")
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def registry():
+    addr = os.environ.get("SBX_TEST_REGISTRY")
+    if not addr:
+        addr = run([str(ROOT / "tools/registry/registry.sh"), "addr"],
+                   capture_output=True, text=True, check=True).stdout.strip()
+    return addr
+
+
+@pytest.fixture(scope="session")
+def daemon(registry, protos):
+    bin_dir = os.environ.get("SBX_BIN_DIR")
+    if not bin_dir:
+        pytest.fail("SBX_BIN_DIR must point at the build's bin directory")
+    _become_subreaper()
+    state = tempfile.mkdtemp(prefix="sbx-e2e-")
+    d = Daemon(bin_dir, state, registry)
+    d.start()
+    yield d
+    d.stop()
+    # The daemon's cgroup parent directories are empty once its sandboxes are gone.
+    for root in Path("/sys/fs/cgroup").iterdir():
+        for parent in (root / d.cgroup_parent, Path("/sys/fs/cgroup") / d.cgroup_parent):
+            if parent.is_dir():
+                try:
+                    parent.rmdir()
+                except OSError:
+                    pass
+    run(["rm", "-rf", state])
+
+
+@pytest.fixture
+def stub(daemon, protos):
+    import grpc
+    channel = grpc.insecure_channel("unix://" + daemon.socket)
+    yield protos.grpc.SandboxServiceStub(channel)
+    channel.close()
+
+
+@pytest.fixture
+def tcp_stub(daemon, protos):
+    """A stub on TCP; call with metadata=auth(KEY)."""
+    import grpc
+    channel = grpc.insecure_channel(f"127.0.0.1:{daemon.tcp_port}")
+    yield protos.grpc.SandboxServiceStub(channel)
+    channel.close()
+
+
+def auth(key):
+    return (("authorization", f"Bearer {key}"),)
