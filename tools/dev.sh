@@ -149,6 +149,8 @@ test_all() {
   /usr/bin/python3 -m pytest -q python/tests/unit
   log "end-to-end tests of sbxd's API (each run starts its own sbxd)"
   SBX_BIN_DIR=$build/bin SBX_E2E=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e
+  log "adversarial suite (tests/security) against a real sbxd"
+  SBX_BIN_DIR=$build/bin SBX_E2E=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/security
   log "end-to-end tests of the Python SDK against a real sbxd"
   local venv_dir=/tmp/sbx-ci-venv state=/tmp/sbx-ci-sdk
   rm -rf "$venv_dir" "$state"
