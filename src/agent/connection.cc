@@ -75,20 +75,6 @@ Status Connection::Send(MsgType type, std::string_view payload, int64_t deadline
   return WriteAll(payload, deadline_ms);
 }
 
-Result<bool> Connection::WaitReadable(int64_t deadline_ms) {
-  if (in_.buffered() > 0) {
-    // A complete frame may already be buffered.
-    return true;
-  }
-  pollfd pfd{fd_.get(), POLLIN, 0};
-  while (true) {
-    int ready = ::poll(&pfd, 1, PollTimeout(deadline_ms));
-    if (ready > 0) return true;
-    if (ready == 0) return false;
-    if (errno != EINTR) return Error::Errno("poll");
-  }
-}
-
 Result<Frame> Connection::Receive(int64_t deadline_ms) {
   while (true) {
     if (auto frame = in_.Pop()) {
@@ -112,10 +98,6 @@ Result<Frame> Connection::Receive(int64_t deadline_ms) {
     }
     return Error::Errno("recv from sbx-init").WithCode(Code::kUnavailable);
   }
-}
-
-void Connection::ShutdownWrite() {
-  if (fd_) ::shutdown(fd_.get(), SHUT_WR);
 }
 
 }  // namespace sbx::agent

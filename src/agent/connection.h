@@ -47,14 +47,13 @@ class Connection {
   // Deadlines are CLOCK_MONOTONIC milliseconds; < 0 means none.
   Status Send(MsgType type, std::string_view payload, int64_t deadline_ms);
   Result<Frame> Receive(int64_t deadline_ms);
-  // Waits until a frame can be read or the deadline passes (true: readable).
-  Result<bool> WaitReadable(int64_t deadline_ms);
-  void ShutdownWrite();
   // Bytes already received but not yet returned by Receive (poll() will not report them).
   bool HasBuffered() const { return in_.buffered() > 0; }
 
   int fd() const { return fd_.get(); }
   bool valid() const { return fd_.valid(); }
+  // Gives up the socket, e.g. to an event loop that waits for the one reply frame.
+  UniqueFd Release() { return std::move(fd_); }
 
  private:
   Status WriteAll(std::string_view data, int64_t deadline_ms);

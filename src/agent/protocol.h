@@ -33,6 +33,7 @@
 
 #include "src/agent/wire.h"
 #include "src/base/result.h"
+#include "src/sys/process.h"
 
 namespace sbx::agent {
 
@@ -122,6 +123,8 @@ struct ExitInfo {
   int32_t signal = 0;
   bool signaled = false;
   bool timed_out = false;
+  // The exit code, or 128 + signal (sys::ShellExitCode).
+  int ShellCode() const { return sys::ShellExitCode(signaled, exit_code, signal); }
   std::string Encode() const;
   static Result<ExitInfo> Decode(std::string_view payload);
 };

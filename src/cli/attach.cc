@@ -10,6 +10,7 @@
 
 #include "src/base/strings.h"
 #include "src/cli/terminal.h"
+#include "src/sys/process.h"
 
 namespace sbx::cli {
 
@@ -119,7 +120,7 @@ int Attach(Context& ctx, const std::string& id, ExecOptions exec, const AttachOp
   if (code) return ctx.exit_code = *code;
   if (int sig = interrupted.load(); sig != 0) {
     fprintf(stderr, "sbx: interrupted; the command was killed\n");
-    return ctx.exit_code = 128 + sig;
+    return ctx.exit_code = sys::ShellExitCode(true, 0, sig);
   }
   return ReportCommandError(ctx, code.error());
 }

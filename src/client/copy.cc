@@ -17,13 +17,13 @@
 #include "src/base/strings.h"
 #include "src/base/unique_fd.h"
 #include "src/client/impl.h"
+#include "src/sys/entry_path.h"
 #include "src/sys/fs.h"
 
 namespace sbx::client {
 
 namespace {
 
-constexpr size_t kMaxNameBytes = 4095;
 constexpr size_t kIoChunk = 256u << 10;
 // Below the destination: never leave it, never follow a link.
 constexpr uint64_t kBeneath = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
@@ -422,21 +422,6 @@ uint64_t ParseOctal(std::string_view field) {
 
 }  // namespace
 
-Result<std::string> CleanEntryName(std::string_view name) {
-  if (name.empty()) return Error::InvalidArgument("empty name in archive");
-  if (name.size() > kMaxNameBytes) return Error::InvalidArgument("overlong name in archive");
-  if (name.front() == '/') {
-    return Error::InvalidArgument("absolute name " + Quote(name) + " in archive");
-  }
-  std::vector<std::string> parts;
-  for (auto& part : Split(name, '/')) {
-    if (part.empty() || part == ".") continue;
-    if (part == "..") return Error::InvalidArgument("name " + Quote(name) + " leaves the target");
-    parts.push_back(std::move(part));
-  }
-  return Join(parts, "/");
-}
-
 Status WriteHostTree(const std::string& path, const std::string& top, bool follow_top,
                      const CopyOptions& options, const ChunkWriter& write, CopyStats* stats) {
   ArchivePtr a(archive_write_new(), archive_write_free);
@@ -474,7 +459,8 @@ Result<CopyStats> ExtractToHost(const std::function<bool(std::string*)>& next,
     if (r == ARCHIVE_EOF) break;
     if (r < ARCHIVE_WARN) return Error::DataLoss("read archive: " + ArchiveMessage(a.get()));
     const char* raw = archive_entry_pathname(entry);
-    SBX_ASSIGN_OR_RETURN(std::string rel, CleanEntryName(raw != nullptr ? raw : ""));
+    SBX_ASSIGN_OR_RETURN(std::string rel,
+                         sys::CleanEntryName(raw != nullptr ? raw : "", sys::kArchiveEntryRules));
     if (!placement) {
       std::string top = FirstComponent(rel);
       bool top_is_dir = archive_entry_filetype(entry) == AE_IFDIR || rel != top;

@@ -17,10 +17,6 @@
 
 namespace sbx::client {
 
-// An archive entry's name as a clean relative path ("./a//b/" -> "a/b", "." -> ""), or
-// INVALID_ARGUMENT for absolute names, ".." components and overlong names.
-Result<std::string> CleanEntryName(std::string_view name);
-
 // Writes `path` as tar entries: the top entry is named `top`, or, when `top` is empty, only the
 // directory's contents are written (named relative to it). `follow_top` follows a symlink at
 // `path` itself; symlinks below are always archived as links.

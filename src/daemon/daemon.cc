@@ -10,6 +10,7 @@
 #include "src/base/log.h"
 #include "src/base/strings.h"
 #include "src/daemon/bridge_network.h"
+#include "src/daemon/helper_runtime.h"
 #include "src/daemon/http_server.h"
 #include "src/daemon/image_store_provider.h"
 #include "src/daemon/metrics.h"
@@ -56,22 +57,32 @@ class DaemonImpl : public Daemon {
     }
     SBX_ASSIGN_OR_RETURN(images_, ImageStoreProvider::Open(config_));
     SBX_ASSIGN_OR_RETURN(std::string bin_dir, sys::SelfExeDir());
-    ManagerPaths paths;
-    paths.runtime_binary =
+    HelperRuntimeOptions runtime;
+    runtime.runtime_binary =
         config_.runtime_path.empty() ? bin_dir + "/sbx-runtime" : config_.runtime_path;
-    paths.init_binary = sys::DirName(paths.runtime_binary) + "/sbx-init";
-    for (const auto& binary : {paths.runtime_binary, paths.init_binary}) {
+    runtime.init_binary = sys::DirName(runtime.runtime_binary) + "/sbx-init";
+    for (const auto& binary : {runtime.runtime_binary, runtime.init_binary}) {
       if (access(binary.c_str(), X_OK) != 0) {
         return Error::FailedPrecondition(Quote(binary) + " is missing; install it next to sbxd");
       }
     }
+    runtime.run_dir = config_.run_dir;
+    runtime.state_dir = config_.state_dir;
+    runtime.cgroup_parent = config_.cgroup_parent;
+    runtime.helpers = config_.runtime_helpers;
+    runtime.loop_writable_layers = config_.writable_layer == "loop";
+    runtime.disk_pool_size = config_.disk_pool_size;
+    runtime.disk_format = {NodeShapeFromConfig(config_).default_disk_bytes, 0, config_.id_map_uid,
+                           config_.id_map_gid};
+    runtime_ = std::make_unique<HelperRuntime>(std::move(runtime), cgroups_.get());
+    SBX_TRY(runtime_->Start());
     if (config_.network == "bridge") {
       SBX_ASSIGN_OR_RETURN(network_, BridgeNetwork::Create(config_));
     } else {
       network_ = std::make_unique<LoopbackOnlyNetwork>();
     }
-    manager_ = std::make_unique<SandboxManager>(config_, paths, store_.get(), images_.get(),
-                                                network_.get(), cgroups_.get(), &metrics_);
+    manager_ = std::make_unique<SandboxManager>(config_, store_.get(), images_.get(),
+                                                network_.get(), runtime_.get(), &metrics_);
     SBX_TRY(manager_->Start());
     metrics_.SetGaugeSource([this] { return Gauges(); });
 
@@ -139,6 +150,7 @@ class DaemonImpl : public Daemon {
     }
     http_.Stop();
     if (manager_) manager_->Shutdown();
+    if (runtime_) runtime_->Stop();
     favor_migrations_.Release();
     SBX_LOG_INFO("sbxd stopped; sandboxes keep running");
   }
@@ -174,6 +186,7 @@ class DaemonImpl : public Daemon {
   std::unique_ptr<Store> store_;
   std::unique_ptr<runtime::CgroupDriver> cgroups_;
   std::unique_ptr<ImageStoreProvider> images_;
+  std::unique_ptr<HelperRuntime> runtime_;
   std::unique_ptr<NetworkProvider> network_;
   std::unique_ptr<SandboxManager> manager_;
   std::unique_ptr<Authenticator> auth_;

@@ -54,8 +54,8 @@ Status RuntimeHelpers::Start() {
   return Ok();
 }
 
-Result<runtime::SandboxState> RuntimeHelpers::Create(const runtime::HelperCreateRequest& request,
-                                                     int timeout_ms) {
+template <typename T>
+T RuntimeHelpers::WithHelper(const std::function<T(int socket)>& call) {
   Helper* helper = nullptr;
   {
     std::unique_lock lock(mu_);
@@ -70,13 +70,13 @@ Result<runtime::SandboxState> RuntimeHelpers::Create(const runtime::HelperCreate
     });
     helper->busy = true;
   }
-  auto state = runtime::HelperCreate(helper->socket.get(), request, timeout_ms);
+  T result = call(helper->socket.get());
   {
     std::lock_guard lock(mu_);
-    if (!state && (state.error().code() == Code::kUnavailable ||
-                   state.error().code() == Code::kDeadlineExceeded)) {
+    if (!result && (result.error().code() == Code::kUnavailable ||
+                    result.error().code() == Code::kDeadlineExceeded)) {
       // The helper died or hung: replace it.
-      SBX_LOG_WARN("runtime helper failed ({}); starting a new one", state.error().message());
+      SBX_LOG_WARN("runtime helper failed ({}); starting a new one", result.error().message());
       helper->socket.reset();
       (void)helper->process.Signal(SIGKILL);
       (void)helper->process.Wait(5000);
@@ -86,7 +86,20 @@ Result<runtime::SandboxState> RuntimeHelpers::Create(const runtime::HelperCreate
     helper->busy = false;
   }
   idle_.notify_one();
-  return state;
+  return result;
+}
+
+Result<runtime::SandboxState> RuntimeHelpers::Create(const runtime::HelperCreateRequest& request,
+                                                     int timeout_ms) {
+  return WithHelper<Result<runtime::SandboxState>>(
+      [&](int socket) { return runtime::HelperCreate(socket, request, timeout_ms); });
+}
+
+Status RuntimeHelpers::SetLimits(const std::string& name, const runtime::CgroupLimits& limits,
+                                 int timeout_ms) {
+  return WithHelper<Status>([&](int socket) {
+    return runtime::HelperSetLimits(socket, {name, limits}, timeout_ms);
+  });
 }
 
 }  // namespace sbx::daemon

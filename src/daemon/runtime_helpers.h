@@ -1,12 +1,14 @@
 // File: runtime_helpers.h
 //
 // A small pool of `sbx-runtime serve` processes (runtime/helper.h) that create sandboxes for the
-// daemon: started once with posix_spawn, each handed the sealed sbx-init copy and the compiled
-// seccomp program, each serving one create at a time. A helper that dies is replaced.
+// daemon and set their cgroup limits: started once with posix_spawn, each handed the sealed
+// sbx-init copy and the compiled seccomp program, each serving one request at a time. A helper
+// that dies or hangs is replaced.
 
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -26,6 +28,7 @@ class RuntimeHelpers {
   ~RuntimeHelpers();
   Status Start();
   Result<runtime::SandboxState> Create(const runtime::HelperCreateRequest& request, int timeout_ms);
+  Status SetLimits(const std::string& name, const runtime::CgroupLimits& limits, int timeout_ms);
 
  private:
   struct Helper {
@@ -34,6 +37,10 @@ class RuntimeHelpers {
     bool busy = false;
   };
   Status Spawn(Helper& helper);
+  // Runs `call` on the socket of an idle helper (waiting for one), replacing the helper when the
+  // call found it dead or hung.
+  template <typename T>
+  T WithHelper(const std::function<T(int socket)>& call);
   std::string runtime_binary_;
   std::string cgroup_parent_;
   int init_fd_;

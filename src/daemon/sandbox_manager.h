@@ -1,55 +1,50 @@
 // File: sandbox_manager.h
 //
-// SandboxManager owns every sandbox of the node: admission against the node's capacity and the
-// tenants' quotas, the state machine (sandbox_record.h), idempotent creates, stops, lifetimes,
-// retention of terminal records, and recovery after a restart. It persists every transition in
-// the Store before reporting it, runs slow work (image pulls, sbx-runtime, teardown) on a worker
-// pool, and watches each running sandbox's main process through sbx-init.
+// SandboxManager is the state machine of the node's sandboxes (sandbox_record.h): it owns their
+// records, takes every transition, and persists each one in the Store before it reports it or
+// acts on it. The rest is in rooms it asks or consumes, none of which knows the manager:
+//
+//   Admission      (admission.h)       idempotency, tenant quotas, node capacity, the PENDING FIFO
+//   spec builder   (spec_builder.h)    request + image -> the sandbox's runtime plan
+//   Watcher        (watcher.h)         main-process exits, lifetimes, retention, as events
+//   WarmSandboxes  (warm_sandboxes.h)  sandboxes made ahead of time for recent images
+//   recovery       (recovery.h)        store + leftovers -> what a restart adopts, ends, removes
+//
+// and it reaches the machine only through three ports: ImageProvider, NetworkProvider and
+// RuntimeProvider. Slow work (image pulls, creates, teardowns) runs on a worker pool; an event
+// thread acts on the watcher's events.
 //
 // Thread-safe; gRPC handlers call it concurrently.
 
 #pragma once
 
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "src/base/result.h"
-#include "src/base/unique_fd.h"
+#include "src/daemon/admission.h"
 #include "src/daemon/config.h"
-#include "src/daemon/disk_pool.h"
 #include "src/daemon/image_provider.h"
+#include "src/daemon/job_queue.h"
+#include "src/daemon/listing.h"
 #include "src/daemon/metrics.h"
 #include "src/daemon/network_provider.h"
-#include "src/daemon/runtime_helpers.h"
+#include "src/daemon/node_shape.h"
+#include "src/daemon/runtime_provider.h"
 #include "src/daemon/sandbox_record.h"
+#include "src/daemon/spec_builder.h"
 #include "src/daemon/store.h"
-#include "src/daemon/warm_pool.h"
-#include "src/runtime/cgroup/cgroup_driver.h"
-#include "src/runtime/spec.h"
+#include "src/daemon/warm_sandboxes.h"
+#include "src/daemon/watcher.h"
 
 namespace sbx::daemon {
-
-struct ListFilter {
-  std::vector<std::string> tags;  // all must be present
-  std::optional<State> state;
-  bool show_terminated = false;
-  int page_size = 0;
-  std::string page_token;
-};
-
-struct ListResult {
-  std::vector<SandboxRecord> sandboxes;
-  std::string next_page_token;
-};
 
 struct PurgeResult {
   int count = 0;
@@ -66,27 +61,21 @@ struct Capacity {
   std::map<std::string, int> warm;  // by image: sandboxes started ahead of time, ready
 };
 
-struct ManagerPaths {
-  std::string runtime_binary;  // sbx-runtime
-  std::string init_binary;     // sbx-init
-};
-
 class SandboxManager {
  public:
-  SandboxManager(Config config, ManagerPaths paths, Store* store, ImageProvider* images,
-                 NetworkProvider* network, runtime::CgroupDriver* cgroups, Metrics* metrics);
+  SandboxManager(Config config, Store* store, ImageProvider* images, NetworkProvider* network,
+                 RuntimeProvider* runtime, Metrics* metrics);
   ~SandboxManager();
   SandboxManager(const SandboxManager&) = delete;
   SandboxManager& operator=(const SandboxManager&) = delete;
 
-  // Loads the store, re-adopts running sandboxes, cleans up what nothing owns, and starts the
-  // worker and event threads.
+  // Recovers what the last daemon left (recovery.h) and starts the worker and event threads.
   Status Start();
-  // Stops accepting work and joins the threads. Sandboxes keep running.
+  // Stops accepting work and joins the threads; removes warm sandboxes. Sandboxes keep running.
   void Shutdown();
 
-  // Validates against quotas and capacity, records the sandbox and starts creating it. Returns
-  // the record as accepted; an existing record for the same (tenant, request_id).
+  // Admits the request (admission.h), records the sandbox and starts creating it. Returns the
+  // record as accepted, or the existing record for a retried (tenant, request_id).
   Result<SandboxRecord> Create(const std::string& tenant, CreateRequest request);
   Result<SandboxRecord> Get(const std::string& tenant, const std::string& id);
   Result<ListResult> List(const std::string& tenant, const ListFilter& filter);
@@ -94,14 +83,11 @@ class SandboxManager {
   Result<PurgeResult> Purge(const std::string& tenant, const std::vector<std::string>& tags,
                             bool purge_all, bool dry_run);
 
-  // Waits until the sandbox is RUNNING (or ends, or the deadline passes) and returns its record.
-  Result<SandboxRecord> WaitUntilRunningOrDone(const std::string& tenant, const std::string& id,
-                                               int64_t deadline_ms);
-  // Like Get, but blocks until the state is no longer PENDING/CREATING or the deadline passes.
+  // Blocks until the state is no longer PENDING/CREATING or the deadline passes; the record
+  // either way.
   Result<SandboxRecord> WaitSettled(const std::string& tenant, const std::string& id,
                                     int64_t deadline_ms);
-  // Blocks until the sandbox has ended (its logs are saved by then) or the deadline passes, and
-  // returns its record either way.
+  // Blocks until the sandbox has ended (its logs are saved by then) or the deadline passes.
   Result<SandboxRecord> WaitEnded(const std::string& tenant, const std::string& id,
                                   int64_t deadline_ms);
   // sbx-init's socket of a RUNNING sandbox; FAILED_PRECONDITION otherwise.
@@ -121,106 +107,63 @@ class SandboxManager {
  private:
   struct Entry {
     SandboxRecord record;
-    bool stop_requested = false;
-    bool finalizing = false;
-    std::string stop_reason;  // USER_STOPPED or LIFETIME_EXCEEDED
-    UniqueFd watch_fd;        // WaitMain connection while RUNNING
+    bool finalizing = false;  // a stop or exit job owns its ending
+    bool image_held = false;
   };
 
-  // Transitions (mu_ held).
-  Status Persist(const SandboxRecord& record);
-  // Blocks until `done(state)`, the daemon stops, or the deadline passes; the record either way.
+  Status Persist(const SandboxRecord& record);  // mu_ held
   Result<SandboxRecord> WaitFor(const std::string& tenant, const std::string& id,
                                 int64_t deadline_ms, const std::function<bool(State)>& done);
-  void Admit();  // promotes pending sandboxes that fit
-  bool Fits(const SandboxRecord& record) const;
-  void Reserve(const SandboxRecord& record);
-  void Unreserve(const SandboxRecord& record);
-  void Enqueue(std::function<void()> job);
-  void Wake();
+  Result<SandboxRecord> StopLocked(std::unique_lock<std::mutex>& lock, const std::string& id,
+                                   int grace_seconds, const std::string& reason);
+  void StartCreating(const std::string& id);  // mu_ held
+  RuntimeSandbox SandboxOf(const SandboxRecord& record) const;
 
   // Jobs (worker threads).
-  void CreateJob(std::string id);
-  void StopJob(std::string id);
-  void ExitJob(std::string id);
-  void Finish(const std::string& id, State state, std::string reason, std::string message,
-              std::optional<int> exit_code);
-  Result<std::string> BuildBundle(const SandboxRecord& record, const CreateRequest& request,
-                                  const ResolvedImage& image, const NetworkAttachment& network,
-                                  bool await_start = false);
-  // The main process: Docker's rules for entrypoint, cmd, env and working directory.
-  Result<runtime::Process> BuildProcess(const CreateRequest& request, const ResolvedImage& image);
-  // Runs sbx-runtime on a bundle, with a writable layer from the pool.
-  Result<runtime::SandboxState> RunRuntime(const std::string& id, const std::string& bundle);
-  // Records the network a sandbox got (mu_ not held).
-  void RecordNetwork(const std::string& id, const NetworkAttachment& network);
-  // The sandbox runs (mu_ not held): records it, watches its main process.
-  void MarkRunning(const std::string& id, const std::string& bundle,
-                   const runtime::SandboxState& state, int64_t started_ns, bool warm_eligible);
-
-  // Warm sandboxes (warm_pool.h).
-  // Whether a fill may run now (mu_ held): no create in progress, none accepted for
-  // warm_pool_refill_delay_ms.
-  bool QuietForWarmFill() const;
-  void ScheduleWarmFill();  // mu_ held
-  void FillWarmJob();
-  Result<WarmSandbox> CreateWarm(const std::string& image);
-  // Gives a claimed warm sandbox its record's limits and starts its main process.
-  Status StartWarm(const WarmSandbox& warm, const SandboxRecord& record,
-                   const CreateRequest& request, const ResolvedImage& image);
-  void DestroyWarm(const WarmSandbox& warm);
-  void DestroyWarmLater(std::vector<WarmSandbox> sandboxes);
+  void CreateJob(const std::string& id);
+  // Creates a sandbox from its claimed warm sandbox; false when that one could not serve.
+  bool CreateFromWarm(const std::string& id, const WarmSandbox& warm, const SandboxRecord& record,
+                      const CreateRequest& request, const ResolvedImage& image,
+                      const SecretEnv& secrets, int64_t started);
+  void StopJob(const std::string& id);
+  void ExitJob(const std::string& id);
+  // The sandbox runs: records it and watches its main process.
+  void MarkRunning(const std::string& id, const RuntimeSandbox& sandbox,
+                   const NetworkAttachment& network, const std::string& digest, int64_t started_ns,
+                   bool warm_eligible);
+  // Records how the sandbox ends before its teardown, so a crash in it is finished right.
+  void RecordEnding(const std::string& id, const SandboxRecord::Ending& ending);
+  // Saves the main process's output in the store (while sbx-init still has it).
   void SaveLogs(const SandboxRecord& record);
+  // Tears the sandbox down and ends its record (an exit records its ending first).
+  void TearDownAndFinish(const std::string& id, const SandboxRecord::Ending& ending);
+  void Finish(const std::string& id, const SandboxRecord::Ending& ending);
+  void Watch(const std::string& id, const RuntimeSandbox& sandbox);
 
-  // Event thread: main-process watches, lifetimes, retention.
   void EventLoop();
-  Status Watch(Entry& entry);
-  void OnWatchEvent(const std::string& id);
-  void CheckTimers();
-
   void Recover();
-  void ReconcileOrphans();
 
   Config config_;
-  ManagerPaths paths_;
+  NodeShape node_;
+  SpecDefaults spec_defaults_;
   Store* store_;
   ImageProvider* images_;
   NetworkProvider* network_;
-  runtime::CgroupDriver* cgroups_;
+  RuntimeProvider* runtime_;
   Metrics* metrics_;
-  uint64_t capacity_cpu_millis_ = 0;
-  uint64_t capacity_memory_bytes_ = 0;
-  uint64_t default_cpu_millis_ = 0;
-  uint64_t default_memory_bytes_ = 0;
-  uint64_t default_disk_bytes_ = 0;
 
   std::mutex mu_;
   std::condition_variable changed_;
   std::map<std::string, Entry> entries_;
-  std::map<std::string, CreateRequest> pending_requests_;  // by id, until created
-  std::deque<std::string> pending_;                        // FIFO of PENDING ids
-  std::map<int, std::string> watch_by_fd_;
-  uint64_t allocated_cpu_ = 0;
-  uint64_t allocated_memory_ = 0;
-  int create_jobs_ = 0;         // queued or running; warm fills wait for none
-  int64_t last_create_ns_ = 0;  // monotonic time of the last accepted create
-  WarmPool warm_;
-  std::map<std::string, WarmSandbox> claimed_warm_;  // by sandbox id, until its create job runs
-  bool warm_fill_scheduled_ = false;
-  bool warm_filling_ = false;  // a warm sandbox is being made (DropWarm waits for it)
-
-  std::mutex jobs_mu_;
-  std::condition_variable jobs_cv_;
-  std::deque<std::function<void()>> jobs_;
-  std::vector<std::thread> workers_;
-  std::thread event_thread_;
-  UniqueFd epoll_fd_;
-  UniqueFd wake_fd_;
-  UniqueFd init_copy_;        // sealed sbx-init, handed to every sbx-runtime create
-  UniqueFd seccomp_program_;  // the compiled seccomp policy, likewise
-  std::unique_ptr<RuntimeHelpers> helpers_;
-  std::unique_ptr<DiskPool> disks_;
+  std::map<std::string, CreateRequest> pending_requests_;  // by id, until its create job runs
+  std::map<std::string, WarmSandbox> claimed_warm_;        // by id, until its create job runs
+  Admission admission_;
   bool stopping_ = false;
+
+  Watcher watcher_;
+  WarmSandboxes warm_;
+  JobQueue jobs_;
+  std::thread event_thread_;
 };
 
 }  // namespace sbx::daemon

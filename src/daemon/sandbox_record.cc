@@ -36,6 +36,8 @@ bool IsActive(State state) {
   return state == State::kCreating || state == State::kRunning || state == State::kTerminating;
 }
 
+std::string NewSandboxId() { return "sb-" + RandomHex(8); }
+
 std::string SandboxRecord::StateReason() const {
   if (reason.empty()) return message;
   if (message.empty()) return reason;
@@ -106,8 +108,16 @@ std::string SandboxRecord::ToJson() const {
             {"network_mode", static_cast<int>(network_mode)},
             {"effective_egress", EgressToJson(effective_egress)},
             {"address", address},
-            {"grace_seconds", grace_seconds}};
+            {"grace_seconds", grace_seconds},
+            {"stop_reason", stop_reason},
+            {"request_fingerprint", request_fingerprint}};
   if (exit_code) j["exit_code"] = *exit_code;
+  if (ending) {
+    j["ending"] = {{"state", static_cast<int>(ending->state)},
+                   {"reason", ending->reason},
+                   {"message", ending->message}};
+    if (ending->exit_code) j["ending"]["exit_code"] = *ending->exit_code;
+  }
   return j.dump();
 }
 
@@ -170,6 +180,22 @@ Result<SandboxRecord> SandboxRecord::FromJson(const std::string& text) {
     if (j.contains("effective_egress")) r.effective_egress = EgressFromJson(j["effective_egress"]);
     r.address = j.value("address", "");
     r.grace_seconds = j.value("grace_seconds", 10);
+    r.stop_reason = j.value("stop_reason", "");
+    r.request_fingerprint = j.value("request_fingerprint", "");
+    if (j.contains("ending")) {
+      const json& e = j["ending"];
+      int ending_state = e.value("state", -1);
+      if (ending_state < 0 || ending_state > static_cast<int>(State::kTerminated) ||
+          !IsTerminal(static_cast<State>(ending_state))) {
+        return Error::DataLoss("sandbox record has ending state " + std::to_string(ending_state));
+      }
+      SandboxRecord::Ending ending;
+      ending.state = static_cast<State>(ending_state);
+      ending.reason = e.value("reason", "");
+      ending.message = e.value("message", "");
+      if (e.contains("exit_code")) ending.exit_code = e["exit_code"].get<int>();
+      r.ending = std::move(ending);
+    }
   } catch (const json::exception& e) {
     return Error::DataLoss(std::string("sandbox record: ") + e.what());
   }

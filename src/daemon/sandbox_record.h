@@ -107,7 +107,12 @@ struct CreateRequest {
   NetworkRequest network;
   std::string runtime_class;
   std::string spec_blob;  // the request's SandboxSpec, serialized, echoed back by Get
+  // The same for the same spec however a client serialized it (maps in any order).
+  std::string fingerprint;
 };
+
+// A new sandbox id: "sb-" and 16 random hex digits.
+std::string NewSandboxId();
 
 struct SandboxRecord {
   std::string id;
@@ -138,6 +143,18 @@ struct SandboxRecord {
   std::vector<EgressRuleSpec> effective_egress;   // what the sandbox may reach
   std::string address;                            // its IPv4 address, when it has a network
   int grace_seconds = 10;                         // of a pending stop
+  std::string stop_reason;  // why a stop was asked: USER_STOPPED or LIFETIME_EXCEEDED
+  // The fingerprint of the request's spec, so a retried request id can be told from a reused one.
+  std::string request_fingerprint;
+  // How the sandbox ends, decided and recorded before its teardown begins: a teardown that a
+  // crash interrupts is finished with this outcome.
+  struct Ending {
+    State state = State::kTerminated;
+    std::string reason;
+    std::string message;
+    std::optional<int> exit_code;
+  };
+  std::optional<Ending> ending;
 
   // "EXITED: main process exited with code 0" as the wire's state_reason.
   std::string StateReason() const;

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "src/base/testing/temp_dir.h"
+#include "src/testing/temp_dir.h"
 
 namespace sbx::daemon {
 namespace {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "src/daemon/network_provider.h"
+#include "src/daemon/runtime_provider.h"
 #include "src/daemon/sandbox_record.h"
 
 namespace sbx::daemon {
@@ -29,10 +30,7 @@ struct WarmSandbox {
   std::string id;      // adopted by the sandbox that claims it
   std::string image;   // the reference it was made for (the pool's key)
   std::string digest;  // what that reference resolved to
-  std::string bundle;
-  std::string socket_path;
-  int64_t init_pid = 0;
-  uint64_t init_start_time = 0;
+  RuntimeSandbox sandbox;
   NetworkAttachment network;
   uint64_t cpu_limit_millis = 0;  // the limits its cgroup was made with
   uint64_t memory_limit_bytes = 0;

@@ -15,6 +15,7 @@
 #include "src/base/strings.h"
 #include "src/image/digest.h"
 #include "src/image/layer_stream.h"
+#include "src/sys/entry_path.h"
 #include "src/sys/fs.h"
 
 namespace sbx::image {
@@ -41,17 +42,11 @@ Compression Sniff(std::string_view head) {
   return Compression::kNone;
 }
 
-// "./a//b/" -> "a/b"; nullopt for names climbing out (never used as a file name on the host,
-// but such an archive is malformed).
+// "./a//b/" -> "a/b"; nullopt for names that climb out or name nothing (never used as a file name
+// on the host, but such an archive is malformed).
 std::optional<std::string> CleanName(std::string_view raw) {
-  std::vector<std::string> parts;
-  for (const auto& part : Split(raw, '/')) {
-    if (part.empty() || part == ".") continue;
-    if (part == "..") return std::nullopt;
-    parts.push_back(part);
-  }
-  if (parts.empty()) return std::nullopt;
-  return Join(parts, "/");
+  auto clean = sys::CleanEntryName(raw, {.strip_leading_slash = true});
+  return clean ? std::optional<std::string>(std::move(*clean)) : std::nullopt;
 }
 
 std::string ExpectedDigestOf(const std::string& path) {

@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include "src/base/testing/temp_dir.h"
 #include "src/sys/fs.h"
+#include "src/testing/temp_dir.h"
 
 namespace sbx::image {
 namespace {

@@ -16,13 +16,13 @@
 #include <vector>
 
 #include "src/base/strings.h"
+#include "src/sys/entry_path.h"
 #include "src/sys/fs.h"
 
 namespace sbx::image {
 namespace {
 
 constexpr size_t kPathMax = 4096;
-constexpr size_t kNameMax = 255;
 constexpr size_t kReadChunk = 256u << 10;
 constexpr size_t kMaxXattrs = 128;
 constexpr size_t kMaxXattrValue = 64u << 10;
@@ -36,32 +36,12 @@ Error Invalid(std::string_view path, const std::string& why) {
       .WithReason("SBX_IMAGE_LAYER_INVALID");
 }
 
-// Lexically cleans a tar path into components below the root. A leading "/" is dropped (tar
-// strips it too); ".." that would climb above the root is refused.
+// A tar path as components below the layer root: a leading "/" is dropped (tar strips it too),
+// ".." that would climb above the root is refused.
 Result<std::vector<std::string>> CleanPath(std::string_view raw) {
-  if (raw.size() > kPathMax) {
-    return Invalid(raw.substr(0, 64), "path longer than " + std::to_string(kPathMax) + " bytes");
-  }
-  std::vector<std::string> comps;
-  size_t start = 0;
-  while (start <= raw.size()) {
-    size_t end = raw.find('/', start);
-    if (end == std::string_view::npos) end = raw.size();
-    std::string_view part = raw.substr(start, end - start);
-    start = end + 1;
-    if (part.empty() || part == ".") continue;
-    if (part == "..") {
-      if (comps.empty()) return Invalid(raw, "escapes the layer root");
-      comps.pop_back();
-      continue;
-    }
-    if (part.size() > kNameMax) {
-      return Invalid(raw.substr(0, 64),
-                     "path component longer than " + std::to_string(kNameMax) + " bytes");
-    }
-    comps.emplace_back(part);
-  }
-  return comps;
+  auto components = sys::CleanEntryPath(raw, sys::kLayerEntryRules);
+  if (!components) return Invalid(raw.substr(0, 200), components.error().message());
+  return components;
 }
 
 std::string JoinComponents(const std::vector<std::string>& comps, size_t n) {
@@ -71,41 +51,6 @@ std::string JoinComponents(const std::vector<std::string>& comps, size_t n) {
     out += comps[i];
   }
   return out;
-}
-
-// rm -rf of `name` in `dirfd`, never following symlinks.
-Status RemoveAllAt(int dirfd, const char* name, int depth) {
-  if (depth > 2048) return Error::ResourceExhausted("directory tree too deep to remove");
-  struct stat st {};
-  if (::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    if (errno == ENOENT) return Ok();
-    return Error::Errno("stat " + Quote(name));
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    if (::unlinkat(dirfd, name, 0) != 0 && errno != ENOENT) {
-      return Error::Errno("unlink " + Quote(name));
-    }
-    return Ok();
-  }
-  int fd = ::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return Error::Errno("open " + Quote(name));
-  DIR* dir = ::fdopendir(fd);
-  if (dir == nullptr) {
-    ::close(fd);
-    return Error::Errno("fdopendir " + Quote(name));
-  }
-  Status status;
-  while (dirent* e = ::readdir(dir)) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    status = RemoveAllAt(::dirfd(dir), e->d_name, depth + 1);
-    if (!status) break;
-  }
-  ::closedir(dir);
-  if (!status) return status;
-  if (::unlinkat(dirfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT) {
-    return Error::Errno("rmdir " + Quote(name));
-  }
-  return Ok();
 }
 
 bool XattrAllowed(std::string_view name) {
@@ -266,7 +211,7 @@ class Unpacker {
       return Error::Errno("stat " + Quote(name));
     }
     // The cached descriptor is the parent of the current entry, never inside what is removed.
-    return RemoveAllAt(parent, name.c_str(), 0);
+    return sys::RemoveTreeAt(parent, name);
   }
 
   Status ApplyMetadata(int fd, archive_entry* e) {

@@ -17,10 +17,10 @@
 #include <gtest/gtest.h>
 
 #include "src/base/strings.h"
-#include "src/base/testing/temp_dir.h"
 #include "src/image/digest.h"
 #include "src/image/testing/tar_builder.h"
 #include "src/sys/fs.h"
+#include "src/testing/temp_dir.h"
 
 namespace sbx::image {
 namespace {

@@ -46,7 +46,7 @@ constexpr int kInitListenFd = 3;
 constexpr int kInitConfigFd = 4;
 constexpr int kInitExecFd = 5;
 
-// Docker's masked and read-only paths (security.md §4).
+// Docker's masked and read-only paths, and its current additions (SECURITY.md).
 constexpr const char* kMaskedPaths[] = {
     "/proc/acpi",       "/proc/asound",        "/proc/interrupts",  "/proc/kcore",
     "/proc/keys",       "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi",
@@ -868,12 +868,20 @@ Status DestroySandbox(const std::string& id, const std::string& bundle_dir, Cgro
       }
     }
   }
-  SBX_TRY_CTX(cgroups.Remove(id), "remove cgroup of " + id);
+  // No process is left: every remaining step is independent of the others, and each is taken
+  // even when one fails, so a later attempt finds less to do.
+  Status result = cgroups.Remove(id);
+  if (!result) result = std::move(result).error().Wrap("remove cgroup of " + id);
   // The image may still be attached to its loop device for a moment (until the sandbox's mount
   // namespace is gone); unlinking it now is fine, the space is freed on detach.
-  if (state && !state->disk_image.empty()) unlink(state->disk_image.c_str());
-  SBX_TRY_CTX(sys::RemoveTree(bundle_dir), "remove bundle of " + id);
-  return Ok();
+  if (state && !state->disk_image.empty() && unlink(state->disk_image.c_str()) != 0 &&
+      errno != ENOENT && result) {
+    result = Error::Errno("remove the writable layer of " + id);
+  }
+  if (Status removed = sys::RemoveTree(bundle_dir); !removed && result) {
+    result = std::move(removed).error().Wrap("remove bundle of " + id);
+  }
+  return result;
 }
 
 }  // namespace sbx::runtime

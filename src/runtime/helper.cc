@@ -12,6 +12,7 @@
 #include "src/agent/connection.h"
 #include "src/agent/protocol.h"
 #include "src/base/clock.h"
+#include "src/base/strings.h"
 #include "src/sys/fs.h"
 
 namespace sbx::runtime {
@@ -35,6 +36,33 @@ Result<HelperCreateRequest> HelperCreateRequest::Decode(std::string_view payload
     if (r.tag() == 4) m.writable_image = r.str();
   }
   SBX_TRY(r.status("helper create request"));
+  return m;
+}
+
+std::string HelperSetLimitsRequest::Encode() const {
+  agent::FieldWriter w;
+  w.PutString(1, name);
+  w.PutU64(2, limits.memory_bytes);
+  w.PutU64(3, limits.cpu_millis);
+  w.PutU64(4, limits.pids);
+  w.PutU64(5, limits.cpu_weight);
+  return w.Take();
+}
+
+Result<HelperSetLimitsRequest> HelperSetLimitsRequest::Decode(std::string_view payload) {
+  HelperSetLimitsRequest m;
+  agent::FieldReader r(payload);
+  while (r.Next()) {
+    if (r.tag() == 1) m.name = r.str();
+    if (r.tag() == 2) m.limits.memory_bytes = r.u64();
+    if (r.tag() == 3) m.limits.cpu_millis = r.u64();
+    if (r.tag() == 4) m.limits.pids = r.u64();
+    if (r.tag() == 5) m.limits.cpu_weight = r.u64();
+  }
+  SBX_TRY(r.status("helper set-limits request"));
+  if (m.name.empty() || m.name.find('/') != std::string::npos || m.name[0] == '.') {
+    return Error::InvalidArgument("set-limits request: bad cgroup name " + Quote(m.name));
+  }
   return m;
 }
 
@@ -130,6 +158,42 @@ void ReapChildren() {
   }
 }
 
+std::string ErrorPayload(const Error& error) {
+  agent::FieldWriter w;
+  w.PutBytes(2, agent::ErrorReply::FromError(error).Encode());
+  return w.Take();
+}
+
+// The error a reply carries, or Ok: an empty reply is success.
+Status ReplyStatus(std::string_view payload) {
+  agent::FieldReader r(payload);
+  while (r.Next()) {
+    if (r.tag() == 2) {
+      SBX_ASSIGN_OR_RETURN(agent::ErrorReply reply, agent::ErrorReply::Decode(r.bytes()));
+      return reply.ToError();
+    }
+  }
+  SBX_TRY(r.status("runtime helper reply"));
+  return Ok();
+}
+
+Result<SandboxState> CreateFromRequest(const agent::Frame& frame, int mount_fd, int init_fd,
+                                       const std::string& seccomp_bpf, CgroupDriver& cgroups) {
+  SBX_ASSIGN_OR_RETURN(HelperCreateRequest request, HelperCreateRequest::Decode(frame.payload));
+  SBX_ASSIGN_OR_RETURN(std::string text,
+                       sys::ReadFile(request.bundle_dir + "/spec.json", 16u << 20));
+  SBX_ASSIGN_OR_RETURN(RuntimeSpec spec, FromJson(text));
+  return CreateSandbox(spec,
+                       {.bundle_dir = request.bundle_dir,
+                        .init_fd = init_fd,
+                        .seccomp_bpf = seccomp_bpf,
+                        .disk_pool_dir = request.disk_pool_dir,
+                        .disk_dir = request.disk_dir,
+                        .writable_mount_fd = mount_fd,
+                        .writable_image = request.writable_image},
+                       cgroups);
+}
+
 std::string Reply(const Result<SandboxState>& state) {
   agent::FieldWriter w;
   if (state) {
@@ -156,30 +220,26 @@ int ServeHelper(int fd, int init_fd, const std::string& seccomp_bpf, CgroupDrive
     auto received = ReceiveRequest(conn.fd(), MonotonicMillis() + 5000);
     if (!received) return 0;  // the daemon went away
     auto& [frame, mount_fd] = *received;
-    if (static_cast<uint8_t>(frame.type) != kCreateRequest) return 1;
-    Result<SandboxState> state = Error::Internal("no request");
-    auto request = HelperCreateRequest::Decode(frame.payload);
-    if (!request) {
-      state = request.error();
-    } else {
-      auto text = sys::ReadFile(request->bundle_dir + "/spec.json", 16u << 20);
-      auto spec = text ? FromJson(*text) : Result<RuntimeSpec>(text.error());
-      if (!spec) {
-        state = spec.error();
-      } else {
-        state = CreateSandbox(*spec,
-                              {.bundle_dir = request->bundle_dir,
-                               .init_fd = init_fd,
-                               .seccomp_bpf = seccomp_bpf,
-                               .disk_pool_dir = request->disk_pool_dir,
-                               .disk_dir = request->disk_dir,
-                               .writable_mount_fd = mount_fd ? mount_fd.get() : -1,
-                               .writable_image = request->writable_image},
-                              cgroups);
+    std::string reply;
+    uint8_t reply_type = 0;
+    switch (static_cast<uint8_t>(frame.type)) {
+      case kCreateRequest:
+        reply_type = kCreateReply;
+        reply = Reply(CreateFromRequest(frame, mount_fd ? mount_fd.get() : -1, init_fd, seccomp_bpf,
+                                        cgroups));
+        break;
+      case kSetLimitsRequest: {
+        reply_type = kSetLimitsReply;
+        auto request = HelperSetLimitsRequest::Decode(frame.payload);
+        Status set =
+            request ? cgroups.SetLimits(request->name, request->limits) : Status(request.error());
+        reply = set ? std::string() : ErrorPayload(set.error());
+        break;
       }
+      default:
+        return 1;
     }
-    if (!conn.Send(static_cast<agent::MsgType>(kCreateReply), Reply(state),
-                   MonotonicMillis() + 5000)) {
+    if (!conn.Send(static_cast<agent::MsgType>(reply_type), reply, MonotonicMillis() + 5000)) {
       return 1;
     }
   }
@@ -200,12 +260,23 @@ Result<SandboxState> HelperCreate(int fd, const HelperCreateRequest& request, in
   agent::FieldReader r(frame.payload);
   while (r.Next()) {
     if (r.tag() == 1) return StateFromJson(r.str());
-    if (r.tag() == 2) {
-      SBX_ASSIGN_OR_RETURN(agent::ErrorReply reply, agent::ErrorReply::Decode(r.bytes()));
-      return reply.ToError();
-    }
   }
+  SBX_TRY(ReplyStatus(frame.payload));
   return Error::Internal("empty reply from the runtime helper");
+}
+
+Status HelperSetLimits(int fd, const HelperSetLimitsRequest& request, int timeout_ms) {
+  UniqueFd own(fcntl(fd, F_DUPFD_CLOEXEC, 3));
+  if (!own) return Error::Errno("dup helper socket");
+  agent::Connection conn{std::move(own)};
+  SBX_TRY(SendRequest(
+      conn.fd(),
+      agent::EncodeFrame(static_cast<agent::MsgType>(kSetLimitsRequest), request.Encode()), -1));
+  SBX_ASSIGN_OR_RETURN(agent::Frame frame, conn.Receive(MonotonicMillis() + timeout_ms));
+  if (static_cast<uint8_t>(frame.type) != kSetLimitsReply) {
+    return Error::Internal("unexpected reply from the runtime helper");
+  }
+  return ReplyStatus(frame.payload);
 }
 
 }  // namespace sbx::runtime

@@ -5,8 +5,12 @@
 // process start, and the daemon never clones anything itself. The helper is the clone parent
 // of the sandboxes it creates and reaps their init processes when they end.
 //
+// The helpers are also the one writer of sandboxes' cgroup limits: a sandbox made ahead of time
+// gets its user's limits from them too, so limits are set in one place, by one process image.
+//
 // Protocol, over a socketpair, framed like the sbx-init protocol (agent/connection.h):
 //   kCreateRequest {bundle, disk_pool_dir, disk_dir}  ->  kCreateReply {state_json | error}
+//   kSetLimitsRequest {name, limits}                  ->  kSetLimitsReply {error?}
 
 #pragma once
 
@@ -21,6 +25,8 @@ namespace sbx::runtime {
 
 inline constexpr uint8_t kCreateRequest = 100;
 inline constexpr uint8_t kCreateReply = 101;
+inline constexpr uint8_t kSetLimitsRequest = 102;
+inline constexpr uint8_t kSetLimitsReply = 103;
 
 struct HelperCreateRequest {
   std::string bundle_dir;
@@ -32,11 +38,19 @@ struct HelperCreateRequest {
   static Result<HelperCreateRequest> Decode(std::string_view payload);
 };
 
-// Serves create requests on `fd` until it closes. `init_fd` and `seccomp_bpf` are reused for
-// every sandbox.
+struct HelperSetLimitsRequest {
+  std::string name;  // the sandbox's cgroup
+  CgroupLimits limits;
+  std::string Encode() const;
+  static Result<HelperSetLimitsRequest> Decode(std::string_view payload);
+};
+
+// Serves create and set-limits requests on `fd` until it closes. `init_fd` and `seccomp_bpf` are
+// reused for every sandbox.
 int ServeHelper(int fd, int init_fd, const std::string& seccomp_bpf, CgroupDriver& cgroups);
 
 // Client side: sends one request and waits for the reply.
 Result<SandboxState> HelperCreate(int fd, const HelperCreateRequest& request, int timeout_ms);
+Status HelperSetLimits(int fd, const HelperSetLimitsRequest& request, int timeout_ms);
 
 }  // namespace sbx::runtime

@@ -1,7 +1,7 @@
 // File: seccomp_policy.h
 //
 // The seccomp policy of every sandbox, as data. It starts from Docker's default allowlist and is
-// stricter where untrusted code warrants it (security.md §3):
+// stricter where untrusted code warrants it (SECURITY.md lists what is refused):
 //   * native architecture only; any other ABI (i386 int 0x80, x32) kills the process;
 //   * namespaces cannot be created or joined (clone with CLONE_NEW*, unshare, setns), and clone3
 //     answers ENOSYS so libc falls back to clone, whose flags the filter can see;

@@ -95,8 +95,4 @@ Status Validate(const RuntimeSpec& spec);
 std::string ToJson(const RuntimeSpec& spec);
 Result<RuntimeSpec> FromJson(const std::string& json);
 
-// Parses Kubernetes-style quantities: "500m" CPU -> 500 millis; "256Mi", "1G", "1e3" bytes.
-Result<uint64_t> ParseCpuMillis(std::string_view quantity);
-Result<uint64_t> ParseBytes(std::string_view quantity);
-
 }  // namespace sbx::runtime

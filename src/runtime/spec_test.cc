@@ -72,21 +72,5 @@ TEST(SpecTest, FromJsonRejectsGarbage) {
   EXPECT_FALSE(FromJson(R"({"id": "a", "rootfs": {"writable": {"kind": "zfs"}}})"));
 }
 
-TEST(SpecTest, Quantities) {
-  EXPECT_EQ(*ParseCpuMillis("500m"), 500u);
-  EXPECT_EQ(*ParseCpuMillis("2"), 2000u);
-  EXPECT_EQ(*ParseCpuMillis("0.5"), 500u);
-  EXPECT_FALSE(ParseCpuMillis("abc"));
-  EXPECT_FALSE(ParseCpuMillis("-1"));
-  EXPECT_EQ(*ParseBytes("256Mi"), 256ull << 20);
-  EXPECT_EQ(*ParseBytes("1G"), 1000000000ull);
-  EXPECT_EQ(*ParseBytes("2Gi"), 2ull << 30);
-  EXPECT_EQ(*ParseBytes("1024"), 1024u);
-  EXPECT_EQ(*ParseBytes("1Ei"), 1ull << 60);
-  EXPECT_FALSE(ParseBytes("12Zi"));
-  EXPECT_FALSE(ParseBytes(""));
-  EXPECT_FALSE(ParseBytes("1e30"));
-}
-
 }  // namespace
 }  // namespace sbx::runtime

@@ -9,10 +9,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "src/base/testing/temp_dir.h"
 #include "src/base/unique_fd.h"
 #include "src/sys/fs.h"
 #include "src/sys/process.h"
+#include "src/testing/temp_dir.h"
 
 namespace sbx::runtime {
 namespace {

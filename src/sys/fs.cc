@@ -92,13 +92,6 @@ Status WriteKnob(const std::string& path, std::string_view content) {
   return Ok();
 }
 
-Status WriteKnobAt(int dirfd, const std::string& name, std::string_view content) {
-  SBX_ASSIGN_OR_RETURN(UniqueFd fd, OpenAt(dirfd, name, O_WRONLY));
-  ssize_t n = ::write(fd.get(), content.data(), content.size());
-  if (n < 0) return Error::Errno("write " + Quote(content, 64) + " to " + Quote(name));
-  return Ok();
-}
-
 Status WriteFile(const std::string& path, std::string_view content, mode_t mode) {
   SBX_ASSIGN_OR_RETURN(UniqueFd fd, Open(path, O_WRONLY | O_CREAT | O_TRUNC, mode));
   SBX_TRY_CTX(WriteAll(fd.get(), content), "write " + Quote(path));
@@ -143,7 +136,7 @@ Status MakeDirs(const std::string& path, mode_t mode) {
 
 namespace {
 
-Status RemoveTreeAt(int parent_fd, const char* name, dev_t dev, int depth) {
+Status RemoveTreeOnDevice(int parent_fd, const char* name, dev_t dev, int depth) {
   if (depth > 4096) return Error::ResourceExhausted("directory tree too deep");
   struct stat st {};
   if (::fstatat(parent_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
@@ -170,7 +163,7 @@ Status RemoveTreeAt(int parent_fd, const char* name, dev_t dev, int depth) {
   Status status;
   while (dirent* entry = ::readdir(dir)) {
     if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
-    status = RemoveTreeAt(::dirfd(dir), entry->d_name, dev, depth + 1);
+    status = RemoveTreeOnDevice(::dirfd(dir), entry->d_name, dev, depth + 1);
     if (!status) break;
   }
   ::closedir(dir);
@@ -183,17 +176,23 @@ Status RemoveTreeAt(int parent_fd, const char* name, dev_t dev, int depth) {
 
 }  // namespace
 
-Status RemoveTree(const std::string& path) {
+Status RemoveTreeAt(int parent_fd, const std::string& name) {
   struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) {
+  if (::fstatat(parent_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return Ok();
-    return Error::Errno("stat " + Quote(path));
+    return Error::Errno("stat " + Quote(name));
   }
+  return RemoveTreeOnDevice(parent_fd, name.c_str(), st.st_dev, 0);
+}
+
+Status RemoveTree(const std::string& path) {
   std::string parent = DirName(path);
   UniqueFd parent_fd(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!parent_fd) return Error::Errno("open " + Quote(parent));
-  std::string base = BaseName(path);
-  SBX_TRY_CTX(RemoveTreeAt(parent_fd.get(), base.c_str(), st.st_dev, 0), "remove " + Quote(path));
+  if (!parent_fd) {
+    if (errno == ENOENT) return Ok();
+    return Error::Errno("open " + Quote(parent));
+  }
+  SBX_TRY_CTX(RemoveTreeAt(parent_fd.get(), BaseName(path)), "remove " + Quote(path));
   return Ok();
 }
 

@@ -38,7 +38,6 @@ Result<std::string> ReadFd(int fd, size_t max_bytes = 16u << 20);
 
 // Writes `content` to an existing file (used for cgroup and /proc knobs: no O_CREAT, no trunc).
 Status WriteKnob(const std::string& path, std::string_view content);
-Status WriteKnobAt(int dirfd, const std::string& name, std::string_view content);
 
 // Creates or truncates `path` with `mode` and writes `content`.
 Status WriteFile(const std::string& path, std::string_view content, mode_t mode = 0644);
@@ -53,8 +52,10 @@ Status WriteAll(int fd, std::string_view data);
 Status MakeDirs(const std::string& path, mode_t mode = 0755);
 
 // rm -rf that never follows symlinks and never descends into another mount; a missing path is
-// success.
+// success. The one tree removal of sbx: of bundles, layers, whiteouts and archives alike.
 Status RemoveTree(const std::string& path);
+// The same for `name` in the directory `parent_fd`.
+Status RemoveTreeAt(int parent_fd, const std::string& name);
 
 bool PathExists(const std::string& path);
 

@@ -18,13 +18,18 @@
 
 namespace sbx::sys {
 
+// The shell's convention for how a process ended, the one rule every part of sbx reports: its
+// exit code, or 128 + the signal that killed it.
+inline int ShellExitCode(bool signaled, int exit_code, int signal) {
+  return signaled ? 128 + signal : exit_code;
+}
+
 struct ExitStatus {
   int exit_code = -1;  // valid when !signaled
   int signal = 0;      // valid when signaled
   bool signaled = false;
 
-  // Shell convention: the exit code, or 128 + signal.
-  int ShellCode() const { return signaled ? 128 + signal : exit_code; }
+  int ShellCode() const { return ShellExitCode(signaled, exit_code, signal); }
   std::string ToString() const;
 };
 

@@ -71,13 +71,4 @@ Result<std::pair<UniqueFd, UniqueFd>> SocketPair(int type) {
   return std::make_pair(UniqueFd(fds[0]), UniqueFd(fds[1]));
 }
 
-Result<PeerCred> GetPeerCred(int fd) {
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-    return Error::Errno("getsockopt SO_PEERCRED");
-  }
-  return PeerCred{cred.pid, cred.uid, cred.gid};
-}
-
 }  // namespace sbx::sys

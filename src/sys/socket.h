@@ -18,12 +18,4 @@ Result<UniqueFd> ListenUnix(const std::string& path, int backlog = 128, mode_t m
 Result<UniqueFd> ConnectUnix(const std::string& path, int timeout_ms = 5000);
 Result<std::pair<UniqueFd, UniqueFd>> SocketPair(int type = 0);
 
-// Peer credentials of a connected unix socket.
-struct PeerCred {
-  pid_t pid;
-  uid_t uid;
-  gid_t gid;
-};
-Result<PeerCred> GetPeerCred(int fd);
-
 }  // namespace sbx::sys

@@ -1,4 +1,4 @@
-#include "src/base/testing/temp_dir.h"
+#include "src/testing/temp_dir.h"
 
 #include <cstdio>
 #include <cstdlib>

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "src/base/result.h"
-#include "src/base/testing/temp_dir.h"
 #include "src/sys/process.h"
+#include "src/testing/temp_dir.h"
 
 namespace sbx::testing {
 

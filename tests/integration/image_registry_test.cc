@@ -12,13 +12,13 @@
 
 #include "src/base/clock.h"
 #include "src/base/strings.h"
-#include "src/base/testing/temp_dir.h"
 #include "src/image/http_client.h"
 #include "src/image/store.h"
 #include "src/image/testing/image_builder.h"
 #include "src/image/testing/tar_builder.h"
 #include "src/sys/features.h"
 #include "src/sys/fs.h"
+#include "src/testing/temp_dir.h"
 #include "tests/integration/image_fixture.h"
 #include "tests/support/features.h"
 

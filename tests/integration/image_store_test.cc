@@ -10,7 +10,6 @@
 #include <nlohmann/json.hpp>
 
 #include "src/base/strings.h"
-#include "src/base/testing/temp_dir.h"
 #include "src/image/digest.h"
 #include "src/image/manifest.h"
 #include "src/image/store.h"
@@ -19,6 +18,7 @@
 #include "src/sys/features.h"
 #include "src/sys/fs.h"
 #include "src/sys/process.h"
+#include "src/testing/temp_dir.h"
 #include "tests/support/features.h"
 
 namespace sbx::image {

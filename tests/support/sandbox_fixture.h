@@ -15,10 +15,10 @@
 
 #include "src/agent/client.h"
 #include "src/base/result.h"
-#include "src/base/testing/temp_dir.h"
 #include "src/runtime/cgroup/cgroup_driver.h"
 #include "src/runtime/container.h"
 #include "src/runtime/spec.h"
+#include "src/testing/temp_dir.h"
 
 namespace sbx::testing {
 

@@ -16,6 +16,7 @@
 #include "src/base/log.h"
 #include "src/base/strings.h"
 #include "src/daemon/services/status_mapping.h"
+#include "src/sys/entry_path.h"
 #include "src/sys/fs.h"
 
 namespace sbx::daemon {
@@ -28,7 +29,6 @@ constexpr uint64_t kMaxEntries = 250000;
 constexpr uint64_t kMaxArchiveBytes = 64ull << 30;
 constexpr size_t kMaxDepth = 256;
 constexpr size_t kChunkBytes = 256u << 10;
-constexpr size_t kMaxNameBytes = 4095;
 
 using ArchivePtr = std::unique_ptr<archive, int (*)(archive*)>;
 using Entry = std::unique_ptr<archive_entry, void (*)(archive_entry*)>;
@@ -155,7 +155,7 @@ class Extractor {
   Status Perform(archive* a, archive_entry* entry) {
     const char* raw = archive_entry_pathname(entry);
     std::string name = raw != nullptr ? raw : "";
-    auto rel = ArchiveEntryPath(name);
+    auto rel = sys::CleanEntryName(name, sys::kArchiveEntryRules);
     if (!rel) return EntryError(name, rel.error().message());
     // SECURITY: a hard link names another path (possibly outside the target) as its source.
     if (archive_entry_hardlink(entry) != nullptr) {
@@ -426,21 +426,6 @@ class TreeWriter {
 };
 
 }  // namespace
-
-Result<std::string> ArchiveEntryPath(std::string_view name) {
-  if (name.empty()) return Error::InvalidArgument("empty name");
-  if (name.size() > kMaxNameBytes) {
-    return Error::InvalidArgument("name longer than " + std::to_string(kMaxNameBytes) + " bytes");
-  }
-  if (name.front() == '/') return Error::InvalidArgument("absolute names are not allowed");
-  std::vector<std::string> parts;
-  for (auto& part : Split(name, '/')) {
-    if (part.empty() || part == ".") continue;
-    if (part == "..") return Error::InvalidArgument("\"..\" is not allowed in names");
-    parts.push_back(std::move(part));
-  }
-  return Join(parts, "/");
-}
 
 Result<std::string> ArchiveTopName(std::string_view path) {
   if (path.empty()) return Error::InvalidArgument("empty path");

@@ -24,11 +24,6 @@
 
 namespace sbx::daemon {
 
-// An archive entry's name as a path relative to the directory the archive is extracted into:
-// "./a//b/" -> "a/b", "." or "./" -> "" (the directory itself). Absolute names, ".." components
-// and overlong names are INVALID_ARGUMENT. Exposed for tests.
-Result<std::string> ArchiveEntryPath(std::string_view name);
-
 // The name GetArchive gives the top entry for `path`: its last component ("/work/src" -> "src"),
 // or "." when the path ends in "/." (the directory's contents, as `docker cp` does). The root
 // itself and paths ending in ".." are INVALID_ARGUMENT. Exposed for tests.

@@ -1,8 +1,13 @@
 #include "src/daemon/services/create_request_parser.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include "src/base/quantity.h"
 #include "src/base/strings.h"
 #include "src/daemon/secrets.h"
 #include "src/daemon/services/status_mapping.h"
+#include "src/image/digest.h"
 #include "src/image/reference.h"
 #include "src/net/ipv4.h"
 #include "src/runtime/spec.h"
@@ -22,13 +27,13 @@ constexpr size_t kMaxServices = 16;
 Status ParseQuantities(const v1::Resources& resources, const std::string& field, uint64_t* cpu,
                        uint64_t* memory) {
   if (!resources.cpu().empty()) {
-    auto v = runtime::ParseCpuMillis(resources.cpu());
+    auto v = ParseCpuMillis(resources.cpu());
     if (!v || *v == 0)
       return FieldError(field + ".cpu", "invalid CPU quantity " + Quote(resources.cpu()));
     *cpu = *v;
   }
   if (!resources.memory().empty()) {
-    auto v = runtime::ParseBytes(resources.memory());
+    auto v = ParseBytes(resources.memory());
     if (!v || *v == 0) {
       return FieldError(field + ".memory", "invalid memory quantity " + Quote(resources.memory()));
     }
@@ -41,7 +46,6 @@ Status ParseQuantities(const v1::Resources& resources, const std::string& field,
   }
   return Ok();
 }
-
 
 Status ParsePorts(const google::protobuf::RepeatedPtrField<v1::PortRange>& ports,
                   const std::string& field, std::vector<PortRange>* out) {
@@ -185,6 +189,21 @@ Status ParseServices(const v1::SandboxSpec& spec, const Config& config, NetworkR
 }
 
 // How long a request may wait for a sandbox to start, from the call's own deadline.
+// Map entries (environment variables, annotations) in key order: the same spec serializes the
+// same however the client ordered them.
+std::string SpecFingerprint(const v1::SandboxSpec& spec) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    spec.SerializeToCodedStream(&coded);
+  }
+  image::Sha256 hasher;
+  hasher.Update(bytes);
+  return hasher.Digest();
+}
+
 }  // namespace
 
 bool ValidEnvName(const std::string& name) {
@@ -202,6 +221,7 @@ Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request
   if (out.request_id.size() > 256) return FieldError("request_id", "longer than 256 characters");
   const v1::SandboxSpec& spec = request.sandbox().spec();
   out.spec_blob = spec.SerializeAsString();
+  out.fingerprint = SpecFingerprint(spec);
   if (spec.containers_size() > 1) {
     return FieldError("sandbox.spec.containers", "only one container per sandbox is supported");
   }

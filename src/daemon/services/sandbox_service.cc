@@ -185,7 +185,7 @@ grpc::Status SandboxService::Exec(grpc::ServerContext* context, const v1::ExecRe
     }
     if (event->kind == agent::ExecEvent::kExit) {
       const auto& x = event->exit;
-      response->set_exit_code(x.signaled ? 128 + x.signal : x.exit_code);
+      response->set_exit_code(x.ShellCode());
       break;
     }
     int index = event->output.stream == agent::StreamId::kStderr ? 1 : 0;
@@ -279,7 +279,7 @@ grpc::Status SandboxService::StreamExec(
     v1::ExecStreamResponse response;
     if (event->kind == agent::ExecEvent::kExit) {
       const auto& x = event->exit;
-      response.mutable_exit()->set_exit_code(x.signaled ? 128 + x.signal : x.exit_code);
+      response.mutable_exit()->set_exit_code(x.ShellCode());
       *response.mutable_exit()->mutable_completed_time() = ToTimestamp(WallNanos());
       stream->Write(response);
       metrics_->Observe("sbx_exec_seconds", static_cast<double>(MonotonicNanos() - started) / 1e9);

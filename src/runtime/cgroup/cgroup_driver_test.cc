@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include "src/base/testing/temp_dir.h"
 #include "src/sys/fs.h"
+#include "src/testing/temp_dir.h"
 
 namespace sbx::runtime {
 namespace {
@@ -105,6 +105,32 @@ TEST(CgroupFakeFsTest, ParentIsRemovedOnlyWhenNoGroupIsUnderIt) {
   ASSERT_EQ(rmdir(root.Sub("unified/sbx/sb2").c_str()), 0);
   EXPECT_TRUE(v2->RemoveParentIfEmpty());
   EXPECT_FALSE(sys::PathExists(root.Sub("unified/sbx")));
+}
+
+// A removal interrupted by a crash can leave a group in some hierarchies only (here: all but
+// memory). It must still be listed, emptied and removed, or it stays for ever.
+TEST(CgroupFakeFsTest, V1GroupLeftInSomeHierarchiesIsListedAndRemoved) {
+  TempDir root;
+  std::map<std::string, std::string> mounts;
+  for (const char* c : {"memory", "cpu", "pids", "freezer", "cpuacct"}) {
+    ASSERT_TRUE(sys::MakeDirs(root.Sub(std::string(c) + "/sbx")));
+    mounts[c] = root.Sub(c);
+  }
+  for (const char* c : {"cpu", "pids", "freezer", "cpuacct"}) {
+    ASSERT_TRUE(sys::MakeDirs(root.Sub(std::string(c) + "/sbx/sb-half")));
+  }
+  auto v1 = MakeCgroupV1Driver(mounts, "sbx");
+  EXPECT_EQ(v1->List(), std::vector<std::string>{"sb-half"});
+  EXPECT_TRUE(v1->Exists("sb-half"));
+  auto procs = v1->Processes("sb-half");
+  ASSERT_TRUE(procs) << procs.error().ToString();
+  EXPECT_TRUE(procs->empty());
+  Status killed = v1->KillAll("sb-half", 1000);
+  EXPECT_TRUE(killed) << killed.error().ToString();
+  Status removed = v1->Remove("sb-half");
+  EXPECT_TRUE(removed) << removed.error().ToString();
+  EXPECT_TRUE(v1->List().empty());
+  EXPECT_FALSE(v1->Exists("sb-half"));
 }
 
 TEST(CgroupFakeFsTest, MakeDriverExplainsMissingControllers) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 
 #include "src/base/clock.h"
 #include "src/base/strings.h"
@@ -120,8 +121,21 @@ class CgroupV1Driver : public CgroupDriver {
     return Ok();
   }
 
+  // Every process in any of the group's hierarchies: a removal that a crash interrupted can leave
+  // the group in some hierarchies only.
   Result<std::vector<pid_t>> Processes(const std::string& name) override {
-    return ReadProcs(Dir("memory", name));
+    std::set<pid_t> all;
+    for (const auto& c : controllers_) {
+      std::string dir = Dir(c, name);
+      if (!sys::PathExists(dir)) continue;
+      auto pids = ReadProcs(dir);
+      if (!pids) {
+        if (pids.error().sys_errno() == ENOENT) continue;
+        return std::move(pids).error();
+      }
+      all.insert(pids->begin(), pids->end());
+    }
+    return std::vector<pid_t>(all.begin(), all.end());
   }
 
   Status KillAll(const std::string& name, int timeout_ms) override {
@@ -136,11 +150,14 @@ class CgroupV1Driver : public CgroupDriver {
                                        std::to_string(pids.size()) + " processes after kill");
       }
       // Freeze so nothing forks between reading the list and signalling it; SIGKILL is delivered
-      // to frozen tasks when they thaw.
-      (void)sys::WriteKnob(freezer + "/freezer.state", "FROZEN");
-      SBX_ASSIGN_OR_RETURN(auto frozen, ReadProcs(freezer));
-      for (pid_t pid : frozen) kill(pid, SIGKILL);
-      (void)sys::WriteKnob(freezer + "/freezer.state", "THAWED");
+      // to frozen tasks when they thaw. Without its freezer group (a removal was interrupted),
+      // the list is signalled as it is, until it is empty.
+      bool frozen = sys::WriteKnob(freezer + "/freezer.state", "FROZEN").has_value();
+      if (frozen) {
+        if (auto procs = ReadProcs(freezer)) pids = std::move(*procs);
+      }
+      for (pid_t pid : pids) kill(pid, SIGKILL);
+      if (frozen) (void)sys::WriteKnob(freezer + "/freezer.state", "THAWED");
       Backoff(attempt);
     }
     return Ok();
@@ -180,8 +197,14 @@ class CgroupV1Driver : public CgroupDriver {
     return out;
   }
 
+  // Groups in any hierarchy: one left in some hierarchies only is listed too, so it is found and
+  // removed.
   std::vector<std::string> List() const override {
-    return ListSubdirs(mounts_.at("memory") + "/" + parent_);
+    std::set<std::string> names;
+    for (const auto& c : controllers_) {
+      for (auto& name : ListSubdirs(mounts_.at(c) + "/" + parent_)) names.insert(std::move(name));
+    }
+    return std::vector<std::string>(names.begin(), names.end());
   }
 
   bool RemoveParentIfEmpty() override {

@@ -18,6 +18,7 @@
 
 #include "src/agent/client.h"
 #include "src/base/clock.h"
+#include "src/base/quantity.h"
 #include "src/base/strings.h"
 #include "src/runtime/container.h"
 #include "src/runtime/helper.h"
@@ -148,7 +149,7 @@ Result<int> AttachExec(const std::string& socket_path, const ExecFlags& flags) {
       SBX_ASSIGN_OR_RETURN(agent::ExecEvent event, stream.Next(MonotonicMillis() + 30000));
       if (event.kind == agent::ExecEvent::kExit) {
         if (event.exit.timed_out) fprintf(stderr, "sbx-runtime: command timed out\n");
-        return event.exit.signaled ? 128 + event.exit.signal : event.exit.exit_code;
+        return event.exit.ShellCode();
       }
       int out = event.output.stream == agent::StreamId::kStderr ? STDERR_FILENO : STDOUT_FILENO;
       SBX_TRY(sys::WriteAll(out, event.output.data));
@@ -186,8 +187,7 @@ nlohmann::json StatusJson(const std::string& bundle) {
     out["main_running"] = status->main_running;
     out["main_exited"] = status->main_exited;
     if (status->main_exited) {
-      out["exit_code"] =
-          status->main_exit.signaled ? 128 + status->main_exit.signal : status->main_exit.exit_code;
+      out["exit_code"] = status->main_exit.ShellCode();
       out["signal"] = status->main_exit.signal;
     }
     out["lifetime_exceeded"] = status->lifetime_exceeded;

@@ -1,0 +1,141 @@
+#include "src/daemon/admission.h"
+
+#include <algorithm>
+
+#include "src/base/strings.h"
+
+namespace sbx::daemon {
+
+namespace {
+
+std::string RequestKey(const std::string& tenant, const std::string& request_id) {
+  // A tenant name cannot hold a NUL: the key is unambiguous.
+  return request_id.empty() ? std::string() : tenant + '\0' + request_id;
+}
+
+std::string DescribeDemand(uint64_t cpu_millis, uint64_t memory_bytes) {
+  return std::to_string(cpu_millis) + "m CPU, " + FormatBytes(memory_bytes);
+}
+
+}  // namespace
+
+Admission::Admission(AdmissionLimits limits) : limits_(std::move(limits)) {}
+
+int Admission::Quota(const std::string& tenant) const {
+  auto it = limits_.tenant_quotas.find(tenant);
+  return it != limits_.tenant_quotas.end() && it->second > 0 ? it->second : limits_.default_quota;
+}
+
+bool Admission::Fits(const Demand& demand) const {
+  return reserved_cpu_ + demand.cpu_millis <= limits_.cpu_millis &&
+         reserved_memory_ + demand.memory_bytes <= limits_.memory_bytes;
+}
+
+Result<Admission::Decision> Admission::Decide(const std::string& tenant,
+                                              const std::string& request_id,
+                                              const std::string& fingerprint,
+                                              const Demand& demand) const {
+  if (auto it = by_request_.find(RequestKey(tenant, request_id)); it != by_request_.end()) {
+    const Held& earlier = sandboxes_.at(it->second);
+    if (earlier.fingerprint != fingerprint) {
+      return Error::InvalidArgument("request_id " + Quote(request_id) +
+                                    " was used by an earlier create with a different spec (it "
+                                    "made sandbox " +
+                                    it->second + "); use a new request_id for a new sandbox")
+          .WithReason("CWSANDBOX_INVALID_REQUEST")
+          .WithMetadata("field", "request_id")
+          .WithMetadata("sandbox_id", it->second);
+    }
+    return Decision{Verdict::kReplay, it->second};
+  }
+  int quota = Quota(tenant);
+  auto live = live_by_tenant_.find(tenant);
+  int count = live == live_by_tenant_.end() ? 0 : live->second;
+  if (count >= quota) {
+    return Error::ResourceExhausted("tenant " + Quote(tenant) + " already has " +
+                                    std::to_string(count) + " sandboxes, its limit")
+        .WithReason("CWSANDBOX_QUOTA_EXCEEDED")
+        .WithMetadata("limit", std::to_string(quota));
+  }
+  if (demand.cpu_millis > limits_.cpu_millis || demand.memory_bytes > limits_.memory_bytes) {
+    return Error::ResourceExhausted(
+               "the request (" + DescribeDemand(demand.cpu_millis, demand.memory_bytes) +
+               ") can never fit this node (" +
+               DescribeDemand(limits_.cpu_millis, limits_.memory_bytes) + ")")
+        .WithReason("CWSANDBOX_RUNNER_CAPACITY_EXHAUSTED");
+  }
+  return Decision{queue_.empty() && Fits(demand) ? Verdict::kAdmit : Verdict::kQueue, {}};
+}
+
+void Admission::Accept(const std::string& id, const std::string& tenant,
+                       const std::string& request_id, const std::string& fingerprint,
+                       const Demand& demand, bool admitted) {
+  Held held{tenant, RequestKey(tenant, request_id), fingerprint, demand, true, admitted};
+  if (!held.request_key.empty()) by_request_[held.request_key] = id;
+  ++live_by_tenant_[tenant];
+  if (admitted) {
+    reserved_cpu_ += demand.cpu_millis;
+    reserved_memory_ += demand.memory_bytes;
+  } else {
+    queue_.push_back(id);
+  }
+  sandboxes_[id] = std::move(held);
+}
+
+void Admission::Restore(const std::string& id, const std::string& tenant,
+                        const std::string& request_id, const std::string& fingerprint,
+                        const Demand& demand, bool active) {
+  Held held{tenant, RequestKey(tenant, request_id), fingerprint, demand, active, active};
+  if (!held.request_key.empty()) by_request_[held.request_key] = id;
+  if (active) {
+    ++live_by_tenant_[tenant];
+    reserved_cpu_ += demand.cpu_millis;
+    reserved_memory_ += demand.memory_bytes;
+  }
+  sandboxes_[id] = std::move(held);
+}
+
+std::vector<std::string> Admission::Release(const std::string& id) {
+  auto it = sandboxes_.find(id);
+  if (it == sandboxes_.end()) return {};
+  Held& held = it->second;
+  if (held.reserved) {
+    reserved_cpu_ -= std::min(reserved_cpu_, held.demand.cpu_millis);
+    reserved_memory_ -= std::min(reserved_memory_, held.demand.memory_bytes);
+    held.reserved = false;
+  }
+  if (held.live) {
+    held.live = false;
+    if (--live_by_tenant_[held.tenant] <= 0) live_by_tenant_.erase(held.tenant);
+  }
+  std::erase(queue_, id);
+  return AdmitQueued();
+}
+
+std::vector<std::string> Admission::AdmitQueued() {
+  std::vector<std::string> admitted;
+  while (!queue_.empty()) {
+    Held& next = sandboxes_.at(queue_.front());
+    if (!Fits(next.demand)) break;  // FIFO: the first that does not fit holds the others back
+    next.reserved = true;
+    reserved_cpu_ += next.demand.cpu_millis;
+    reserved_memory_ += next.demand.memory_bytes;
+    admitted.push_back(queue_.front());
+    queue_.pop_front();
+  }
+  return admitted;
+}
+
+void Admission::Forget(const std::string& id) {
+  auto it = sandboxes_.find(id);
+  if (it == sandboxes_.end()) return;
+  auto key = by_request_.find(it->second.request_key);
+  if (key != by_request_.end() && key->second == id) by_request_.erase(key);
+  sandboxes_.erase(it);
+}
+
+AdmissionUsage Admission::usage() const {
+  return {reserved_cpu_, reserved_memory_, static_cast<int>(queue_.size())};
+}
+
+}  // namespace sbx::daemon

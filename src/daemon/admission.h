@@ -1,0 +1,103 @@
+// File: admission.h
+//
+// Whether a create may go ahead, and when: idempotency (a tenant's request id names one
+// sandbox), the tenant's quota of live sandboxes, and the node's capacity (each running or
+// creating sandbox reserves its CPU and memory requests). A create that does not fit now waits
+// in a FIFO: a later one never overtakes it.
+//
+// Admission keeps only this bookkeeping and answers with decisions; it creates, persists and
+// starts nothing. The sandbox manager asks it under its own lock (it is not thread-safe) and does
+// what it says.
+
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "src/base/result.h"
+
+namespace sbx::daemon {
+
+// What a sandbox reserves of the node while it is created and runs.
+struct Demand {
+  uint64_t cpu_millis = 0;
+  uint64_t memory_bytes = 0;
+};
+
+struct AdmissionLimits {
+  uint64_t cpu_millis = 0;     // the node's capacity
+  uint64_t memory_bytes = 0;
+  int default_quota = 1000;    // live sandboxes per tenant
+  std::map<std::string, int> tenant_quotas;  // overrides, by tenant
+};
+
+struct AdmissionUsage {
+  uint64_t cpu_millis = 0;  // reserved
+  uint64_t memory_bytes = 0;
+  int queued = 0;
+};
+
+class Admission {
+ public:
+  explicit Admission(AdmissionLimits limits);
+
+  enum class Verdict {
+    kReplay,  // an earlier create with this request id made `replay_id`: answer with it
+    kAdmit,   // fits now and nothing waits ahead of it
+    kQueue,   // must wait for capacity
+  };
+  struct Decision {
+    Verdict verdict = Verdict::kAdmit;
+    std::string replay_id;
+  };
+
+  // The decision for a new create. Errors: the tenant's quota is used up (RESOURCE_EXHAUSTED),
+  // the demand can never fit the node (RESOURCE_EXHAUSTED), the request id was used before for a
+  // different spec (INVALID_ARGUMENT).
+  Result<Decision> Decide(const std::string& tenant, const std::string& request_id,
+                          const std::string& fingerprint, const Demand& demand) const;
+
+  // Sandbox `id` was accepted: it takes its request id and a place in its tenant's quota, and
+  // either its reservation (`admitted`) or the last place in the queue.
+  void Accept(const std::string& id, const std::string& tenant, const std::string& request_id,
+              const std::string& fingerprint, const Demand& demand, bool admitted);
+  // A sandbox found at a restart: like Accept, never queued. `active` ones hold their reservation
+  // and their place in the quota; ended ones only their request id.
+  void Restore(const std::string& id, const std::string& tenant, const std::string& request_id,
+               const std::string& fingerprint, const Demand& demand, bool active);
+  // Sandbox `id` ended (or was stopped while it waited): its reservation, place in the queue and
+  // in the quota are free. Returns the queued sandboxes that fit now, in order; their
+  // reservations are made.
+  std::vector<std::string> Release(const std::string& id);
+  // The record of an ended sandbox is gone: its request id may be used again.
+  void Forget(const std::string& id);
+
+  AdmissionUsage usage() const;
+  const AdmissionLimits& limits() const { return limits_; }
+
+ private:
+  struct Held {
+    std::string tenant;
+    std::string request_key;  // tenant + request id, empty without a request id
+    std::string fingerprint;
+    Demand demand;
+    bool live = false;      // counts against the tenant's quota
+    bool reserved = false;  // holds node capacity
+  };
+  bool Fits(const Demand& demand) const;
+  int Quota(const std::string& tenant) const;
+  std::vector<std::string> AdmitQueued();
+
+  AdmissionLimits limits_;
+  std::map<std::string, Held> sandboxes_;            // by sandbox id
+  std::map<std::string, std::string> by_request_;    // request key -> sandbox id
+  std::map<std::string, int> live_by_tenant_;
+  std::deque<std::string> queue_;
+  uint64_t reserved_cpu_ = 0;
+  uint64_t reserved_memory_ = 0;
+};
+
+}  // namespace sbx::daemon

@@ -1,0 +1,83 @@
+#include "src/daemon/node_shape.h"
+
+#include <unistd.h>
+
+#include "src/base/quantity.h"
+
+namespace sbx::daemon {
+
+namespace {
+
+// sbx-init's own grace when it enforces the lifetime while sbxd is away.
+constexpr int64_t kStopGraceMs = 10000;
+constexpr uint64_t kDefaultCpuRequestMillis = 10;
+constexpr uint64_t kDefaultMemoryRequestBytes = 32ull << 20;
+
+}  // namespace
+
+NodeShape NodeShapeFromConfig(const Config& config) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  uint64_t all_cpus = static_cast<uint64_t>(cpus > 0 ? cpus : 1) * 1000;
+  uint64_t most_memory = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+                         static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) / 10 * 9;
+  NodeShape node;
+  node.cpu_millis = config.capacity_cpu == "auto"
+                        ? all_cpus
+                        : ParseCpuMillis(config.capacity_cpu).value_or(all_cpus);
+  node.memory_bytes = config.capacity_memory == "auto"
+                          ? most_memory
+                          : ParseBytes(config.capacity_memory).value_or(most_memory);
+  node.default_cpu_millis = ParseCpuMillis(config.default_cpu).value_or(2000);
+  node.default_memory_bytes = ParseBytes(config.default_memory).value_or(2ull << 30);
+  node.default_disk_bytes = ParseBytes(config.default_disk).value_or(10ull << 30);
+  return node;
+}
+
+SandboxResources ResourcesFor(const CreateRequest& request, const NodeShape& node) {
+  SandboxResources r;
+  r.cpu_limit_millis = request.cpu_limit_millis     ? request.cpu_limit_millis
+                       : request.cpu_request_millis ? request.cpu_request_millis
+                                                    : node.default_cpu_millis;
+  r.memory_limit_bytes = request.memory_limit_bytes     ? request.memory_limit_bytes
+                         : request.memory_request_bytes ? request.memory_request_bytes
+                                                        : node.default_memory_bytes;
+  r.cpu_request_millis =
+      request.cpu_request_millis ? request.cpu_request_millis : kDefaultCpuRequestMillis;
+  r.memory_request_bytes =
+      request.memory_request_bytes ? request.memory_request_bytes : kDefaultMemoryRequestBytes;
+  return r;
+}
+
+AdmissionLimits AdmissionLimitsFromConfig(const Config& config, const NodeShape& node) {
+  AdmissionLimits limits;
+  limits.cpu_millis = node.cpu_millis;
+  limits.memory_bytes = node.memory_bytes;
+  limits.default_quota = config.default_max_sandboxes;
+  for (const auto& key : config.api_keys) {
+    if (key.max_sandboxes > 0) limits.tenant_quotas[key.tenant] = key.max_sandboxes;
+  }
+  return limits;
+}
+
+SpecDefaults SpecDefaultsFromConfig(const Config& config, const NodeShape& node) {
+  SpecDefaults defaults;
+  defaults.loop_writable_layer = config.writable_layer != "tmpfs";
+  defaults.disk_bytes = node.default_disk_bytes;
+  defaults.pids = config.default_pids;
+  defaults.id_map = {config.id_map_uid, config.id_map_gid, config.id_map_size};
+  defaults.stop_grace_ms = kStopGraceMs;
+  return defaults;
+}
+
+WarmOptions WarmOptionsFromConfig(const Config& config, const NodeShape& node) {
+  WarmOptions options;
+  options.per_image = config.warm_pool_size;
+  options.max_images = config.warm_pool_images;
+  options.idle_ns = static_cast<int64_t>(config.warm_pool_idle_seconds) * 1000000000;
+  options.refill_delay_ms = config.warm_pool_refill_delay_ms;
+  options.cpu_limit_millis = node.default_cpu_millis;
+  options.memory_limit_bytes = node.default_memory_bytes;
+  return options;
+}
+
+}  // namespace sbx::daemon
