@@ -1,5 +1,7 @@
 #include "src/daemon/config.h"
 
+#include <tuple>
+
 #include <nlohmann/json.hpp>
 
 #include "src/base/strings.h"
@@ -68,38 +70,54 @@ Status ValidateNetwork(const Config& c) {
        }))) {
     return Error::InvalidArgument("config: network_table must be 1-64 characters of [A-Za-z0-9_]");
   }
+  if (c.network_pool_size < 0 || c.network_pool_size > 1024) {
+    return Error::InvalidArgument("config: network_pool_size must be between 0 and 1024");
+  }
+  SBX_TRY(BridgeNetworkOptionsFrom(c));
+  return Ok();
+}
+
+}  // namespace
+
+Result<net::BridgeNetworkOptions> BridgeNetworkOptionsFrom(const Config& c) {
+  net::BridgeNetworkOptions o;
+  o.run_dir = c.run_dir;
+  o.bridge = c.network_bridge.empty() ? net::DefaultBridgeName(c.cgroup_parent) : c.network_bridge;
+  o.table = c.network_table.empty() ? net::DefaultTableName(c.cgroup_parent) : c.network_table;
   if (c.network_subnet != "auto") {
     auto subnet = net::ParseIpv4Prefix(c.network_subnet, true);
     if (!subnet || subnet->length < 8 || subnet->length > 28) {
       return Error::InvalidArgument(
           "config: network_subnet must be \"auto\" or an IPv4 CIDR from /8 to /28");
     }
+    o.subnet = *subnet;
   }
   for (const auto& s : c.network_dns) {
-    if (auto server = net::ParseDnsServer(s); !server) {
-      return Error::InvalidArgument("config: network_dns: " + server.error().message());
-    }
+    auto server = net::ParseDnsServer(s);
+    if (!server) return Error::InvalidArgument("config: network_dns: " + server.error().message());
+    o.dns.push_back(*server);
   }
-  for (const auto* list : {&c.network_deny, &c.network_allow}) {
+  o.pool_size = c.network_pool_size;
+  for (auto [list, name, out] : {std::tuple{&c.network_deny, "network_deny", &o.deny},
+                                 std::tuple{&c.network_allow, "network_allow", &o.allow}}) {
     for (const auto& cidr : *list) {
-      if (auto p = net::ParseIpv4Prefix(cidr, true); !p) {
-        return Error::InvalidArgument(std::string("config: ") +
-                                      (list == &c.network_deny ? "network_deny" : "network_allow") +
-                                      ": " + p.error().message());
+      auto prefix = net::ParseIpv4Prefix(cidr, true);
+      if (!prefix) {
+        return Error::InvalidArgument(std::string("config: ") + name + ": " +
+                                      prefix.error().message());
       }
+      out->push_back(*prefix);
     }
   }
-  if (c.network_pool_size < 0 || c.network_pool_size > 1024) {
-    return Error::InvalidArgument("config: network_pool_size must be between 0 and 1024");
-  }
-  if (!ParseServicePorts(c.network_service_ports)) {
+  auto ports = ParseServicePorts(c.network_service_ports);
+  if (!ports) {
     return Error::InvalidArgument(
         "config: network_service_ports must be a range \"first-last\" within 1024-65535");
   }
-  return Ok();
+  std::tie(o.service_port_first, o.service_port_last) = *ports;
+  o.service_host = c.network_service_host;
+  return o;
 }
-
-}  // namespace
 
 std::optional<std::pair<int, int>> ParseServicePorts(const std::string& range) {
   auto parts = Split(range, '-');

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "src/base/result.h"
+#include "src/net/bridge_options.h"
 
 namespace sbx::daemon {
 
@@ -104,5 +105,9 @@ struct Config {
 
 // "30000-32767" as (30000, 32767); nullopt unless 1024 <= first <= last <= 65535.
 std::optional<std::pair<int, int>> ParseServicePorts(const std::string& range);
+
+// The sandbox network's options from the `network_*` fields, with the bridge and table names
+// derived from `cgroup_parent` when unset; InvalidArgument naming the field that is not valid.
+Result<net::BridgeNetworkOptions> BridgeNetworkOptionsFrom(const Config& config);
 
 }  // namespace sbx::daemon

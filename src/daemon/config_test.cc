@@ -81,6 +81,18 @@ TEST(ConfigTest, NetworkFields) {
   EXPECT_EQ(c->network_dns.size(), 2u);
   EXPECT_EQ(ParseServicePorts(c->network_service_ports),
             std::make_optional(std::pair{40000, 40010}));
+  auto options = BridgeNetworkOptionsFrom(*c);
+  ASSERT_TRUE(options) << options.error().ToString();
+  EXPECT_EQ(options->bridge, "sbxtest0");
+  EXPECT_EQ(options->table, "sbx_test");
+  EXPECT_EQ(options->subnet, net::ParseIpv4Prefix("10.99.0.0/16").value());
+  ASSERT_EQ(options->dns.size(), 2u);
+  EXPECT_EQ(options->dns[1].port, 5353);
+  EXPECT_EQ(options->deny, std::vector{net::ParseIpv4Prefix("203.0.113.99/32").value()});
+  EXPECT_EQ(options->allow, std::vector{net::ParseIpv4Prefix("10.1.2.3/32").value()});
+  EXPECT_EQ(options->service_port_first, 40000);
+  EXPECT_EQ(options->service_port_last, 40010);
+  EXPECT_EQ(options->service_host, "node-1.example");
   for (const char* bad : {
            R"({"network": "host"})",
            R"({"network_bridge": "much-too-long-bridge-name"})",
@@ -98,6 +110,23 @@ TEST(ConfigTest, NetworkFields) {
        }) {
     EXPECT_FALSE(Config::FromJson(bad)) << bad;
   }
+}
+
+TEST(ConfigTest, NetworkNamesDeriveFromTheCgroupParent) {
+  Config a;
+  a.cgroup_parent = "sbx-a";
+  Config b;
+  b.cgroup_parent = "sbx-b";
+  auto na = BridgeNetworkOptionsFrom(a);
+  auto nb = BridgeNetworkOptionsFrom(b);
+  ASSERT_TRUE(na && nb);
+  EXPECT_EQ(na->bridge.size(), 9u);
+  EXPECT_EQ(na->bridge.rfind("sbx", 0), 0u);
+  EXPECT_EQ(na->table, "sbx_" + na->bridge.substr(3));
+  EXPECT_NE(na->bridge, nb->bridge);
+  EXPECT_NE(na->table, nb->table);
+  EXPECT_FALSE(na->subnet.has_value());
+  EXPECT_EQ(na->pool_size, 16);
 }
 
 TEST(ConfigTest, PrintedConfigHidesKeys) {

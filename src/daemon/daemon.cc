@@ -9,11 +9,9 @@
 
 #include "src/base/log.h"
 #include "src/base/strings.h"
-#include "src/daemon/bridge_network.h"
 #include "src/daemon/http_server.h"
 #include "src/daemon/image_store_provider.h"
 #include "src/daemon/metrics.h"
-#include "src/daemon/network_provider.h"
 #include "src/daemon/sandbox_manager.h"
 #include "src/daemon/services/archive_service.h"
 #include "src/daemon/services/discovery_service.h"
@@ -21,6 +19,8 @@
 #include "src/daemon/services/sandbox_service.h"
 #include "src/daemon/services/system_service.h"
 #include "src/daemon/store.h"
+#include "src/net/bridge_network.h"
+#include "src/net/network_provider.h"
 #include "src/runtime/cgroup/favor_migrations.h"
 #include "src/sys/features.h"
 #include "src/sys/fs.h"
@@ -66,9 +66,11 @@ class DaemonImpl : public Daemon {
       }
     }
     if (config_.network == "bridge") {
-      SBX_ASSIGN_OR_RETURN(network_, BridgeNetwork::Create(config_));
+      SBX_ASSIGN_OR_RETURN(net::BridgeNetworkOptions options, BridgeNetworkOptionsFrom(config_));
+      SBX_ASSIGN_OR_RETURN_CTX(network_, net::BridgeNetwork::Create(std::move(options)),
+                               "sandbox network (\"network\": \"none\" runs without one)");
     } else {
-      network_ = std::make_unique<LoopbackOnlyNetwork>();
+      network_ = std::make_unique<net::LoopbackOnlyNetwork>();
     }
     manager_ = std::make_unique<SandboxManager>(config_, paths, store_.get(), images_.get(),
                                                 network_.get(), cgroups_.get(), &metrics_);
@@ -174,7 +176,7 @@ class DaemonImpl : public Daemon {
   std::unique_ptr<Store> store_;
   std::unique_ptr<runtime::CgroupDriver> cgroups_;
   std::unique_ptr<ImageStoreProvider> images_;
-  std::unique_ptr<NetworkProvider> network_;
+  std::unique_ptr<net::NetworkProvider> network_;
   std::unique_ptr<SandboxManager> manager_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<SandboxService> sandbox_service_;

@@ -56,7 +56,7 @@ std::string SignalName(int sig) {
 }  // namespace
 
 SandboxManager::SandboxManager(Config config, ManagerPaths paths, Store* store,
-                               ImageProvider* images, NetworkProvider* network,
+                               ImageProvider* images, net::NetworkProvider* network,
                                runtime::CgroupDriver* cgroups, Metrics* metrics)
     : config_(std::move(config)),
       paths_(std::move(paths)),
@@ -354,7 +354,7 @@ Result<runtime::Process> SandboxManager::BuildProcess(const CreateRequest& req,
 
 Result<std::string> SandboxManager::BuildBundle(const SandboxRecord& r, const CreateRequest& req,
                                                 const ResolvedImage& image,
-                                                const NetworkAttachment& network,
+                                                const net::NetworkAttachment& network,
                                                 bool await_start) {
   runtime::RuntimeSpec spec;
   spec.id = r.id;
@@ -444,7 +444,7 @@ void SandboxManager::MarkRunning(const std::string& id, const std::string& bundl
   if (stop) Enqueue([this, id] { StopJob(id); });
 }
 
-void SandboxManager::RecordNetwork(const std::string& id, const NetworkAttachment& network) {
+void SandboxManager::RecordNetwork(const std::string& id, const net::NetworkAttachment& network) {
   std::lock_guard lock(mu_);
   SandboxRecord& rec = entries_.at(id).record;
   rec.network_mode = network.mode;
@@ -614,7 +614,7 @@ Result<WarmSandbox> SandboxManager::CreateWarm(const std::string& reference) {
   // that was just removed).
   SBX_ASSIGN_OR_RETURN(ResolvedImage image, images_->ResolveLocal(reference));
   warm.digest = image.digest;
-  SBX_ASSIGN_OR_RETURN(warm.network, network_->Attach(warm.id, NetworkRequest{}));
+  SBX_ASSIGN_OR_RETURN(warm.network, network_->Attach(warm.id, net::NetworkRequest{}));
   images_->Hold(warm.digest);
   SandboxRecord r;
   r.id = warm.id;

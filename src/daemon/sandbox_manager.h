@@ -28,11 +28,11 @@
 #include "src/daemon/disk_pool.h"
 #include "src/daemon/image_provider.h"
 #include "src/daemon/metrics.h"
-#include "src/daemon/network_provider.h"
 #include "src/daemon/runtime_helpers.h"
 #include "src/daemon/sandbox_record.h"
 #include "src/daemon/store.h"
 #include "src/daemon/warm_pool.h"
+#include "src/net/network_provider.h"
 #include "src/runtime/cgroup/cgroup_driver.h"
 #include "src/runtime/spec.h"
 
@@ -74,7 +74,7 @@ struct ManagerPaths {
 class SandboxManager {
  public:
   SandboxManager(Config config, ManagerPaths paths, Store* store, ImageProvider* images,
-                 NetworkProvider* network, runtime::CgroupDriver* cgroups, Metrics* metrics);
+                 net::NetworkProvider* network, runtime::CgroupDriver* cgroups, Metrics* metrics);
   ~SandboxManager();
   SandboxManager(const SandboxManager&) = delete;
   SandboxManager& operator=(const SandboxManager&) = delete;
@@ -146,14 +146,14 @@ class SandboxManager {
   void Finish(const std::string& id, State state, std::string reason, std::string message,
               std::optional<int> exit_code);
   Result<std::string> BuildBundle(const SandboxRecord& record, const CreateRequest& request,
-                                  const ResolvedImage& image, const NetworkAttachment& network,
+                                  const ResolvedImage& image, const net::NetworkAttachment& network,
                                   bool await_start = false);
   // The main process: Docker's rules for entrypoint, cmd, env and working directory.
   Result<runtime::Process> BuildProcess(const CreateRequest& request, const ResolvedImage& image);
   // Runs sbx-runtime on a bundle, with a writable layer from the pool.
   Result<runtime::SandboxState> RunRuntime(const std::string& id, const std::string& bundle);
   // Records the network a sandbox got (mu_ not held).
-  void RecordNetwork(const std::string& id, const NetworkAttachment& network);
+  void RecordNetwork(const std::string& id, const net::NetworkAttachment& network);
   // The sandbox runs (mu_ not held): records it, watches its main process.
   void MarkRunning(const std::string& id, const std::string& bundle,
                    const runtime::SandboxState& state, int64_t started_ns, bool warm_eligible);
@@ -185,7 +185,7 @@ class SandboxManager {
   ManagerPaths paths_;
   Store* store_;
   ImageProvider* images_;
-  NetworkProvider* network_;
+  net::NetworkProvider* network_;
   runtime::CgroupDriver* cgroups_;
   Metrics* metrics_;
   uint64_t capacity_cpu_millis_ = 0;

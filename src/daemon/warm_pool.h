@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "src/daemon/network_provider.h"
 #include "src/daemon/sandbox_record.h"
+#include "src/net/network_provider.h"
 
 namespace sbx::daemon {
 
@@ -33,7 +33,7 @@ struct WarmSandbox {
   std::string socket_path;
   int64_t init_pid = 0;
   uint64_t init_start_time = 0;
-  NetworkAttachment network;
+  net::NetworkAttachment network;
   uint64_t cpu_limit_millis = 0;  // the limits its cgroup was made with
   uint64_t memory_limit_bytes = 0;
 };

@@ -8,8 +8,10 @@ namespace {
 
 std::string Quoted(const std::string& name) { return "\"" + name + "\""; }
 
-std::string PortClause(const PortMatch& p) {
-  std::string out = p.protocol.empty() ? "meta l4proto { tcp, udp }" : "meta l4proto " + p.protocol;
+std::string PortClause(const PortRange& p) {
+  std::string out = p.transport == Transport::kTcpAndUdp
+                        ? "meta l4proto { tcp, udp }"
+                        : "meta l4proto " + std::string(TransportName(p.transport));
   if (p.first > 0) {
     out += " th dport " + std::to_string(p.first);
     if (p.last > p.first) out += "-" + std::to_string(p.last);
@@ -170,7 +172,7 @@ std::string Ruleset::AddSandbox(const SandboxRules& s) const {
     verdict = "jump " + chain;
     out += "add chain inet " + t + " " + chain + "\n";
     for (size_t i = 0; i < s.egress.size(); ++i) {
-      const EgressMatch& e = s.egress[i];
+      const EgressRule& e = s.egress[i];
       std::string match;
       if (e.kind == EgressKind::kCidr) {
         match = "ip daddr " + e.cidr.ToString();

@@ -28,25 +28,11 @@
 #include <string>
 #include <vector>
 
+#include "src/net/egress_rule.h"
 #include "src/net/ipv4.h"
-#include "src/net/netlink.h"
+#include "src/net/nft_map_elements.h"
 
 namespace sbx::net {
-
-struct PortMatch {
-  std::string protocol;  // "tcp", "udp", or "" for both
-  int first = 0;         // 0: every port
-  int last = 0;          // == first for one port
-};
-
-enum class EgressKind { kCidr, kDnsName, kAny };
-
-struct EgressMatch {
-  EgressKind kind = EgressKind::kAny;
-  Ipv4Prefix cidr;                 // kCidr
-  std::vector<Ipv4Prefix> except;  // kCidr
-  std::vector<PortMatch> ports;    // empty: every port and protocol
-};
 
 enum class SandboxPolicy { kPublic, kAllowlist, kDenyAll };
 
@@ -61,7 +47,7 @@ struct SandboxRules {
   int slot = 0;
   Ipv4 address = 0;
   SandboxPolicy policy = SandboxPolicy::kPublic;
-  std::vector<EgressMatch> egress;  // kAllowlist
+  std::vector<EgressRule> egress;  // kAllowlist
   std::vector<PublishedPort> published;
 };
 
