@@ -116,6 +116,29 @@ Result<net::BridgeNetworkOptions> BridgeNetworkOptionsFrom(const Config& c) {
   }
   std::tie(o.service_port_first, o.service_port_last) = *ports;
   o.service_host = c.network_service_host;
+  // At most a million: the kernel's sets and the token buckets stay far from overflow, and no
+  // sandbox needs more.
+  constexpr int kMaxLimit = 1000000;
+  for (auto [value, name, out] :
+       {std::tuple{c.network_sandbox_max_flows, "network_sandbox_max_flows",
+                   &o.limits.sandbox_flows},
+        std::tuple{c.network_sandbox_flows_per_second, "network_sandbox_flows_per_second",
+                   &o.limits.sandbox_flows_per_second},
+        std::tuple{c.network_sandbox_dns_queries_per_second,
+                   "network_sandbox_dns_queries_per_second", &o.limits.dns_queries_per_second}}) {
+    if (value < 1 || value > kMaxLimit) {
+      return Error::InvalidArgument(std::string("config: ") + name + " must be between 1 and " +
+                                    std::to_string(kMaxLimit));
+    }
+    *out = value;
+  }
+  if (c.network_max_flows < 0 || c.network_max_flows > 100 * kMaxLimit) {
+    return Error::InvalidArgument(
+        "config: network_max_flows must be between 0 (half the host's "
+        "nf_conntrack_max) and " +
+        std::to_string(100 * kMaxLimit));
+  }
+  o.limits.flows = c.network_max_flows;
   return o;
 }
 
@@ -187,6 +210,11 @@ Result<Config> Config::FromJson(const std::string& text) {
   SBX_TRY(Field(j, "network_allow", c.network_allow, seen));
   SBX_TRY(Field(j, "network_service_ports", c.network_service_ports, seen));
   SBX_TRY(Field(j, "network_service_host", c.network_service_host, seen));
+  SBX_TRY(Field(j, "network_sandbox_max_flows", c.network_sandbox_max_flows, seen));
+  SBX_TRY(Field(j, "network_sandbox_flows_per_second", c.network_sandbox_flows_per_second, seen));
+  SBX_TRY(Field(j, "network_max_flows", c.network_max_flows, seen));
+  SBX_TRY(Field(j, "network_sandbox_dns_queries_per_second",
+                c.network_sandbox_dns_queries_per_second, seen));
   seen.emplace_back("api_keys");
   if (j.contains("api_keys")) {
     if (!j["api_keys"].is_array()) return Error::InvalidArgument("config: api_keys must be a list");
@@ -296,6 +324,10 @@ std::string Config::ToJson() const {
             {"network_allow", network_allow},
             {"network_service_ports", network_service_ports},
             {"network_service_host", network_service_host},
+            {"network_sandbox_max_flows", network_sandbox_max_flows},
+            {"network_sandbox_flows_per_second", network_sandbox_flows_per_second},
+            {"network_max_flows", network_max_flows},
+            {"network_sandbox_dns_queries_per_second", network_sandbox_dns_queries_per_second},
             {"runner_id", runner_id}};
   return j.dump(2);
 }

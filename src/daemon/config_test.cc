@@ -107,9 +107,37 @@ TEST(ConfigTest, NetworkFields) {
            R"({"network_pool_size": -1})",
            R"({"network_service_ports": "80-90"})",
            R"({"network_service_ports": "40000"})",
+           R"({"network_sandbox_max_flows": 0})",
+           R"({"network_sandbox_flows_per_second": -5})",
+           R"({"network_sandbox_dns_queries_per_second": 2000000})",
+           R"({"network_max_flows": -1})",
+           R"({"network_max_flows": "many"})",
        }) {
     EXPECT_FALSE(Config::FromJson(bad)) << bad;
   }
+}
+
+TEST(ConfigTest, NetworkLimits) {
+  auto defaults = BridgeNetworkOptionsFrom(Config{});
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->limits.sandbox_flows, 8192);
+  EXPECT_EQ(defaults->limits.sandbox_flows_per_second, 1000);
+  EXPECT_EQ(defaults->limits.flows, 0);  // half the host's table, found at start
+  EXPECT_EQ(defaults->limits.dns_queries_per_second, 100);
+  auto c = Config::FromJson(R"({
+    "network_sandbox_max_flows": 500, "network_sandbox_flows_per_second": 50,
+    "network_max_flows": 4000, "network_sandbox_dns_queries_per_second": 7
+  })");
+  ASSERT_TRUE(c) << c.error().ToString();
+  auto options = BridgeNetworkOptionsFrom(*c);
+  ASSERT_TRUE(options);
+  EXPECT_EQ(options->limits.sandbox_flows, 500);
+  EXPECT_EQ(options->limits.sandbox_flows_per_second, 50);
+  EXPECT_EQ(options->limits.flows, 4000);
+  EXPECT_EQ(options->limits.dns_queries_per_second, 7);
+  auto bad = Config::FromJson(R"({"network_sandbox_max_flows": 0})");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("network_sandbox_max_flows"), std::string::npos);
 }
 
 TEST(ConfigTest, NetworkNamesDeriveFromTheCgroupParent) {

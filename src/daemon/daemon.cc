@@ -168,6 +168,13 @@ class DaemonImpl : public Daemon {
            std::to_string(c.memory_bytes) + "\n";
     out += "# TYPE sbx_allocated_memory_bytes gauge\nsbx_allocated_memory_bytes " +
            std::to_string(c.allocated_memory_bytes) + "\n";
+    // Counted by the kernel (or the DNS forwarder), so read at scrape time like the gauges.
+    auto hits = network_->LimitHits();
+    if (!hits.empty()) out += "# TYPE sbx_network_limited_total counter\n";
+    for (const auto& [limit, count] : hits) {
+      out += MetricKey("sbx_network_limited_total", {{"limit", limit}}) + " " +
+             std::to_string(count) + "\n";
+    }
     return out;
   }
 

@@ -131,6 +131,17 @@ Result<SandboxRules> RulesFromJson(const json& j, const json& dns_patterns) {
   return r;
 }
 
+// Half of the host's connection tracking table: what all sandboxes together may take by default.
+int HalfTheConntrackTable() {
+  // Before any rule uses conntrack the module may not be loaded yet; 262144 is what Linux sizes
+  // the table to on hosts with a few GiB of memory.
+  uint64_t max = 262144;
+  if (auto text = ReadNetSysctl("net/netfilter/nf_conntrack_max")) {
+    if (auto n = ParseUint64(*text); n && *n >= 2) max = *n;
+  }
+  return static_cast<int>(std::min<uint64_t>(max / 2, INT32_MAX));
+}
+
 }  // namespace
 
 std::string DefaultBridgeName(std::string_view key) { return "sbx" + Hex6(Fnv1a(key)); }
@@ -186,11 +197,15 @@ Status BridgeNetwork::SetUpHost() {
   rc.subnet = subnet_;
   rc.gateway = gateway_;
   rc.deny = deny_;
+  rc.sandbox_flows = options_.limits.sandbox_flows;
+  rc.sandbox_flows_per_second = options_.limits.sandbox_flows_per_second;
+  rc.flows = options_.limits.flows > 0 ? options_.limits.flows : HalfTheConntrackTable();
   ruleset_ = std::make_unique<Ruleset>(rc);
 
   DnsForwarder::Options dns;
   dns.listen_address = gateway_;
   dns.upstreams = options_.dns;
+  dns.upstream_queries_per_second = options_.limits.dns_queries_per_second;
   if (dns.upstreams.empty()) {
     auto resolv = sys::ReadFile("/etc/resolv.conf", 1 << 20);
     if (resolv) dns.upstreams = ResolvConfServers(*resolv);
@@ -202,8 +217,11 @@ Status BridgeNetwork::SetUpHost() {
   hooks.denied = [this](Ipv4 ip) { return RangesContain(deny_, ip); };
   SBX_ASSIGN_OR_RETURN_CTX(dns_, DnsForwarder::Create(dns, std::move(hooks)),
                            "the sandboxes' DNS forwarder");
-  SBX_LOG_INFO("sandbox network: bridge={} subnet={} table={} dns upstreams={}", options_.bridge,
-               subnet_.ToString(), options_.table, dns.upstreams.size());
+  SBX_LOG_INFO(
+      "sandbox network: bridge={} subnet={} table={} dns upstreams={} flows per sandbox={} (new: "
+      "{}/s) all sandboxes={}",
+      options_.bridge, subnet_.ToString(), options_.table, dns.upstreams.size(), rc.sandbox_flows,
+      rc.sandbox_flows_per_second, rc.flows);
   return Ok();
 }
 
@@ -353,6 +371,13 @@ void BridgeNetwork::Detach(const std::string& sandbox_id) {
   unlink(StatePath(sandbox_id).c_str());
   attached_.erase(it);  // closes the host-port reservations
   reaper_cv_.notify_one();
+}
+
+std::map<std::string, uint64_t> BridgeNetwork::LimitHits() {
+  std::map<std::string, uint64_t> out;
+  if (auto listing = nft_->Query(ruleset_->ListCounters())) out = ParseCounterPackets(*listing);
+  if (dns_) out["sandbox_dns_query_rate"] = dns_->rate_limited();
+  return out;
 }
 
 std::vector<ServiceEndpoint> BridgeNetwork::Services(const std::string& sandbox_id) {

@@ -63,6 +63,10 @@ class BridgeNetwork : public NetworkProvider {
   void Detach(const std::string& sandbox_id) override;
   Status Recover(const std::vector<std::string>& live) override;
   std::vector<ServiceEndpoint> Services(const std::string& sandbox_id) override;
+  // "sandbox_flow_rate", "sandbox_flows", "flows" (new flows dropped by the per-sandbox rate,
+  // the per-sandbox and the daemon-wide count of tracked flows) and "sandbox_dns_query_rate"
+  // (queries refused by the forwarder).
+  std::map<std::string, uint64_t> LimitHits() override;
 
  private:
   struct Attached {

@@ -16,6 +16,15 @@
 
 namespace sbx::net {
 
+// What one sandbox, or all of them, may take of the host's shared resources. Rates allow bursts
+// of twice as many.
+struct NetworkLimits {
+  int sandbox_flows = 8192;             // flows (conntrack entries) tracked at once, per sandbox
+  int sandbox_flows_per_second = 1000;  // new flows, per sandbox
+  int flows = 0;                     // all sandboxes together; 0: half the host's nf_conntrack_max
+  int dns_queries_per_second = 100;  // queries the forwarder sends upstream, per sandbox
+};
+
 struct BridgeNetworkOptions {
   std::string run_dir;               // the network's state lives in <run_dir>/network
   std::string bridge;                // the bridge's interface name
@@ -28,6 +37,7 @@ struct BridgeNetworkOptions {
   int service_port_first = 30000;    // host ports for exposed services
   int service_port_last = 32767;
   std::string service_host;  // host in service URLs; empty: the gateway address
+  NetworkLimits limits;
 };
 
 // A daemon's default bridge and table names: "sbx" and "sbx_" followed by six hex digits of a

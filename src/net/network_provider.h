@@ -10,6 +10,8 @@
 
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -69,6 +71,9 @@ class NetworkProvider {
   virtual Status Recover(const std::vector<std::string>& live) = 0;
   // The exposed services of an attached sandbox (none once it is detached).
   virtual std::vector<ServiceEndpoint> Services(const std::string&) { return {}; }
+  // How often each of the provider's limits refused something (a new flow, a DNS query) since
+  // it started, by limit.
+  virtual std::map<std::string, uint64_t> LimitHits() { return {}; }
 };
 
 class LoopbackOnlyNetwork : public NetworkProvider {

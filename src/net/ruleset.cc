@@ -21,6 +21,27 @@ std::string PortClause(const PortRange& p) {
 
 }  // namespace
 
+std::map<std::string, uint64_t> ParseCounterPackets(std::string_view listing) {
+  // counter <name> {
+  //     packets <n> bytes <m>
+  // }
+  std::map<std::string, uint64_t> out;
+  std::string current;
+  for (const auto& raw : Split(listing, '\n')) {
+    std::vector<std::string> words;
+    for (const auto& w : Split(Trim(raw), ' ')) {
+      if (!w.empty()) words.push_back(w);
+    }
+    if (words.size() == 3 && words[0] == "counter" && words[2] == "{") {
+      current = words[1];
+    } else if (words.size() >= 2 && words[0] == "packets" && !current.empty()) {
+      if (auto n = ParseUint64(words[1])) out[current] = *n;
+      current.clear();
+    }
+  }
+  return out;
+}
+
 std::string Ruleset::ChainName(int slot) { return "s" + std::to_string(slot); }
 
 std::string Ruleset::DnsSetName(int slot, int rule) {
@@ -42,9 +63,42 @@ std::string Ruleset::InetTable() const {
   if (!deny.empty()) t += " elements = { " + deny + " };";
   t += " }\n";
   t += "  map sandboxes { type ipv4_addr : verdict; }\n";
+  // Per sandbox address: a token bucket of new flows (kept while the sandbox makes flows) and
+  // the count of its tracked flows. Sized for every address of the subnet: a full set would let
+  // new addresses through unlimited.
+  const std::string size = std::to_string(c_.subnet.Size());
+  t +=
+      "  set flow_rate { type ipv4_addr; size " + size + "; flags dynamic,timeout; timeout 1m; }\n";
+  t += "  set flows { type ipv4_addr; size " + size + "; flags dynamic; }\n";
+  for (const char* counter : {kSandboxFlowRateCounter, kSandboxFlowsCounter, kFlowsCounter}) {
+    t += std::string("  counter ") + counter + " { }\n";
+  }
   for (const char* map : {"svc_tcp_any", "svc_udp_any", "svc_tcp_host", "svc_udp_host"}) {
     t += std::string("  map ") + map + " { type inet_service : ipv4_addr . inet_service; }\n";
   }
+  // SECURITY: every flow a sandbox starts takes a conntrack entry of the host's (of its own
+  // traffic to the gateway too), and the table is shared with the host: without these a sandbox
+  // fills it in a second with one-packet UDP flows. A packet dropped here is never confirmed, so
+  // it leaves no entry behind.
+  const std::string rate = std::to_string(c_.sandbox_flows_per_second);
+  t += "  chain limits {\n"
+       "    type filter hook prerouting priority filter; policy accept;\n"
+       "    iifname " +
+       br +
+       " ct state new jump new_flow\n"
+       "  }\n";
+  t += "  chain new_flow {\n"
+       "    update @flow_rate { ip saddr limit rate over " +
+       rate + "/second burst " + std::to_string(2 * c_.sandbox_flows_per_second) +
+       " packets } counter name " + kSandboxFlowRateCounter +
+       " drop\n"
+       "    add @flows { ip saddr ct count over " +
+       std::to_string(c_.sandbox_flows) + " } counter name " + kSandboxFlowsCounter +
+       " drop\n"
+       "    ct count over " +
+       std::to_string(c_.flows) + " counter name " + kFlowsCounter +
+       " drop\n"
+       "  }\n";
   t += "  chain forward {\n"
        "    type filter hook forward priority filter; policy accept;\n"
        "    iifname " +
@@ -150,6 +204,8 @@ std::string Ruleset::Delete() const {
   return "add table inet " + c_.table + "\ndelete table inet " + c_.table + "\nadd table bridge " +
          c_.table + "\ndelete table bridge " + c_.table + "\n";
 }
+
+std::string Ruleset::ListCounters() const { return "list counters table inet " + c_.table + "\n"; }
 
 std::string Ruleset::AddPort(const std::string& port, Ipv4 address) const {
   return "add element bridge " + c_.table + " ports { " + Quoted(port) + " . " +

@@ -4,7 +4,11 @@
 // from parsed values only. Two tables of the same name live in the daemon's own (host) network
 // namespace, where no sandbox can touch them:
 //
-//   table inet <name>     filter forward:  from the bridge: established flows; IPv4 only; never
+//   table inet <name>     limits:          a new flow from a sandbox is dropped when it has more
+//                                          than its share of new flows per second or of tracked
+//                                          flows, or all sandboxes together have theirs (each
+//                                          drop counted)
+//                         filter forward:  from the bridge: established flows; IPv4 only; never
 //                                          the deny set; then each sandbox's policy (a verdict
 //                                          map by source address: accept | jump its allowlist
 //                                          chain | drop); to the bridge: established flows and
@@ -24,8 +28,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "src/net/egress_rule.h"
@@ -58,7 +64,18 @@ struct RulesetConfig {
   Ipv4Prefix subnet;
   Ipv4 gateway = 0;
   std::vector<Ipv4Range> deny;
+  int sandbox_flows = 8192;             // flows tracked at once, per sandbox address
+  int sandbox_flows_per_second = 1000;  // new flows per sandbox address; bursts of twice as many
+  int flows = 131072;                   // flows tracked at once, all sandboxes together
 };
+
+// The names of the counters of the limits' drops, as the ruleset declares them.
+inline constexpr const char* kSandboxFlowRateCounter = "sandbox_flow_rate";
+inline constexpr const char* kSandboxFlowsCounter = "sandbox_flows";
+inline constexpr const char* kFlowsCounter = "flows";
+
+// The packet counts of the named counters in the output of `list counters`.
+std::map<std::string, uint64_t> ParseCounterPackets(std::string_view listing);
 
 class Ruleset {
  public:
@@ -69,6 +86,8 @@ class Ruleset {
                       const std::vector<SandboxRules>& sandboxes) const;
   // Both tables removed (missing ones are fine).
   std::string Delete() const;
+  // Lists the inet table's counters (for ParseCounterPackets).
+  std::string ListCounters() const;
 
   // A sandbox port may send only from `address`.
   std::string AddPort(const std::string& port, Ipv4 address) const;

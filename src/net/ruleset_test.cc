@@ -35,6 +35,42 @@ TEST(RulesetTest, BaseTablesReplaceAtomically) {
   EXPECT_LT(text.find("ip daddr @deny drop"), text.find("ip saddr vmap @sandboxes"));
 }
 
+TEST(RulesetTest, NewFlowsOfEachSandboxAreLimited) {
+  RulesetConfig c;
+  c.table = "sbx_test";
+  c.bridge = "sbxbr0";
+  c.port_prefix = "svtest";
+  c.subnet = *ParseIpv4Prefix("10.200.0.0/16");
+  c.gateway = *ParseIpv4("10.200.0.1");
+  c.sandbox_flows = 500;
+  c.sandbox_flows_per_second = 300;
+  c.flows = 7000;
+  std::string text = Ruleset(c).Replace({}, {});
+  // Before routing, so flows to the host (DNS) count as well as forwarded ones.
+  EXPECT_THAT(text, HasSubstr("type filter hook prerouting priority filter; policy accept;\n"
+                              "    iifname \"sbxbr0\" ct state new jump new_flow"));
+  EXPECT_THAT(text,
+              HasSubstr("set flow_rate { type ipv4_addr; size 65536; flags dynamic,timeout;"));
+  EXPECT_THAT(text, HasSubstr("set flows { type ipv4_addr; size 65536; flags dynamic; }"));
+  EXPECT_THAT(text, HasSubstr("update @flow_rate { ip saddr limit rate over 300/second burst 600 "
+                              "packets } counter name sandbox_flow_rate drop"));
+  EXPECT_THAT(text, HasSubstr("add @flows { ip saddr ct count over 500 } counter name "
+                              "sandbox_flows drop"));
+  EXPECT_THAT(text, HasSubstr("ct count over 7000 counter name flows drop"));
+  EXPECT_EQ(Ruleset(c).ListCounters(), "list counters table inet sbx_test\n");
+}
+
+TEST(RulesetTest, CounterPacketsFromAListing) {
+  auto counts = ParseCounterPackets(
+      "table inet sbx_test {\n"
+      "\tcounter sandbox_flow_rate {\n\t\tpackets 17494 bytes 507326\n\t}\n"
+      "\tcounter sandbox_flows {\n\t\tpackets 0 bytes 0\n\t}\n"
+      "}\n");
+  EXPECT_EQ(counts,
+            (std::map<std::string, uint64_t>{{"sandbox_flow_rate", 17494}, {"sandbox_flows", 0}}));
+  EXPECT_TRUE(ParseCounterPackets("").empty());
+}
+
 TEST(RulesetTest, PublicSandboxIsOneVerdict) {
   SandboxRules s;
   s.slot = 3;
