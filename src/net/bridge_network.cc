@@ -3,13 +3,17 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -17,6 +21,7 @@
 #include "src/base/clock.h"
 #include "src/base/log.h"
 #include "src/base/strings.h"
+#include "src/net/host_networks.h"
 #include "src/net/netns.h"
 #include "src/sys/fs.h"
 #include "src/sys/process.h"
@@ -31,6 +36,7 @@ constexpr int kTakeSlotTimeoutMs = 30000;
 constexpr int kNamespaceGoneTimeoutMs = 3000;
 constexpr uint32_t kMinAllowSeconds = 300;
 constexpr uint32_t kMaxAllowSeconds = 86400;
+constexpr int kDenyRetryMs = 1000;
 
 uint32_t Fnv1a(std::string_view text) {
   uint32_t h = 2166136261u;
@@ -170,16 +176,12 @@ Status BridgeNetwork::SetUpHost() {
   SBX_TRY(ChooseSubnet(rtnl));
   max_slots_ = static_cast<int>(std::min<uint64_t>(subnet_.Size() - 3, 1000000));
 
-  std::vector<Ipv4Range> deny;
-  for (const auto& p : BuiltinDenyPrefixes()) deny.push_back(ToRange(p));
-  for (const auto& p : options_.deny) deny.push_back(ToRange(p));
-  std::vector<Ipv4Range> allow;
-  for (const auto& p : options_.allow) allow.push_back(ToRange(p));
-  deny = Subtract(deny, allow);
-  // SECURITY: the sandboxes' own subnet is denied whatever the configuration says: sandboxes
-  // never reach each other.
-  deny.push_back(ToRange(subnet_));
-  deny_ = Normalize(deny);
+  for (const auto& p : BuiltinDenyPrefixes()) fixed_deny_.push_back(ToRange(p));
+  for (const auto& p : options_.deny) fixed_deny_.push_back(ToRange(p));
+  for (const auto& p : options_.allow) allow_.push_back(ToRange(p));
+  deny_ = DenySet({});
+  watch_wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!watch_wake_) return Error::Errno("eventfd");
 
   // NAT needs forwarding in sbxd's network namespace; nothing else of the host is changed.
   auto forward = ReadNetSysctl("net/ipv4/ip_forward");
@@ -196,7 +198,6 @@ Status BridgeNetwork::SetUpHost() {
   rc.port_prefix = port_prefix_;
   rc.subnet = subnet_;
   rc.gateway = gateway_;
-  rc.deny = deny_;
   rc.sandbox_flows = options_.limits.sandbox_flows;
   rc.sandbox_flows_per_second = options_.limits.sandbox_flows_per_second;
   rc.flows = options_.limits.flows > 0 ? options_.limits.flows : HalfTheConntrackTable();
@@ -214,7 +215,10 @@ Status BridgeNetwork::SetUpHost() {
   hooks.decide = [this](Ipv4 client, const std::string& name) { return Decide(client, name); };
   hooks.learn = [this](uint64_t token, const std::string& name,
                        const std::vector<DnsRecord>& records) { Learn(token, name, records); };
-  hooks.denied = [this](Ipv4 ip) { return RangesContain(deny_, ip); };
+  hooks.denied = [this](Ipv4 ip) {
+    std::lock_guard lock(deny_mu_);
+    return RangesContain(deny_, ip);
+  };
   SBX_ASSIGN_OR_RETURN_CTX(dns_, DnsForwarder::Create(dns, std::move(hooks)),
                            "the sandboxes' DNS forwarder");
   SBX_LOG_INFO(
@@ -696,6 +700,65 @@ void BridgeNetwork::Learn(uint64_t token, const std::string& name,
 }
 
 // ---------------------------------------------------------------------------------------------
+// The deny set, kept current with the host's networks
+
+std::vector<Ipv4Range> BridgeNetwork::DenySet(const std::vector<Ipv4Prefix>& host_networks) const {
+  std::vector<Ipv4Range> deny = fixed_deny_;
+  // SECURITY: the host's LAN, its router and its other networks (another daemon's sandboxes
+  // included) are denied even where their addresses are public; network_allow can still open
+  // one of them.
+  for (const auto& p : host_networks) deny.push_back(ToRange(p));
+  deny = Subtract(deny, allow_);
+  // SECURITY: the sandboxes' own subnet is denied whatever the configuration says: sandboxes
+  // never reach each other.
+  deny.push_back(ToRange(subnet_));
+  return Normalize(std::move(deny));
+}
+
+Status BridgeNetwork::UpdateDenySet(Rtnetlink& rtnl) {
+  SBX_ASSIGN_OR_RETURN_CTX(auto host_networks, ReadHostNetworks(rtnl), "read the host's networks");
+  std::vector<Ipv4Range> deny = DenySet(host_networks);
+  {
+    std::lock_guard lock(deny_mu_);
+    if (deny == deny_) return Ok();
+  }
+  SBX_TRY_CTX(nft_->Run(ruleset_->SetDeny(deny)), "update the deny set");
+  std::string networks;
+  for (const auto& p : host_networks) networks += (networks.empty() ? "" : " ") + p.ToString();
+  SBX_LOG_INFO("deny set updated for the host's networks: {}", networks);
+  std::lock_guard lock(deny_mu_);
+  deny_ = std::move(deny);
+  return Ok();
+}
+
+void BridgeNetwork::WatchHostNetworks() {
+  auto rtnl = Rtnetlink::Open();
+  if (!rtnl) {
+    SBX_LOG_ERROR("the deny set no longer follows the host's networks: {}",
+                  rtnl.error().ToString());
+    return;
+  }
+  bool pending = false;  // a change not applied yet: the last update failed
+  while (true) {
+    pollfd fds[2] = {{monitor_->fd(), POLLIN, 0}, {watch_wake_.get(), POLLIN, 0}};
+    if (poll(fds, 2, pending ? kDenyRetryMs : -1) < 0 && errno != EINTR) {
+      SBX_LOG_ERROR("the deny set no longer follows the host's networks: poll: {}",
+                    strerror(errno));
+      return;
+    }
+    if (fds[1].revents & POLLIN) return;
+    if (fds[0].revents & POLLIN) {
+      auto changed = monitor_->Drain();
+      pending = pending || !changed || *changed;
+    }
+    if (!pending) continue;
+    Status updated = UpdateDenySet(*rtnl);
+    if (!updated) SBX_LOG_WARN("{} (trying again)", updated.error().ToString());
+    pending = !updated;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Recovery and shutdown
 
 Status BridgeNetwork::Recover(const std::vector<std::string>& live) {
@@ -788,7 +851,23 @@ Status BridgeNetwork::Recover(const std::vector<std::string>& live) {
     ports.emplace_back(PortName(slot), Address(slot));
     rules.push_back(a.rules);
   }
-  SBX_TRY_CTX(nft_->Run(ruleset_->Replace(ports, rules)), "install the sandbox network's rules");
+  // Subscribed before the networks are read, so that no change falls between the two.
+  SBX_ASSIGN_OR_RETURN_CTX(HostNetworkMonitor monitor, HostNetworkMonitor::Open(),
+                           "follow the host's networks");
+  monitor_.emplace(std::move(monitor));
+  std::vector<Ipv4Range> deny;
+  {
+    SBX_ASSIGN_OR_RETURN(Rtnetlink rtnl, Rtnetlink::Open());
+    SBX_ASSIGN_OR_RETURN_CTX(auto host_networks, ReadHostNetworks(rtnl),
+                             "read the host's networks");
+    deny = DenySet(host_networks);
+  }
+  SBX_TRY_CTX(nft_->Run(ruleset_->Replace(deny, ports, rules)),
+              "install the sandbox network's rules");
+  {
+    std::lock_guard lock(deny_mu_);
+    deny_ = std::move(deny);
+  }
   for (auto& [slot, a] : kept) {
     auto held = ReserveHostPorts(a.services, true);
     if (held) a.reservations = std::move(*held);
@@ -818,10 +897,16 @@ Status BridgeNetwork::Recover(const std::vector<std::string>& live) {
   dns_->Start();
   reaper_thread_ = std::thread([this] { ReaperLoop(); });
   pool_thread_ = std::thread([this] { PoolLoop(); });
+  watch_thread_ = std::thread([this] { WatchHostNetworks(); });
   return Ok();
 }
 
 BridgeNetwork::~BridgeNetwork() {
+  if (watch_thread_.joinable()) {
+    uint64_t one = 1;
+    (void)!write(watch_wake_.get(), &one, sizeof one);
+    watch_thread_.join();
+  }
   if (dns_) dns_->Stop();
   {
     std::lock_guard lock(mu_);

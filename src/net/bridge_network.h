@@ -17,6 +17,8 @@
 //   reaper thread  removes a detached sandbox's rules, unpins its namespace, and waits for the
 //                  kernel to destroy the namespace and the veth pair with it (batched in the
 //                  kernel's namespace cleanup); only then is the slot (address and names) free.
+//   watch thread   follows the host's address and route changes (host_networks.h) and replaces
+//                  the deny set's elements in one transaction when its networks change.
 //
 // Names are derived from the daemon: the bridge and the nftables tables (named in the options),
 // host-side veths `sv<hash of the bridge><slot>`, pins `<run_dir>/network/netns/<slot>`,
@@ -39,6 +41,7 @@
 #include "src/base/unique_fd.h"
 #include "src/net/bridge_options.h"
 #include "src/net/dns_forwarder.h"
+#include "src/net/host_networks.h"
 #include "src/net/ipv4.h"
 #include "src/net/network_provider.h"
 #include "src/net/nft_map_elements.h"
@@ -103,6 +106,13 @@ class BridgeNetwork : public NetworkProvider {
   std::string ServiceUrl(const ServiceEndpoint& e) const;
   Status SaveState(const Attached& a) const;
 
+  // The built-in ranges, the configured ones and the host's networks, less the allowed ones,
+  // plus the sandbox subnet.
+  std::vector<Ipv4Range> DenySet(const std::vector<Ipv4Prefix>& host_networks) const;
+  // Reads the host's networks and installs the deny set when it changed.
+  Status UpdateDenySet(Rtnetlink& rtnl);
+  void WatchHostNetworks();
+
   DnsForwarder::Decision Decide(Ipv4 client, const std::string& name);
   void Learn(uint64_t token, const std::string& name, const std::vector<DnsRecord>& records);
 
@@ -113,7 +123,8 @@ class BridgeNetwork : public NetworkProvider {
   Ipv4 gateway_ = 0;
   int bridge_index_ = 0;
   int max_slots_ = 0;
-  std::vector<Ipv4Range> deny_;
+  std::vector<Ipv4Range> fixed_deny_;  // built-in and network_deny
+  std::vector<Ipv4Range> allow_;       // network_allow
   std::unique_ptr<Nftables> nft_;
   std::unique_ptr<NftMapElements> elements_;  // the per-sandbox verdicts, on the fast path
   std::unique_ptr<Ruleset> ruleset_;
@@ -138,6 +149,12 @@ class BridgeNetwork : public NetworkProvider {
   bool reaper_stopping_ = false;
   std::thread pool_thread_;
   std::thread reaper_thread_;
+
+  std::mutex deny_mu_;
+  std::vector<Ipv4Range> deny_;  // as installed; the DNS forwarder filters answers with it
+  std::optional<HostNetworkMonitor> monitor_;
+  UniqueFd watch_wake_;  // an eventfd: the watch thread stops
+  std::thread watch_thread_;
 };
 
 }  // namespace sbx::net

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "src/base/strings.h"
@@ -214,11 +215,15 @@ Result<std::vector<AddressInfo>> Rtnetlink::Addresses() {
     if (header.ifa_family != AF_INET) continue;
     auto attrs = NetlinkAttrs::OfMessage(r, sizeof(ifaddrmsg), IFA_MAX);
     std::string_view local = attrs.Get(IFA_LOCAL);
-    if (local.empty()) local = attrs.Get(IFA_ADDRESS);
-    if (local.size() != 4) continue;
-    uint32_t wire;
+    std::string_view peer = attrs.Get(IFA_ADDRESS);
+    if (local.empty()) local = peer;
+    if (peer.empty()) peer = local;
+    if (local.size() != 4 || peer.size() != 4) continue;
+    uint32_t wire, peer_wire;
     std::memcpy(&wire, local.data(), 4);
-    out.push_back({static_cast<int>(header.ifa_index), ntohl(wire), header.ifa_prefixlen});
+    std::memcpy(&peer_wire, peer.data(), 4);
+    out.push_back(
+        {static_cast<int>(header.ifa_index), ntohl(wire), header.ifa_prefixlen, ntohl(peer_wire)});
   }
   return out;
 }
@@ -238,7 +243,26 @@ Result<std::vector<RouteInfo>> Rtnetlink::Routes() {
     std::string_view dst = attrs.Get(RTA_DST);
     uint32_t wire = 0;
     if (dst.size() == 4) std::memcpy(&wire, dst.data(), 4);
-    out.push_back({MakePrefix(ntohl(wire), header.rtm_dst_len), static_cast<int>(table)});
+    RouteInfo route{
+        MakePrefix(ntohl(wire), header.rtm_dst_len), static_cast<int>(table), header.rtm_type, {}};
+    auto add_gateway = [&route](std::string_view gateway) {
+      uint32_t gw = 0;
+      if (gateway.size() != 4) return;
+      std::memcpy(&gw, gateway.data(), 4);
+      route.gateways.push_back(ntohl(gw));
+    };
+    add_gateway(attrs.Get(RTA_GATEWAY));
+    // A multipath route: a list of rtnexthop headers, each followed by its own attributes.
+    std::string_view hops = attrs.Get(RTA_MULTIPATH);
+    while (hops.size() >= sizeof(rtnexthop)) {
+      rtnexthop hop;
+      std::memcpy(&hop, hops.data(), sizeof hop);
+      if (hop.rtnh_len < sizeof hop || hop.rtnh_len > hops.size()) break;
+      NetlinkAttrs hop_attrs(hops.substr(RTNH_LENGTH(0), hop.rtnh_len - RTNH_LENGTH(0)), RTA_MAX);
+      add_gateway(hop_attrs.Get(RTA_GATEWAY));
+      hops.remove_prefix(std::min<size_t>(RTNH_ALIGN(hop.rtnh_len), hops.size()));
+    }
+    out.push_back(std::move(route));
   }
   return out;
 }

@@ -35,11 +35,14 @@ struct AddressInfo {
   int index = 0;
   Ipv4 address = 0;
   int prefix_length = 0;
+  Ipv4 peer = 0;  // the other end of a point-to-point link; == address on other links
 };
 
 struct RouteInfo {
   Ipv4Prefix destination;
   int table = 0;
+  int type = 0;                // RTN_UNICAST, RTN_LOCAL, RTN_BLACKHOLE, ...
+  std::vector<Ipv4> gateways;  // its next hops (several on a multipath route); none: on link
 };
 
 class Rtnetlink {

@@ -53,11 +53,11 @@ std::string Ruleset::ServiceMap(const PublishedPort& p) const {
          (p.from_anywhere ? "_any" : "_host");
 }
 
-std::string Ruleset::InetTable() const {
+std::string Ruleset::InetTable(const std::vector<Ipv4Range>& deny_set) const {
   const std::string br = Quoted(c_.bridge);
   const std::string gw = FormatIpv4(c_.gateway);
   std::string deny;
-  for (const auto& r : c_.deny) deny += (deny.empty() ? "" : ", ") + r.ToString();
+  for (const auto& r : deny_set) deny += (deny.empty() ? "" : ", ") + r.ToString();
   std::string t = "table inet " + c_.table + " {\n";
   t += "  set deny { type ipv4_addr; flags interval;";
   if (!deny.empty()) t += " elements = { " + deny + " };";
@@ -189,10 +189,11 @@ std::string Ruleset::BridgeTable() const {
   return t;
 }
 
-std::string Ruleset::Replace(const std::vector<std::pair<std::string, Ipv4>>& ports,
+std::string Ruleset::Replace(const std::vector<Ipv4Range>& deny,
+                             const std::vector<std::pair<std::string, Ipv4>>& ports,
                              const std::vector<SandboxRules>& sandboxes) const {
   std::string out = Delete();
-  out += InetTable();
+  out += InetTable(deny);
   out += BridgeTable();
   for (const auto& [port, address] : ports) out += AddPort(port, address);
   for (const auto& s : sandboxes) out += AddSandbox(s);
@@ -203,6 +204,14 @@ std::string Ruleset::Delete() const {
   // "add" first makes the deletes succeed whether or not the tables exist.
   return "add table inet " + c_.table + "\ndelete table inet " + c_.table + "\nadd table bridge " +
          c_.table + "\ndelete table bridge " + c_.table + "\n";
+}
+
+std::string Ruleset::SetDeny(const std::vector<Ipv4Range>& deny) const {
+  std::string out = "flush set inet " + c_.table + " deny\n";
+  if (deny.empty()) return out;
+  out += "add element inet " + c_.table + " deny { ";
+  for (size_t i = 0; i < deny.size(); ++i) out += (i ? ", " : "") + deny[i].ToString();
+  return out + " }\n";
 }
 
 std::string Ruleset::ListCounters() const { return "list counters table inet " + c_.table + "\n"; }

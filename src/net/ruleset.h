@@ -63,7 +63,6 @@ struct RulesetConfig {
   std::string port_prefix;  // every host-side veth name starts with it
   Ipv4Prefix subnet;
   Ipv4 gateway = 0;
-  std::vector<Ipv4Range> deny;
   int sandbox_flows = 8192;             // flows tracked at once, per sandbox address
   int sandbox_flows_per_second = 1000;  // new flows per sandbox address; bursts of twice as many
   int flows = 131072;                   // flows tracked at once, all sandboxes together
@@ -81,9 +80,13 @@ class Ruleset {
  public:
   explicit Ruleset(RulesetConfig config) : c_(std::move(config)) {}
 
-  // Both tables replaced atomically by the base rules plus these ports and sandboxes.
-  std::string Replace(const std::vector<std::pair<std::string, Ipv4>>& ports,
+  // Both tables replaced atomically by the base rules with this deny set, plus these ports and
+  // sandboxes.
+  std::string Replace(const std::vector<Ipv4Range>& deny,
+                      const std::vector<std::pair<std::string, Ipv4>>& ports,
                       const std::vector<SandboxRules>& sandboxes) const;
+  // The deny set's elements replaced, atomically: no packet meets an empty or partial set.
+  std::string SetDeny(const std::vector<Ipv4Range>& deny) const;
   // Both tables removed (missing ones are fine).
   std::string Delete() const;
   // Lists the inet table's counters (for ParseCounterPackets).
@@ -109,7 +112,7 @@ class Ruleset {
   static std::string DnsSetName(int slot, int rule);
 
  private:
-  std::string InetTable() const;
+  std::string InetTable(const std::vector<Ipv4Range>& deny) const;
   std::string BridgeTable() const;
   std::string ServiceMap(const PublishedPort& p) const;
 

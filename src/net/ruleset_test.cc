@@ -16,13 +16,17 @@ Ruleset Make() {
   c.port_prefix = "svtest";
   c.subnet = *ParseIpv4Prefix("10.200.0.0/16");
   c.gateway = *ParseIpv4("10.200.0.1");
-  for (const auto& p : BuiltinDenyPrefixes()) c.deny.push_back(ToRange(p));
-  c.deny = Normalize(c.deny);
   return Ruleset(c);
 }
 
+std::vector<Ipv4Range> Deny() {
+  std::vector<Ipv4Range> deny;
+  for (const auto& p : BuiltinDenyPrefixes()) deny.push_back(ToRange(p));
+  return Normalize(deny);
+}
+
 TEST(RulesetTest, BaseTablesReplaceAtomically) {
-  std::string text = Make().Replace({{"svtest0", *ParseIpv4("10.200.0.2")}}, {});
+  std::string text = Make().Replace(Deny(), {{"svtest0", *ParseIpv4("10.200.0.2")}}, {});
   // Replacing starts by removing whatever was there, in the same batch.
   EXPECT_EQ(text.find("add table inet sbx_test\ndelete table inet sbx_test\n"), 0u);
   EXPECT_THAT(text, HasSubstr("169.254.0.0-169.254.255.255"));
@@ -45,7 +49,7 @@ TEST(RulesetTest, NewFlowsOfEachSandboxAreLimited) {
   c.sandbox_flows = 500;
   c.sandbox_flows_per_second = 300;
   c.flows = 7000;
-  std::string text = Ruleset(c).Replace({}, {});
+  std::string text = Ruleset(c).Replace(Deny(), {}, {});
   // Before routing, so flows to the host (DNS) count as well as forwarded ones.
   EXPECT_THAT(text, HasSubstr("type filter hook prerouting priority filter; policy accept;\n"
                               "    iifname \"sbxbr0\" ct state new jump new_flow"));
@@ -69,6 +73,16 @@ TEST(RulesetTest, CounterPacketsFromAListing) {
   EXPECT_EQ(counts,
             (std::map<std::string, uint64_t>{{"sandbox_flow_rate", 17494}, {"sandbox_flows", 0}}));
   EXPECT_TRUE(ParseCounterPackets("").empty());
+}
+
+TEST(RulesetTest, DenySetIsReplacedInOneTransaction) {
+  std::vector<Ipv4Range> deny = {ToRange(*ParseIpv4Prefix("10.0.0.0/8")),
+                                 ToRange(*ParseIpv4Prefix("198.51.100.0/24"))};
+  EXPECT_EQ(Make().SetDeny(deny),
+            "flush set inet sbx_test deny\n"
+            "add element inet sbx_test deny { 10.0.0.0-10.255.255.255, "
+            "198.51.100.0-198.51.100.255 }\n");
+  EXPECT_EQ(Make().SetDeny({}), "flush set inet sbx_test deny\n");
 }
 
 TEST(RulesetTest, PublicSandboxIsOneVerdict) {
