@@ -1,5 +1,7 @@
 #include "src/daemon/config.h"
 
+#include <tuple>
+
 #include <nlohmann/json.hpp>
 
 #include "src/base/strings.h"
@@ -68,38 +70,77 @@ Status ValidateNetwork(const Config& c) {
        }))) {
     return Error::InvalidArgument("config: network_table must be 1-64 characters of [A-Za-z0-9_]");
   }
+  if (c.network_pool_size < 0 || c.network_pool_size > 1024) {
+    return Error::InvalidArgument("config: network_pool_size must be between 0 and 1024");
+  }
+  SBX_TRY(BridgeNetworkOptionsFrom(c));
+  return Ok();
+}
+
+}  // namespace
+
+Result<net::BridgeNetworkOptions> BridgeNetworkOptionsFrom(const Config& c) {
+  net::BridgeNetworkOptions o;
+  o.run_dir = c.run_dir;
+  o.bridge = c.network_bridge.empty() ? net::DefaultBridgeName(c.cgroup_parent) : c.network_bridge;
+  o.table = c.network_table.empty() ? net::DefaultTableName(c.cgroup_parent) : c.network_table;
   if (c.network_subnet != "auto") {
     auto subnet = net::ParseIpv4Prefix(c.network_subnet, true);
     if (!subnet || subnet->length < 8 || subnet->length > 28) {
       return Error::InvalidArgument(
           "config: network_subnet must be \"auto\" or an IPv4 CIDR from /8 to /28");
     }
+    o.subnet = *subnet;
   }
   for (const auto& s : c.network_dns) {
-    if (auto server = net::ParseDnsServer(s); !server) {
-      return Error::InvalidArgument("config: network_dns: " + server.error().message());
-    }
+    auto server = net::ParseDnsServer(s);
+    if (!server) return Error::InvalidArgument("config: network_dns: " + server.error().message());
+    o.dns.push_back(*server);
   }
-  for (const auto* list : {&c.network_deny, &c.network_allow}) {
+  o.pool_size = c.network_pool_size;
+  for (auto [list, name, out] : {std::tuple{&c.network_deny, "network_deny", &o.deny},
+                                 std::tuple{&c.network_allow, "network_allow", &o.allow}}) {
     for (const auto& cidr : *list) {
-      if (auto p = net::ParseIpv4Prefix(cidr, true); !p) {
-        return Error::InvalidArgument(std::string("config: ") +
-                                      (list == &c.network_deny ? "network_deny" : "network_allow") +
-                                      ": " + p.error().message());
+      auto prefix = net::ParseIpv4Prefix(cidr, true);
+      if (!prefix) {
+        return Error::InvalidArgument(std::string("config: ") + name + ": " +
+                                      prefix.error().message());
       }
+      out->push_back(*prefix);
     }
   }
-  if (c.network_pool_size < 0 || c.network_pool_size > 1024) {
-    return Error::InvalidArgument("config: network_pool_size must be between 0 and 1024");
-  }
-  if (!ParseServicePorts(c.network_service_ports)) {
+  auto ports = ParseServicePorts(c.network_service_ports);
+  if (!ports) {
     return Error::InvalidArgument(
         "config: network_service_ports must be a range \"first-last\" within 1024-65535");
   }
-  return Ok();
+  std::tie(o.service_port_first, o.service_port_last) = *ports;
+  o.service_host = c.network_service_host;
+  // At most a million: the kernel's sets and the token buckets stay far from overflow, and no
+  // sandbox needs more.
+  constexpr int kMaxLimit = 1000000;
+  for (auto [value, name, out] :
+       {std::tuple{c.network_sandbox_max_flows, "network_sandbox_max_flows",
+                   &o.limits.sandbox_flows},
+        std::tuple{c.network_sandbox_flows_per_second, "network_sandbox_flows_per_second",
+                   &o.limits.sandbox_flows_per_second},
+        std::tuple{c.network_sandbox_dns_queries_per_second,
+                   "network_sandbox_dns_queries_per_second", &o.limits.dns_queries_per_second}}) {
+    if (value < 1 || value > kMaxLimit) {
+      return Error::InvalidArgument(std::string("config: ") + name + " must be between 1 and " +
+                                    std::to_string(kMaxLimit));
+    }
+    *out = value;
+  }
+  if (c.network_max_flows < 0 || c.network_max_flows > 100 * kMaxLimit) {
+    return Error::InvalidArgument(
+        "config: network_max_flows must be between 0 (half the host's "
+        "nf_conntrack_max) and " +
+        std::to_string(100 * kMaxLimit));
+  }
+  o.limits.flows = c.network_max_flows;
+  return o;
 }
-
-}  // namespace
 
 std::optional<std::pair<int, int>> ParseServicePorts(const std::string& range) {
   auto parts = Split(range, '-');
@@ -169,6 +210,11 @@ Result<Config> Config::FromJson(const std::string& text) {
   SBX_TRY(Field(j, "network_allow", c.network_allow, seen));
   SBX_TRY(Field(j, "network_service_ports", c.network_service_ports, seen));
   SBX_TRY(Field(j, "network_service_host", c.network_service_host, seen));
+  SBX_TRY(Field(j, "network_sandbox_max_flows", c.network_sandbox_max_flows, seen));
+  SBX_TRY(Field(j, "network_sandbox_flows_per_second", c.network_sandbox_flows_per_second, seen));
+  SBX_TRY(Field(j, "network_max_flows", c.network_max_flows, seen));
+  SBX_TRY(Field(j, "network_sandbox_dns_queries_per_second",
+                c.network_sandbox_dns_queries_per_second, seen));
   seen.emplace_back("api_keys");
   if (j.contains("api_keys")) {
     if (!j["api_keys"].is_array()) return Error::InvalidArgument("config: api_keys must be a list");
@@ -278,6 +324,10 @@ std::string Config::ToJson() const {
             {"network_allow", network_allow},
             {"network_service_ports", network_service_ports},
             {"network_service_host", network_service_host},
+            {"network_sandbox_max_flows", network_sandbox_max_flows},
+            {"network_sandbox_flows_per_second", network_sandbox_flows_per_second},
+            {"network_max_flows", network_max_flows},
+            {"network_sandbox_dns_queries_per_second", network_sandbox_dns_queries_per_second},
             {"runner_id", runner_id}};
   return j.dump(2);
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "src/base/result.h"
+#include "src/net/bridge_options.h"
 
 namespace sbx::daemon {
 
@@ -96,6 +97,12 @@ struct Config {
   std::vector<std::string> network_allow;  // CIDRs taken out of the built-in deny set
   std::string network_service_ports = "30000-32767";  // host ports for exposed services
   std::string network_service_host;  // host name in service URLs; default: the gateway address
+  // What one sandbox, or all of them, may take of the host's connection tracking table and of the
+  // DNS forwarder's upstream resolvers. Rates allow bursts of twice as many.
+  int network_sandbox_max_flows = 8192;         // flows tracked at once, per sandbox
+  int network_sandbox_flows_per_second = 1000;  // new flows, per sandbox
+  int network_max_flows = 0;  // all sandboxes together; 0: half the host's nf_conntrack_max
+  int network_sandbox_dns_queries_per_second = 100;  // queries forwarded upstream, per sandbox
 
   static Result<Config> FromJson(const std::string& json);
   static Result<Config> Load(const std::string& path);
@@ -104,5 +111,9 @@ struct Config {
 
 // "30000-32767" as (30000, 32767); nullopt unless 1024 <= first <= last <= 65535.
 std::optional<std::pair<int, int>> ParseServicePorts(const std::string& range);
+
+// The sandbox network's options from the `network_*` fields, with the bridge and table names
+// derived from `cgroup_parent` when unset; InvalidArgument naming the field that is not valid.
+Result<net::BridgeNetworkOptions> BridgeNetworkOptionsFrom(const Config& config);
 
 }  // namespace sbx::daemon

@@ -81,6 +81,18 @@ TEST(ConfigTest, NetworkFields) {
   EXPECT_EQ(c->network_dns.size(), 2u);
   EXPECT_EQ(ParseServicePorts(c->network_service_ports),
             std::make_optional(std::pair{40000, 40010}));
+  auto options = BridgeNetworkOptionsFrom(*c);
+  ASSERT_TRUE(options) << options.error().ToString();
+  EXPECT_EQ(options->bridge, "sbxtest0");
+  EXPECT_EQ(options->table, "sbx_test");
+  EXPECT_EQ(options->subnet, net::ParseIpv4Prefix("10.99.0.0/16").value());
+  ASSERT_EQ(options->dns.size(), 2u);
+  EXPECT_EQ(options->dns[1].port, 5353);
+  EXPECT_EQ(options->deny, std::vector{net::ParseIpv4Prefix("203.0.113.99/32").value()});
+  EXPECT_EQ(options->allow, std::vector{net::ParseIpv4Prefix("10.1.2.3/32").value()});
+  EXPECT_EQ(options->service_port_first, 40000);
+  EXPECT_EQ(options->service_port_last, 40010);
+  EXPECT_EQ(options->service_host, "node-1.example");
   for (const char* bad : {
            R"({"network": "host"})",
            R"({"network_bridge": "much-too-long-bridge-name"})",
@@ -95,9 +107,54 @@ TEST(ConfigTest, NetworkFields) {
            R"({"network_pool_size": -1})",
            R"({"network_service_ports": "80-90"})",
            R"({"network_service_ports": "40000"})",
+           R"({"network_sandbox_max_flows": 0})",
+           R"({"network_sandbox_flows_per_second": -5})",
+           R"({"network_sandbox_dns_queries_per_second": 2000000})",
+           R"({"network_max_flows": -1})",
+           R"({"network_max_flows": "many"})",
        }) {
     EXPECT_FALSE(Config::FromJson(bad)) << bad;
   }
+}
+
+TEST(ConfigTest, NetworkLimits) {
+  auto defaults = BridgeNetworkOptionsFrom(Config{});
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->limits.sandbox_flows, 8192);
+  EXPECT_EQ(defaults->limits.sandbox_flows_per_second, 1000);
+  EXPECT_EQ(defaults->limits.flows, 0);  // half the host's table, found at start
+  EXPECT_EQ(defaults->limits.dns_queries_per_second, 100);
+  auto c = Config::FromJson(R"({
+    "network_sandbox_max_flows": 500, "network_sandbox_flows_per_second": 50,
+    "network_max_flows": 4000, "network_sandbox_dns_queries_per_second": 7
+  })");
+  ASSERT_TRUE(c) << c.error().ToString();
+  auto options = BridgeNetworkOptionsFrom(*c);
+  ASSERT_TRUE(options);
+  EXPECT_EQ(options->limits.sandbox_flows, 500);
+  EXPECT_EQ(options->limits.sandbox_flows_per_second, 50);
+  EXPECT_EQ(options->limits.flows, 4000);
+  EXPECT_EQ(options->limits.dns_queries_per_second, 7);
+  auto bad = Config::FromJson(R"({"network_sandbox_max_flows": 0})");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("network_sandbox_max_flows"), std::string::npos);
+}
+
+TEST(ConfigTest, NetworkNamesDeriveFromTheCgroupParent) {
+  Config a;
+  a.cgroup_parent = "sbx-a";
+  Config b;
+  b.cgroup_parent = "sbx-b";
+  auto na = BridgeNetworkOptionsFrom(a);
+  auto nb = BridgeNetworkOptionsFrom(b);
+  ASSERT_TRUE(na && nb);
+  EXPECT_EQ(na->bridge.size(), 9u);
+  EXPECT_EQ(na->bridge.rfind("sbx", 0), 0u);
+  EXPECT_EQ(na->table, "sbx_" + na->bridge.substr(3));
+  EXPECT_NE(na->bridge, nb->bridge);
+  EXPECT_NE(na->table, nb->table);
+  EXPECT_FALSE(na->subnet.has_value());
+  EXPECT_EQ(na->pool_size, 16);
 }
 
 TEST(ConfigTest, PrintedConfigHidesKeys) {

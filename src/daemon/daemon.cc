@@ -9,12 +9,10 @@
 
 #include "src/base/log.h"
 #include "src/base/strings.h"
-#include "src/daemon/bridge_network.h"
 #include "src/daemon/helper_runtime.h"
 #include "src/daemon/http_server.h"
 #include "src/daemon/image_store_provider.h"
 #include "src/daemon/metrics.h"
-#include "src/daemon/network_provider.h"
 #include "src/daemon/sandbox_manager.h"
 #include "src/daemon/services/archive_service.h"
 #include "src/daemon/services/discovery_service.h"
@@ -22,6 +20,8 @@
 #include "src/daemon/services/sandbox_service.h"
 #include "src/daemon/services/system_service.h"
 #include "src/daemon/store.h"
+#include "src/net/bridge_network.h"
+#include "src/net/network_provider.h"
 #include "src/runtime/cgroup/favor_migrations.h"
 #include "src/sys/features.h"
 #include "src/sys/fs.h"
@@ -77,9 +77,11 @@ class DaemonImpl : public Daemon {
     runtime_ = std::make_unique<HelperRuntime>(std::move(runtime), cgroups_.get());
     SBX_TRY(runtime_->Start());
     if (config_.network == "bridge") {
-      SBX_ASSIGN_OR_RETURN(network_, BridgeNetwork::Create(config_));
+      SBX_ASSIGN_OR_RETURN(net::BridgeNetworkOptions options, BridgeNetworkOptionsFrom(config_));
+      SBX_ASSIGN_OR_RETURN_CTX(network_, net::BridgeNetwork::Create(std::move(options)),
+                               "sandbox network (\"network\": \"none\" runs without one)");
     } else {
-      network_ = std::make_unique<LoopbackOnlyNetwork>();
+      network_ = std::make_unique<net::LoopbackOnlyNetwork>();
     }
     manager_ = std::make_unique<SandboxManager>(config_, store_.get(), images_.get(),
                                                 network_.get(), runtime_.get(), &metrics_);
@@ -178,6 +180,13 @@ class DaemonImpl : public Daemon {
            std::to_string(c.memory_bytes) + "\n";
     out += "# TYPE sbx_allocated_memory_bytes gauge\nsbx_allocated_memory_bytes " +
            std::to_string(c.allocated_memory_bytes) + "\n";
+    // Counted by the kernel (or the DNS forwarder), so read at scrape time like the gauges.
+    auto hits = network_->LimitHits();
+    if (!hits.empty()) out += "# TYPE sbx_network_limited_total counter\n";
+    for (const auto& [limit, count] : hits) {
+      out += MetricKey("sbx_network_limited_total", {{"limit", limit}}) + " " +
+             std::to_string(count) + "\n";
+    }
     return out;
   }
 
@@ -187,7 +196,7 @@ class DaemonImpl : public Daemon {
   std::unique_ptr<runtime::CgroupDriver> cgroups_;
   std::unique_ptr<ImageStoreProvider> images_;
   std::unique_ptr<HelperRuntime> runtime_;
-  std::unique_ptr<NetworkProvider> network_;
+  std::unique_ptr<net::NetworkProvider> network_;
   std::unique_ptr<SandboxManager> manager_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<SandboxService> sandbox_service_;

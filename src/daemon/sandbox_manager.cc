@@ -28,7 +28,7 @@ Error NotFound(const std::string& id) {
 }  // namespace
 
 SandboxManager::SandboxManager(Config config, Store* store, ImageProvider* images,
-                               NetworkProvider* network, RuntimeProvider* runtime, Metrics* metrics)
+                               net::NetworkProvider* network, RuntimeProvider* runtime, Metrics* metrics)
     : config_(std::move(config)),
       node_(NodeShapeFromConfig(config_)),
       spec_defaults_(SpecDefaultsFromConfig(config_, node_)),
@@ -250,7 +250,7 @@ bool SandboxManager::CreateFromWarm(const std::string& id, const WarmSandbox& wa
 }
 
 void SandboxManager::MarkRunning(const std::string& id, const RuntimeSandbox& sandbox,
-                                 const NetworkAttachment& network, const std::string& digest,
+                                 const net::NetworkAttachment& network, const std::string& digest,
                                  int64_t started_ns, bool warm_eligible) {
   bool stop = false;
   {

@@ -35,7 +35,6 @@
 #include "src/daemon/job_queue.h"
 #include "src/daemon/listing.h"
 #include "src/daemon/metrics.h"
-#include "src/daemon/network_provider.h"
 #include "src/daemon/node_shape.h"
 #include "src/daemon/runtime_provider.h"
 #include "src/daemon/sandbox_record.h"
@@ -43,6 +42,7 @@
 #include "src/daemon/store.h"
 #include "src/daemon/warm_sandboxes.h"
 #include "src/daemon/watcher.h"
+#include "src/net/network_provider.h"
 
 namespace sbx::daemon {
 
@@ -63,7 +63,7 @@ struct Capacity {
 
 class SandboxManager {
  public:
-  SandboxManager(Config config, Store* store, ImageProvider* images, NetworkProvider* network,
+  SandboxManager(Config config, Store* store, ImageProvider* images, net::NetworkProvider* network,
                  RuntimeProvider* runtime, Metrics* metrics);
   ~SandboxManager();
   SandboxManager(const SandboxManager&) = delete;
@@ -129,7 +129,7 @@ class SandboxManager {
   void ExitJob(const std::string& id);
   // The sandbox runs: records it and watches its main process.
   void MarkRunning(const std::string& id, const RuntimeSandbox& sandbox,
-                   const NetworkAttachment& network, const std::string& digest, int64_t started_ns,
+                   const net::NetworkAttachment& network, const std::string& digest, int64_t started_ns,
                    bool warm_eligible);
   // Records how the sandbox ends before its teardown, so a crash in it is finished right.
   void RecordEnding(const std::string& id, const SandboxRecord::Ending& ending);
@@ -148,7 +148,7 @@ class SandboxManager {
   SpecDefaults spec_defaults_;
   Store* store_;
   ImageProvider* images_;
-  NetworkProvider* network_;
+  net::NetworkProvider* network_;
   RuntimeProvider* runtime_;
   Metrics* metrics_;
 

@@ -53,14 +53,14 @@ class FakeImages : public ImageProvider {
   std::map<std::string, int> holds;
 };
 
-class FakeNetwork : public NetworkProvider {
+class FakeNetwork : public net::NetworkProvider {
  public:
-  Result<NetworkAttachment> Attach(const std::string& id, const NetworkRequest&) override {
+  Result<net::NetworkAttachment> Attach(const std::string& id, const net::NetworkRequest&) override {
     std::lock_guard lock(mu_);
     if (fail) return Error::Unavailable("no address left");
     attached.insert(id);
-    NetworkAttachment a;
-    a.mode = NetworkMode::kPublic;
+    net::NetworkAttachment a;
+    a.mode = net::NetworkMode::kPublic;
     a.address = "10.0.0.2";
     return a;
   }

@@ -46,35 +46,63 @@ std::string SandboxRecord::StateReason() const {
 
 namespace {
 
-json EgressToJson(const std::vector<EgressRuleSpec>& rules) {
+// Rules as the API renders them: a CIDR block and its exceptions, a DNS name, or `any`, with
+// ports whose `end_port` is 0 for a single port.
+json EgressToJson(const std::vector<net::EgressRule>& rules) {
   json out = json::array();
   for (const auto& r : rules) {
     json ports = json::array();
     for (const auto& p : r.ports) {
-      ports.push_back({{"protocol", p.protocol}, {"port", p.port}, {"end_port", p.end_port}});
+      ports.push_back({{"protocol", net::TransportName(p.transport)},
+                       {"port", p.first},
+                       {"end_port", p.last != p.first ? p.last : 0}});
     }
-    out.push_back({{"cidr", r.cidr},
-                   {"except", r.except},
-                   {"dns_name", r.dns_name},
-                   {"any", r.any},
+    json except = json::array();
+    for (const auto& x : r.except) except.push_back(x.ToString());
+    out.push_back({{"cidr", r.kind == net::EgressKind::kCidr ? r.cidr.ToString() : ""},
+                   {"except", except},
+                   {"dns_name", r.dns_name.text()},
+                   {"any", r.kind == net::EgressKind::kAny},
                    {"ports", ports}});
   }
   return out;
 }
 
-std::vector<EgressRuleSpec> EgressFromJson(const json& j) {
-  std::vector<EgressRuleSpec> out;
+// What the daemon wrote itself; a rule it cannot read back is left out of the record.
+std::vector<net::EgressRule> EgressFromJson(const json& j) {
+  std::vector<net::EgressRule> out;
   if (!j.is_array()) return out;
   for (const auto& r : j) {
-    EgressRuleSpec rule;
-    rule.cidr = r.value("cidr", "");
-    rule.except = r.value("except", std::vector<std::string>{});
-    rule.dns_name = r.value("dns_name", "");
-    rule.any = r.value("any", false);
-    for (const auto& p : r.value("ports", json::array())) {
-      rule.ports.push_back({p.value("protocol", ""), p.value("port", 0), p.value("end_port", 0)});
+    net::EgressRule rule;
+    std::string cidr = r.value("cidr", "");
+    std::string dns_name = r.value("dns_name", "");
+    bool valid = true;
+    if (!dns_name.empty()) {
+      auto pattern = net::DnsPattern::Parse(dns_name);
+      valid = pattern.has_value();
+      if (valid) {
+        rule.kind = net::EgressKind::kDnsName;
+        rule.dns_name = *pattern;
+      }
+    } else if (!r.value("any", false)) {
+      auto prefix = net::ParseIpv4Prefix(cidr);
+      valid = prefix.has_value();
+      rule.kind = net::EgressKind::kCidr;
+      if (valid) rule.cidr = *prefix;
+      for (const auto& x : r.value("except", std::vector<std::string>{})) {
+        auto except = net::ParseIpv4Prefix(x);
+        valid = valid && except.has_value();
+        if (except) rule.except.push_back(*except);
+      }
     }
-    out.push_back(std::move(rule));
+    for (const auto& p : r.value("ports", json::array())) {
+      auto transport = net::ParseTransport(p.value("protocol", ""));
+      auto range = net::MakePortRange(transport.value_or(net::Transport::kTcpAndUdp),
+                                      p.value("port", 0), p.value("end_port", 0));
+      valid = valid && transport && range;
+      if (range) rule.ports.push_back(*range);
+    }
+    if (valid) out.push_back(std::move(rule));
   }
   return out;
 }
@@ -173,10 +201,10 @@ Result<SandboxRecord> SandboxRecord::FromJson(const std::string& text) {
     r.init_start_time = j.value("init_start_time", uint64_t{0});
     r.socket_path = j.value("socket_path", "");
     int mode = j.value("network_mode", 0);
-    if (mode < 0 || mode > static_cast<int>(NetworkMode::kAllowlist)) {
+    if (mode < 0 || mode > static_cast<int>(net::NetworkMode::kAllowlist)) {
       return Error::DataLoss("sandbox record has network mode " + std::to_string(mode));
     }
-    r.network_mode = static_cast<NetworkMode>(mode);
+    r.network_mode = static_cast<net::NetworkMode>(mode);
     if (j.contains("effective_egress")) r.effective_egress = EgressFromJson(j["effective_egress"]);
     r.address = j.value("address", "");
     r.grace_seconds = j.value("grace_seconds", 10);

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "src/base/result.h"
+#include "src/net/network_provider.h"
 
 namespace sbx::daemon {
 
@@ -50,42 +51,6 @@ struct FileMount {
   std::string content;
 };
 
-struct PortRange {
-  std::string protocol;  // "tcp", "udp", or "" for both
-  int port = 0;          // 0: every port
-  int end_port = 0;      // 0: just `port`
-};
-
-// One allowed egress destination: a CIDR (minus exceptions) or a DNS name, on some ports.
-struct EgressRuleSpec {
-  std::string cidr;
-  std::vector<std::string> except;
-  std::string dns_name;  // "pypi.org" or "*.pypi.org"
-  bool any = false;      // every public destination
-  std::vector<PortRange> ports;
-};
-
-enum class NetworkMode {
-  kNone,       // loopback only (deny_egress)
-  kPublic,     // outbound to public addresses, never to the deny set (the default)
-  kAllowlist,  // only the egress rules' destinations, never to the deny set
-};
-
-// A port of the sandbox exposed on the host.
-struct ServiceSpec {
-  int port = 0;
-  std::string name;
-  std::string protocol = "tcp";  // "tcp" or "udp"
-  bool public_access = false;    // reachable from other machines too, not only from the host
-  int visibility = 0;            // as requested (the wire's Visibility), echoed in the status
-};
-
-struct NetworkRequest {
-  NetworkMode mode = NetworkMode::kPublic;
-  std::vector<EgressRuleSpec> egress;
-  std::vector<ServiceSpec> services;
-};
-
 // A validated create request, in domain terms.
 struct CreateRequest {
   std::string request_id;
@@ -104,7 +69,7 @@ struct CreateRequest {
   int lifetime_seconds = 0;  // 0: default
   std::vector<std::string> tags;
   std::map<std::string, std::string> annotations;
-  NetworkRequest network;
+  net::NetworkRequest network;
   std::string runtime_class;
   std::string spec_blob;  // the request's SandboxSpec, serialized, echoed back by Get
   // The same for the same spec however a client serialized it (maps in any order).
@@ -139,10 +104,10 @@ struct SandboxRecord {
   pid_t init_pid = 0;
   uint64_t init_start_time = 0;
   std::string socket_path;
-  NetworkMode network_mode = NetworkMode::kNone;  // as attached
-  std::vector<EgressRuleSpec> effective_egress;   // what the sandbox may reach
-  std::string address;                            // its IPv4 address, when it has a network
-  int grace_seconds = 10;                         // of a pending stop
+  net::NetworkMode network_mode = net::NetworkMode::kNone;  // as attached
+  std::vector<net::EgressRule> effective_egress;            // what the sandbox may reach
+  std::string address;     // its IPv4 address, when it has a network
+  int grace_seconds = 10;  // of a pending stop
   std::string stop_reason;  // why a stop was asked: USER_STOPPED or LIFETIME_EXCEEDED
   // The fingerprint of the request's spec, so a retried request id can be told from a reused one.
   std::string request_fingerprint;

@@ -44,7 +44,7 @@ runtime::Process BuildProcess(const CreateRequest& request, const ResolvedImage&
 }
 
 SandboxPlan BuildPlan(const SpecInputs& inputs, const CreateRequest& request,
-                      const ResolvedImage& image, const NetworkAttachment& network,
+                      const ResolvedImage& image, const net::NetworkAttachment& network,
                       const SecretEnv& secrets, const SpecDefaults& defaults) {
   SandboxPlan plan;
   runtime::RuntimeSpec& spec = plan.spec;

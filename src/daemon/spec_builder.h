@@ -15,7 +15,7 @@
 
 #include "src/base/result.h"
 #include "src/daemon/image_provider.h"
-#include "src/daemon/network_provider.h"
+#include "src/net/network_provider.h"
 #include "src/daemon/runtime_provider.h"
 #include "src/daemon/sandbox_record.h"
 #include "src/runtime/spec.h"
@@ -52,7 +52,7 @@ runtime::Process BuildProcess(const CreateRequest& request, const ResolvedImage&
 
 // The whole plan: the spec and the content of the mounted files.
 SandboxPlan BuildPlan(const SpecInputs& inputs, const CreateRequest& request,
-                      const ResolvedImage& image, const NetworkAttachment& network,
+                      const ResolvedImage& image, const net::NetworkAttachment& network,
                       const SecretEnv& secrets, const SpecDefaults& defaults);
 
 // The main process as sbx-init takes it when it is sent to a sandbox made ahead of time.

@@ -66,7 +66,7 @@ TEST(BuildProcessTest, DefaultsWhenTheImageSaysNothing) {
 TEST(BuildPlanTest, LimitsNetworkFilesAndDefaults) {
   CreateRequest r;
   r.files = {{"/etc/app.conf", "a=1"}, {"relative/data.txt", "hello"}};
-  NetworkAttachment net;
+  net::NetworkAttachment net;
   net.netns_path = "/run/netns/x";
   net.dns_servers = {"10.0.0.1"};
   net.extra_hosts = {"10.0.0.1 host.sbx.internal"};
@@ -104,7 +104,7 @@ TEST(BuildPlanTest, LimitsNetworkFilesAndDefaults) {
 
 TEST(BuildPlanTest, AWarmSandboxWaitsForItsMainProcessInTheBackground) {
   SpecInputs in{"sb-warm", 2000, 2u << 30, 0, true};
-  SandboxPlan plan = BuildPlan(in, CreateRequest{}, Image(), NetworkAttachment{}, {}, {});
+  SandboxPlan plan = BuildPlan(in, CreateRequest{}, Image(), net::NetworkAttachment{}, {}, {});
   EXPECT_TRUE(plan.spec.process.await_start);
   EXPECT_TRUE(plan.spec.background);
   EXPECT_EQ(plan.spec.network.mode, "none");

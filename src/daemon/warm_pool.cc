@@ -10,9 +10,9 @@ uint64_t ShmBytesFor(uint64_t memory_limit_bytes) {
 
 bool WarmEligible(const CreateRequest& request, uint64_t memory_limit_bytes,
                   uint64_t default_memory_bytes) {
-  const NetworkRequest& net = request.network;
-  bool default_network =
-      net.mode == NetworkMode::kPublic && net.egress.empty() && net.services.empty();
+  const net::NetworkRequest& network = request.network;
+  bool default_network = network.mode == net::NetworkMode::kPublic && network.egress.empty() &&
+                         network.services.empty();
   return default_network && request.files.empty() &&
          ShmBytesFor(memory_limit_bytes) == ShmBytesFor(default_memory_bytes);
 }

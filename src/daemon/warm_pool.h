@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "src/daemon/network_provider.h"
 #include "src/daemon/runtime_provider.h"
 #include "src/daemon/sandbox_record.h"
+#include "src/net/network_provider.h"
 
 namespace sbx::daemon {
 
@@ -31,7 +31,7 @@ struct WarmSandbox {
   std::string image;   // the reference it was made for (the pool's key)
   std::string digest;  // what that reference resolved to
   RuntimeSandbox sandbox;
-  NetworkAttachment network;
+  net::NetworkAttachment network;
   uint64_t cpu_limit_millis = 0;  // the limits its cgroup was made with
   uint64_t memory_limit_bytes = 0;
 };

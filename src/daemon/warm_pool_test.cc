@@ -142,7 +142,7 @@ TEST(WarmEligibleTest, OnlyWhatAWarmSandboxFixedMustMatch) {
   EXPECT_FALSE(WarmEligible(files, default_memory, default_memory));
 
   CreateRequest offline = plain;
-  offline.network.mode = NetworkMode::kNone;
+  offline.network.mode = net::NetworkMode::kNone;
   EXPECT_FALSE(WarmEligible(offline, default_memory, default_memory));
 
   CreateRequest ports = plain;
@@ -150,7 +150,7 @@ TEST(WarmEligibleTest, OnlyWhatAWarmSandboxFixedMustMatch) {
   EXPECT_FALSE(WarmEligible(ports, default_memory, default_memory));
 
   CreateRequest allow = plain;
-  allow.network.mode = NetworkMode::kAllowlist;
+  allow.network.mode = net::NetworkMode::kAllowlist;
   allow.network.egress.push_back({});
   EXPECT_FALSE(WarmEligible(allow, default_memory, default_memory));
 }

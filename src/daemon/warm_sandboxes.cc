@@ -9,7 +9,7 @@
 namespace sbx::daemon {
 
 WarmSandboxes::WarmSandboxes(WarmOptions options, SpecDefaults spec_defaults,
-                             ImageProvider* images, NetworkProvider* network,
+                             ImageProvider* images, net::NetworkProvider* network,
                              RuntimeProvider* runtime)
     : options_(options),
       spec_defaults_(std::move(spec_defaults)),
@@ -183,7 +183,7 @@ Result<WarmSandbox> WarmSandboxes::Make(const std::string& reference) {
   // that was just removed).
   SBX_ASSIGN_OR_RETURN(ResolvedImage image, images_->ResolveLocal(reference));
   warm.digest = image.digest;
-  SBX_ASSIGN_OR_RETURN(warm.network, network_->Attach(warm.id, NetworkRequest{}));
+  SBX_ASSIGN_OR_RETURN(warm.network, network_->Attach(warm.id, net::NetworkRequest{}));
   images_->Hold(warm.digest);
   SpecInputs inputs;
   inputs.id = warm.id;

@@ -20,7 +20,7 @@
 #include <thread>
 
 #include "src/daemon/image_provider.h"
-#include "src/daemon/network_provider.h"
+#include "src/net/network_provider.h"
 #include "src/daemon/runtime_provider.h"
 #include "src/daemon/spec_builder.h"
 #include "src/daemon/warm_pool.h"
@@ -39,7 +39,7 @@ struct WarmOptions {
 class WarmSandboxes {
  public:
   WarmSandboxes(WarmOptions options, SpecDefaults spec_defaults, ImageProvider* images,
-                NetworkProvider* network, RuntimeProvider* runtime);
+                net::NetworkProvider* network, RuntimeProvider* runtime);
   ~WarmSandboxes();
   WarmSandboxes(const WarmSandboxes&) = delete;
   WarmSandboxes& operator=(const WarmSandboxes&) = delete;
@@ -79,7 +79,7 @@ class WarmSandboxes {
   WarmOptions options_;
   SpecDefaults spec_defaults_;
   ImageProvider* images_;
-  NetworkProvider* network_;
+  net::NetworkProvider* network_;
   RuntimeProvider* runtime_;
 
   std::mutex mu_;

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "src/base/clock.h"
 #include "src/base/log.h"
 #include "src/base/strings.h"
@@ -24,6 +26,9 @@ constexpr int kMaxTcpPerClient = 2;
 constexpr int kTcpConnectionMs = 10000;
 constexpr int kMaxQueriesPerTcpConnection = 8;
 constexpr size_t kMaxUdpAnswer = 1232;  // the DNS flag day's safe EDNS size
+// Buckets of sources that have been quiet this long are forgotten once there are many.
+constexpr size_t kMaxIdleBuckets = 4096;
+constexpr int64_t kBucketIdleMs = 60000;
 
 sockaddr_in SockAddr(Ipv4 address, uint16_t port) {
   sockaddr_in sa{};
@@ -283,6 +288,10 @@ std::string DnsForwarder::Answer(Ipv4 client, std::string_view packet, bool over
   }
   if (query->question.type == kDnsTypeAaaa)
     return BuildDnsAnswer(*query, kDnsNoError, {}, max_size);
+  if (!TakeUpstreamToken(client)) {
+    ++rate_limited_;
+    return BuildDnsAnswer(*query, kDnsRefused, {}, max_size);
+  }
   auto upstream = Exchange(std::string(packet), query->question);
   if (!upstream) {
     SBX_LOG_DEBUG("dns: {} for {}: {}", query->question.name, FormatIpv4(client),
@@ -311,6 +320,26 @@ std::string DnsForwarder::Answer(Ipv4 client, std::string_view packet, bool over
   }
   if (!addresses.empty()) hooks_.learn(decision.token, query->question.name, addresses);
   return BuildDnsAnswer(*query, parsed->rcode, records, max_size);
+}
+
+bool DnsForwarder::TakeUpstreamToken(Ipv4 client) {
+  const double rate = options_.upstream_queries_per_second;
+  const double burst = 2 * rate;
+  int64_t now = MonotonicMillis();
+  std::lock_guard lock(buckets_mu_);
+  if (buckets_.size() > kMaxIdleBuckets) {
+    std::erase_if(buckets_,
+                  [now](const auto& b) { return now - b.second.last_ms > kBucketIdleMs; });
+  }
+  auto [it, fresh] = buckets_.try_emplace(client, Bucket{burst, now});
+  Bucket& b = it->second;
+  if (!fresh) {
+    b.tokens = std::min(burst, b.tokens + static_cast<double>(now - b.last_ms) * rate / 1000);
+    b.last_ms = now;
+  }
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
 }
 
 Result<std::string> DnsForwarder::Exchange(const std::string& query, const DnsQuestion& question) {

@@ -12,9 +12,13 @@
 //     remaining ones are reported to `learn` before the answer is sent, so an allowlisted
 //     sandbox can connect to what it was just told.
 //   * Other types are passed through when the name is allowed.
+//   * A query that would go upstream beyond the source's rate (a token bucket per source) is
+//     REFUSED: each upstream query takes a socket, and a conntrack entry, of the host's, which no
+//     limit of the sandbox's own flows counts, and the upstream resolvers are the host's too.
 //
 // Bounded everywhere: a fixed set of worker threads, a bounded queue with a per-source share,
-// TCP connections capped in number, queries per connection and time.
+// TCP connections capped in number, queries per connection and time, upstream queries per source
+// and second.
 
 #pragma once
 
@@ -71,6 +75,7 @@ class DnsForwarder {
     std::vector<DnsServer> upstreams;
     int workers = 8;
     int upstream_timeout_ms = 2000;
+    int upstream_queries_per_second = 100;  // per source; bursts of twice as many
   };
 
   // Binds the sockets now (so a port conflict fails the daemon's start); Start() serves.
@@ -81,6 +86,8 @@ class DnsForwarder {
 
   // The answer to one query from `client` (empty: send nothing); exposed for tests.
   std::string Answer(Ipv4 client, std::string_view packet, bool over_tcp);
+  // Queries refused because their source was over its rate, since the start.
+  uint64_t rate_limited() const { return rate_limited_; }
 
  private:
   DnsForwarder(Options options, Hooks hooks)
@@ -88,6 +95,8 @@ class DnsForwarder {
   void ReceiveLoop();
   void WorkerLoop();
   void ServeTcp(int conn, Ipv4 client);
+  // Takes one upstream query from `client`'s bucket; false when it is empty.
+  bool TakeUpstreamToken(Ipv4 client);
   Result<std::string> Exchange(const std::string& query, const DnsQuestion& question);
   Result<std::string> ExchangeUdp(const DnsServer& server, const std::string& query,
                                   const DnsQuestion& question);
@@ -114,6 +123,13 @@ class DnsForwarder {
   std::map<Ipv4, int> queued_per_client_;
   std::map<Ipv4, int> tcp_per_client_;
   int tcp_connections_ = 0;
+  struct Bucket {
+    double tokens = 0;
+    int64_t last_ms = 0;
+  };
+  std::mutex buckets_mu_;
+  std::map<Ipv4, Bucket> buckets_;
+  std::atomic<uint64_t> rate_limited_{0};
 };
 
 }  // namespace sbx::net

@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "src/base/clock.h"
+
 namespace sbx::net {
 namespace {
 
@@ -188,6 +190,42 @@ TEST_F(DnsForwarderTest, MalformedQueriesGetFormErr) {
   ASSERT_TRUE(a);
   EXPECT_EQ(a->rcode, kDnsFormErr);
   EXPECT_TRUE(forwarder_->Answer(*ParseIpv4("10.9.0.2"), "xx", false).empty());
+}
+
+TEST_F(DnsForwarderTest, UpstreamQueriesOfOneSourceAreRateLimited) {
+  DnsForwarder::Options options;
+  options.listen_address = INADDR_LOOPBACK;
+  options.listen_port = 0;
+  options.upstreams = {{INADDR_LOOPBACK, upstream_.port()}};
+  options.upstream_queries_per_second = 5;  // bursts of 10
+  DnsForwarder::Hooks hooks;
+  hooks.decide = [](Ipv4, const std::string&) {
+    return DnsForwarder::Decision{DnsForwarder::Verdict::kForward, 1};
+  };
+  hooks.learn = [](uint64_t, const std::string&, const std::vector<DnsRecord>&) {};
+  hooks.denied = [](Ipv4) { return false; };
+  auto limited = DnsForwarder::Create(options, hooks);
+  ASSERT_TRUE(limited) << limited.error().ToString();
+  auto ask = [&](const char* client) {
+    auto a = ParseDnsAnswer(
+        (*limited)->Answer(*ParseIpv4(client), Query(7, "public.test", kDnsTypeA), false));
+    EXPECT_TRUE(a);
+    return a ? a->rcode : -1;
+  };
+  int64_t start = MonotonicMillis();
+  int refused = 0;
+  for (int i = 0; i < 40; ++i) refused += ask("10.9.0.2") == kDnsRefused;
+  double seconds = static_cast<double>(MonotonicMillis() - start) / 1000;
+  // The burst, and what the rate added while the queries ran; the rest were refused.
+  EXPECT_LE(upstream_.queries(), 10 + static_cast<int>(5 * seconds) + 1);
+  EXPECT_EQ(upstream_.queries() + refused, 40);
+  EXPECT_EQ((*limited)->rate_limited(), static_cast<uint64_t>(refused));
+  // Another source has a bucket of its own; answers the forwarder gives itself take nothing.
+  EXPECT_EQ(ask("10.9.0.3"), kDnsNoError);
+  auto aaaa = ParseDnsAnswer(
+      (*limited)->Answer(*ParseIpv4("10.9.0.2"), Query(8, "public.test", kDnsTypeAaaa), false));
+  ASSERT_TRUE(aaaa);
+  EXPECT_EQ(aaaa->rcode, kDnsNoError);
 }
 
 TEST(ResolvConfTest, TakesIpv4Nameservers) {

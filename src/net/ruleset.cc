@@ -8,8 +8,10 @@ namespace {
 
 std::string Quoted(const std::string& name) { return "\"" + name + "\""; }
 
-std::string PortClause(const PortMatch& p) {
-  std::string out = p.protocol.empty() ? "meta l4proto { tcp, udp }" : "meta l4proto " + p.protocol;
+std::string PortClause(const PortRange& p) {
+  std::string out = p.transport == Transport::kTcpAndUdp
+                        ? "meta l4proto { tcp, udp }"
+                        : "meta l4proto " + std::string(TransportName(p.transport));
   if (p.first > 0) {
     out += " th dport " + std::to_string(p.first);
     if (p.last > p.first) out += "-" + std::to_string(p.last);
@@ -18,6 +20,27 @@ std::string PortClause(const PortMatch& p) {
 }
 
 }  // namespace
+
+std::map<std::string, uint64_t> ParseCounterPackets(std::string_view listing) {
+  // counter <name> {
+  //     packets <n> bytes <m>
+  // }
+  std::map<std::string, uint64_t> out;
+  std::string current;
+  for (const auto& raw : Split(listing, '\n')) {
+    std::vector<std::string> words;
+    for (const auto& w : Split(Trim(raw), ' ')) {
+      if (!w.empty()) words.push_back(w);
+    }
+    if (words.size() == 3 && words[0] == "counter" && words[2] == "{") {
+      current = words[1];
+    } else if (words.size() >= 2 && words[0] == "packets" && !current.empty()) {
+      if (auto n = ParseUint64(words[1])) out[current] = *n;
+      current.clear();
+    }
+  }
+  return out;
+}
 
 std::string Ruleset::ChainName(int slot) { return "s" + std::to_string(slot); }
 
@@ -30,19 +53,52 @@ std::string Ruleset::ServiceMap(const PublishedPort& p) const {
          (p.from_anywhere ? "_any" : "_host");
 }
 
-std::string Ruleset::InetTable() const {
+std::string Ruleset::InetTable(const std::vector<Ipv4Range>& deny_set) const {
   const std::string br = Quoted(c_.bridge);
   const std::string gw = FormatIpv4(c_.gateway);
   std::string deny;
-  for (const auto& r : c_.deny) deny += (deny.empty() ? "" : ", ") + r.ToString();
+  for (const auto& r : deny_set) deny += (deny.empty() ? "" : ", ") + r.ToString();
   std::string t = "table inet " + c_.table + " {\n";
   t += "  set deny { type ipv4_addr; flags interval;";
   if (!deny.empty()) t += " elements = { " + deny + " };";
   t += " }\n";
   t += "  map sandboxes { type ipv4_addr : verdict; }\n";
+  // Per sandbox address: a token bucket of new flows (kept while the sandbox makes flows) and
+  // the count of its tracked flows. Sized for every address of the subnet: a full set would let
+  // new addresses through unlimited.
+  const std::string size = std::to_string(c_.subnet.Size());
+  t +=
+      "  set flow_rate { type ipv4_addr; size " + size + "; flags dynamic,timeout; timeout 1m; }\n";
+  t += "  set flows { type ipv4_addr; size " + size + "; flags dynamic; }\n";
+  for (const char* counter : {kSandboxFlowRateCounter, kSandboxFlowsCounter, kFlowsCounter}) {
+    t += std::string("  counter ") + counter + " { }\n";
+  }
   for (const char* map : {"svc_tcp_any", "svc_udp_any", "svc_tcp_host", "svc_udp_host"}) {
     t += std::string("  map ") + map + " { type inet_service : ipv4_addr . inet_service; }\n";
   }
+  // SECURITY: every flow a sandbox starts takes a conntrack entry of the host's (of its own
+  // traffic to the gateway too), and the table is shared with the host: without these a sandbox
+  // fills it in a second with one-packet UDP flows. A packet dropped here is never confirmed, so
+  // it leaves no entry behind.
+  const std::string rate = std::to_string(c_.sandbox_flows_per_second);
+  t += "  chain limits {\n"
+       "    type filter hook prerouting priority filter; policy accept;\n"
+       "    iifname " +
+       br +
+       " ct state new jump new_flow\n"
+       "  }\n";
+  t += "  chain new_flow {\n"
+       "    update @flow_rate { ip saddr limit rate over " +
+       rate + "/second burst " + std::to_string(2 * c_.sandbox_flows_per_second) +
+       " packets } counter name " + kSandboxFlowRateCounter +
+       " drop\n"
+       "    add @flows { ip saddr ct count over " +
+       std::to_string(c_.sandbox_flows) + " } counter name " + kSandboxFlowsCounter +
+       " drop\n"
+       "    ct count over " +
+       std::to_string(c_.flows) + " counter name " + kFlowsCounter +
+       " drop\n"
+       "  }\n";
   t += "  chain forward {\n"
        "    type filter hook forward priority filter; policy accept;\n"
        "    iifname " +
@@ -133,10 +189,11 @@ std::string Ruleset::BridgeTable() const {
   return t;
 }
 
-std::string Ruleset::Replace(const std::vector<std::pair<std::string, Ipv4>>& ports,
+std::string Ruleset::Replace(const std::vector<Ipv4Range>& deny,
+                             const std::vector<std::pair<std::string, Ipv4>>& ports,
                              const std::vector<SandboxRules>& sandboxes) const {
   std::string out = Delete();
-  out += InetTable();
+  out += InetTable(deny);
   out += BridgeTable();
   for (const auto& [port, address] : ports) out += AddPort(port, address);
   for (const auto& s : sandboxes) out += AddSandbox(s);
@@ -148,6 +205,16 @@ std::string Ruleset::Delete() const {
   return "add table inet " + c_.table + "\ndelete table inet " + c_.table + "\nadd table bridge " +
          c_.table + "\ndelete table bridge " + c_.table + "\n";
 }
+
+std::string Ruleset::SetDeny(const std::vector<Ipv4Range>& deny) const {
+  std::string out = "flush set inet " + c_.table + " deny\n";
+  if (deny.empty()) return out;
+  out += "add element inet " + c_.table + " deny { ";
+  for (size_t i = 0; i < deny.size(); ++i) out += (i ? ", " : "") + deny[i].ToString();
+  return out + " }\n";
+}
+
+std::string Ruleset::ListCounters() const { return "list counters table inet " + c_.table + "\n"; }
 
 std::string Ruleset::AddPort(const std::string& port, Ipv4 address) const {
   return "add element bridge " + c_.table + " ports { " + Quoted(port) + " . " +
@@ -170,7 +237,7 @@ std::string Ruleset::AddSandbox(const SandboxRules& s) const {
     verdict = "jump " + chain;
     out += "add chain inet " + t + " " + chain + "\n";
     for (size_t i = 0; i < s.egress.size(); ++i) {
-      const EgressMatch& e = s.egress[i];
+      const EgressRule& e = s.egress[i];
       std::string match;
       if (e.kind == EgressKind::kCidr) {
         match = "ip daddr " + e.cidr.ToString();

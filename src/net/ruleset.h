@@ -4,7 +4,11 @@
 // from parsed values only. Two tables of the same name live in the daemon's own (host) network
 // namespace, where no sandbox can touch them:
 //
-//   table inet <name>     filter forward:  from the bridge: established flows; IPv4 only; never
+//   table inet <name>     limits:          a new flow from a sandbox is dropped when it has more
+//                                          than its share of new flows per second or of tracked
+//                                          flows, or all sandboxes together have theirs (each
+//                                          drop counted)
+//                         filter forward:  from the bridge: established flows; IPv4 only; never
 //                                          the deny set; then each sandbox's policy (a verdict
 //                                          map by source address: accept | jump its allowlist
 //                                          chain | drop); to the bridge: established flows and
@@ -24,29 +28,17 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "src/net/egress_rule.h"
 #include "src/net/ipv4.h"
-#include "src/net/netlink.h"
+#include "src/net/nft_map_elements.h"
 
 namespace sbx::net {
-
-struct PortMatch {
-  std::string protocol;  // "tcp", "udp", or "" for both
-  int first = 0;         // 0: every port
-  int last = 0;          // == first for one port
-};
-
-enum class EgressKind { kCidr, kDnsName, kAny };
-
-struct EgressMatch {
-  EgressKind kind = EgressKind::kAny;
-  Ipv4Prefix cidr;                 // kCidr
-  std::vector<Ipv4Prefix> except;  // kCidr
-  std::vector<PortMatch> ports;    // empty: every port and protocol
-};
 
 enum class SandboxPolicy { kPublic, kAllowlist, kDenyAll };
 
@@ -61,7 +53,7 @@ struct SandboxRules {
   int slot = 0;
   Ipv4 address = 0;
   SandboxPolicy policy = SandboxPolicy::kPublic;
-  std::vector<EgressMatch> egress;  // kAllowlist
+  std::vector<EgressRule> egress;  // kAllowlist
   std::vector<PublishedPort> published;
 };
 
@@ -71,18 +63,34 @@ struct RulesetConfig {
   std::string port_prefix;  // every host-side veth name starts with it
   Ipv4Prefix subnet;
   Ipv4 gateway = 0;
-  std::vector<Ipv4Range> deny;
+  int sandbox_flows = 8192;             // flows tracked at once, per sandbox address
+  int sandbox_flows_per_second = 1000;  // new flows per sandbox address; bursts of twice as many
+  int flows = 131072;                   // flows tracked at once, all sandboxes together
 };
+
+// The names of the counters of the limits' drops, as the ruleset declares them.
+inline constexpr const char* kSandboxFlowRateCounter = "sandbox_flow_rate";
+inline constexpr const char* kSandboxFlowsCounter = "sandbox_flows";
+inline constexpr const char* kFlowsCounter = "flows";
+
+// The packet counts of the named counters in the output of `list counters`.
+std::map<std::string, uint64_t> ParseCounterPackets(std::string_view listing);
 
 class Ruleset {
  public:
   explicit Ruleset(RulesetConfig config) : c_(std::move(config)) {}
 
-  // Both tables replaced atomically by the base rules plus these ports and sandboxes.
-  std::string Replace(const std::vector<std::pair<std::string, Ipv4>>& ports,
+  // Both tables replaced atomically by the base rules with this deny set, plus these ports and
+  // sandboxes.
+  std::string Replace(const std::vector<Ipv4Range>& deny,
+                      const std::vector<std::pair<std::string, Ipv4>>& ports,
                       const std::vector<SandboxRules>& sandboxes) const;
+  // The deny set's elements replaced, atomically: no packet meets an empty or partial set.
+  std::string SetDeny(const std::vector<Ipv4Range>& deny) const;
   // Both tables removed (missing ones are fine).
   std::string Delete() const;
+  // Lists the inet table's counters (for ParseCounterPackets).
+  std::string ListCounters() const;
 
   // A sandbox port may send only from `address`.
   std::string AddPort(const std::string& port, Ipv4 address) const;
@@ -104,7 +112,7 @@ class Ruleset {
   static std::string DnsSetName(int slot, int rule);
 
  private:
-  std::string InetTable() const;
+  std::string InetTable(const std::vector<Ipv4Range>& deny) const;
   std::string BridgeTable() const;
   std::string ServiceMap(const PublishedPort& p) const;
 

@@ -16,13 +16,17 @@ Ruleset Make() {
   c.port_prefix = "svtest";
   c.subnet = *ParseIpv4Prefix("10.200.0.0/16");
   c.gateway = *ParseIpv4("10.200.0.1");
-  for (const auto& p : BuiltinDenyPrefixes()) c.deny.push_back(ToRange(p));
-  c.deny = Normalize(c.deny);
   return Ruleset(c);
 }
 
+std::vector<Ipv4Range> Deny() {
+  std::vector<Ipv4Range> deny;
+  for (const auto& p : BuiltinDenyPrefixes()) deny.push_back(ToRange(p));
+  return Normalize(deny);
+}
+
 TEST(RulesetTest, BaseTablesReplaceAtomically) {
-  std::string text = Make().Replace({{"svtest0", *ParseIpv4("10.200.0.2")}}, {});
+  std::string text = Make().Replace(Deny(), {{"svtest0", *ParseIpv4("10.200.0.2")}}, {});
   // Replacing starts by removing whatever was there, in the same batch.
   EXPECT_EQ(text.find("add table inet sbx_test\ndelete table inet sbx_test\n"), 0u);
   EXPECT_THAT(text, HasSubstr("169.254.0.0-169.254.255.255"));
@@ -33,6 +37,52 @@ TEST(RulesetTest, BaseTablesReplaceAtomically) {
   EXPECT_THAT(text, HasSubstr("add element bridge sbx_test ports { \"svtest0\" . 10.200.0.2 }"));
   // The deny set comes before any sandbox's own verdict.
   EXPECT_LT(text.find("ip daddr @deny drop"), text.find("ip saddr vmap @sandboxes"));
+}
+
+TEST(RulesetTest, NewFlowsOfEachSandboxAreLimited) {
+  RulesetConfig c;
+  c.table = "sbx_test";
+  c.bridge = "sbxbr0";
+  c.port_prefix = "svtest";
+  c.subnet = *ParseIpv4Prefix("10.200.0.0/16");
+  c.gateway = *ParseIpv4("10.200.0.1");
+  c.sandbox_flows = 500;
+  c.sandbox_flows_per_second = 300;
+  c.flows = 7000;
+  std::string text = Ruleset(c).Replace(Deny(), {}, {});
+  // Before routing, so flows to the host (DNS) count as well as forwarded ones.
+  EXPECT_THAT(text, HasSubstr("type filter hook prerouting priority filter; policy accept;\n"
+                              "    iifname \"sbxbr0\" ct state new jump new_flow"));
+  EXPECT_THAT(text,
+              HasSubstr("set flow_rate { type ipv4_addr; size 65536; flags dynamic,timeout;"));
+  EXPECT_THAT(text, HasSubstr("set flows { type ipv4_addr; size 65536; flags dynamic; }"));
+  EXPECT_THAT(text, HasSubstr("update @flow_rate { ip saddr limit rate over 300/second burst 600 "
+                              "packets } counter name sandbox_flow_rate drop"));
+  EXPECT_THAT(text, HasSubstr("add @flows { ip saddr ct count over 500 } counter name "
+                              "sandbox_flows drop"));
+  EXPECT_THAT(text, HasSubstr("ct count over 7000 counter name flows drop"));
+  EXPECT_EQ(Ruleset(c).ListCounters(), "list counters table inet sbx_test\n");
+}
+
+TEST(RulesetTest, CounterPacketsFromAListing) {
+  auto counts = ParseCounterPackets(
+      "table inet sbx_test {\n"
+      "\tcounter sandbox_flow_rate {\n\t\tpackets 17494 bytes 507326\n\t}\n"
+      "\tcounter sandbox_flows {\n\t\tpackets 0 bytes 0\n\t}\n"
+      "}\n");
+  EXPECT_EQ(counts,
+            (std::map<std::string, uint64_t>{{"sandbox_flow_rate", 17494}, {"sandbox_flows", 0}}));
+  EXPECT_TRUE(ParseCounterPackets("").empty());
+}
+
+TEST(RulesetTest, DenySetIsReplacedInOneTransaction) {
+  std::vector<Ipv4Range> deny = {ToRange(*ParseIpv4Prefix("10.0.0.0/8")),
+                                 ToRange(*ParseIpv4Prefix("198.51.100.0/24"))};
+  EXPECT_EQ(Make().SetDeny(deny),
+            "flush set inet sbx_test deny\n"
+            "add element inet sbx_test deny { 10.0.0.0-10.255.255.255, "
+            "198.51.100.0-198.51.100.255 }\n");
+  EXPECT_EQ(Make().SetDeny({}), "flush set inet sbx_test deny\n");
 }
 
 TEST(RulesetTest, PublicSandboxIsOneVerdict) {
@@ -72,15 +122,16 @@ TEST(RulesetTest, AllowlistChainAndSets) {
   s.slot = 7;
   s.address = *ParseIpv4("10.200.0.9");
   s.policy = SandboxPolicy::kAllowlist;
-  EgressMatch cidr;
+  EgressRule cidr;
   cidr.kind = EgressKind::kCidr;
   cidr.cidr = *ParseIpv4Prefix("203.0.113.0/24");
   cidr.except = {*ParseIpv4Prefix("203.0.113.128/25")};
-  cidr.ports = {{"tcp", 80, 80}, {"", 1000, 2000}};
-  EgressMatch dns;
+  cidr.ports = {{Transport::kTcp, 80, 80}, {Transport::kTcpAndUdp, 1000, 2000}};
+  EgressRule dns;
   dns.kind = EgressKind::kDnsName;
-  dns.ports = {{"tcp", 443, 443}};
-  EgressMatch any;
+  dns.dns_name = *DnsPattern::Parse("pypi.org");
+  dns.ports = {{Transport::kTcp, 443, 443}};
+  EgressRule any;
   any.kind = EgressKind::kAny;
   s.egress = {cidr, dns, any};
   s.published = {{"tcp", 30001, 8080, false}, {"udp", 30002, 53, true}};

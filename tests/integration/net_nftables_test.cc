@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "src/net/ipv4.h"
-#include "src/net/netlink.h"
+#include "src/net/nft_map_elements.h"
 #include "src/net/nftables.h"
 #include "tests/support/features.h"
 

@@ -9,6 +9,7 @@
 #include "src/daemon/services/status_mapping.h"
 #include "src/image/digest.h"
 #include "src/image/reference.h"
+#include "src/net/egress_rule.h"
 #include "src/net/ipv4.h"
 #include "src/runtime/spec.h"
 
@@ -48,37 +49,20 @@ Status ParseQuantities(const v1::Resources& resources, const std::string& field,
 }
 
 Status ParsePorts(const google::protobuf::RepeatedPtrField<v1::PortRange>& ports,
-                  const std::string& field, std::vector<PortRange>* out) {
+                  const std::string& field, std::vector<net::PortRange>* out) {
   for (int i = 0; i < ports.size(); ++i) {
     const auto& p = ports[i];
     std::string f = field + ".ports[" + std::to_string(i) + "]";
-    std::string protocol = p.protocol();
-    for (auto& c : protocol) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
-    if (!protocol.empty() && protocol != "tcp" && protocol != "udp") {
-      return FieldError(f + ".protocol", "must be \"tcp\" or \"udp\"");
-    }
-    if (p.port() < 0 || p.port() > 65535 || p.end_port() < 0 || p.end_port() > 65535 ||
-        (p.end_port() != 0 && p.end_port() < p.port())) {
-      return FieldError(f, "invalid port range");
-    }
-    out->push_back({protocol, p.port(), p.end_port()});
+    auto transport = net::ParseTransport(p.protocol());
+    if (!transport) return FieldError(f + ".protocol", "must be \"tcp\" or \"udp\"");
+    auto range = net::MakePortRange(*transport, p.port(), p.end_port());
+    if (!range) return FieldError(f, "invalid port range");
+    out->push_back(*range);
   }
   return Ok();
 }
 
-bool ValidDnsName(const std::string& name) {
-  std::string n = name.rfind("*.", 0) == 0 ? name.substr(2) : name;
-  if (n.empty() || n.size() > 253) return false;
-  for (const auto& label : Split(n, '.')) {
-    if (label.empty() || label.size() > 63) return false;
-    for (char c : label) {
-      if (!(isalnum(static_cast<unsigned char>(c)) || c == '-')) return false;
-    }
-  }
-  return true;
-}
-
-Status ParseNetwork(const v1::NetworkOptions& network, NetworkRequest* out) {
+Status ParseNetwork(const v1::NetworkOptions& network, net::NetworkRequest* out) {
   if (network.ingress_size() > 0) {
     return Error::Unimplemented("ingress rules are not supported by sbx yet");
   }
@@ -86,37 +70,44 @@ Status ParseNetwork(const v1::NetworkOptions& network, NetworkRequest* out) {
     if (network.egress_size() > 0) {
       return FieldError("sandbox.spec.network.egress", "egress rules contradict deny_egress");
     }
-    out->mode = NetworkMode::kNone;
+    out->mode = net::NetworkMode::kNone;
     return Ok();
   }
   if (network.egress_size() == 0) return Ok();
-  out->mode = NetworkMode::kAllowlist;
+  out->mode = net::NetworkMode::kAllowlist;
   for (int i = 0; i < network.egress_size(); ++i) {
     const auto& rule = network.egress(i);
     std::string field = "sandbox.spec.network.egress[" + std::to_string(i) + "]";
-    EgressRuleSpec spec;
+    net::EgressRule parsed;
     switch (rule.destination_case()) {
-      case v1::EgressRule::kCidr:
-        spec.cidr = rule.cidr().cidr();
-        spec.except.assign(rule.cidr().except().begin(), rule.cidr().except().end());
+      case v1::EgressRule::kCidr: {
+        parsed.kind = net::EgressKind::kCidr;
+        const std::string& cidr = rule.cidr().cidr();
         // Sandboxes have IPv4 only; an IPv6 rule could never be honoured.
-        if (spec.cidr.find('/') == std::string::npos || !net::ParseIpv4Prefix(spec.cidr)) {
-          return FieldError(field + ".cidr", "not an IPv4 CIDR block: " + Quote(spec.cidr));
+        auto prefix = net::ParseIpv4Prefix(cidr);
+        if (cidr.find('/') == std::string::npos || !prefix) {
+          return FieldError(field + ".cidr", "not an IPv4 CIDR block: " + Quote(cidr));
         }
-        for (const auto& x : spec.except) {
-          if (!net::ParseIpv4Prefix(x)) {
+        parsed.cidr = *prefix;
+        for (const auto& x : rule.cidr().except()) {
+          auto except = net::ParseIpv4Prefix(x);
+          if (!except) {
             return FieldError(field + ".cidr.except", "not an IPv4 CIDR block: " + Quote(x));
           }
+          parsed.except.push_back(*except);
         }
         break;
-      case v1::EgressRule::kDnsName:
-        spec.dns_name = rule.dns_name();
-        if (!ValidDnsName(spec.dns_name)) {
-          return FieldError(field + ".dns_name", "not a DNS name: " + Quote(spec.dns_name));
-        }
+      }
+      case v1::EgressRule::kDnsName: {
+        parsed.kind = net::EgressKind::kDnsName;
+        auto pattern = net::DnsPattern::Parse(rule.dns_name());
+        if (!pattern) return FieldError(field + ".dns_name", pattern.error().message());
+        parsed.dns_name = *pattern;
         break;
+      }
       case v1::EgressRule::kAny:
-        spec.any = rule.any();
+        if (!rule.any()) return FieldError(field + ".any", "must be true when it is set");
+        parsed.kind = net::EgressKind::kAny;
         break;
       case v1::EgressRule::kTenant:
       case v1::EgressRule::kSelector:
@@ -124,13 +115,17 @@ Status ParseNetwork(const v1::NetworkOptions& network, NetworkRequest* out) {
       default:
         return FieldError(field, "no destination");
     }
-    SBX_TRY(ParsePorts(rule.ports(), field, &spec.ports));
-    out->egress.push_back(std::move(spec));
+    SBX_TRY(ParsePorts(rule.ports(), field, &parsed.ports));
+    // A name without ports means HTTPS, as in the hosted product.
+    if (parsed.kind == net::EgressKind::kDnsName && parsed.ports.empty()) {
+      parsed.ports.push_back({net::Transport::kTcp, 443, 443});
+    }
+    out->egress.push_back(std::move(parsed));
   }
   return Ok();
 }
 
-Status ParseServices(const v1::SandboxSpec& spec, const Config& config, NetworkRequest* out) {
+Status ParseServices(const v1::SandboxSpec& spec, const Config& config, net::NetworkRequest* out) {
   if (spec.services_size() == 0) return Ok();
   if (static_cast<size_t>(spec.services_size()) > kMaxServices) {
     return FieldError("sandbox.spec.services", "at most 16 services");
@@ -145,7 +140,7 @@ Status ParseServices(const v1::SandboxSpec& spec, const Config& config, NetworkR
   for (int i = 0; i < spec.services_size(); ++i) {
     const v1::Service& s = spec.services(i);
     std::string field = "sandbox.spec.services[" + std::to_string(i) + "]";
-    ServiceSpec svc;
+    net::ServiceSpec svc;
     if (s.port() < 1 || s.port() > 65535) return FieldError(field + ".port", "must be 1-65535");
     svc.port = s.port();
     if (s.name().size() > 63) return FieldError(field + ".name", "longer than 63 characters");

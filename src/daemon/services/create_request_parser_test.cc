@@ -150,27 +150,43 @@ TEST(ParseCreateRequestTest, NetworkModes) {
   auto request = Request();
   auto r = ParseCreateRequest(request, config);
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->network.mode, NetworkMode::kPublic);
+  EXPECT_EQ(r->network.mode, net::NetworkMode::kPublic);
   request.mutable_sandbox()->mutable_spec()->mutable_network()->set_deny_egress(true);
   r = ParseCreateRequest(request, config);
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->network.mode, NetworkMode::kNone);
+  EXPECT_EQ(r->network.mode, net::NetworkMode::kNone);
   auto* network = request.mutable_sandbox()->mutable_spec()->mutable_network();
   network->set_deny_egress(false);
-  network->add_egress()->set_dns_name("*.pypi.org");
+  network->add_egress()->set_dns_name("*.PyPI.org");
   auto* cidr = network->add_egress();
-  cidr->mutable_cidr()->set_cidr("203.0.113.0/24");
+  cidr->mutable_cidr()->set_cidr("203.0.113.7/24");
+  cidr->mutable_cidr()->add_except("203.0.113.128/25");
   auto* port = cidr->add_ports();
   port->set_protocol("TCP");
   port->set_port(443);
+  auto* range = cidr->add_ports();
+  range->set_port(1000);
+  range->set_end_port(2000);
+  network->add_egress()->set_any(true);
   r = ParseCreateRequest(request, config);
   ASSERT_TRUE(r) << r.error().ToString();
-  EXPECT_EQ(r->network.mode, NetworkMode::kAllowlist);
-  ASSERT_EQ(r->network.egress.size(), 2u);
-  EXPECT_EQ(r->network.egress[0].dns_name, "*.pypi.org");
-  EXPECT_EQ(r->network.egress[1].cidr, "203.0.113.0/24");
-  EXPECT_EQ(r->network.egress[1].ports[0].protocol, "tcp");
-  EXPECT_EQ(r->network.egress[1].ports[0].port, 443);
+  EXPECT_EQ(r->network.mode, net::NetworkMode::kAllowlist);
+  ASSERT_EQ(r->network.egress.size(), 3u);
+  // Typed once, here: the name in lower case and, without ports, HTTPS only.
+  const net::EgressRule& name = r->network.egress[0];
+  EXPECT_EQ(name.kind, net::EgressKind::kDnsName);
+  EXPECT_EQ(name.dns_name.text(), "*.pypi.org");
+  EXPECT_EQ(name.ports, (std::vector<net::PortRange>{{net::Transport::kTcp, 443, 443}}));
+  // The block without its host bits, the ports as ranges.
+  const net::EgressRule& block = r->network.egress[1];
+  EXPECT_EQ(block.kind, net::EgressKind::kCidr);
+  EXPECT_EQ(block.cidr, *net::ParseIpv4Prefix("203.0.113.0/24"));
+  EXPECT_EQ(block.except,
+            (std::vector<net::Ipv4Prefix>{*net::ParseIpv4Prefix("203.0.113.128/25")}));
+  EXPECT_EQ(block.ports, (std::vector<net::PortRange>{{net::Transport::kTcp, 443, 443},
+                                                      {net::Transport::kTcpAndUdp, 1000, 2000}}));
+  EXPECT_EQ(r->network.egress[2].kind, net::EgressKind::kAny);
+  EXPECT_TRUE(r->network.egress[2].ports.empty());
 }
 
 TEST(ParseCreateRequestTest, BadNetworkRules) {
@@ -188,6 +204,18 @@ TEST(ParseCreateRequestTest, BadNetworkRules) {
   r = ParseCreateRequest(request, config);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().MetadataValue("field"), "sandbox.spec.network.egress[0].ports[0]");
+  rule->mutable_ports(0)->set_port(80);
+  rule->mutable_ports(0)->set_protocol("sctp");
+  r = ParseCreateRequest(request, config);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().MetadataValue("field"), "sandbox.spec.network.egress[0].ports[0].protocol");
+  // `any` set to false names no destination a sandbox could be given.
+  rule->clear_ports();
+  rule->set_any(false);
+  r = ParseCreateRequest(request, config);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(r.error().MetadataValue("field"), "sandbox.spec.network.egress[0].any");
 }
 
 TEST(ParseCreateRequestTest, Ipv6EgressIsRefused) {

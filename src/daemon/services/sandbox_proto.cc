@@ -65,7 +65,7 @@ std::string FormatMemory(uint64_t bytes) {
 }
 
 v1::Sandbox ToProto(const SandboxRecord& r, const std::string& runner_id,
-                    const std::vector<ServiceEndpoint>& services) {
+                    const std::vector<net::ServiceEndpoint>& services) {
   v1::Sandbox s;
   s.set_sandbox_id(r.id);
   s.mutable_spec()->ParseFromString(r.spec_blob);
@@ -88,19 +88,24 @@ v1::Sandbox ToProto(const SandboxRecord& r, const std::string& runner_id,
   st->set_effective_runtime_class("sbx");
   for (const auto& e : r.effective_egress) {
     auto* rule = st->add_effective_egress();
-    if (!e.dns_name.empty()) {
-      rule->set_dns_name(e.dns_name);
-    } else if (e.any) {
-      rule->set_any(true);
-    } else {
-      rule->mutable_cidr()->set_cidr(e.cidr);
-      for (const auto& x : e.except) rule->mutable_cidr()->add_except(x);
+    switch (e.kind) {
+      case net::EgressKind::kDnsName:
+        rule->set_dns_name(e.dns_name.text());
+        break;
+      case net::EgressKind::kAny:
+        rule->set_any(true);
+        break;
+      case net::EgressKind::kCidr:
+        rule->mutable_cidr()->set_cidr(e.cidr.ToString());
+        for (const auto& x : e.except) rule->mutable_cidr()->add_except(x.ToString());
+        break;
     }
     for (const auto& p : e.ports) {
       auto* port = rule->add_ports();
-      port->set_protocol(p.protocol);
-      port->set_port(p.port);
-      port->set_end_port(p.end_port);
+      port->set_protocol(std::string(net::TransportName(p.transport)));
+      port->set_port(p.first);
+      // The API's form: an end only for a range of more than one port.
+      port->set_end_port(p.last != p.first ? p.last : 0);
     }
   }
   for (const auto& e : services) {

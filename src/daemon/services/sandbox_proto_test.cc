@@ -42,7 +42,7 @@ TEST(ToProtoTest, ServicesOfALiveSandbox) {
   SandboxRecord r;
   r.id = "sb-2";
   r.state = State::kRunning;
-  ServiceEndpoint e;
+  net::ServiceEndpoint e;
   e.service.port = 8080;
   e.service.name = "web";
   e.service.visibility = v1::VISIBILITY_PRIVATE;
@@ -54,6 +54,36 @@ TEST(ToProtoTest, ServicesOfALiveSandbox) {
   EXPECT_EQ(s.status().services(0).name(), "web");
   EXPECT_EQ(s.status().services(0).protocol(), v1::SERVICE_PROTOCOL_TCP);
   EXPECT_EQ(s.status().services(0).url(), "http://10.128.0.1:30001");
+}
+
+TEST(ToProtoTest, EffectiveEgressInTheApiForm) {
+  SandboxRecord r;
+  r.id = "sb-3";
+  net::EgressRule name;
+  name.kind = net::EgressKind::kDnsName;
+  name.dns_name = *net::DnsPattern::Parse("*.pypi.org");
+  name.ports = {{net::Transport::kTcp, 443, 443}};
+  net::EgressRule block;
+  block.kind = net::EgressKind::kCidr;
+  block.cidr = *net::ParseIpv4Prefix("203.0.113.0/24");
+  block.except = {*net::ParseIpv4Prefix("203.0.113.128/25")};
+  block.ports = {{net::Transport::kTcpAndUdp, 1000, 2000}};
+  r.effective_egress = {name, block, net::EgressRule{}};
+  v1::Sandbox s = ToProto(r, "node-1");
+  const auto& egress = s.status().effective_egress();
+  ASSERT_EQ(egress.size(), 3);
+  EXPECT_EQ(egress[0].dns_name(), "*.pypi.org");
+  ASSERT_EQ(egress[0].ports_size(), 1);
+  EXPECT_EQ(egress[0].ports(0).protocol(), "tcp");
+  EXPECT_EQ(egress[0].ports(0).port(), 443);
+  EXPECT_EQ(egress[0].ports(0).end_port(), 0);
+  EXPECT_EQ(egress[1].cidr().cidr(), "203.0.113.0/24");
+  ASSERT_EQ(egress[1].cidr().except_size(), 1);
+  EXPECT_EQ(egress[1].cidr().except(0), "203.0.113.128/25");
+  EXPECT_EQ(egress[1].ports(0).protocol(), "");
+  EXPECT_EQ(egress[1].ports(0).end_port(), 2000);
+  EXPECT_TRUE(egress[2].any());
+  EXPECT_EQ(egress[2].ports_size(), 0);
 }
 
 }  // namespace

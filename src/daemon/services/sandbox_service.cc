@@ -39,7 +39,7 @@ std::string LogSessionId(const SandboxRecord& r) {
 }  // namespace
 
 v1::Sandbox SandboxService::Render(const SandboxRecord& r) const {
-  std::vector<ServiceEndpoint> services;
+  std::vector<net::ServiceEndpoint> services;
   if (network_ != nullptr && !IsTerminal(r.state)) services = network_->Services(r.id);
   return ToProto(r, manager_->runner_id(), services);
 }

@@ -9,9 +9,9 @@
 
 #include "coreweave/sandbox/v1/sandbox.grpc.pb.h"
 #include "src/daemon/metrics.h"
-#include "src/daemon/network_provider.h"
 #include "src/daemon/sandbox_manager.h"
 #include "src/daemon/services/auth.h"
+#include "src/net/network_provider.h"
 
 namespace sbx::daemon {
 
@@ -20,7 +20,7 @@ namespace v1 = ::coreweave::sandbox::v1;
 class SandboxService final : public v1::SandboxService::Service {
  public:
   SandboxService(SandboxManager* manager, const Authenticator* auth, Metrics* metrics,
-                 NetworkProvider* network = nullptr)
+                 net::NetworkProvider* network = nullptr)
       : manager_(manager), auth_(auth), metrics_(metrics), network_(network) {}
 
   grpc::Status CreateSandbox(grpc::ServerContext* context, const v1::CreateSandboxRequest* request,
@@ -68,7 +68,7 @@ class SandboxService final : public v1::SandboxService::Service {
   SandboxManager* manager_;
   const Authenticator* auth_;
   Metrics* metrics_;
-  NetworkProvider* network_;
+  net::NetworkProvider* network_;
 };
 
 }  // namespace sbx::daemon

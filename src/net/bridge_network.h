@@ -17,9 +17,11 @@
 //   reaper thread  removes a detached sandbox's rules, unpins its namespace, and waits for the
 //                  kernel to destroy the namespace and the veth pair with it (batched in the
 //                  kernel's namespace cleanup); only then is the slot (address and names) free.
+//   watch thread   follows the host's address and route changes (host_networks.h) and replaces
+//                  the deny set's elements in one transaction when its networks change.
 //
-// Names are derived from the daemon: the bridge (`network_bridge`), the nftables tables
-// (`network_table`), host-side veths `sv<hash><slot>`, pins `<run_dir>/network/netns/<slot>`,
+// Names are derived from the daemon: the bridge and the nftables tables (named in the options),
+// host-side veths `sv<hash of the bridge><slot>`, pins `<run_dir>/network/netns/<slot>`,
 // and one state file per attached sandbox in `<run_dir>/network/sandboxes/`, which is how
 // Recover() finds what a live sandbox owns after a crash, and removes everything else.
 
@@ -37,29 +39,24 @@
 
 #include "src/base/result.h"
 #include "src/base/unique_fd.h"
-#include "src/daemon/config.h"
-#include "src/daemon/network_provider.h"
+#include "src/net/bridge_options.h"
 #include "src/net/dns_forwarder.h"
+#include "src/net/host_networks.h"
 #include "src/net/ipv4.h"
-#include "src/net/netlink.h"
+#include "src/net/network_provider.h"
+#include "src/net/nft_map_elements.h"
 #include "src/net/nftables.h"
+#include "src/net/rtnetlink.h"
 #include "src/net/ruleset.h"
 
-namespace sbx::daemon {
-
-// The per-daemon names, derived from the configuration.
-struct BridgeNames {
-  std::string bridge;
-  std::string table;
-  std::string port_prefix;  // host-side veth names: <port_prefix><slot>
-};
-BridgeNames DeriveBridgeNames(const Config& config);
+namespace sbx::net {
 
 class BridgeNetwork : public NetworkProvider {
  public:
-  // Sets up the host side: the bridge and its address (choosing a free subnet when `auto`),
-  // ip_forward, the DNS forwarder's sockets. Recover() installs the rules and starts the threads.
-  static Result<std::unique_ptr<BridgeNetwork>> Create(const Config& config);
+  // Sets up the host side: the bridge and its address (choosing a free subnet unless the options
+  // name one), ip_forward, the DNS forwarder's sockets. Recover() installs the rules and starts the
+  // threads.
+  static Result<std::unique_ptr<BridgeNetwork>> Create(BridgeNetworkOptions options);
   // Stops the threads and releases the pool. When no sandbox is attached any more, also removes
   // the rules, the bridge and the pins' directory: nothing of the daemon remains.
   ~BridgeNetwork() override;
@@ -69,63 +66,69 @@ class BridgeNetwork : public NetworkProvider {
   void Detach(const std::string& sandbox_id) override;
   Status Recover(const std::vector<std::string>& live) override;
   std::vector<ServiceEndpoint> Services(const std::string& sandbox_id) override;
-
-  const BridgeNames& names() const { return names_; }
-  net::Ipv4Prefix subnet() const { return subnet_; }
+  // "sandbox_flow_rate", "sandbox_flows", "flows" (new flows dropped by the per-sandbox rate,
+  // the per-sandbox and the daemon-wide count of tracked flows) and "sandbox_dns_query_rate"
+  // (queries refused by the forwarder).
+  std::map<std::string, uint64_t> LimitHits() override;
 
  private:
   struct Attached {
     std::string id;
     uint64_t token = 0;
     NetworkMode mode = NetworkMode::kPublic;
-    net::SandboxRules rules;
-    std::vector<std::string> dns_patterns;  // per egress rule; "" for other kinds
-    bool resolve_any = false;               // an `any` rule: every name resolves
+    SandboxRules rules;
     std::vector<ServiceEndpoint> services;
     std::vector<UniqueFd> reservations;  // sockets holding the exposed host ports
   };
   struct Release {
     int slot = 0;
-    std::optional<net::SandboxRules> rules;  // rules to remove, if they were installed
-    bool port_bound = false;                 // the anti-spoofing element exists
+    std::optional<SandboxRules> rules;  // rules to remove, if they were installed
+    bool port_bound = false;            // the anti-spoofing element exists
   };
 
-  BridgeNetwork(const Config& config, BridgeNames names);
+  explicit BridgeNetwork(BridgeNetworkOptions options);
   Status SetUpHost();
-  Status ChooseSubnet(net::Rtnetlink& rtnl);
+  Status ChooseSubnet(Rtnetlink& rtnl);
 
-  net::Ipv4 Address(int slot) const { return subnet_.address + 2 + static_cast<net::Ipv4>(slot); }
-  std::string PortName(int slot) const { return names_.port_prefix + std::to_string(slot); }
+  Ipv4 Address(int slot) const { return subnet_.address + 2 + static_cast<Ipv4>(slot); }
+  std::string PortName(int slot) const { return port_prefix_ + std::to_string(slot); }
   std::string PinPath(int slot) const { return pins_dir_ + "/" + std::to_string(slot); }
   std::string StatePath(const std::string& id) const { return state_dir_ + "/" + id + ".json"; }
 
   void PoolLoop();
-  Status Prepare(net::Rtnetlink& rtnl, int slot);
+  Status Prepare(Rtnetlink& rtnl, int slot);
   Result<int> TakeSlot();
   void ReaperLoop();
-  void Reap(net::Rtnetlink& rtnl, std::vector<Release> batch);
+  void Reap(Rtnetlink& rtnl, std::vector<Release> batch);
 
   Result<std::vector<UniqueFd>> ReserveHostPorts(std::vector<ServiceEndpoint>& services,
                                                  bool keep_ports);
   std::string ServiceUrl(const ServiceEndpoint& e) const;
   Status SaveState(const Attached& a) const;
 
-  net::DnsForwarder::Decision Decide(net::Ipv4 client, const std::string& name);
-  void Learn(uint64_t token, const std::string& name, const std::vector<net::DnsRecord>& records);
+  // The built-in ranges, the configured ones and the host's networks, less the allowed ones,
+  // plus the sandbox subnet.
+  std::vector<Ipv4Range> DenySet(const std::vector<Ipv4Prefix>& host_networks) const;
+  // Reads the host's networks and installs the deny set when it changed.
+  Status UpdateDenySet(Rtnetlink& rtnl);
+  void WatchHostNetworks();
 
-  Config config_;
-  BridgeNames names_;
+  DnsForwarder::Decision Decide(Ipv4 client, const std::string& name);
+  void Learn(uint64_t token, const std::string& name, const std::vector<DnsRecord>& records);
+
+  BridgeNetworkOptions options_;
+  std::string port_prefix_;  // host-side veth names: <port_prefix_><slot>
   std::string dir_, pins_dir_, state_dir_;
-  net::Ipv4Prefix subnet_;
-  net::Ipv4 gateway_ = 0;
+  Ipv4Prefix subnet_;
+  Ipv4 gateway_ = 0;
   int bridge_index_ = 0;
   int max_slots_ = 0;
-  std::vector<net::Ipv4Range> deny_;
-  std::pair<int, int> service_ports_;
-  std::unique_ptr<net::Nftables> nft_;
-  std::unique_ptr<net::NftMapElements> elements_;  // the per-sandbox verdicts, on the fast path
-  std::unique_ptr<net::Ruleset> ruleset_;
-  std::unique_ptr<net::DnsForwarder> dns_;
+  std::vector<Ipv4Range> fixed_deny_;  // built-in and network_deny
+  std::vector<Ipv4Range> allow_;       // network_allow
+  std::unique_ptr<Nftables> nft_;
+  std::unique_ptr<NftMapElements> elements_;  // the per-sandbox verdicts, on the fast path
+  std::unique_ptr<Ruleset> ruleset_;
+  std::unique_ptr<DnsForwarder> dns_;
 
   std::mutex mu_;
   std::condition_variable pool_cv_;    // the pool or the free slots changed, or stopping
@@ -136,7 +139,7 @@ class BridgeNetwork : public NetworkProvider {
   int preparing_ = 0;
   int waiting_ = 0;  // attaches waiting for a slot
   std::map<std::string, Attached> attached_;
-  std::map<net::Ipv4, std::string> by_address_;
+  std::map<Ipv4, std::string> by_address_;
   std::map<uint64_t, std::string> by_token_;
   uint64_t next_token_ = 1;
   int next_service_port_ = 0;
@@ -146,6 +149,12 @@ class BridgeNetwork : public NetworkProvider {
   bool reaper_stopping_ = false;
   std::thread pool_thread_;
   std::thread reaper_thread_;
+
+  std::mutex deny_mu_;
+  std::vector<Ipv4Range> deny_;  // as installed; the DNS forwarder filters answers with it
+  std::optional<HostNetworkMonitor> monitor_;
+  UniqueFd watch_wake_;  // an eventfd: the watch thread stops
+  std::thread watch_thread_;
 };
 
-}  // namespace sbx::daemon
+}  // namespace sbx::net

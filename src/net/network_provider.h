@@ -4,19 +4,44 @@
 // sandbox and detaches it when the sandbox ends; the provider owns network namespaces, links,
 // addresses, filtering rules and DNS, and must be able to clean up after a restart.
 //
-// LoopbackOnly gives every sandbox a fresh network namespace with only loopback, whatever was
-// asked; its effective egress is empty, and the status says so. BridgeNetwork
+// LoopbackOnlyNetwork gives every sandbox a fresh network namespace with only loopback, whatever
+// was asked; its effective egress is empty, and the status says so. BridgeNetwork
 // (bridge_network.h) is the real one.
 
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "src/base/result.h"
-#include "src/daemon/sandbox_record.h"
+#include "src/net/egress_rule.h"
 
-namespace sbx::daemon {
+namespace sbx::net {
+
+// The values are stored in the daemon's records; keep their numbers.
+enum class NetworkMode {
+  kNone = 0,       // loopback only (deny_egress)
+  kPublic = 1,     // outbound to public addresses, never to the deny set (the default)
+  kAllowlist = 2,  // only the egress rules' destinations, never to the deny set
+};
+
+// A port of the sandbox exposed on the host.
+struct ServiceSpec {
+  int port = 0;
+  std::string name;
+  std::string protocol = "tcp";  // "tcp" or "udp"
+  bool public_access = false;    // reachable from other machines too, not only from the host
+  int visibility = 0;            // as requested (the wire's Visibility), echoed in the status
+};
+
+// What a sandbox asks of the network, validated by the API's request parser.
+struct NetworkRequest {
+  NetworkMode mode = NetworkMode::kPublic;
+  std::vector<EgressRule> egress;  // kAllowlist; a DNS name without ports is TCP 443
+  std::vector<ServiceSpec> services;
+};
 
 // An exposed service as attached: the host port that reaches it and its URL.
 struct ServiceEndpoint {
@@ -31,7 +56,7 @@ struct NetworkAttachment {
   std::string address;     // the sandbox's IPv4 address, if any
   std::vector<std::string> dns_servers;
   std::vector<std::string> extra_hosts;
-  std::vector<EgressRuleSpec> effective_egress;
+  std::vector<EgressRule> effective_egress;
   std::vector<ServiceEndpoint> services;
 };
 
@@ -46,6 +71,9 @@ class NetworkProvider {
   virtual Status Recover(const std::vector<std::string>& live) = 0;
   // The exposed services of an attached sandbox (none once it is detached).
   virtual std::vector<ServiceEndpoint> Services(const std::string&) { return {}; }
+  // How often each of the provider's limits refused something (a new flow, a DNS query) since
+  // it started, by limit.
+  virtual std::map<std::string, uint64_t> LimitHits() { return {}; }
 };
 
 class LoopbackOnlyNetwork : public NetworkProvider {
@@ -57,4 +85,4 @@ class LoopbackOnlyNetwork : public NetworkProvider {
   Status Recover(const std::vector<std::string>&) override { return Ok(); }
 };
 
-}  // namespace sbx::daemon
+}  // namespace sbx::net

@@ -1,15 +1,19 @@
-#include "src/daemon/bridge_network.h"
+#include "src/net/bridge_network.h"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -17,11 +21,12 @@
 #include "src/base/clock.h"
 #include "src/base/log.h"
 #include "src/base/strings.h"
+#include "src/net/host_networks.h"
 #include "src/net/netns.h"
 #include "src/sys/fs.h"
 #include "src/sys/process.h"
 
-namespace sbx::daemon {
+namespace sbx::net {
 
 namespace {
 
@@ -31,6 +36,7 @@ constexpr int kTakeSlotTimeoutMs = 30000;
 constexpr int kNamespaceGoneTimeoutMs = 3000;
 constexpr uint32_t kMinAllowSeconds = 300;
 constexpr uint32_t kMaxAllowSeconds = 86400;
+constexpr int kDenyRetryMs = 1000;
 
 uint32_t Fnv1a(std::string_view text) {
   uint32_t h = 2166136261u;
@@ -47,22 +53,16 @@ std::string Hex6(uint32_t v) {
   return buf;
 }
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(tolower(c)); });
-  return s;
-}
-
-net::SandboxPolicy PolicyOf(NetworkMode mode) {
+SandboxPolicy PolicyOf(NetworkMode mode) {
   switch (mode) {
     case NetworkMode::kPublic:
-      return net::SandboxPolicy::kPublic;
+      return SandboxPolicy::kPublic;
     case NetworkMode::kAllowlist:
-      return net::SandboxPolicy::kAllowlist;
+      return SandboxPolicy::kAllowlist;
     case NetworkMode::kNone:
       break;
   }
-  return net::SandboxPolicy::kDenyAll;
+  return SandboxPolicy::kDenyAll;
 }
 
 // Binds `port` on every address, without listening: nothing else on the host can take the port
@@ -82,11 +82,11 @@ Result<UniqueFd> HoldPort(const std::string& protocol, int port) {
   return fd;
 }
 
-json RulesToJson(const net::SandboxRules& r) {
+json RulesToJson(const SandboxRules& r) {
   json egress = json::array();
   for (const auto& e : r.egress) {
     json ports = json::array();
-    for (const auto& p : e.ports) ports.push_back({p.protocol, p.first, p.last});
+    for (const auto& p : e.ports) ports.push_back({TransportName(p.transport), p.first, p.last});
     json except = json::array();
     for (const auto& x : e.except) except.push_back(x.ToString());
     egress.push_back({{"kind", static_cast<int>(e.kind)},
@@ -104,24 +104,28 @@ json RulesToJson(const net::SandboxRules& r) {
           {"published", published}};
 }
 
-Result<net::SandboxRules> RulesFromJson(const json& j) {
-  net::SandboxRules r;
+// The rules of a state file; `dns_patterns` has the name of each DNS rule, at its index.
+Result<SandboxRules> RulesFromJson(const json& j, const json& dns_patterns) {
+  SandboxRules r;
   r.slot = j.at("slot").get<int>();
-  r.policy = static_cast<net::SandboxPolicy>(j.at("policy").get<int>());
+  r.policy = static_cast<SandboxPolicy>(j.at("policy").get<int>());
   for (const auto& e : j.at("egress")) {
-    net::EgressMatch m;
-    m.kind = static_cast<net::EgressKind>(e.at("kind").get<int>());
-    SBX_ASSIGN_OR_RETURN(m.cidr, net::ParseIpv4Prefix(e.at("cidr").get<std::string>()));
+    EgressRule m;
+    m.kind = static_cast<EgressKind>(e.at("kind").get<int>());
+    SBX_ASSIGN_OR_RETURN(m.cidr, ParseIpv4Prefix(e.at("cidr").get<std::string>()));
     for (const auto& x : e.at("except")) {
-      SBX_ASSIGN_OR_RETURN(auto p, net::ParseIpv4Prefix(x.get<std::string>()));
+      SBX_ASSIGN_OR_RETURN(auto p, ParseIpv4Prefix(x.get<std::string>()));
       m.except.push_back(p);
     }
+    if (m.kind == EgressKind::kDnsName) {
+      SBX_ASSIGN_OR_RETURN(m.dns_name,
+                           DnsPattern::Parse(dns_patterns.at(r.egress.size()).get<std::string>()));
+    }
     for (const auto& p : e.at("ports")) {
-      std::string protocol = p.at(0).get<std::string>();
-      if (protocol != "" && protocol != "tcp" && protocol != "udp") {
-        return Error::InvalidArgument("bad protocol in state");
-      }
-      m.ports.push_back({protocol, p.at(1).get<int>(), p.at(2).get<int>()});
+      SBX_ASSIGN_OR_RETURN(Transport transport, ParseTransport(p.at(0).get<std::string>()));
+      SBX_ASSIGN_OR_RETURN(PortRange range,
+                           MakePortRange(transport, p.at(1).get<int>(), p.at(2).get<int>()));
+      m.ports.push_back(range);
     }
     r.egress.push_back(std::move(m));
   }
@@ -133,99 +137,101 @@ Result<net::SandboxRules> RulesFromJson(const json& j) {
   return r;
 }
 
+// Half of the host's connection tracking table: what all sandboxes together may take by default.
+int HalfTheConntrackTable() {
+  // Before any rule uses conntrack the module may not be loaded yet; 262144 is what Linux sizes
+  // the table to on hosts with a few GiB of memory.
+  uint64_t max = 262144;
+  if (auto text = ReadNetSysctl("net/netfilter/nf_conntrack_max")) {
+    if (auto n = ParseUint64(*text); n && *n >= 2) max = *n;
+  }
+  return static_cast<int>(std::min<uint64_t>(max / 2, INT32_MAX));
+}
+
 }  // namespace
 
-BridgeNames DeriveBridgeNames(const Config& config) {
-  std::string tag = Hex6(Fnv1a(config.cgroup_parent));
-  BridgeNames n;
-  n.bridge = config.network_bridge.empty() ? "sbx" + tag : config.network_bridge;
-  n.table = config.network_table.empty() ? "sbx_" + tag : config.network_table;
-  // 8 characters, leaving 7 for the slot number within IFNAMSIZ.
-  n.port_prefix = "sv" + Hex6(Fnv1a(n.bridge));
-  return n;
-}
+std::string DefaultBridgeName(std::string_view key) { return "sbx" + Hex6(Fnv1a(key)); }
 
-BridgeNetwork::BridgeNetwork(const Config& config, BridgeNames names)
-    : config_(config), names_(std::move(names)) {
-  dir_ = config_.run_dir + "/network";
+std::string DefaultTableName(std::string_view key) { return "sbx_" + Hex6(Fnv1a(key)); }
+
+BridgeNetwork::BridgeNetwork(BridgeNetworkOptions options) : options_(std::move(options)) {
+  // 8 characters, leaving 7 for the slot number within IFNAMSIZ.
+  port_prefix_ = "sv" + Hex6(Fnv1a(options_.bridge));
+  dir_ = options_.run_dir + "/network";
   pins_dir_ = dir_ + "/netns";
   state_dir_ = dir_ + "/sandboxes";
-  service_ports_ =
-      ParseServicePorts(config_.network_service_ports).value_or(std::pair{30000, 32767});
 }
 
-Result<std::unique_ptr<BridgeNetwork>> BridgeNetwork::Create(const Config& config) {
-  std::unique_ptr<BridgeNetwork> n(new BridgeNetwork(config, DeriveBridgeNames(config)));
-  SBX_TRY_CTX(n->SetUpHost(), "sandbox network (\"network\": \"none\" runs without one)");
+Result<std::unique_ptr<BridgeNetwork>> BridgeNetwork::Create(BridgeNetworkOptions options) {
+  std::unique_ptr<BridgeNetwork> n(new BridgeNetwork(std::move(options)));
+  SBX_TRY(n->SetUpHost());
   return n;
 }
 
 Status BridgeNetwork::SetUpHost() {
   SBX_TRY(sys::MakeDirs(pins_dir_, 0700));
   SBX_TRY(sys::MakeDirs(state_dir_, 0700));
-  SBX_TRY(net::MakePrivateMount(pins_dir_));
-  SBX_ASSIGN_OR_RETURN(net::Rtnetlink rtnl, net::Rtnetlink::Open());
+  SBX_TRY(MakePrivateMount(pins_dir_));
+  SBX_ASSIGN_OR_RETURN(Rtnetlink rtnl, Rtnetlink::Open());
   SBX_TRY(ChooseSubnet(rtnl));
   max_slots_ = static_cast<int>(std::min<uint64_t>(subnet_.Size() - 3, 1000000));
 
-  std::vector<net::Ipv4Range> deny;
-  for (const auto& p : net::BuiltinDenyPrefixes()) deny.push_back(net::ToRange(p));
-  for (const auto& c : config_.network_deny) {
-    deny.push_back(net::ToRange(*net::ParseIpv4Prefix(c, true)));
-  }
-  std::vector<net::Ipv4Range> allow;
-  for (const auto& c : config_.network_allow) {
-    allow.push_back(net::ToRange(*net::ParseIpv4Prefix(c, true)));
-  }
-  deny = net::Subtract(deny, allow);
-  // SECURITY: the sandboxes' own subnet is denied whatever the configuration says: sandboxes
-  // never reach each other.
-  deny.push_back(net::ToRange(subnet_));
-  deny_ = net::Normalize(deny);
+  for (const auto& p : BuiltinDenyPrefixes()) fixed_deny_.push_back(ToRange(p));
+  for (const auto& p : options_.deny) fixed_deny_.push_back(ToRange(p));
+  for (const auto& p : options_.allow) allow_.push_back(ToRange(p));
+  deny_ = DenySet({});
+  watch_wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!watch_wake_) return Error::Errno("eventfd");
 
   // NAT needs forwarding in sbxd's network namespace; nothing else of the host is changed.
-  auto forward = net::ReadNetSysctl("net/ipv4/ip_forward");
+  auto forward = ReadNetSysctl("net/ipv4/ip_forward");
   if (forward && *forward != "1") {
-    SBX_TRY_CTX(net::WriteNetSysctl("net/ipv4/ip_forward", "1"), "enable ip_forward");
+    SBX_TRY_CTX(WriteNetSysctl("net/ipv4/ip_forward", "1"), "enable ip_forward");
     SBX_LOG_WARN("enabled net.ipv4.ip_forward for the sandboxes' NAT");
   }
 
-  SBX_ASSIGN_OR_RETURN(nft_, net::Nftables::Open());
-  SBX_ASSIGN_OR_RETURN(elements_, net::NftMapElements::Open());
-  net::RulesetConfig rc;
-  rc.table = names_.table;
-  rc.bridge = names_.bridge;
-  rc.port_prefix = names_.port_prefix;
+  SBX_ASSIGN_OR_RETURN(nft_, Nftables::Open());
+  SBX_ASSIGN_OR_RETURN(elements_, NftMapElements::Open());
+  RulesetConfig rc;
+  rc.table = options_.table;
+  rc.bridge = options_.bridge;
+  rc.port_prefix = port_prefix_;
   rc.subnet = subnet_;
   rc.gateway = gateway_;
-  rc.deny = deny_;
-  ruleset_ = std::make_unique<net::Ruleset>(rc);
+  rc.sandbox_flows = options_.limits.sandbox_flows;
+  rc.sandbox_flows_per_second = options_.limits.sandbox_flows_per_second;
+  rc.flows = options_.limits.flows > 0 ? options_.limits.flows : HalfTheConntrackTable();
+  ruleset_ = std::make_unique<Ruleset>(rc);
 
-  net::DnsForwarder::Options options;
-  options.listen_address = gateway_;
-  for (const auto& s : config_.network_dns) options.upstreams.push_back(*net::ParseDnsServer(s));
-  if (options.upstreams.empty()) {
+  DnsForwarder::Options dns;
+  dns.listen_address = gateway_;
+  dns.upstreams = options_.dns;
+  dns.upstream_queries_per_second = options_.limits.dns_queries_per_second;
+  if (dns.upstreams.empty()) {
     auto resolv = sys::ReadFile("/etc/resolv.conf", 1 << 20);
-    if (resolv) options.upstreams = net::ResolvConfServers(*resolv);
+    if (resolv) dns.upstreams = ResolvConfServers(*resolv);
   }
-  net::DnsForwarder::Hooks hooks;
-  hooks.decide = [this](net::Ipv4 client, const std::string& name) { return Decide(client, name); };
+  DnsForwarder::Hooks hooks;
+  hooks.decide = [this](Ipv4 client, const std::string& name) { return Decide(client, name); };
   hooks.learn = [this](uint64_t token, const std::string& name,
-                       const std::vector<net::DnsRecord>& records) { Learn(token, name, records); };
-  hooks.denied = [this](net::Ipv4 ip) { return net::RangesContain(deny_, ip); };
-  SBX_ASSIGN_OR_RETURN_CTX(dns_, net::DnsForwarder::Create(options, std::move(hooks)),
-                           "set network_dns");
-  SBX_LOG_INFO("sandbox network: bridge={} subnet={} table={} dns upstreams={}", names_.bridge,
-               subnet_.ToString(), names_.table, options.upstreams.size());
+                       const std::vector<DnsRecord>& records) { Learn(token, name, records); };
+  hooks.denied = [this](Ipv4 ip) {
+    std::lock_guard lock(deny_mu_);
+    return RangesContain(deny_, ip);
+  };
+  SBX_ASSIGN_OR_RETURN_CTX(dns_, DnsForwarder::Create(dns, std::move(hooks)),
+                           "the sandboxes' DNS forwarder");
+  SBX_LOG_INFO(
+      "sandbox network: bridge={} subnet={} table={} dns upstreams={} flows per sandbox={} (new: "
+      "{}/s) all sandboxes={}",
+      options_.bridge, subnet_.ToString(), options_.table, dns.upstreams.size(), rc.sandbox_flows,
+      rc.sandbox_flows_per_second, rc.flows);
   return Ok();
 }
 
-Status BridgeNetwork::ChooseSubnet(net::Rtnetlink& rtnl) {
-  std::optional<net::Ipv4Prefix> wanted;
-  if (config_.network_subnet != "auto") {
-    wanted = *net::ParseIpv4Prefix(config_.network_subnet, true);
-  }
-  auto existing = rtnl.LinkIndex(names_.bridge);
+Status BridgeNetwork::ChooseSubnet(Rtnetlink& rtnl) {
+  const std::optional<Ipv4Prefix>& wanted = options_.subnet;
+  auto existing = rtnl.LinkIndex(options_.bridge);
   if (!existing && existing.error().code() != Code::kNotFound) return std::move(existing).error();
   SBX_ASSIGN_OR_RETURN(auto addresses, rtnl.Addresses());
   if (existing) {
@@ -233,9 +239,9 @@ Status BridgeNetwork::ChooseSubnet(net::Rtnetlink& rtnl) {
     for (const auto& a : addresses) {
       if (a.index != bridge_index_) continue;
       // The bridge survived a restart: keep its subnet, the live sandboxes have addresses in it.
-      net::Ipv4Prefix current = net::MakePrefix(a.address, a.prefix_length);
+      Ipv4Prefix current = MakePrefix(a.address, a.prefix_length);
       if (wanted && !(*wanted == current)) {
-        return Error::FailedPrecondition("bridge " + Quote(names_.bridge) + " already has " +
+        return Error::FailedPrecondition("bridge " + Quote(options_.bridge) + " already has " +
                                          current.ToString() + ", not network_subnet " +
                                          wanted->ToString());
       }
@@ -245,7 +251,7 @@ Status BridgeNetwork::ChooseSubnet(net::Rtnetlink& rtnl) {
     }
   }
   SBX_ASSIGN_OR_RETURN(auto routes, rtnl.Routes());
-  auto in_use = [&](const net::Ipv4Prefix& p) {
+  auto in_use = [&](const Ipv4Prefix& p) {
     for (const auto& r : routes) {
       if (r.destination.length > 0 && r.table != 255 && r.destination.Overlaps(p)) return true;
     }
@@ -262,11 +268,10 @@ Status BridgeNetwork::ChooseSubnet(net::Rtnetlink& rtnl) {
     subnet_ = *wanted;
   } else {
     // 64 candidate /16s in 10.128.0.0/10, starting at one derived from the bridge's name.
-    uint32_t start = Fnv1a(names_.bridge) % 64;
+    uint32_t start = Fnv1a(options_.bridge) % 64;
     bool found = false;
     for (uint32_t k = 0; k < 64 && !found; ++k) {
-      net::Ipv4Prefix candidate =
-          net::MakePrefix((10u << 24) | ((128 + (start + k) % 64) << 16), 16);
+      Ipv4Prefix candidate = MakePrefix((10u << 24) | ((128 + (start + k) % 64) << 16), 16);
       if (!in_use(candidate)) {
         subnet_ = candidate;
         found = true;
@@ -282,11 +287,11 @@ Status BridgeNetwork::ChooseSubnet(net::Rtnetlink& rtnl) {
       return Error::Errno("getrandom");
     }
     mac[0] = static_cast<uint8_t>((mac[0] & 0xfe) | 0x02);  // unicast, locally administered
-    SBX_TRY(rtnl.CreateBridge(names_.bridge, mac));
-    SBX_ASSIGN_OR_RETURN(bridge_index_, rtnl.LinkIndex(names_.bridge));
+    SBX_TRY(rtnl.CreateBridge(options_.bridge, mac));
+    SBX_ASSIGN_OR_RETURN(bridge_index_, rtnl.LinkIndex(options_.bridge));
   }
   // SECURITY: no IPv6 on the sandboxes' segment; the bridge table drops IPv6 frames as well.
-  (void)sys::WriteKnob("/proc/sys/net/ipv6/conf/" + names_.bridge + "/disable_ipv6", "1");
+  (void)sys::WriteKnob("/proc/sys/net/ipv6/conf/" + options_.bridge + "/disable_ipv6", "1");
   SBX_TRY(rtnl.AddAddress(bridge_index_, gateway_, subnet_.length));
   return rtnl.SetUp(bridge_index_);
 }
@@ -303,44 +308,10 @@ Result<NetworkAttachment> BridgeNetwork::Attach(const std::string& sandbox_id,
   a.id = sandbox_id;
   a.mode = request.mode;
   a.rules.policy = PolicyOf(request.mode);
-  if (request.mode == NetworkMode::kPublic) {
-    EgressRuleSpec any;
-    any.any = true;
-    out.effective_egress.push_back(any);
-  }
+  if (request.mode == NetworkMode::kPublic) out.effective_egress.push_back(EgressRule{});
   if (request.mode == NetworkMode::kAllowlist) {
-    for (size_t i = 0; i < request.egress.size(); ++i) {
-      EgressRuleSpec eff = request.egress[i];
-      net::EgressMatch m;
-      std::string pattern;
-      std::string field = "egress[" + std::to_string(i) + "]";
-      if (!eff.dns_name.empty()) {
-        m.kind = net::EgressKind::kDnsName;
-        pattern = Lower(eff.dns_name);
-        eff.dns_name = pattern;
-        // A name without ports means HTTPS, as in the hosted product.
-        if (eff.ports.empty()) eff.ports.push_back({"tcp", 443, 0});
-      } else if (eff.any) {
-        m.kind = net::EgressKind::kAny;
-        a.resolve_any = true;
-      } else {
-        m.kind = net::EgressKind::kCidr;
-        SBX_ASSIGN_OR_RETURN_CTX(m.cidr, net::ParseIpv4Prefix(eff.cidr), field + ".cidr");
-        eff.cidr = m.cidr.ToString();
-        eff.except.clear();
-        for (const auto& x : request.egress[i].except) {
-          SBX_ASSIGN_OR_RETURN_CTX(auto p, net::ParseIpv4Prefix(x), field + ".except");
-          m.except.push_back(p);
-          eff.except.push_back(p.ToString());
-        }
-      }
-      for (const auto& p : eff.ports) {
-        m.ports.push_back({p.protocol, p.port, p.end_port > 0 ? p.end_port : p.port});
-      }
-      a.rules.egress.push_back(std::move(m));
-      a.dns_patterns.push_back(pattern);
-      out.effective_egress.push_back(std::move(eff));
-    }
+    a.rules.egress = request.egress;
+    out.effective_egress = request.egress;
   }
   for (const auto& s : request.services) a.services.push_back({s, 0, ""});
   SBX_ASSIGN_OR_RETURN(a.reservations, ReserveHostPorts(a.services, false));
@@ -364,8 +335,8 @@ Result<NetworkAttachment> BridgeNetwork::Attach(const std::string& sandbox_id,
     SBX_LOG_WARN("sandbox id={} network state not saved: {}", sandbox_id, saved.error().ToString());
   }
   out.netns_path = PinPath(slot);
-  out.address = net::FormatIpv4(a.rules.address);
-  if (request.mode != NetworkMode::kNone) out.dns_servers = {net::FormatIpv4(gateway_)};
+  out.address = FormatIpv4(a.rules.address);
+  if (request.mode != NetworkMode::kNone) out.dns_servers = {FormatIpv4(gateway_)};
   out.services = a.services;
   std::lock_guard lock(mu_);
   a.token = next_token_++;
@@ -406,6 +377,13 @@ void BridgeNetwork::Detach(const std::string& sandbox_id) {
   reaper_cv_.notify_one();
 }
 
+std::map<std::string, uint64_t> BridgeNetwork::LimitHits() {
+  std::map<std::string, uint64_t> out;
+  if (auto listing = nft_->Query(ruleset_->ListCounters())) out = ParseCounterPackets(*listing);
+  if (dns_) out["sandbox_dns_query_rate"] = dns_->rate_limited();
+  return out;
+}
+
 std::vector<ServiceEndpoint> BridgeNetwork::Services(const std::string& sandbox_id) {
   std::lock_guard lock(mu_);
   auto it = attached_.find(sandbox_id);
@@ -415,7 +393,8 @@ std::vector<ServiceEndpoint> BridgeNetwork::Services(const std::string& sandbox_
 Result<std::vector<UniqueFd>> BridgeNetwork::ReserveHostPorts(
     std::vector<ServiceEndpoint>& services, bool keep_ports) {
   std::vector<UniqueFd> out;
-  auto [first, last] = service_ports_;
+  const int first = options_.service_port_first;
+  const int last = options_.service_port_last;
   int count = last - first + 1;
   for (auto& e : services) {
     if (keep_ports) {
@@ -448,15 +427,14 @@ Result<std::vector<UniqueFd>> BridgeNetwork::ReserveHostPorts(
     }
     if (!found) {
       return Error::ResourceExhausted("no free host port in network_service_ports " +
-                                      config_.network_service_ports);
+                                      std::to_string(first) + "-" + std::to_string(last));
     }
   }
   return out;
 }
 
 std::string BridgeNetwork::ServiceUrl(const ServiceEndpoint& e) const {
-  std::string host = config_.network_service_host.empty() ? net::FormatIpv4(gateway_)
-                                                          : config_.network_service_host;
+  std::string host = options_.service_host.empty() ? FormatIpv4(gateway_) : options_.service_host;
   std::string scheme = e.service.protocol == "udp" ? "udp://" : "http://";
   return scheme + host + ":" + std::to_string(e.host_port);
 }
@@ -472,11 +450,19 @@ Status BridgeNetwork::SaveState(const Attached& a) const {
                         {"host_port", e.host_port},
                         {"url", e.url}});
   }
+  // The names of DNS rules, and whether any rule resolves every name, stay separate fields, as
+  // daemons of earlier versions read them.
+  std::vector<std::string> dns_patterns;
+  bool resolve_any = false;
+  for (const auto& rule : a.rules.egress) {
+    dns_patterns.push_back(rule.dns_name.text());
+    resolve_any = resolve_any || rule.kind == EgressKind::kAny;
+  }
   json j = {{"id", a.id},
             {"mode", static_cast<int>(a.mode)},
             {"rules", RulesToJson(a.rules)},
-            {"dns_patterns", a.dns_patterns},
-            {"resolve_any", a.resolve_any},
+            {"dns_patterns", dns_patterns},
+            {"resolve_any", resolve_any},
             {"services", services}};
   return sys::WriteFileAtomic(StatePath(a.id), j.dump(), 0600, false);
 }
@@ -485,7 +471,7 @@ Status BridgeNetwork::SaveState(const Attached& a) const {
 // The pool
 
 void BridgeNetwork::PoolLoop() {
-  auto rtnl = net::Rtnetlink::Open();
+  auto rtnl = Rtnetlink::Open();
   if (!rtnl) {
     SBX_LOG_ERROR("network pool: {}", rtnl.error().ToString());
     return;
@@ -499,7 +485,7 @@ void BridgeNetwork::PoolLoop() {
       std::unique_lock lock(mu_);
       pool_cv_.wait(lock, [this] {
         if (stopping_) return true;
-        int want = config_.network_pool_size + waiting_;
+        int want = options_.pool_size + waiting_;
         return static_cast<int>(pool_.size()) + preparing_ < want &&
                std::find(busy_.begin(), busy_.end(), false) != busy_.end();
       });
@@ -543,27 +529,27 @@ void BridgeNetwork::PoolLoop() {
   }
 }
 
-Status BridgeNetwork::Prepare(net::Rtnetlink& rtnl, int slot) {
+Status BridgeNetwork::Prepare(Rtnetlink& rtnl, int slot) {
   const std::string pin = PinPath(slot);
   const std::string port = PortName(slot);
-  const net::Ipv4 address = Address(slot);
-  SBX_TRY(net::RemovePinnedNetns(pin));
+  const Ipv4 address = Address(slot);
+  SBX_TRY(RemovePinnedNetns(pin));
   if (auto stale = rtnl.LinkIndex(port)) SBX_TRY(rtnl.DeleteLink(*stale));
-  std::optional<net::Rtnetlink> inside;
+  std::optional<Rtnetlink> inside;
   auto set_up_inside = [&]() -> Status {
     // What the runtime does in namespaces it creates itself: root in the sandbox (which owns
     // no namespace) may bind low ports and use ping sockets.
-    SBX_TRY(net::WriteNetSysctl("net/ipv4/ip_unprivileged_port_start", "0"));
-    SBX_TRY(net::WriteNetSysctl("net/ipv4/ping_group_range", "0 2147483647"));
+    SBX_TRY(WriteNetSysctl("net/ipv4/ip_unprivileged_port_start", "0"));
+    SBX_TRY(WriteNetSysctl("net/ipv4/ping_group_range", "0 2147483647"));
     // SECURITY: eth0 gets no IPv6 (loopback keeps ::1). The host side filters IPv6 as well.
-    (void)net::WriteNetSysctl("net/ipv6/conf/default/disable_ipv6", "1");
-    SBX_ASSIGN_OR_RETURN(net::Rtnetlink r, net::Rtnetlink::Open());
+    (void)WriteNetSysctl("net/ipv6/conf/default/disable_ipv6", "1");
+    SBX_ASSIGN_OR_RETURN(Rtnetlink r, Rtnetlink::Open());
     inside.emplace(std::move(r));
     return Ok();
   };
-  SBX_TRY(net::CreatePinnedNetns(pin, set_up_inside));
+  SBX_TRY(CreatePinnedNetns(pin, set_up_inside));
   auto undo = [&](Error error) {
-    (void)net::RemovePinnedNetns(pin);
+    (void)RemovePinnedNetns(pin);
     return error.Wrap("prepare " + port);
   };
   auto netns = sys::Open(pin, O_RDONLY);
@@ -592,7 +578,7 @@ Status BridgeNetwork::Prepare(net::Rtnetlink& rtnl, int slot) {
 void BridgeNetwork::ReaperLoop() {
   // Slots are many; a release can wait for the CPU to be free of creates.
   (void)sys::SetThreadNice(sys::kBackgroundNice);
-  auto rtnl = net::Rtnetlink::Open();
+  auto rtnl = Rtnetlink::Open();
   if (!rtnl) {
     SBX_LOG_ERROR("network reaper: {}", rtnl.error().ToString());
     return;
@@ -616,7 +602,7 @@ void BridgeNetwork::ReaperLoop() {
   }
 }
 
-void BridgeNetwork::Reap(net::Rtnetlink& rtnl, std::vector<Release> batch) {
+void BridgeNetwork::Reap(Rtnetlink& rtnl, std::vector<Release> batch) {
   std::string commands;
   for (const auto& r : batch) {
     if (r.rules) {
@@ -639,7 +625,7 @@ void BridgeNetwork::Reap(net::Rtnetlink& rtnl, std::vector<Release> batch) {
     }
   }
   for (const auto& r : batch) {
-    if (Status removed = net::RemovePinnedNetns(PinPath(r.slot)); !removed) {
+    if (Status removed = RemovePinnedNetns(PinPath(r.slot)); !removed) {
       SBX_LOG_WARN("network slot {}: {}", r.slot, removed.error().ToString());
     }
   }
@@ -665,8 +651,8 @@ void BridgeNetwork::Reap(net::Rtnetlink& rtnl, std::vector<Release> batch) {
 // ---------------------------------------------------------------------------------------------
 // DNS policy
 
-net::DnsForwarder::Decision BridgeNetwork::Decide(net::Ipv4 client, const std::string& name) {
-  using Verdict = net::DnsForwarder::Verdict;
+DnsForwarder::Decision BridgeNetwork::Decide(Ipv4 client, const std::string& name) {
+  using Verdict = DnsForwarder::Verdict;
   std::lock_guard lock(mu_);
   auto it = by_address_.find(client);
   if (it == by_address_.end()) return {Verdict::kRefuse, 0};
@@ -679,9 +665,10 @@ net::DnsForwarder::Decision BridgeNetwork::Decide(net::Ipv4 client, const std::s
     case NetworkMode::kAllowlist:
       break;
   }
-  if (a.resolve_any) return {Verdict::kForward, a.token};
-  for (const auto& pattern : a.dns_patterns) {
-    if (!pattern.empty() && net::DnsNameMatches(pattern, name)) {
+  for (const auto& rule : a.rules.egress) {
+    // An `any` rule resolves every name.
+    if (rule.kind == EgressKind::kAny ||
+        (rule.kind == EgressKind::kDnsName && rule.dns_name.Matches(name))) {
       return {Verdict::kForward, a.token};
     }
   }
@@ -689,7 +676,7 @@ net::DnsForwarder::Decision BridgeNetwork::Decide(net::Ipv4 client, const std::s
 }
 
 void BridgeNetwork::Learn(uint64_t token, const std::string& name,
-                          const std::vector<net::DnsRecord>& records) {
+                          const std::vector<DnsRecord>& records) {
   // Held across the commit: once Detach has run, no address can be added to a set that a later
   // sandbox on the same slot would inherit.
   std::lock_guard lock(mu_);
@@ -697,8 +684,9 @@ void BridgeNetwork::Learn(uint64_t token, const std::string& name,
   if (id == by_token_.end()) return;
   const Attached& a = attached_.at(id->second);
   std::string commands;
-  for (size_t i = 0; i < a.dns_patterns.size(); ++i) {
-    if (a.dns_patterns[i].empty() || !net::DnsNameMatches(a.dns_patterns[i], name)) continue;
+  for (size_t i = 0; i < a.rules.egress.size(); ++i) {
+    const EgressRule& rule = a.rules.egress[i];
+    if (rule.kind != EgressKind::kDnsName || !rule.dns_name.Matches(name)) continue;
     for (const auto& r : records) {
       uint32_t seconds = std::clamp(r.ttl, kMinAllowSeconds, kMaxAllowSeconds);
       commands +=
@@ -708,6 +696,65 @@ void BridgeNetwork::Learn(uint64_t token, const std::string& name,
   if (commands.empty()) return;
   if (Status s = nft_->Run(commands); !s) {
     SBX_LOG_WARN("sandbox id={} allowing {}: {}", a.id, name, s.error().ToString());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The deny set, kept current with the host's networks
+
+std::vector<Ipv4Range> BridgeNetwork::DenySet(const std::vector<Ipv4Prefix>& host_networks) const {
+  std::vector<Ipv4Range> deny = fixed_deny_;
+  // SECURITY: the host's LAN, its router and its other networks (another daemon's sandboxes
+  // included) are denied even where their addresses are public; network_allow can still open
+  // one of them.
+  for (const auto& p : host_networks) deny.push_back(ToRange(p));
+  deny = Subtract(deny, allow_);
+  // SECURITY: the sandboxes' own subnet is denied whatever the configuration says: sandboxes
+  // never reach each other.
+  deny.push_back(ToRange(subnet_));
+  return Normalize(std::move(deny));
+}
+
+Status BridgeNetwork::UpdateDenySet(Rtnetlink& rtnl) {
+  SBX_ASSIGN_OR_RETURN_CTX(auto host_networks, ReadHostNetworks(rtnl), "read the host's networks");
+  std::vector<Ipv4Range> deny = DenySet(host_networks);
+  {
+    std::lock_guard lock(deny_mu_);
+    if (deny == deny_) return Ok();
+  }
+  SBX_TRY_CTX(nft_->Run(ruleset_->SetDeny(deny)), "update the deny set");
+  std::string networks;
+  for (const auto& p : host_networks) networks += (networks.empty() ? "" : " ") + p.ToString();
+  SBX_LOG_INFO("deny set updated for the host's networks: {}", networks);
+  std::lock_guard lock(deny_mu_);
+  deny_ = std::move(deny);
+  return Ok();
+}
+
+void BridgeNetwork::WatchHostNetworks() {
+  auto rtnl = Rtnetlink::Open();
+  if (!rtnl) {
+    SBX_LOG_ERROR("the deny set no longer follows the host's networks: {}",
+                  rtnl.error().ToString());
+    return;
+  }
+  bool pending = false;  // a change not applied yet: the last update failed
+  while (true) {
+    pollfd fds[2] = {{monitor_->fd(), POLLIN, 0}, {watch_wake_.get(), POLLIN, 0}};
+    if (poll(fds, 2, pending ? kDenyRetryMs : -1) < 0 && errno != EINTR) {
+      SBX_LOG_ERROR("the deny set no longer follows the host's networks: poll: {}",
+                    strerror(errno));
+      return;
+    }
+    if (fds[1].revents & POLLIN) return;
+    if (fds[0].revents & POLLIN) {
+      auto changed = monitor_->Drain();
+      pending = pending || !changed || *changed;
+    }
+    if (!pending) continue;
+    Status updated = UpdateDenySet(*rtnl);
+    if (!updated) SBX_LOG_WARN("{} (trying again)", updated.error().ToString());
+    pending = !updated;
   }
 }
 
@@ -749,12 +796,10 @@ Status BridgeNetwork::Recover(const std::vector<std::string>& live) {
         Attached parsed;
         parsed.id = j.at("id").get<std::string>();
         parsed.mode = static_cast<NetworkMode>(j.at("mode").get<int>());
-        auto rules = RulesFromJson(j.at("rules"));
+        auto rules = RulesFromJson(j.at("rules"), j.at("dns_patterns"));
         if (rules && rules->slot >= 0 && rules->slot < max_slots_) {
           parsed.rules = *rules;
           parsed.rules.address = Address(parsed.rules.slot);
-          parsed.dns_patterns = j.at("dns_patterns").get<std::vector<std::string>>();
-          parsed.resolve_any = j.at("resolve_any").get<bool>();
           for (const auto& s : j.at("services")) {
             ServiceEndpoint e;
             e.service.port = s.at("port").get<int>();
@@ -782,17 +827,17 @@ Status BridgeNetwork::Recover(const std::vector<std::string>& live) {
   for (const auto& name : list_dir(pins_dir_)) {
     auto slot = slot_of(name);
     if (!slot) {
-      (void)net::RemovePinnedNetns(pins_dir_ + "/" + name);
+      (void)RemovePinnedNetns(pins_dir_ + "/" + name);
       continue;
     }
     if (!kept.count(*slot)) orphans.insert(*slot);
   }
   {
-    SBX_ASSIGN_OR_RETURN(net::Rtnetlink rtnl, net::Rtnetlink::Open());
+    SBX_ASSIGN_OR_RETURN(Rtnetlink rtnl, Rtnetlink::Open());
     SBX_ASSIGN_OR_RETURN(auto links, rtnl.Links());
     for (const auto& l : links) {
-      if (!StartsWith(l.name, names_.port_prefix)) continue;
-      auto slot = slot_of(l.name.substr(names_.port_prefix.size()));
+      if (!StartsWith(l.name, port_prefix_)) continue;
+      auto slot = slot_of(l.name.substr(port_prefix_.size()));
       if (!slot) {
         (void)rtnl.DeleteLink(l.index);
       } else if (!kept.count(*slot)) {
@@ -800,13 +845,29 @@ Status BridgeNetwork::Recover(const std::vector<std::string>& live) {
       }
     }
   }
-  std::vector<std::pair<std::string, net::Ipv4>> ports;
-  std::vector<net::SandboxRules> rules;
+  std::vector<std::pair<std::string, Ipv4>> ports;
+  std::vector<SandboxRules> rules;
   for (const auto& [slot, a] : kept) {
     ports.emplace_back(PortName(slot), Address(slot));
     rules.push_back(a.rules);
   }
-  SBX_TRY_CTX(nft_->Run(ruleset_->Replace(ports, rules)), "install the sandbox network's rules");
+  // Subscribed before the networks are read, so that no change falls between the two.
+  SBX_ASSIGN_OR_RETURN_CTX(HostNetworkMonitor monitor, HostNetworkMonitor::Open(),
+                           "follow the host's networks");
+  monitor_.emplace(std::move(monitor));
+  std::vector<Ipv4Range> deny;
+  {
+    SBX_ASSIGN_OR_RETURN(Rtnetlink rtnl, Rtnetlink::Open());
+    SBX_ASSIGN_OR_RETURN_CTX(auto host_networks, ReadHostNetworks(rtnl),
+                             "read the host's networks");
+    deny = DenySet(host_networks);
+  }
+  SBX_TRY_CTX(nft_->Run(ruleset_->Replace(deny, ports, rules)),
+              "install the sandbox network's rules");
+  {
+    std::lock_guard lock(deny_mu_);
+    deny_ = std::move(deny);
+  }
   for (auto& [slot, a] : kept) {
     auto held = ReserveHostPorts(a.services, true);
     if (held) a.reservations = std::move(*held);
@@ -821,7 +882,7 @@ Status BridgeNetwork::Recover(const std::vector<std::string>& live) {
       by_address_[a.rules.address] = a.id;
       by_token_[a.token] = a.id;
       SBX_LOG_INFO("sandbox id={} network re-adopted address={}", a.id,
-                   net::FormatIpv4(a.rules.address));
+                   FormatIpv4(a.rules.address));
       std::string id = a.id;
       attached_[id] = std::move(a);
     }
@@ -836,10 +897,16 @@ Status BridgeNetwork::Recover(const std::vector<std::string>& live) {
   dns_->Start();
   reaper_thread_ = std::thread([this] { ReaperLoop(); });
   pool_thread_ = std::thread([this] { PoolLoop(); });
+  watch_thread_ = std::thread([this] { WatchHostNetworks(); });
   return Ok();
 }
 
 BridgeNetwork::~BridgeNetwork() {
+  if (watch_thread_.joinable()) {
+    uint64_t one = 1;
+    (void)!write(watch_wake_.get(), &one, sizeof one);
+    watch_thread_.join();
+  }
   if (dns_) dns_->Stop();
   {
     std::lock_guard lock(mu_);
@@ -862,13 +929,13 @@ BridgeNetwork::~BridgeNetwork() {
   if (Status s = nft_->Run(ruleset_->Delete()); !s) {
     SBX_LOG_WARN("removing the network rules: {}", s.error().ToString());
   }
-  if (auto rtnl = net::Rtnetlink::Open()) {
-    if (auto index = rtnl->LinkIndex(names_.bridge)) (void)rtnl->DeleteLink(*index);
+  if (auto rtnl = Rtnetlink::Open()) {
+    if (auto index = rtnl->LinkIndex(options_.bridge)) (void)rtnl->DeleteLink(*index);
   }
   dns_.reset();
   umount2(pins_dir_.c_str(), MNT_DETACH);
   (void)sys::RemoveTree(dir_);
-  SBX_LOG_INFO("sandbox network {} removed", names_.bridge);
+  SBX_LOG_INFO("sandbox network {} removed", options_.bridge);
 }
 
-}  // namespace sbx::daemon
+}  // namespace sbx::net

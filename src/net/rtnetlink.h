@@ -1,4 +1,4 @@
-// File: netlink.h
+// File: rtnetlink.h
 //
 // A small rtnetlink client: the handful of link, address and route operations sbxd needs, as
 // messages written here, in-process (no `ip` commands, no fork). A socket belongs to the network
@@ -16,8 +16,6 @@
 
 #include <array>
 #include <cstdint>
-#include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -37,11 +35,14 @@ struct AddressInfo {
   int index = 0;
   Ipv4 address = 0;
   int prefix_length = 0;
+  Ipv4 peer = 0;  // the other end of a point-to-point link; == address on other links
 };
 
 struct RouteInfo {
   Ipv4Prefix destination;
   int table = 0;
+  int type = 0;                // RTN_UNICAST, RTN_LOCAL, RTN_BLACKHOLE, ...
+  std::vector<Ipv4> gateways;  // its next hops (several on a multipath route); none: on link
 };
 
 class Rtnetlink {
@@ -75,48 +76,6 @@ class Rtnetlink {
   // Sends one dump request; returns every reply message (header included).
   Result<std::vector<std::string>> Dump(std::string message, const std::string& what);
 
-  UniqueFd fd_;
-  uint32_t seq_ = 0;
-};
-
-enum class NftVerdict { kAccept, kDrop };
-
-// One element of an `ipv4_addr : verdict` map in an `inet` table.
-struct NftVerdictElement {
-  std::string table;
-  std::string map;
-  Ipv4 key = 0;
-  NftVerdict verdict = NftVerdict::kAccept;
-};
-
-// Adds and removes verdict-map elements with nf_tables messages written here. One element is one
-// small kernel transaction; libnftables would first parse the command and fetch the table's sets
-// from the kernel, which costs milliseconds on the create path of every sandbox. Everything else
-// (tables, chains, rules, other sets) stays with libnftables (nftables.h).
-//
-// Like Rtnetlink, the socket belongs to the network namespace of the thread that opened it.
-// Thread-safe: transactions are serialized.
-class NftMapElements {
- public:
-  static Result<std::unique_ptr<NftMapElements>> Open();
-
-  // Gives the key this verdict, whether or not the map holds it already. kNotFound when the map
-  // or table does not exist.
-  Status Put(const NftVerdictElement& element);
-  // kNotFound when the key is not in the map, or the map or table does not exist.
-  Status Remove(const NftVerdictElement& element);
-
- private:
-  struct Change {
-    uint16_t type;  // NFT_MSG_NEWSETELEM or NFT_MSG_DELSETELEM
-    uint16_t flags;
-  };
-
-  explicit NftMapElements(UniqueFd fd) : fd_(std::move(fd)) {}
-  // One transaction: each change applied to `element`, in order.
-  Status Transact(const std::vector<Change>& changes, const NftVerdictElement& element,
-                  const std::string& verb);
-  std::mutex mu_;
   UniqueFd fd_;
   uint32_t seq_ = 0;
 };
