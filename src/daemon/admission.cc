@@ -13,8 +13,10 @@ std::string RequestKey(const std::string& tenant, const std::string& request_id)
   return request_id.empty() ? std::string() : tenant + '\0' + request_id;
 }
 
-std::string DescribeDemand(uint64_t cpu_millis, uint64_t memory_bytes) {
-  return std::to_string(cpu_millis) + "m CPU, " + FormatBytes(memory_bytes);
+std::string DescribeDemand(uint64_t cpu_millis, uint64_t memory_bytes, uint64_t disk_bytes) {
+  std::string text = std::to_string(cpu_millis) + "m CPU, " + FormatBytes(memory_bytes);
+  if (disk_bytes != UINT64_MAX) text += ", " + FormatBytes(disk_bytes) + " of disk";
+  return text;
 }
 
 }  // namespace
@@ -28,7 +30,8 @@ int Admission::Quota(const std::string& tenant) const {
 
 bool Admission::Fits(const Demand& demand) const {
   return reserved_cpu_ + demand.cpu_millis <= limits_.cpu_millis &&
-         reserved_memory_ + demand.memory_bytes <= limits_.memory_bytes;
+         reserved_memory_ + demand.memory_bytes <= limits_.memory_bytes &&
+         reserved_disk_ + demand.disk_bytes <= limits_.disk_bytes;
 }
 
 Result<Admission::Decision> Admission::Decide(const std::string& tenant,
@@ -57,14 +60,25 @@ Result<Admission::Decision> Admission::Decide(const std::string& tenant,
         .WithReason("CWSANDBOX_QUOTA_EXCEEDED")
         .WithMetadata("limit", std::to_string(quota));
   }
-  if (demand.cpu_millis > limits_.cpu_millis || demand.memory_bytes > limits_.memory_bytes) {
+  if (demand.cpu_millis > limits_.cpu_millis || demand.memory_bytes > limits_.memory_bytes ||
+      demand.disk_bytes > limits_.disk_bytes) {
     return Error::ResourceExhausted(
-               "the request (" + DescribeDemand(demand.cpu_millis, demand.memory_bytes) +
+               "the request (" +
+               DescribeDemand(demand.cpu_millis, demand.memory_bytes, demand.disk_bytes) +
                ") can never fit this node (" +
-               DescribeDemand(limits_.cpu_millis, limits_.memory_bytes) + ")")
+               DescribeDemand(limits_.cpu_millis, limits_.memory_bytes, limits_.disk_bytes) + ")")
         .WithReason("CWSANDBOX_RUNNER_CAPACITY_EXHAUSTED");
   }
   return Decision{queue_.empty() && Fits(demand) ? Verdict::kAdmit : Verdict::kQueue, {}};
+}
+
+void Admission::Reserve(const Demand& demand, int sign) {
+  auto apply = [sign](uint64_t& total, uint64_t amount) {
+    total = sign > 0 ? total + amount : total - std::min(total, amount);
+  };
+  apply(reserved_cpu_, demand.cpu_millis);
+  apply(reserved_memory_, demand.memory_bytes);
+  apply(reserved_disk_, demand.disk_bytes);
 }
 
 void Admission::Accept(const std::string& id, const std::string& tenant,
@@ -74,8 +88,7 @@ void Admission::Accept(const std::string& id, const std::string& tenant,
   if (!held.request_key.empty()) by_request_[held.request_key] = id;
   ++live_by_tenant_[tenant];
   if (admitted) {
-    reserved_cpu_ += demand.cpu_millis;
-    reserved_memory_ += demand.memory_bytes;
+    Reserve(demand, +1);
   } else {
     queue_.push_back(id);
   }
@@ -89,8 +102,7 @@ void Admission::Restore(const std::string& id, const std::string& tenant,
   if (!held.request_key.empty()) by_request_[held.request_key] = id;
   if (active) {
     ++live_by_tenant_[tenant];
-    reserved_cpu_ += demand.cpu_millis;
-    reserved_memory_ += demand.memory_bytes;
+    Reserve(demand, +1);
   }
   sandboxes_[id] = std::move(held);
 }
@@ -100,8 +112,7 @@ std::vector<std::string> Admission::Release(const std::string& id) {
   if (it == sandboxes_.end()) return {};
   Held& held = it->second;
   if (held.reserved) {
-    reserved_cpu_ -= std::min(reserved_cpu_, held.demand.cpu_millis);
-    reserved_memory_ -= std::min(reserved_memory_, held.demand.memory_bytes);
+    Reserve(held.demand, -1);
     held.reserved = false;
   }
   if (held.live) {
@@ -118,8 +129,7 @@ std::vector<std::string> Admission::AdmitQueued() {
     Held& next = sandboxes_.at(queue_.front());
     if (!Fits(next.demand)) break;  // FIFO: the first that does not fit holds the others back
     next.reserved = true;
-    reserved_cpu_ += next.demand.cpu_millis;
-    reserved_memory_ += next.demand.memory_bytes;
+    Reserve(next.demand, +1);
     admitted.push_back(queue_.front());
     queue_.pop_front();
   }
@@ -135,7 +145,7 @@ void Admission::Forget(const std::string& id) {
 }
 
 AdmissionUsage Admission::usage() const {
-  return {reserved_cpu_, reserved_memory_, static_cast<int>(queue_.size())};
+  return {reserved_cpu_, reserved_memory_, reserved_disk_, static_cast<int>(queue_.size())};
 }
 
 }  // namespace sbx::daemon

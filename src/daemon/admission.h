@@ -25,18 +25,21 @@ namespace sbx::daemon {
 struct Demand {
   uint64_t cpu_millis = 0;
   uint64_t memory_bytes = 0;
+  uint64_t disk_bytes = 0;
 };
 
 struct AdmissionLimits {
-  uint64_t cpu_millis = 0;     // the node's capacity
+  uint64_t cpu_millis = 0;  // the node's capacity
   uint64_t memory_bytes = 0;
-  int default_quota = 1000;    // live sandboxes per tenant
+  uint64_t disk_bytes = UINT64_MAX;
+  int default_quota = 1000;                  // live sandboxes per tenant
   std::map<std::string, int> tenant_quotas;  // overrides, by tenant
 };
 
 struct AdmissionUsage {
   uint64_t cpu_millis = 0;  // reserved
   uint64_t memory_bytes = 0;
+  uint64_t disk_bytes = 0;
   int queued = 0;
 };
 
@@ -88,16 +91,18 @@ class Admission {
     bool reserved = false;  // holds node capacity
   };
   bool Fits(const Demand& demand) const;
+  void Reserve(const Demand& demand, int sign);  // +1 takes, -1 gives back
   int Quota(const std::string& tenant) const;
   std::vector<std::string> AdmitQueued();
 
   AdmissionLimits limits_;
-  std::map<std::string, Held> sandboxes_;            // by sandbox id
-  std::map<std::string, std::string> by_request_;    // request key -> sandbox id
+  std::map<std::string, Held> sandboxes_;          // by sandbox id
+  std::map<std::string, std::string> by_request_;  // request key -> sandbox id
   std::map<std::string, int> live_by_tenant_;
   std::deque<std::string> queue_;
   uint64_t reserved_cpu_ = 0;
   uint64_t reserved_memory_ = 0;
+  uint64_t reserved_disk_ = 0;
 };
 
 }  // namespace sbx::daemon

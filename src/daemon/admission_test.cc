@@ -44,6 +44,26 @@ TEST(AdmissionTest, MemoryCountsLikeCpu) {
   EXPECT_EQ(VerdictOf(a.Decide("t", "", "f", {10, 100})), Admission::Verdict::kAdmit);
 }
 
+// Writable layers are sparse: a sandbox reserves its disk request, and the node's disk capacity
+// bounds the sum like CPU and memory.
+TEST(AdmissionTest, DiskRequestsAreReservedLikeCpuAndMemory) {
+  AdmissionLimits limits = Node(100000, 100000);
+  limits.disk_bytes = 3000;
+  Admission a(limits);
+  for (const char* id : {"s1", "s2", "s3"}) {
+    ASSERT_EQ(VerdictOf(a.Decide("t", "", "f", {10, 10, 1000})), Admission::Verdict::kAdmit);
+    a.Accept(id, "t", "", "f", {10, 10, 1000}, true);
+  }
+  EXPECT_EQ(a.usage().disk_bytes, 3000u);
+  EXPECT_EQ(VerdictOf(a.Decide("t", "", "f", {10, 10, 1000})), Admission::Verdict::kQueue);
+  a.Accept("s4", "t", "", "f", {10, 10, 1000}, false);
+  EXPECT_EQ(a.Release("s2"), std::vector<std::string>{"s4"});
+  auto never = a.Decide("t", "", "f", {10, 10, 4000});
+  ASSERT_FALSE(never);
+  EXPECT_EQ(never.error().code(), Code::kResourceExhausted);
+  EXPECT_NE(never.error().message().find("of disk"), std::string::npos);
+}
+
 TEST(AdmissionTest, ADemandLargerThanTheNodeIsRefused) {
   Admission a(Node(1000, 1000));
   auto d = a.Decide("t", "", "f", {2000, 10});

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "src/base/quantity.h"
 #include "src/base/strings.h"
 #include "src/net/dns_forwarder.h"
 #include "src/net/ipv4.h"
@@ -176,10 +177,13 @@ Result<Config> Config::FromJson(const std::string& text) {
   SBX_TRY(Field(j, "default_memory", c.default_memory, seen));
   SBX_TRY(Field(j, "default_pids", c.default_pids, seen));
   SBX_TRY(Field(j, "default_disk", c.default_disk, seen));
+  SBX_TRY(Field(j, "default_disk_request", c.default_disk_request, seen));
   SBX_TRY(Field(j, "default_lifetime_seconds", c.default_lifetime_seconds, seen));
   SBX_TRY(Field(j, "max_lifetime_seconds", c.max_lifetime_seconds, seen));
   SBX_TRY(Field(j, "capacity_cpu", c.capacity_cpu, seen));
   SBX_TRY(Field(j, "capacity_memory", c.capacity_memory, seen));
+  SBX_TRY(Field(j, "capacity_disk", c.capacity_disk, seen));
+  SBX_TRY(Field(j, "disk_reserve", c.disk_reserve, seen));
   SBX_TRY(Field(j, "retention_seconds", c.retention_seconds, seen));
   SBX_TRY(Field(j, "writable_layer", c.writable_layer, seen));
   SBX_TRY(Field(j, "disk_pool_size", c.disk_pool_size, seen));
@@ -254,6 +258,27 @@ Result<Config> Config::FromJson(const std::string& text) {
         "config: warm_pool_size must be between 0 and 64, warm_pool_images between 1 and 256, "
         "warm_pool_idle_seconds positive, warm_pool_refill_delay_ms not negative");
   }
+  // A quantity that does not parse must not fall back to a default unnoticed.
+  for (const auto& [name, value, auto_allowed] :
+       {std::tuple{"default_cpu", c.default_cpu, false},
+        std::tuple{"capacity_cpu", c.capacity_cpu, true}}) {
+    if ((!auto_allowed || value != "auto") && !ParseCpuMillis(value)) {
+      return Error::InvalidArgument("config: " + std::string(name) +
+                                    " is not a CPU quantity: " + Quote(value));
+    }
+  }
+  for (const auto& [name, value, auto_allowed] :
+       {std::tuple{"default_memory", c.default_memory, false},
+        std::tuple{"capacity_memory", c.capacity_memory, true},
+        std::tuple{"default_disk", c.default_disk, false},
+        std::tuple{"default_disk_request", c.default_disk_request, false},
+        std::tuple{"capacity_disk", c.capacity_disk, true},
+        std::tuple{"disk_reserve", c.disk_reserve, false}}) {
+    if ((!auto_allowed || value != "auto") && !ParseBytes(value)) {
+      return Error::InvalidArgument("config: " + std::string(name) +
+                                    " is not a byte quantity: " + Quote(value));
+    }
+  }
   if (c.runtime_helpers < 1 || c.runtime_helpers > 64) {
     return Error::InvalidArgument("config: runtime_helpers must be between 1 and 64");
   }
@@ -302,10 +327,13 @@ std::string Config::ToJson() const {
             {"default_cpu", default_cpu},
             {"default_memory", default_memory},
             {"default_disk", default_disk},
+            {"default_disk_request", default_disk_request},
             {"default_lifetime_seconds", default_lifetime_seconds},
             {"max_lifetime_seconds", max_lifetime_seconds},
             {"capacity_cpu", capacity_cpu},
             {"capacity_memory", capacity_memory},
+            {"capacity_disk", capacity_disk},
+            {"disk_reserve", disk_reserve},
             {"writable_layer", writable_layer},
             {"disk_pool_size", disk_pool_size},
             {"warm_pool_size", warm_pool_size},

@@ -50,11 +50,20 @@ struct Config {
   std::string default_cpu = "2";
   std::string default_memory = "2Gi";
   uint64_t default_pids = 4096;
-  std::string default_disk = "10Gi";
+  std::string default_disk = "10Gi";  // the size (limit) of every sandbox's writable layer
+  // What a sandbox reserves of `capacity_disk` (layers are sparse: most use far less than their
+  // size).
+  std::string default_disk_request = "1Gi";
   int default_lifetime_seconds = 600;
   int max_lifetime_seconds = 30 * 24 * 3600;
   std::string capacity_cpu = "auto";     // Kubernetes quantity, or "auto" (all CPUs)
   std::string capacity_memory = "auto";  // or "auto" (90% of RAM)
+  // What sandboxes' disk requests may reserve; "auto": the size of the state_dir's filesystem
+  // less disk_reserve.
+  std::string capacity_disk = "auto";
+  // Creates, pulls and loads stop (RESOURCE_EXHAUSTED) rather than leave less free than this on
+  // the state_dir's filesystem.
+  std::string disk_reserve = "2Gi";
   int retention_seconds = 24 * 3600;
   std::string writable_layer = "loop";  // "loop" or "tmpfs"
   int disk_pool_size = 8;               // loop images formatted ahead of time

@@ -64,6 +64,25 @@ TEST(ConfigTest, RejectsMistakes) {
   EXPECT_NE(unknown.error().message().find("bogus"), std::string::npos);
 }
 
+// A quantity that does not parse is an error, never a silent fall back to the default.
+TEST(ConfigTest, QuantitiesMustParse) {
+  for (const char* field :
+       {"default_cpu", "capacity_cpu", "default_memory", "capacity_memory", "default_disk",
+        "default_disk_request", "capacity_disk", "disk_reserve"}) {
+    auto bad = Config::FromJson(std::string("{\"") + field + "\": \"lots\"}");
+    ASSERT_FALSE(bad) << field;
+    EXPECT_NE(bad.error().message().find(field), std::string::npos) << bad.error().message();
+  }
+  EXPECT_FALSE(Config::FromJson(R"({"default_memory": "auto"})"));
+  auto good = Config::FromJson(
+      R"({"capacity_disk": "500Gi", "disk_reserve": "5Gi", "default_disk_request": "512Mi",
+          "capacity_cpu": "auto", "default_cpu": "500m"})");
+  ASSERT_TRUE(good) << good.error().ToString();
+  EXPECT_EQ(good->capacity_disk, "500Gi");
+  EXPECT_EQ(good->disk_reserve, "5Gi");
+  EXPECT_EQ(good->default_disk_request, "512Mi");
+}
+
 TEST(ConfigTest, NetworkFields) {
   auto d = Config::FromJson("{}");
   ASSERT_TRUE(d);

@@ -180,6 +180,10 @@ class DaemonImpl : public Daemon {
            std::to_string(c.memory_bytes) + "\n";
     out += "# TYPE sbx_allocated_memory_bytes gauge\nsbx_allocated_memory_bytes " +
            std::to_string(c.allocated_memory_bytes) + "\n";
+    out += "# TYPE sbx_capacity_disk_bytes gauge\nsbx_capacity_disk_bytes " +
+           std::to_string(c.disk_bytes) + "\n";
+    out += "# TYPE sbx_allocated_disk_bytes gauge\nsbx_allocated_disk_bytes " +
+           std::to_string(c.allocated_disk_bytes) + "\n";
     // Counted by the kernel (or the DNS forwarder), so read at scrape time like the gauges.
     auto hits = network_->LimitHits();
     if (!hits.empty()) out += "# TYPE sbx_network_limited_total counter\n";

@@ -70,7 +70,7 @@ void DiskPool::Run() {
     if (Status filled = runtime::FillPool(pool_dir_, format_, target_); !filled) {
       SBX_LOG_WARN("disk pool: {}", filled.error().message());
     }
-    std::string image = disks_dir_ + "/mounted-" + RandomHex(8) + ".img";
+    std::string image = disks_dir_ + "/" + kPreparedPrefix + RandomHex(8) + ".img";
     auto taken = runtime::TakeFromPool(pool_dir_, format_, image);
     Status made = taken && *taken ? Ok() : runtime::FormatDiskImage(image, format_, pool_dir_);
     if (!made) {

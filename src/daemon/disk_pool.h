@@ -21,6 +21,10 @@
 
 namespace sbx::daemon {
 
+// Prepared images live in the disks directory as "<prefix><random>.img" until a sandbox takes
+// one (and it is renamed "<sandbox id>.img").
+inline constexpr const char* kPreparedPrefix = "mounted-";
+
 struct PreparedDisk {
   std::string image;  // now named for its sandbox
   UniqueFd mount;     // detached mount of the filesystem on the image

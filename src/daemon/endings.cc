@@ -59,9 +59,9 @@ SandboxRecord::Ending StopEnding(const std::optional<agent::StatusReply>& exited
   if (exited) {
     const auto& x = exited->main_exit;
     ending.exit_code = x.ShellCode();
-    ending.message = "stopped; main process " + (x.signaled ? "killed by " + SignalName(x.signal)
-                                                            : "exited with code " +
-                                                                  std::to_string(x.exit_code));
+    ending.message =
+        "stopped; main process " + (x.signaled ? "killed by " + SignalName(x.signal)
+                                               : "exited with code " + std::to_string(x.exit_code));
   } else {
     ending.exit_code = sys::ShellExitCode(true, 0, SIGKILL);
     ending.message = r.grace_seconds > 0 ? "stopped; main process killed after the " +

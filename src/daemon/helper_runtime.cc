@@ -14,6 +14,7 @@
 #include "src/base/strings.h"
 #include "src/runtime/container.h"
 #include "src/runtime/seccomp_policy.h"
+#include "src/runtime/writable_layer.h"
 #include "src/sys/fs.h"
 
 namespace sbx::daemon {
@@ -66,9 +67,21 @@ Status HelperRuntime::Start() {
   }
   SBX_TRY(sys::MakeDirs(options_.run_dir + "/sandboxes", 0700));
   SBX_TRY(sys::MakeDirs(DisksDir(), 0700));
-  helpers_ = std::make_unique<RuntimeHelpers>(options_.runtime_binary, options_.cgroup_parent,
-                                              init_copy_.get(), seccomp_program_.get(),
-                                              options_.helpers);
+  // Layers a previous run prepared died with its mounts; pooled images and templates of another
+  // format (the disk size or id range changed since) would never be taken.
+  for (const auto& name : ListNames(DisksDir(), [](const std::string& n) {
+         return StartsWith(n, kPreparedPrefix) && EndsWith(n, ".img");
+       })) {
+    unlink((DisksDir() + "/" + name).c_str());
+  }
+  if (options_.loop_writable_layers) {
+    if (Status pruned = runtime::PrunePool(PoolDir(), options_.disk_format); !pruned) {
+      SBX_LOG_WARN("disk pool: {}", pruned.error().message());
+    }
+  }
+  helpers_ =
+      std::make_unique<RuntimeHelpers>(options_.runtime_binary, options_.cgroup_parent,
+                                       init_copy_.get(), seccomp_program_.get(), options_.helpers);
   SBX_TRY(helpers_->Start());
   if (options_.loop_writable_layers && options_.disk_pool_size > 0) {
     disks_ = std::make_unique<DiskPool>(PoolDir(), DisksDir(), options_.disk_format,
@@ -156,9 +169,9 @@ std::vector<std::string> HelperRuntime::Leftovers() {
        ListNames(options_.run_dir + "/sandboxes", [](const std::string&) { return true; })) {
     ids.insert(name);
   }
-  // Pooled layers ("mounted-..." and the pool's own directory) belong to no sandbox.
+  // Prepared layers belong to no sandbox (the disk pool removes a previous run's at its start).
   for (const auto& name : ListNames(DisksDir(), [](const std::string& n) {
-         return EndsWith(n, ".img") && !StartsWith(n, "mounted-");
+         return EndsWith(n, ".img") && !StartsWith(n, kPreparedPrefix);
        })) {
     ids.insert(name.substr(0, name.size() - 4));
   }

@@ -1,5 +1,7 @@
 #include "src/daemon/image_store_provider.h"
 
+#include "src/base/quantity.h"
+
 namespace sbx::daemon {
 
 Result<std::unique_ptr<ImageStoreProvider>> ImageStoreProvider::Open(const Config& config) {
@@ -17,6 +19,7 @@ Result<std::unique_ptr<ImageStoreProvider>> ImageStoreProvider::Open(const Confi
   options.host_uid = config.id_map_uid;
   options.host_gid = config.id_map_gid;
   options.id_range = config.id_map_size;
+  options.min_free_bytes = ParseBytes(config.disk_reserve).value_or(0);
   SBX_ASSIGN_OR_RETURN(auto store, image::Store::Open(options));
   return std::unique_ptr<ImageStoreProvider>(new ImageStoreProvider(std::move(store)));
 }

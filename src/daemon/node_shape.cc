@@ -2,7 +2,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "src/base/quantity.h"
+#include "src/base/strings.h"
+#include "src/sys/fs.h"
 
 namespace sbx::daemon {
 
@@ -30,6 +34,17 @@ NodeShape NodeShapeFromConfig(const Config& config) {
   node.default_cpu_millis = ParseCpuMillis(config.default_cpu).value_or(2000);
   node.default_memory_bytes = ParseBytes(config.default_memory).value_or(2ull << 30);
   node.default_disk_bytes = ParseBytes(config.default_disk).value_or(10ull << 30);
+  node.default_disk_request_bytes = std::min(
+      node.default_disk_bytes, ParseBytes(config.default_disk_request).value_or(1ull << 30));
+  node.disk_reserve_bytes = ParseBytes(config.disk_reserve).value_or(2ull << 30);
+  if (config.capacity_disk != "auto") {
+    node.disk_bytes = ParseBytes(config.capacity_disk).value_or(0);
+  } else if (auto space = sys::SpaceOf(config.state_dir)) {
+    node.disk_bytes = space->total_bytes - std::min(space->total_bytes, node.disk_reserve_bytes);
+  } else {
+    // Not made yet (a parser checking a request's quantities): disk is not what it checks.
+    node.disk_bytes = UINT64_MAX;
+  }
   return node;
 }
 
@@ -48,10 +63,21 @@ SandboxResources ResourcesFor(const CreateRequest& request, const NodeShape& nod
   return r;
 }
 
+Status CheckDiskReserve(const std::string& state_dir, const NodeShape& node) {
+  SBX_ASSIGN_OR_RETURN(sys::FilesystemSpace space, sys::SpaceOf(state_dir));
+  if (space.available_bytes >= node.disk_reserve_bytes) return Ok();
+  return Error::ResourceExhausted(
+             "the node's disk is nearly full: " + FormatBytes(space.available_bytes) + " free, " +
+             FormatBytes(node.disk_reserve_bytes) + " kept in reserve")
+      .WithReason("CWSANDBOX_RUNNER_CAPACITY_EXHAUSTED")
+      .WithMetadata("resource", "disk");
+}
+
 AdmissionLimits AdmissionLimitsFromConfig(const Config& config, const NodeShape& node) {
   AdmissionLimits limits;
   limits.cpu_millis = node.cpu_millis;
   limits.memory_bytes = node.memory_bytes;
+  limits.disk_bytes = node.disk_bytes;
   limits.default_quota = config.default_max_sandboxes;
   for (const auto& key : config.api_keys) {
     if (key.max_sandboxes > 0) limits.tenant_quotas[key.tenant] = key.max_sandboxes;

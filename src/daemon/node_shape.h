@@ -18,9 +18,12 @@ namespace sbx::daemon {
 struct NodeShape {
   uint64_t cpu_millis = 0;
   uint64_t memory_bytes = 0;
+  uint64_t disk_bytes = 0;  // what disk requests may reserve
   uint64_t default_cpu_millis = 2000;
   uint64_t default_memory_bytes = 2ull << 30;
-  uint64_t default_disk_bytes = 10ull << 30;
+  uint64_t default_disk_bytes = 10ull << 30;         // a writable layer's size
+  uint64_t default_disk_request_bytes = 1ull << 30;  // what a sandbox reserves of disk_bytes
+  uint64_t disk_reserve_bytes = 2ull << 30;          // never given to creates and pulls
 };
 
 NodeShape NodeShapeFromConfig(const Config& config);
@@ -37,6 +40,10 @@ struct SandboxResources {
 // A limit not given is the request, else the node's default. A request not given is small, like
 // a Burstable pod's: the sandbox reserves little and its limits still hold.
 SandboxResources ResourcesFor(const CreateRequest& request, const NodeShape& node);
+
+// RESOURCE_EXHAUSTED when less than the node's disk reserve is free on the filesystem of
+// `state_dir`: creates stop there, before a sandbox's writes or a pull fill the host's disk.
+Status CheckDiskReserve(const std::string& state_dir, const NodeShape& node);
 AdmissionLimits AdmissionLimitsFromConfig(const Config& config, const NodeShape& node);
 SpecDefaults SpecDefaultsFromConfig(const Config& config, const NodeShape& node);
 WarmOptions WarmOptionsFromConfig(const Config& config, const NodeShape& node);

@@ -53,7 +53,7 @@ TEST(RecoveryTest, EachStateHasItsPlan) {
   EXPECT_EQ(Find(plan.finish_stop, "stopping-alive").stop_reason, "USER_STOPPED");
   EXPECT_EQ(Ids(plan.kept), (std::vector<std::string>{"done"}));
   EXPECT_EQ(Ids(plan.ended), (std::vector<std::string>{"running-gone", "creating-unstarted",
-                                                        "stopping-gone", "pending"}));
+                                                       "stopping-gone", "pending"}));
   const auto& lost = Find(plan.ended, "running-gone");
   EXPECT_EQ(lost.state, State::kFailed);
   EXPECT_EQ(lost.reason, "HOST_LOST");
@@ -64,13 +64,15 @@ TEST(RecoveryTest, EachStateHasItsPlan) {
   EXPECT_EQ(Find(plan.ended, "pending").state, State::kFailed);
   // What is left of the sandboxes that ended goes; a pending one never had anything.
   std::set<std::string> destroy(plan.destroy.begin(), plan.destroy.end());
-  EXPECT_EQ(destroy, (std::set<std::string>{"running-gone", "creating-unstarted", "stopping-gone"}));
+  EXPECT_EQ(destroy,
+            (std::set<std::string>{"running-gone", "creating-unstarted", "stopping-gone"}));
 }
 
 TEST(RecoveryTest, AStopForTheLifetimeKeepsItsReason) {
   SandboxRecord r = Record("s", State::kTerminating, 1, 5);
   r.stop_reason = "LIFETIME_EXCEEDED";
-  RecoveryPlan plan = PlanRecovery({r}, [](const SandboxRecord&) { return false; }, {}, 10);
+  RecoveryPlan plan = PlanRecovery(
+      {r}, [](const SandboxRecord&) { return false; }, {}, 10);
   ASSERT_EQ(plan.ended.size(), 1u);
   EXPECT_EQ(plan.ended[0].reason, "LIFETIME_EXCEEDED");
 }
@@ -81,8 +83,8 @@ TEST(RecoveryTest, ARecordedEndingIsFinishedAsRecorded) {
   SandboxRecord r = Record("s", State::kRunning, 1, 5);
   r.ending = SandboxRecord::Ending{State::kFailed, "EXITED", "main process exited with code 3", 3};
   for (bool alive : {true, false}) {
-    RecoveryPlan plan =
-        PlanRecovery({r}, [alive](const SandboxRecord&) { return alive; }, {}, 10);
+    RecoveryPlan plan = PlanRecovery(
+        {r}, [alive](const SandboxRecord&) { return alive; }, {}, 10);
     ASSERT_EQ(plan.ended.size(), 1u) << alive;
     EXPECT_TRUE(plan.adopt.empty());
     EXPECT_EQ(plan.ended[0].state, State::kFailed);
@@ -108,7 +110,8 @@ TEST(RecoveryTest, PlansAreInCreationOrder) {
   std::vector<SandboxRecord> records = {Record("c", State::kRunning, 30, 1),
                                         Record("a", State::kRunning, 10, 1),
                                         Record("b", State::kRunning, 20, 1)};
-  RecoveryPlan plan = PlanRecovery(records, [](const SandboxRecord&) { return true; }, {}, 0);
+  RecoveryPlan plan = PlanRecovery(
+      records, [](const SandboxRecord&) { return true; }, {}, 0);
   EXPECT_EQ(Ids(plan.adopt), (std::vector<std::string>{"a", "b", "c"}));
 }
 

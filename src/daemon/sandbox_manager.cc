@@ -28,7 +28,8 @@ Error NotFound(const std::string& id) {
 }  // namespace
 
 SandboxManager::SandboxManager(Config config, Store* store, ImageProvider* images,
-                               net::NetworkProvider* network, RuntimeProvider* runtime, Metrics* metrics)
+                               net::NetworkProvider* network, RuntimeProvider* runtime,
+                               Metrics* metrics)
     : config_(std::move(config)),
       node_(NodeShapeFromConfig(config_)),
       spec_defaults_(SpecDefaultsFromConfig(config_, node_)),
@@ -87,6 +88,7 @@ RuntimeSandbox SandboxManager::SandboxOf(const SandboxRecord& r) const {
 // Admission
 
 Result<SandboxRecord> SandboxManager::Create(const std::string& tenant, CreateRequest request) {
+  SBX_TRY(CheckDiskReserve(config_.state_dir, node_));
   std::unique_lock lock(mu_);
   if (stopping_) return Error::Unavailable("sbxd is stopping");
   SandboxRecord r;
@@ -98,7 +100,7 @@ Result<SandboxRecord> SandboxManager::Create(const std::string& tenant, CreateRe
   r.memory_limit_bytes = resources.memory_limit_bytes;
   r.cpu_request_millis = resources.cpu_request_millis;
   r.memory_request_bytes = resources.memory_request_bytes;
-  Demand demand{r.cpu_request_millis, r.memory_request_bytes};
+  Demand demand{r.cpu_request_millis, r.memory_request_bytes, node_.default_disk_request_bytes};
   auto decision = admission_.Decide(tenant, request.request_id, request.fingerprint, demand);
   if (!decision) {
     if (decision.error().reason() == "CWSANDBOX_QUOTA_EXCEEDED") {
@@ -561,6 +563,8 @@ Capacity SandboxManager::GetCapacity() {
   c.memory_bytes = node_.memory_bytes;
   c.allocated_cpu_millis = usage.cpu_millis;
   c.allocated_memory_bytes = usage.memory_bytes;
+  c.disk_bytes = node_.disk_bytes;
+  c.allocated_disk_bytes = usage.disk_bytes;
   c.pending = usage.queued;
   for (const auto& [id, e] : entries_) {
     if (e.record.state == State::kRunning) ++c.running;
@@ -626,8 +630,9 @@ void SandboxManager::Recover() {
   {
     std::lock_guard lock(mu_);
     auto restore = [&](const SandboxRecord& r, bool active) {
-      admission_.Restore(r.id, r.tenant, r.request_id, r.request_fingerprint,
-                         {r.cpu_request_millis, r.memory_request_bytes}, active);
+      admission_.Restore(
+          r.id, r.tenant, r.request_id, r.request_fingerprint,
+          {r.cpu_request_millis, r.memory_request_bytes, node_.default_disk_request_bytes}, active);
       Entry& e = entries_[r.id];
       e.record = r;
       if (active) {

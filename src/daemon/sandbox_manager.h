@@ -56,6 +56,8 @@ struct Capacity {
   uint64_t memory_bytes = 0;
   uint64_t allocated_cpu_millis = 0;
   uint64_t allocated_memory_bytes = 0;
+  uint64_t disk_bytes = 0;
+  uint64_t allocated_disk_bytes = 0;
   int running = 0;
   int pending = 0;
   std::map<std::string, int> warm;  // by image: sandboxes started ahead of time, ready
@@ -129,8 +131,8 @@ class SandboxManager {
   void ExitJob(const std::string& id);
   // The sandbox runs: records it and watches its main process.
   void MarkRunning(const std::string& id, const RuntimeSandbox& sandbox,
-                   const net::NetworkAttachment& network, const std::string& digest, int64_t started_ns,
-                   bool warm_eligible);
+                   const net::NetworkAttachment& network, const std::string& digest,
+                   int64_t started_ns, bool warm_eligible);
   // Records how the sandbox ends before its teardown, so a crash in it is finished right.
   void RecordEnding(const std::string& id, const SandboxRecord::Ending& ending);
   // Saves the main process's output in the store (while sbx-init still has it).

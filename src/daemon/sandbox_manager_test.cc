@@ -55,7 +55,8 @@ class FakeImages : public ImageProvider {
 
 class FakeNetwork : public net::NetworkProvider {
  public:
-  Result<net::NetworkAttachment> Attach(const std::string& id, const net::NetworkRequest&) override {
+  Result<net::NetworkAttachment> Attach(const std::string& id,
+                                        const net::NetworkRequest&) override {
     std::lock_guard lock(mu_);
     if (fail) return Error::Unavailable("no address left");
     attached.insert(id);
@@ -288,9 +289,8 @@ class SandboxManagerTest : public ::testing::Test {
     if (manager_) manager_->Shutdown();
   }
   void Start(Config config) {
-    manager_ =
-        std::make_unique<SandboxManager>(config, store_.get(), &images_, &network_, &runtime_,
-                                         &metrics_);
+    manager_ = std::make_unique<SandboxManager>(config, store_.get(), &images_, &network_,
+                                                &runtime_, &metrics_);
     ASSERT_TRUE(manager_->Start());
   }
   void Start() { Start(TestConfig(dir_.path())); }

@@ -106,8 +106,8 @@ struct SandboxRecord {
   std::string socket_path;
   net::NetworkMode network_mode = net::NetworkMode::kNone;  // as attached
   std::vector<net::EgressRule> effective_egress;            // what the sandbox may reach
-  std::string address;     // its IPv4 address, when it has a network
-  int grace_seconds = 10;  // of a pending stop
+  std::string address;      // its IPv4 address, when it has a network
+  int grace_seconds = 10;   // of a pending stop
   std::string stop_reason;  // why a stop was asked: USER_STOPPED or LIFETIME_EXCEEDED
   // The fingerprint of the request's spec, so a retried request id can be told from a reused one.
   std::string request_fingerprint;

@@ -15,9 +15,9 @@
 
 #include "src/base/result.h"
 #include "src/daemon/image_provider.h"
-#include "src/net/network_provider.h"
 #include "src/daemon/runtime_provider.h"
 #include "src/daemon/sandbox_record.h"
+#include "src/net/network_provider.h"
 #include "src/runtime/spec.h"
 
 namespace sbx::daemon {

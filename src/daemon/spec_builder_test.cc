@@ -47,8 +47,8 @@ TEST(BuildProcessTest, RequestEnvOverridesTheImageAndSecretsOverrideBoth) {
   CreateRequest r;
   r.env = {{"LANG", "en_US.UTF-8"}, {"TOKEN", "from-request"}, {"NEW", "1"}};
   runtime::Process p = BuildProcess(r, Image(), {{"TOKEN", "secret"}});
-  EXPECT_EQ(p.env, (std::vector<std::string>{"PATH=/image/bin", "LANG=en_US.UTF-8",
-                                             "FROM_IMAGE=1", "NEW=1", "TOKEN=secret"}));
+  EXPECT_EQ(p.env, (std::vector<std::string>{"PATH=/image/bin", "LANG=en_US.UTF-8", "FROM_IMAGE=1",
+                                             "NEW=1", "TOKEN=secret"}));
 }
 
 TEST(BuildProcessTest, DefaultsWhenTheImageSaysNothing) {

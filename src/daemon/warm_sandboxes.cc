@@ -8,9 +8,8 @@
 
 namespace sbx::daemon {
 
-WarmSandboxes::WarmSandboxes(WarmOptions options, SpecDefaults spec_defaults,
-                             ImageProvider* images, net::NetworkProvider* network,
-                             RuntimeProvider* runtime)
+WarmSandboxes::WarmSandboxes(WarmOptions options, SpecDefaults spec_defaults, ImageProvider* images,
+                             net::NetworkProvider* network, RuntimeProvider* runtime)
     : options_(options),
       spec_defaults_(std::move(spec_defaults)),
       images_(images),
@@ -61,9 +60,8 @@ void WarmSandboxes::CreateEnded() {
 }
 
 bool WarmSandboxes::QuietLocked() const {
-  return creates_running_ == 0 &&
-         MonotonicNanos() - last_create_ns_ >=
-             static_cast<int64_t>(options_.refill_delay_ms) * 1000000;
+  return creates_running_ == 0 && MonotonicNanos() - last_create_ns_ >=
+                                      static_cast<int64_t>(options_.refill_delay_ms) * 1000000;
 }
 
 std::optional<WarmSandbox> WarmSandboxes::Claim(const std::string& image) {
@@ -156,7 +154,8 @@ void WarmSandboxes::Run() {
       // changes), and at least every 250 ms for expiries.
       int64_t wait_ms = 250;
       if (creates_running_ == 0 && pool_.NeedsFill()) {
-        int64_t quiet_at = last_create_ns_ + static_cast<int64_t>(options_.refill_delay_ms) * 1000000;
+        int64_t quiet_at =
+            last_create_ns_ + static_cast<int64_t>(options_.refill_delay_ms) * 1000000;
         wait_ms = std::clamp<int64_t>((quiet_at - MonotonicNanos()) / 1000000 + 1, 1, wait_ms);
       }
       changed_.wait_for(lock, std::chrono::milliseconds(wait_ms));
@@ -190,8 +189,8 @@ Result<WarmSandbox> WarmSandboxes::Make(const std::string& reference) {
   inputs.cpu_limit_millis = warm.cpu_limit_millis = options_.cpu_limit_millis;
   inputs.memory_limit_bytes = warm.memory_limit_bytes = options_.memory_limit_bytes;
   inputs.await_start = true;
-  auto made = runtime_->Create(
-      BuildPlan(inputs, CreateRequest{}, image, warm.network, {}, spec_defaults_));
+  auto made =
+      runtime_->Create(BuildPlan(inputs, CreateRequest{}, image, warm.network, {}, spec_defaults_));
   if (!made) {
     Destroy(warm);  // the network and the image hold
     return std::move(made).error();

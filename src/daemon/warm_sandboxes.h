@@ -20,10 +20,10 @@
 #include <thread>
 
 #include "src/daemon/image_provider.h"
-#include "src/net/network_provider.h"
 #include "src/daemon/runtime_provider.h"
 #include "src/daemon/spec_builder.h"
 #include "src/daemon/warm_pool.h"
+#include "src/net/network_provider.h"
 
 namespace sbx::daemon {
 
@@ -58,8 +58,7 @@ class WarmSandboxes {
   // Gives a claimed sandbox the limits of the sandbox it becomes (and the normal CPU weight) and
   // starts its main process.
   Status StartClaimed(const WarmSandbox& warm, uint64_t cpu_limit_millis,
-                      uint64_t memory_limit_bytes, uint64_t pids,
-                      const agent::InitConfig& main);
+                      uint64_t memory_limit_bytes, uint64_t pids, const agent::InitConfig& main);
   // A claimed sandbox that cannot serve, or is no longer needed: removed in the background.
   void Discard(WarmSandbox warm);
   // An eligible create of `image`, which resolved to `digest`, made a sandbox: the image is wanted.

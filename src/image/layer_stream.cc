@@ -228,6 +228,9 @@ Result<size_t> LayerStream::Read(char* buf, size_t size) {
   if (size == 0) return 0;
   SBX_ASSIGN_OR_RETURN(size_t n, Decode(buf, size));
   if (n == 0) return 0;
+  if (limits_.check_space && decoded_ / kSpaceCheckBytes != (decoded_ + n) / kSpaceCheckBytes) {
+    SBX_TRY(limits_.check_space());
+  }
   decoded_ += n;
   // SECURITY: the bounds apply to what the decoder produces, not to the compressed input.
   if (decoded_ > limits_.max_bytes) {

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,7 +31,12 @@ struct StreamLimits {
   uint64_t max_bytes = 8ull << 30;
   // Shared budget of the whole image (may be null). May go negative by one chunk at most.
   std::atomic<int64_t>* image_budget = nullptr;
+  // Called before the stream decodes each further kSpaceCheckBytes: an error (the disk is nearly
+  // full) ends the stream. May be empty.
+  std::function<Status()> check_space;
 };
+
+inline constexpr uint64_t kSpaceCheckBytes = 64ull << 20;
 
 class LayerStream {
  public:

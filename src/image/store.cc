@@ -575,11 +575,23 @@ Status Store::EnsureLayer(size_t index, const LayerRecord& layer, const Referenc
   return s;
 }
 
+Status Store::CheckSpace(uint64_t about_to_write) const {
+  if (options_.min_free_bytes == 0) return Ok();
+  SBX_ASSIGN_OR_RETURN(sys::FilesystemSpace space, sys::SpaceOf(options_.root));
+  if (space.available_bytes >= options_.min_free_bytes + about_to_write) return Ok();
+  return Error::ResourceExhausted(
+             "the node's disk is nearly full: " + FormatBytes(space.available_bytes) + " free, " +
+             FormatBytes(options_.min_free_bytes) + " kept in reserve" +
+             (about_to_write ? ", " + FormatBytes(about_to_write) + " more needed" : std::string()))
+      .WithReason("SBX_DISK_FULL");
+}
+
 Status Store::BuildLayer(size_t index, const LayerRecord& layer, const Reference* source,
                          PullState& state, std::atomic<int64_t>& budget, LayerInfo* info) {
   Descriptor desc{layer.media_type, layer.digest, layer.size, {}, {}};
   if (!content_->Has(layer.digest)) {
     if (source == nullptr) return Error::DataLoss("layer blob " + layer.digest + " is missing");
+    SBX_TRY(CheckSpace(layer.size));
     SBX_ASSIGN_OR_RETURN(auto ingest, content_->StartIngest(layer.digest, layer.size));
     state.Update(index, "downloading", 0);
     SBX_TRY(registry_->GetBlob(*source, desc, *ingest,
@@ -609,6 +621,7 @@ Status Store::BuildLayer(size_t index, const LayerRecord& layer, const Reference
   opts.id_range = options_.id_range;
   opts.limits.max_bytes = options_.max_layer_bytes;
   opts.limits.image_budget = &budget;
+  opts.limits.check_space = [this] { return CheckSpace(0); };
   opts.max_entries = options_.max_layer_entries;
   opts.expected_diff_id = layer.diff_id;
   opts.progress = [&](uint64_t done) { state.Update(index, "unpacking", done); };
@@ -776,6 +789,7 @@ Result<std::vector<Image>> Store::Load(const std::string& archive_path, const st
 
 Result<std::vector<Image>> Store::LoadLocked(const std::string& archive_path,
                                              const std::string& tag) {
+  SBX_TRY(CheckSpace(0));
   SBX_ASSIGN_OR_RETURN(Platform platform, Platform::Parse(options_.platform));
   std::optional<Reference> tag_ref;
   if (!tag.empty()) {

@@ -99,6 +99,9 @@ struct StoreOptions {
   bool durable = true;                  // syncfs a layer before publishing it
   int parallel_layers = 3;              // layers downloaded/unpacked at once per pull
   uint64_t max_layer_entries = 1u << 20;
+  // Pulls and loads stop (RESOURCE_EXHAUSTED) rather than leave less than this free on the
+  // store's filesystem: before each download and while layers unpack. 0: no check.
+  uint64_t min_free_bytes = 0;
 };
 
 class Store {
@@ -165,6 +168,8 @@ class Store {
                             const Manifest& manifest, PullState& state);
   Status EnsureLayer(size_t index, const LayerRecord& layer, const Reference* source,
                      PullState& state, std::atomic<int64_t>& budget);
+  // RESOURCE_EXHAUSTED (SBX_DISK_FULL) unless `about_to_write` more bytes leave min_free_bytes.
+  Status CheckSpace(uint64_t about_to_write) const;
   Status BuildLayer(size_t index, const LayerRecord& layer, const Reference* source,
                     PullState& state, std::atomic<int64_t>& budget, LayerInfo* info);
   Status WriteRecord(const Record& record);

@@ -197,6 +197,32 @@ Status FillPool(const std::string& pool_dir, const DiskFormat& format, int count
   return Ok();
 }
 
+Status PrunePool(const std::string& pool_dir, const DiskFormat& format) {
+  std::string prefix = PoolPrefix(format);
+  std::string template_name = sys::BaseName(TemplatePath(pool_dir, format));
+  std::vector<std::string> stale;
+  if (DIR* dir = opendir(pool_dir.c_str())) {
+    while (dirent* e = readdir(dir)) {
+      std::string name = e->d_name;
+      bool image = StartsWith(name, "disk-") && EndsWith(name, ".img");
+      bool a_template = StartsWith(name, "template-");
+      if ((image && !StartsWith(name, prefix)) || (a_template && name != template_name) ||
+          StartsWith(name, ".tmp-")) {
+        stale.push_back(name);
+      }
+    }
+    closedir(dir);
+  }
+  Status result;
+  for (const auto& name : stale) {
+    std::string path = pool_dir + "/" + name;
+    if (unlink(path.c_str()) != 0 && errno != ENOENT && result) {
+      result = Error::Errno("remove " + Quote(path));
+    }
+  }
+  return result;
+}
+
 Status MakeOverlayDirs(int layer_dir, uint32_t root_uid, uint32_t root_gid) {
   for (const char* dir : {"upper", "work"}) {
     if (mkdirat(layer_dir, dir, 0755) != 0 && errno != EEXIST) {

@@ -43,6 +43,10 @@ Result<bool> TakeFromPool(const std::string& pool_dir, const DiskFormat& format,
 // Formats images into `pool_dir` until it holds `count` of `format`.
 Status FillPool(const std::string& pool_dir, const DiskFormat& format, int count);
 
+// Removes from the pool what no create of `format` can use: images and templates of other formats
+// (the configured disk size or id range changed), and half-made images a crash left.
+Status PrunePool(const std::string& pool_dir, const DiskFormat& format);
+
 // The overlay's upper and work directories at the root of a writable layer `layer_dir` (a
 // directory or a mount's descriptor), the upper one owned by the sandbox's root so that the
 // merged root directory is. Existing ones are kept: a pooled layer has them made in advance, off

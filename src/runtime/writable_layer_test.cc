@@ -106,5 +106,25 @@ TEST(WritableLayerTest, AnExistingTargetIsNeitherOverwrittenNorRemoved) {
   EXPECT_EQ(*kept, "someone's");
 }
 
+// A changed disk size or id range leaves images of the old format in the pool that no create
+// takes; they, and half-made ones, are removed, and the current format's are kept.
+TEST(WritableLayerTest, PruningThePoolKeepsOnlyWhatTheFormatCanUse) {
+  sbx::testing::TempDir pool;
+  const DiskFormat old_size{kSize / 2, 0, 1000000, 1000000};
+  const DiskFormat old_owner{kSize, 0, 2000000, 2000000};
+  std::vector<std::string> keep = {PoolPrefix(kFormat) + "a1.img",
+                                   sys::BaseName(TemplatePath(pool.path(), kFormat)),
+                                   "unrelated-file"};
+  std::vector<std::string> stale = {
+      PoolPrefix(old_size) + "b2.img", PoolPrefix(old_owner) + "c3.img",
+      sys::BaseName(TemplatePath(pool.path(), old_size)), ".tmp-0123abcd"};
+  for (const auto& name : keep) ASSERT_TRUE(sys::WriteFile(pool.Sub(name), "x"));
+  for (const auto& name : stale) ASSERT_TRUE(sys::WriteFile(pool.Sub(name), "x"));
+  ASSERT_TRUE(PrunePool(pool.path(), kFormat));
+  for (const auto& name : keep) EXPECT_TRUE(sys::PathExists(pool.Sub(name))) << name;
+  for (const auto& name : stale) EXPECT_FALSE(sys::PathExists(pool.Sub(name))) << name;
+  EXPECT_TRUE(PrunePool(pool.path() + "/missing", kFormat));  // no pool yet: nothing to do
+}
+
 }  // namespace
 }  // namespace sbx::runtime

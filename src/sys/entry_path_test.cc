@@ -16,7 +16,7 @@ TEST(EntryPathTest, HostileNamesTable) {
   struct Case {
     std::string name;
     std::string strict;
-    std::string layer;  // kLayerEntryRules
+    std::string layer;    // kLayerEntryRules
     std::string archive;  // kArchiveEntryRules
   };
   const std::string kLong(300, 'x');

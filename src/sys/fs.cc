@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -194,6 +196,13 @@ Status RemoveTree(const std::string& path) {
   }
   SBX_TRY_CTX(RemoveTreeAt(parent_fd.get(), BaseName(path)), "remove " + Quote(path));
   return Ok();
+}
+
+Result<FilesystemSpace> SpaceOf(const std::string& path) {
+  struct statvfs fs {};
+  if (::statvfs(path.c_str(), &fs) != 0) return Error::Errno("statvfs " + Quote(path));
+  return FilesystemSpace{static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize,
+                         static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize};
 }
 
 bool PathExists(const std::string& path) {

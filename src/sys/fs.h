@@ -59,6 +59,13 @@ Status RemoveTreeAt(int parent_fd, const std::string& name);
 
 bool PathExists(const std::string& path);
 
+// The size of the filesystem holding `path` and what an unprivileged writer may still use of it.
+struct FilesystemSpace {
+  uint64_t total_bytes = 0;
+  uint64_t available_bytes = 0;
+};
+Result<FilesystemSpace> SpaceOf(const std::string& path);
+
 // The directory part of a path ("a/b/c" -> "a/b", "c" -> ".", "/c" -> "/").
 std::string DirName(std::string_view path);
 std::string BaseName(std::string_view path);

@@ -8,6 +8,7 @@ SBX_BIN_DIR (the build's bin directory) and a running local registry (tools/regi
 up).
 """
 
+import contextlib
 import ctypes
 import json
 import os
@@ -39,9 +40,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+_REAPING = []
+
+
 def _become_subreaper():
     """Sandboxes' init processes are re-parented to us if sbxd is killed: reap them, as a host's
-    init would, so a killed daemon leaves no zombie behind."""
+    init would, so a killed daemon leaves no zombie behind. Once per test process."""
+    if _REAPING:
+        return
+    _REAPING.append(True)
     PR_SET_CHILD_SUBREAPER = 36
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -156,7 +163,7 @@ def free_port():
 class Daemon:
     """A running sbxd: start, kill -9, restart on the same state."""
 
-    def __init__(self, bin_dir, state, registry):
+    def __init__(self, bin_dir, state, registry, overrides=None):
         self.bin_dir = Path(bin_dir)
         self.state = Path(state)
         self.registry = registry
@@ -165,7 +172,7 @@ class Daemon:
         self.proc = None
         self.config = self.state / "sbxd.json"
         self.cgroup_parent = "sbx-e2e-" + uuid.uuid4().hex[:8]
-        self.config.write_text(json.dumps({
+        config = {
             "state_dir": str(self.state / "lib"),
             "run_dir": str(self.state / "run"),
             "listen_unix": str(self.state / "run/sbxd.sock"),
@@ -183,7 +190,9 @@ class Daemon:
             "default_disk": "1Gi",
             "log_level": "debug",
             "cgroup_parent": self.cgroup_parent,
-        }))
+        }
+        config.update(overrides or {})
+        self.config.write_text(json.dumps(config))
         (self.state / "secrets/team").mkdir(parents=True, exist_ok=True)
         (self.state / "secrets/team/HF_TOKEN").write_text("hf-secret-value\n")
         (self.state / "secrets/team/creds").write_text(json.dumps({"password": "pw-123"}))
@@ -235,18 +244,9 @@ def registry():
     return addr
 
 
-@pytest.fixture(scope="session")
-def daemon(registry, protos):
-    bin_dir = os.environ.get("SBX_BIN_DIR")
-    if not bin_dir:
-        pytest.fail("SBX_BIN_DIR must point at the build's bin directory")
-    _become_subreaper()
-    state = tempfile.mkdtemp(prefix="sbx-e2e-")
-    d = Daemon(bin_dir, state, registry)
-    d.start()
-    yield d
-    d.stop()
-    # The daemon's cgroup parent directories are empty once its sandboxes are gone.
+def remove_daemon_state(d):
+    """After a daemon's graceful stop: its cgroup parent directories (empty once its sandboxes are
+    gone) and its state directory."""
     for root in Path("/sys/fs/cgroup").iterdir():
         for parent in (root / d.cgroup_parent, Path("/sys/fs/cgroup") / d.cgroup_parent):
             if parent.is_dir():
@@ -254,7 +254,37 @@ def daemon(registry, protos):
                     parent.rmdir()
                 except OSError:
                     pass
-    run(["rm", "-rf", state])
+    run(["rm", "-rf", str(d.state)])
+
+
+@pytest.fixture(scope="session")
+def daemon(registry, protos):
+    bin_dir = os.environ.get("SBX_BIN_DIR")
+    if not bin_dir:
+        pytest.fail("SBX_BIN_DIR must point at the build's bin directory")
+    _become_subreaper()
+    d = Daemon(bin_dir, tempfile.mkdtemp(prefix="sbx-e2e-"), registry)
+    d.start()
+    yield d
+    d.stop()
+    remove_daemon_state(d)
+
+
+@contextlib.contextmanager
+def own_daemon(registry, **overrides):
+    """A daemon of the test's own, with `overrides` on top of the harness's configuration;
+    stopped and removed afterwards."""
+    bin_dir = os.environ.get("SBX_BIN_DIR")
+    if not bin_dir:
+        pytest.fail("SBX_BIN_DIR must point at the build's bin directory")
+    _become_subreaper()
+    d = Daemon(bin_dir, tempfile.mkdtemp(prefix="sbx-own-"), registry, overrides)
+    try:
+        d.start()
+        yield d
+    finally:
+        d.stop()
+        remove_daemon_state(d)
 
 
 @pytest.fixture

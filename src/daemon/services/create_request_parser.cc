@@ -5,7 +5,9 @@
 
 #include "src/base/quantity.h"
 #include "src/base/strings.h"
+#include "src/daemon/node_shape.h"
 #include "src/daemon/secrets.h"
+#include "src/daemon/services/sandbox_proto.h"
 #include "src/daemon/services/status_mapping.h"
 #include "src/image/digest.h"
 #include "src/image/reference.h"
@@ -25,18 +27,35 @@ constexpr size_t kMaxFileMountBytes = 16u << 20;
 constexpr size_t kMaxEnv = 1000;
 constexpr size_t kMaxServices = 16;
 
-Status ParseQuantities(const v1::Resources& resources, const std::string& field, uint64_t* cpu,
-                       uint64_t* memory) {
+// A quantity the node can never give is refused as capacity, like a request that can never fit;
+// the field is named all the same.
+Error MoreThanTheNode(const std::string& field, const std::string& what) {
+  return Error::ResourceExhausted(field + ": " + what)
+      .WithReason("CWSANDBOX_RUNNER_CAPACITY_EXHAUSTED")
+      .WithMetadata("field", field);
+}
+
+Status ParseQuantities(const v1::Resources& resources, const std::string& field,
+                       const NodeShape& node, uint64_t* cpu, uint64_t* memory) {
   if (!resources.cpu().empty()) {
     auto v = ParseCpuMillis(resources.cpu());
     if (!v || *v == 0)
       return FieldError(field + ".cpu", "invalid CPU quantity " + Quote(resources.cpu()));
+    if (*v > node.cpu_millis) {
+      return MoreThanTheNode(field + ".cpu", Quote(resources.cpu()) + " is more than this node's " +
+                                                 FormatCpu(node.cpu_millis) + " CPUs");
+    }
     *cpu = *v;
   }
   if (!resources.memory().empty()) {
     auto v = ParseBytes(resources.memory());
     if (!v || *v == 0) {
       return FieldError(field + ".memory", "invalid memory quantity " + Quote(resources.memory()));
+    }
+    if (*v > node.memory_bytes) {
+      return MoreThanTheNode(field + ".memory", Quote(resources.memory()) +
+                                                    " is more than this node's " +
+                                                    FormatMemory(node.memory_bytes) + " of memory");
     }
     *memory = *v;
   }
@@ -320,15 +339,16 @@ Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request
         .WithMetadata("field", base + ".secret_stores");
   }
   uint64_t cpu_limit = 0, mem_limit = 0, cpu_request = 0, mem_request = 0;
+  NodeShape node = NodeShapeFromConfig(config);
   if (c.has_resources()) {
-    SBX_TRY(ParseQuantities(c.resources(), base + ".resources", &cpu_limit, &mem_limit));
+    SBX_TRY(ParseQuantities(c.resources(), base + ".resources", node, &cpu_limit, &mem_limit));
   }
   if (c.has_resource_requirements()) {
     const auto& rr = c.resource_requirements();
-    SBX_TRY(ParseQuantities(rr.limits(), base + ".resource_requirements.limits", &cpu_limit,
+    SBX_TRY(ParseQuantities(rr.limits(), base + ".resource_requirements.limits", node, &cpu_limit,
                             &mem_limit));
-    SBX_TRY(ParseQuantities(rr.requests(), base + ".resource_requirements.requests", &cpu_request,
-                            &mem_request));
+    SBX_TRY(ParseQuantities(rr.requests(), base + ".resource_requirements.requests", node,
+                            &cpu_request, &mem_request));
   }
   if (cpu_request && cpu_limit && cpu_request > cpu_limit) {
     return FieldError(base + ".resource_requirements", "CPU request exceeds the limit");

@@ -104,6 +104,7 @@ TEST(ParseCreateRequestTest, FieldErrors) {
 
 TEST(ParseCreateRequestTest, RequestAboveLimitIsRejected) {
   Config config;
+  config.capacity_cpu = "8";
   auto request = Request();
   auto* rr = request.mutable_sandbox()
                  ->mutable_spec()
@@ -111,7 +112,55 @@ TEST(ParseCreateRequestTest, RequestAboveLimitIsRejected) {
                  ->mutable_resource_requirements();
   rr->mutable_requests()->set_cpu("4");
   rr->mutable_limits()->set_cpu("2");
-  EXPECT_FALSE(ParseCreateRequest(request, config));
+  auto r = ParseCreateRequest(request, config);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Code::kInvalidArgument);
+  EXPECT_NE(r.error().message().find("CPU request exceeds the limit"), std::string::npos);
+}
+
+// A limit or request larger than the node is refused, naming the field, as capacity the node can
+// never give; a quantity no kernel could honour is not a quantity at all.
+TEST(ParseCreateRequestTest, QuantitiesAreBoundedByTheNode) {
+  Config config;
+  config.capacity_cpu = "2";
+  config.capacity_memory = "24Gi";
+  struct Case {
+    std::function<void(v1::Container&)> set;
+    Code code;
+    std::string field;
+  };
+  const std::string base = "sandbox.spec.containers[0].";
+  std::vector<Case> cases = {
+      {[](auto& c) { c.mutable_resources()->set_memory("64Gi"); }, Code::kResourceExhausted,
+       base + "resources.memory"},
+      {[](auto& c) { c.mutable_resources()->set_memory("1Ei"); }, Code::kResourceExhausted,
+       base + "resources.memory"},
+      {[](auto& c) { c.mutable_resources()->set_cpu("1000"); }, Code::kResourceExhausted,
+       base + "resources.cpu"},
+      {[](auto& c) { c.mutable_resource_requirements()->mutable_limits()->set_cpu("2001m"); },
+       Code::kResourceExhausted, base + "resource_requirements.limits.cpu"},
+      {[](auto& c) { c.mutable_resource_requirements()->mutable_requests()->set_memory("25Gi"); },
+       Code::kResourceExhausted, base + "resource_requirements.requests.memory"},
+      {[](auto& c) { c.mutable_resources()->set_memory("9223372036854775807"); },
+       Code::kInvalidArgument, base + "resources.memory"},
+      {[](auto& c) { c.mutable_resources()->set_memory("18446744073709551615"); },
+       Code::kInvalidArgument, base + "resources.memory"},
+  };
+  for (const auto& c : cases) {
+    auto request = Request();
+    c.set(*request.mutable_sandbox()->mutable_spec()->mutable_containers(0));
+    auto r = ParseCreateRequest(request, config);
+    ASSERT_FALSE(r) << c.field;
+    EXPECT_EQ(r.error().code(), c.code) << c.field << ": " << r.error().message();
+    EXPECT_NE(r.error().message().find(c.field), std::string::npos) << r.error().message();
+  }
+  auto fits = Request();
+  fits.mutable_sandbox()->mutable_spec()->mutable_containers(0)->mutable_resources()->set_memory(
+      "24Gi");
+  fits.mutable_sandbox()->mutable_spec()->mutable_containers(0)->mutable_resources()->set_cpu("2");
+  auto r = ParseCreateRequest(fits, config);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->memory_limit_bytes, 24ull << 30);
 }
 
 TEST(ParseCreateRequestTest, UnsupportedFeaturesAreUnimplemented) {
