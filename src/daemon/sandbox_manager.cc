@@ -181,7 +181,7 @@ void SandboxManager::CreateJob(const std::string& id) {
   };
   auto image = images_->Resolve(r.image);
   if (!image) {
-    if (warm) warm_.Discard(std::move(*warm));
+    if (warm) warm_.DiscardNow(*warm);
     metrics_->Inc("sbx_image_pulls_total", {{"result", "error"}});
     SBX_LOG_WARN("sandbox id={} image pull failed: {}", id, image.error().ToString());
     failed("IMAGE_PULL_FAILED", image.error().message());
@@ -190,13 +190,13 @@ void SandboxManager::CreateJob(const std::string& id) {
   metrics_->Inc("sbx_image_pulls_total", {{"result", "ok"}});
   auto secrets = ResolveSecrets(config_.secrets_dir, request.secrets);
   if (!secrets) {
-    if (warm) warm_.Discard(std::move(*warm));
+    if (warm) warm_.DiscardNow(*warm);
     failed("STARTUP_FAILED", secrets.error().message());
     return;
   }
   if (warm) {
     if (CreateFromWarm(id, *warm, r, request, *image, *secrets, started)) return;
-    warm_.Discard(std::move(*warm));
+    warm_.DiscardNow(*warm);
   }
   images_->Hold(image->digest);
   {

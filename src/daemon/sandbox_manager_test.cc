@@ -101,6 +101,8 @@ class FakeRuntime : public RuntimeProvider {
     std::lock_guard lock(mu_);
     ++creates;
     if (fail_create) return Error::Internal("clone: out of memory");
+    // As the real runtime: an id's bundle and cgroup must be gone before the id is created again.
+    if (sandboxes.count(plan.spec.id)) return Error::AlreadyExists(plan.spec.id + " exists");
     FakeSandbox& s = sandboxes[plan.spec.id];
     s.plan = plan;
     s.status.main_running = !plan.spec.process.await_start;
@@ -142,7 +144,7 @@ class FakeRuntime : public RuntimeProvider {
   Status StartMain(const RuntimeSandbox& sandbox, const agent::InitConfig& main) override {
     std::lock_guard lock(mu_);
     FakeSandbox* s = Find(sandbox.id);
-    if (!s) return Error::Unavailable("connect: no such sandbox");
+    if (!s || !s->alive) return Error::Unavailable("connect: connection refused");
     if (s->started_main) return Error::FailedPrecondition("already started");
     s->started_main = main;
     s->status.main_running = true;
@@ -567,6 +569,31 @@ TEST_F(SandboxManagerTest, AWarmSandboxServesTheNextCreateOfItsImage) {
   EXPECT_EQ(images_.Holds(claimed.image_digest), 2);  // both sandboxes hold the image
   runtime_.Exit(claimed.id, 0);
   EXPECT_EQ(Ended(claimed.id).state, State::kCompleted);
+}
+
+TEST_F(SandboxManagerTest, ABrokenWarmSandboxIsReplacedUnderItsId) {
+  Config config = TestConfig(dir_.path());
+  config.warm_pool_size = 1;
+  config.warm_pool_refill_delay_ms = 0;
+  Start(config);
+  SandboxRecord first = CreateRunning();
+  ASSERT_TRUE(Eventually([&] { return manager_->GetCapacity().warm["python:3.11"] == 1; }));
+  std::set<std::string> warm = runtime_.Live();
+  warm.erase(first.id);
+  ASSERT_EQ(warm.size(), 1u);
+  std::string warm_id = *warm.begin();
+  runtime_.Crash(warm_id);
+  int creates_before = runtime_.creates;
+
+  CreateRequest r = Request();
+  r.fingerprint = "second";
+  SandboxRecord replaced = CreateRunning("t", r);
+  EXPECT_EQ(replaced.id, warm_id);
+  EXPECT_EQ(runtime_.creates, creates_before + 1);
+  FakeSandbox s = runtime_.Snapshot(warm_id);
+  EXPECT_FALSE(s.plan.spec.process.await_start);
+  // The broken sandbox's hold on the image went with it.
+  EXPECT_EQ(images_.Holds(replaced.image_digest), 2);
 }
 
 TEST_F(SandboxManagerTest, ARestartAdoptsWhatRunsAndEndsWhatIsGone) {

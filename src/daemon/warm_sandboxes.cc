@@ -98,6 +98,8 @@ void WarmSandboxes::Discard(WarmSandbox warm) {
   Destroy(warm);
 }
 
+void WarmSandboxes::DiscardNow(const WarmSandbox& warm) { Destroy(warm); }
+
 void WarmSandboxes::Used(const std::string& image, const std::string& digest) {
   std::lock_guard lock(mu_);
   for (auto& dropped : pool_.Use(image, digest, MonotonicNanos())) {

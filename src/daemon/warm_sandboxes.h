@@ -61,6 +61,9 @@ class WarmSandboxes {
                       uint64_t memory_limit_bytes, uint64_t pids, const agent::InitConfig& main);
   // A claimed sandbox that cannot serve, or is no longer needed: removed in the background.
   void Discard(WarmSandbox warm);
+  // A claimed sandbox whose id lives on (the sandbox that claimed it is created afresh or fails
+  // under that id): removed before this returns, so nothing removes the id's new owner later.
+  void DiscardNow(const WarmSandbox& warm);
   // An eligible create of `image`, which resolved to `digest`, made a sandbox: the image is wanted.
   void Used(const std::string& image, const std::string& digest);
   // Removes the warm sandboxes made from image `digest` and stops making them, before the image
