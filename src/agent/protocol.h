@@ -90,6 +90,7 @@ struct ExecStart {
   int64_t timeout_ms = 0;   // 0: none; on expiry the process tree is killed
   std::string Encode() const;
   static Result<ExecStart> Decode(std::string_view payload);
+  bool operator==(const ExecStart&) const = default;
 };
 
 struct Resize {
@@ -97,18 +98,21 @@ struct Resize {
   uint32_t cols = 0;
   std::string Encode() const;
   static Result<Resize> Decode(std::string_view payload);
+  bool operator==(const Resize&) const = default;
 };
 
 struct SignalRequest {
   int32_t signal = 0;
   std::string Encode() const;
   static Result<SignalRequest> Decode(std::string_view payload);
+  bool operator==(const SignalRequest&) const = default;
 };
 
 struct ExecStarted {
   int64_t pid = 0;
   std::string Encode() const;
   static Result<ExecStarted> Decode(std::string_view payload);
+  bool operator==(const ExecStarted&) const = default;
 };
 
 struct Output {
@@ -116,6 +120,7 @@ struct Output {
   std::string data;
   std::string Encode() const;
   static Result<Output> Decode(std::string_view payload);
+  bool operator==(const Output&) const = default;
 };
 
 struct ExitInfo {
@@ -127,6 +132,7 @@ struct ExitInfo {
   int ShellCode() const { return sys::ShellExitCode(signaled, exit_code, signal); }
   std::string Encode() const;
   static Result<ExitInfo> Decode(std::string_view payload);
+  bool operator==(const ExitInfo&) const = default;
 };
 
 struct ErrorReply {
@@ -136,6 +142,7 @@ struct ErrorReply {
   std::string reason;  // e.g. CWSANDBOX_FILE_NOT_FOUND
   std::string Encode() const;
   static Result<ErrorReply> Decode(std::string_view payload);
+  bool operator==(const ErrorReply&) const = default;
   static ErrorReply FromError(const Error& error);
   Error ToError() const;
 };
@@ -145,6 +152,7 @@ struct FileRead {
   uint64_t max_bytes = 0;  // 0: no limit beyond the caller's own
   std::string Encode() const;
   static Result<FileRead> Decode(std::string_view payload);
+  bool operator==(const FileRead&) const = default;
 };
 
 struct FileWrite {
@@ -153,6 +161,7 @@ struct FileWrite {
   bool make_parents = true;
   std::string Encode() const;
   static Result<FileWrite> Decode(std::string_view payload);
+  bool operator==(const FileWrite&) const = default;
 };
 
 enum class FileType : uint8_t {
@@ -173,12 +182,14 @@ struct FileInfo {
   uint32_t gid = 0;
   std::string Encode() const;
   static Result<FileInfo> Decode(std::string_view payload);
+  bool operator==(const FileInfo&) const = default;
 };
 
 struct PathRequest {
   std::string path;
   std::string Encode() const;
   static Result<PathRequest> Decode(std::string_view payload);
+  bool operator==(const PathRequest&) const = default;
 };
 
 // Creates a directory; an existing one is left as it is.
@@ -188,6 +199,7 @@ struct MkdirRequest {
   bool make_parents = false;  // create missing parent directories (0755)
   std::string Encode() const;
   static Result<MkdirRequest> Decode(std::string_view payload);
+  bool operator==(const MkdirRequest&) const = default;
 };
 
 // Creates (or atomically replaces) the symbolic link `path` pointing at `target`.
@@ -197,6 +209,7 @@ struct SymlinkRequest {
   bool make_parents = false;
   std::string Encode() const;
   static Result<SymlinkRequest> Decode(std::string_view payload);
+  bool operator==(const SymlinkRequest&) const = default;
 };
 
 // The answer to kReadlink.
@@ -204,6 +217,7 @@ struct LinkTarget {
   std::string target;
   std::string Encode() const;
   static Result<LinkTarget> Decode(std::string_view payload);
+  bool operator==(const LinkTarget&) const = default;
 };
 
 struct DirEntry {
@@ -211,6 +225,7 @@ struct DirEntry {
   FileType type = FileType::kUnknown;
   uint64_t size = 0;
   uint32_t mode = 0;
+  bool operator==(const DirEntry&) const = default;
 };
 
 struct DirEntries {
@@ -218,6 +233,7 @@ struct DirEntries {
   bool truncated = false;
   std::string Encode() const;
   static Result<DirEntries> Decode(std::string_view payload);
+  bool operator==(const DirEntries&) const = default;
 };
 
 struct StatusReply {
@@ -235,6 +251,7 @@ struct StatusReply {
   uint64_t log_end = 0;     // next log offset
   std::string Encode() const;
   static Result<StatusReply> Decode(std::string_view payload);
+  bool operator==(const StatusReply&) const = default;
 };
 
 struct LogsRequest {
@@ -242,6 +259,7 @@ struct LogsRequest {
   bool follow = false;
   std::string Encode() const;
   static Result<LogsRequest> Decode(std::string_view payload);
+  bool operator==(const LogsRequest&) const = default;
 };
 
 struct LogChunk {
@@ -251,6 +269,7 @@ struct LogChunk {
   std::string data;
   std::string Encode() const;
   static Result<LogChunk> Decode(std::string_view payload);
+  bool operator==(const LogChunk&) const = default;
 };
 
 struct LogEnd {
@@ -258,6 +277,7 @@ struct LogEnd {
   uint64_t first_available = 0;  // > requested offset: the ring dropped older output
   std::string Encode() const;
   static Result<LogEnd> Decode(std::string_view payload);
+  bool operator==(const LogEnd&) const = default;
 };
 
 // What sbx-init is told at start (read from the config descriptor).
@@ -273,6 +293,7 @@ struct InitConfig {
   bool await_start = false;
   std::string Encode() const;
   static Result<InitConfig> Decode(std::string_view payload);
+  bool operator==(const InitConfig&) const = default;
 };
 
 }  // namespace sbx::agent

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "src/base/strings.h"
+#include "src/sys/process.h"
 
 #ifndef TIOCGPTPEER
 #define TIOCGPTPEER _IO('T', 0x41)
@@ -218,6 +219,26 @@ Status ResizePty(int master_fd, unsigned rows, unsigned cols) {
   ws.ws_col = static_cast<unsigned short>(cols > 0xffff ? 0xffff : cols);
   if (ioctl(master_fd, TIOCSWINSZ, &ws) != 0) return Error::Errno("resize pty");
   return Ok();
+}
+
+ExitInfo ExitFromStatus(int status) {
+  sys::ExitStatus exit = sys::DecodeWaitStatus(status);
+  ExitInfo info;
+  info.exit_code = exit.exit_code;
+  info.signal = exit.signal;
+  info.signaled = exit.signaled;
+  return info;
+}
+
+PipeRead ReadPipe(int fd, std::string& data) {
+  char buf[64u << 10];
+  ssize_t n = read(fd, buf, sizeof buf);
+  if (n > 0) {
+    data.assign(buf, static_cast<size_t>(n));
+    return PipeRead::kData;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return PipeRead::kEmpty;
+  return PipeRead::kClosed;
 }
 
 }  // namespace sbx::agent

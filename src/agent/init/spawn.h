@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "src/agent/init/users.h"
+#include "src/agent/protocol.h"
 #include "src/base/result.h"
 #include "src/base/unique_fd.h"
 
@@ -49,5 +50,13 @@ struct Pty {
 };
 Result<Pty> OpenPty(unsigned rows, unsigned cols);
 Status ResizePty(int master_fd, unsigned rows, unsigned cols);
+
+// How a process ended, from its wait status.
+ExitInfo ExitFromStatus(int status);
+
+// One read from a process's non-blocking pipe or terminal: data (in `data`), nothing yet, or the
+// end (EOF, or EIO from a terminal's master once every slave descriptor is closed).
+enum class PipeRead { kData, kEmpty, kClosed };
+PipeRead ReadPipe(int fd, std::string& data);
 
 }  // namespace sbx::agent

@@ -1,6 +1,7 @@
 #include "src/agent/init/users.h"
 
 #include "src/base/strings.h"
+#include "src/sys/fs.h"
 
 namespace sbx::agent {
 
@@ -128,6 +129,13 @@ Result<ResolvedUser> ResolveUser(std::string_view spec, std::string_view passwd,
     }
   }
   return out;
+}
+
+Result<ResolvedUser> ResolveSandboxUser(std::string_view spec) {
+  // The sandbox's own files, bounded: they are written by whatever runs in it.
+  auto passwd = sys::ReadFile("/etc/passwd", 4u << 20);
+  auto group = sys::ReadFile("/etc/group", 4u << 20);
+  return ResolveUser(spec, passwd.value_or(""), group.value_or(""));
 }
 
 }  // namespace sbx::agent

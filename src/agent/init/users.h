@@ -28,4 +28,8 @@ struct ResolvedUser {
 Result<ResolvedUser> ResolveUser(std::string_view spec, std::string_view passwd,
                                  std::string_view group);
 
+// ResolveUser against the /etc/passwd and /etc/group of the root this process runs in (sbx-init's
+// is the sandbox's); a missing file counts as empty.
+Result<ResolvedUser> ResolveSandboxUser(std::string_view spec);
+
 }  // namespace sbx::agent
