@@ -42,7 +42,6 @@ Status ParseQuantities(const v1::Resources& resources, const std::string& field,
   return Ok();
 }
 
-
 Status ParsePorts(const google::protobuf::RepeatedPtrField<v1::PortRange>& ports,
                   const std::string& field, std::vector<PortRange>* out) {
   for (int i = 0; i < ports.size(); ++i) {
