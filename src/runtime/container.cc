@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/openat2.h>
 #include <net/if.h>
 #include <poll.h>
@@ -498,6 +499,9 @@ Status ArrangeInitDescriptors(const ChildContext& ctx) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(ctx, Error::Errno("no_new_privs"));
   prctl(PR_SET_PDEATHSIG, 0);
   CHILD_TRY(ctx, LoadBpf(*ctx.seccomp_bpf));
+  // What the sandbox's processes create comes out as Docker's does (the setup above sets every
+  // mode explicitly).
+  umask(022);
   const char* argv[] = {"sbx-init", nullptr};
   const char* envp[] = {nullptr};
   // JUSTIFICATION: execveat has no glibc 2.36 wrapper; it runs the sealed in-memory copy of
@@ -569,6 +573,22 @@ Result<UniqueFd> InitConfigFd(const RuntimeSpec& spec) {
   SBX_TRY(sys::WriteAll(mem.get(), config.Encode()));
   if (lseek(mem.get(), 0, SEEK_SET) != 0) return Error::Errno("lseek");
   return mem;
+}
+
+// oom_score_adj has a floor (oom_score_adj_min) that only CAP_SYS_RESOURCE goes below; a
+// privileged write of oom_score_adj sets the floor as well, and children inherit both. sbx-init
+// must survive an OOM in its sandbox to report it, while everything it starts is the kernel's
+// first victim and must not be able to lower that. So the children's score is written first,
+// setting the floor, and sbx-init's own then goes below it through the legacy oom_adj file,
+// which leaves the floor alone (-16 there is an oom_score_adj of -941). Without CAP_SYS_RESOURCE
+// (a confined host) sbx-init keeps the runtime's score; its children still raise theirs.
+constexpr int kInitOomAdj = -16;
+
+Status ProtectInitFromOom(pid_t pid) {
+  if (!HasEffectiveCapability(CAP_SYS_RESOURCE)) return Ok();
+  std::string proc = "/proc/" + std::to_string(pid);
+  SBX_TRY(sys::WriteKnob(proc + "/oom_score_adj", std::to_string(sys::kSandboxOomScoreAdj)));
+  return sys::WriteKnob(proc + "/oom_adj", std::to_string(kInitOomAdj));
 }
 
 Status WriteIdMaps(pid_t pid, const IdMap& ids) {
@@ -806,9 +826,7 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   // move is done (it waits for 'M' below).
   if (!SyncWrite(sync_fd, 'G')) return child_error();
   SBX_TRY_CTX(cgroups.AddProcess(spec.id, static_cast<pid_t>(pid)), "join cgroup");
-  // sbx-init must survive an OOM in its sandbox to report it; its children reset this to 0.
-  // (Lowering it needs CAP_SYS_RESOURCE, which a confined host may not grant: best effort.)
-  (void)sys::WriteKnob("/proc/" + std::to_string(pid) + "/oom_score_adj", "-998");
+  SBX_TRY_CTX(ProtectInitFromOom(static_cast<pid_t>(pid)), "oom_score_adj of sbx-init");
   if (!SyncRead(sync_fd, 'U')) return child_error();
   SBX_TRY_CTX(WriteIdMaps(static_cast<pid_t>(pid), spec.id_map), "map sandbox ids");
   if (!SyncWrite(sync_fd, 'M')) return child_error();
