@@ -32,6 +32,7 @@
 #include "src/base/clock.h"
 #include "src/base/strings.h"
 #include "src/runtime/capabilities.h"
+#include "src/runtime/devices.h"
 #include "src/runtime/mounts.h"
 #include "src/runtime/seccomp_policy.h"
 #include "src/runtime/writable_layer.h"
@@ -64,8 +65,7 @@ struct ChildContext {
   const RuntimeSpec* spec = nullptr;
   const std::string* seccomp_bpf = nullptr;
   std::string bundle;
-  std::string loop_device;     // empty for tmpfs
-  int writable_mount_fd = -1;  // a prepared writable filesystem to attach instead
+  int writable_mount_fd = -1;  // the writable layer's filesystem, mounted; -1: a tmpfs
   int sync_fd = -1;            // child's end of the socketpair with the parent
   int error_fd = -1;           // write end of the CLOEXEC error pipe
   int listen_fd = -1;
@@ -193,12 +193,7 @@ Status SetupDev(int root, const RuntimeSpec& spec) {
                    {"gid", std::to_string(ids.host_gid)}},
                   kMountNoSuid | kMountNoExec, "/dev"));
   SBX_ASSIGN_OR_RETURN(UniqueFd dev, OpenNoSymlinks(root, "/dev", O_RDONLY | O_DIRECTORY));
-  struct Node {
-    const char* name;
-    unsigned major, minor;
-  };
-  for (const Node& node : {Node{"null", 1, 3}, Node{"zero", 1, 5}, Node{"full", 1, 7},
-                           Node{"random", 1, 8}, Node{"urandom", 1, 9}, Node{"tty", 5, 0}}) {
+  for (const DeviceNode& node : kDevNodes) {
     if (mknodat(dev.get(), node.name, S_IFCHR | 0666, makedev(node.major, node.minor)) != 0) {
       return Error::Errno(std::string("mknod /dev/") + node.name);
     }
@@ -422,9 +417,6 @@ Status ArrangeInitDescriptors(const ChildContext& ctx) {
     const IdMap& ids = spec.id_map;
     if (ctx.writable_mount_fd >= 0) {
       CHILD_TRY(ctx, AttachMount(ctx.writable_mount_fd, disk->get(), "writable layer"));
-    } else if (spec.rootfs.writable.kind == WritableKind::kLoop) {
-      CHILD_TRY(ctx, MountOn(disk->get(), "ext4", {{"source", ctx.loop_device}},
-                             kMountNoSuid | kMountNoDev, "writable layer"));
     } else {
       std::vector<FsOption> options = {{"size", std::to_string(spec.rootfs.writable.size_bytes)},
                                        {"mode", "0755"},
@@ -756,6 +748,7 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   rollback.set_cgroup_created();
 
   LoopDevice loop;
+  UniqueFd writable_mount;
   std::string disk_image;
   if (options.writable_mount_fd >= 0) {
     disk_image = options.writable_image;
@@ -770,6 +763,14 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
     SBX_ASSIGN_OR_RETURN(bool pooled, TakeFromPool(options.disk_pool_dir, format, image));
     if (!pooled) SBX_TRY(FormatDiskImage(image, format, options.disk_pool_dir));
     SBX_ASSIGN_OR_RETURN_CTX(loop, AttachLoop(image), "writable layer");
+    // Mounted here, not by the child: the child is in the sandbox's cgroup by then, whose devices
+    // controller (cgroup v1) allows it no block device.
+    SBX_ASSIGN_OR_RETURN_CTX(
+        writable_mount,
+        MakeMount("ext4", {{"source", loop.path}}, kMountNoSuid | kMountNoDev, "writable layer"),
+        "writable layer");
+    // The mount holds the device now; with autoclear it detaches when the mount goes.
+    loop.fd.reset();
   }
 
   std::string socket_path = bundle + "/init.sock";
@@ -789,8 +790,8 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   ctx.spec = &spec;
   ctx.seccomp_bpf = &seccomp_bpf;
   ctx.bundle = bundle;
-  ctx.loop_device = loop.path;
-  ctx.writable_mount_fd = options.writable_mount_fd;
+  ctx.writable_mount_fd =
+      options.writable_mount_fd >= 0 ? options.writable_mount_fd : writable_mount.get();
   ctx.sync_fd = sync.second.get();
   ctx.error_fd = error_write.get();
   ctx.listen_fd = listen_fd.get();
