@@ -121,7 +121,9 @@ Status SetMountAttributes(int mount_root_fd, unsigned attrs, const std::string& 
 
 Status MountOverlay(int target_fd, const std::vector<std::string>& lowers, const std::string& upper,
                     const std::string& work, unsigned attrs) {
-  std::vector<FsOption> base = {{"upperdir", upper}, {"workdir", work}};
+  // Layers on different filesystems (image layers on the host's, the writable layer on its own)
+  // otherwise give directories inode numbers that readdir and stat disagree on.
+  std::vector<FsOption> base = {{"upperdir", upper}, {"workdir", work}, {"xino", "on"}};
   std::vector<FsOption> incremental;
   for (const auto& dir : lowers) incremental.push_back({"lowerdir+", dir});
   incremental.insert(incremental.end(), base.begin(), base.end());

@@ -55,7 +55,9 @@ Status SetMountAttributes(int mount_root_fd, unsigned attrs, const std::string& 
 
 // Mounts overlayfs with `lowers` (top first) on `target_fd`. Uses one "lowerdir+" per layer where
 // the kernel supports it (6.8+), so the number of layers is not limited by the page-sized mount
-// data; falls back to a single "lowerdir" string.
+// data; falls back to a single "lowerdir" string. Inode numbers are made consistent across layers
+// on different filesystems (xino=on): readdir's d_ino is stat's st_ino, and every file reports
+// the overlay's device.
 Status MountOverlay(int target_fd, const std::vector<std::string>& lowers, const std::string& upper,
                     const std::string& work, unsigned attrs);
 
