@@ -25,6 +25,7 @@
 
 #include <cstring>
 #include <optional>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -72,6 +73,7 @@ struct ChildContext {
   int config_fd = -1;
   int init_fd = -1;
   int netns_fd = -1;
+  int layers_userns_fd = -1;  // carries the shift of idmapped layers; -1: none needed
   std::vector<int> file_fds;  // contents of spec->files, in order
 };
 
@@ -181,6 +183,29 @@ void TuneNetworkNamespace(int root) {
     auto fd = OpenNoSymlinks(root, path, O_WRONLY);
     if (fd) (void)!write(fd->get(), value, strlen(value));
   }
+}
+
+// The limits the sandbox's user namespace gets, as sysctl files of /proc/sys/user (`dir`, read
+// before the namespace exists, so with the host's values): no namespace of any kind (seccomp
+// refuses them first; the kernel would too), and the host's per-user inotify and fanotify
+// limits, which is what the sandbox as a whole gets in the host's namespace.
+Result<std::vector<std::pair<std::string, std::string>>> NamespaceLimits(int dir) {
+  std::vector<std::pair<std::string, std::string>> limits;
+  for (const char* kind : {"cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"}) {
+    std::string name = std::string("max_") + kind + "_namespaces";
+    if (faccessat(dir, name.c_str(), F_OK, 0) == 0) limits.emplace_back(name, "0");
+  }
+  for (const char* name : {"max_inotify_instances", "max_inotify_watches", "max_fanotify_groups",
+                           "max_fanotify_marks"}) {
+    auto fd = sys::OpenAt(dir, name, O_RDONLY);
+    if (!fd) {
+      if (fd.error().sys_errno() == ENOENT) continue;  // an older kernel
+      return std::move(fd).error().Wrap("read /proc/sys/user");
+    }
+    SBX_ASSIGN_OR_RETURN(std::string value, sys::ReadFd(fd->get(), 64));
+    limits.emplace_back(name, std::string(Trim(value)));
+  }
+  return limits;
 }
 
 Status SetupDev(int root, const RuntimeSpec& spec) {
@@ -409,6 +434,18 @@ Status ArrangeInitDescriptors(const ChildContext& ctx) {
     ChildFail(ctx, Error::Errno("make mounts private"));
   }
 
+  // Image layers of another range (every sandbox shares them) appear in this sandbox's: each is
+  // covered, in this mount namespace only, by an idmapped mount of itself.
+  if (ctx.layers_userns_fd >= 0) {
+    std::set<std::string> done;
+    for (const auto& layer : spec.rootfs.layers) {
+      if (!done.insert(layer).second) continue;
+      auto dir = sys::Open(layer, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+      CHILD_TRY(ctx, dir);
+      CHILD_TRY(ctx, IdmapOnItself(dir->get(), ctx.layers_userns_fd, "layer " + Quote(layer)));
+    }
+  }
+
   // The writable layer's own filesystem, then the overlay root on top of the image layers.
   std::string disk_dir = ctx.bundle + "/disk";
   {
@@ -457,6 +494,12 @@ Status ArrangeInitDescriptors(const ChildContext& ctx) {
     CHILD_TRY(ctx, proc_dir);
   }
   CHILD_TRY(ctx, MountProc(root));
+  // The user namespace's own limits are written from inside it, through this descriptor of the
+  // proc mount: /proc/sys is read-only for the sandbox by then.
+  auto sysctl_user = OpenNoSymlinks(root, "/proc/sys/user", O_RDONLY | O_DIRECTORY);
+  CHILD_TRY(ctx, sysctl_user);
+  auto namespace_limits = NamespaceLimits(sysctl_user->get());
+  CHILD_TRY(ctx, namespace_limits);
   if (ctx.netns_fd < 0) TuneNetworkNamespace(root);
   CHILD_TRY(ctx, SetupDev(root, spec));
   CHILD_TRY(ctx, SetupSys(root, spec.id_map));
@@ -479,6 +522,18 @@ Status ArrangeInitDescriptors(const ChildContext& ctx) {
 
   // The cgroup namespace makes the sandbox's cgroup its root; the parent placed us there.
   if (unshare(CLONE_NEWCGROUP) != 0) ChildFail(ctx, Error::Errno("unshare cgroup namespace"));
+  // SECURITY: the user namespace belongs to the sandbox's root host user, not to host root. The
+  // kernel charges what everything in it holds of the per-user counters (inotify instances and
+  // watches, pending signals, message queue bytes, ...) to the namespace's owner in the host's
+  // namespace, so a sandbox that exhausts them exhausts only its own. Only the effective ids
+  // change here; the real and saved ones stay root's until the namespace's ids are taken below.
+  if (setresgid(-1, spec.id_map.host_gid, -1) != 0) {
+    ChildFail(ctx, Error::Errno("take the sandbox's host gid"));
+  }
+  if (setresuid(-1, spec.id_map.host_uid, -1) != 0) {
+    ChildFail(ctx, Error::Errno("take the sandbox's host uid"));
+  }
+  prctl(PR_SET_PDEATHSIG, SIGKILL);  // a change of credentials clears it
   // Last, the user namespace: it owns none of the namespaces created above.
   if (unshare(CLONE_NEWUSER) != 0) ChildFail(ctx, Error::Errno("unshare user namespace"));
   CHILD_TRY(ctx, SyncWrite(ctx.sync_fd, 'U'));
@@ -486,6 +541,11 @@ Status ArrangeInitDescriptors(const ChildContext& ctx) {
   if (setresgid(0, 0, 0) != 0) ChildFail(ctx, Error::Errno("setresgid 0"));
   if (setgroups(0, nullptr) != 0) ChildFail(ctx, Error::Errno("setgroups"));
   if (setresuid(0, 0, 0) != 0) ChildFail(ctx, Error::Errno("setresuid 0"));
+  // Written from inside: the limits of a user namespace are the files its own members see.
+  for (const auto& [name, value] : *namespace_limits) {
+    Status set = sys::WriteKnobAt(sysctl_user->get(), name, value);
+    if (!set) ChildFail(ctx, std::move(set).error().Wrap("limit of the user namespace"));
+  }
   CHILD_TRY(ctx, ApplyCapabilities(DefaultCapabilities()));
   CHILD_TRY(ctx, ArrangeInitDescriptors(ctx));
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(ctx, Error::Errno("no_new_privs"));
@@ -747,6 +807,8 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   SBX_TRY_CTX(cgroups.Create(spec.id, limits), "create cgroup");
   rollback.set_cgroup_created();
 
+  LayerIds layer_ids =
+      spec.rootfs.layer_ids.value_or(LayerIds{spec.id_map.host_uid, spec.id_map.host_gid});
   LoopDevice loop;
   UniqueFd writable_mount;
   std::string disk_image;
@@ -754,8 +816,10 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
     disk_image = options.writable_image;
     rollback.set_disk_image(disk_image);
   } else if (spec.rootfs.writable.kind == WritableKind::kLoop) {
+    // Formatted for the layers' owner, as sbxd's pool is, whichever range the sandbox has: the
+    // child gives the overlay's upper directory to the sandbox's root (MakeOverlayDirs).
     DiskFormat format{spec.rootfs.writable.size_bytes, spec.rootfs.writable.inodes,
-                      spec.id_map.host_uid, spec.id_map.host_gid};
+                      layer_ids.host_uid, layer_ids.host_gid};
     std::string image =
         (options.disk_dir.empty() ? bundle : options.disk_dir) + "/" + spec.id + ".img";
     rollback.set_disk_image(image);
@@ -771,6 +835,17 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
         "writable layer");
     // The mount holds the device now; with autoclear it detaches when the mount goes.
     loop.fd.reset();
+  }
+
+  // Layers owned by another range than the sandbox's are mounted idmapped (in the child); the
+  // user namespace that carries the shift is made now, while this process is still alone.
+  UniqueFd layers_userns;
+  if (layer_ids.host_uid != spec.id_map.host_uid || layer_ids.host_gid != spec.id_map.host_gid) {
+    SBX_ASSIGN_OR_RETURN_CTX(
+        layers_userns,
+        MakeIdmapUserNamespace({layer_ids.host_uid, layer_ids.host_gid, spec.id_map.host_uid,
+                                spec.id_map.host_gid, spec.id_map.size}),
+        "idmapped layers");
   }
 
   std::string socket_path = bundle + "/init.sock";
@@ -798,6 +873,7 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   ctx.config_fd = config_fd.get();
   ctx.init_fd = init_fd.get();
   ctx.netns_fd = netns.get();
+  ctx.layers_userns_fd = layers_userns.get();
   for (const auto& fd : file_fds) ctx.file_fds.push_back(fd.get());
 
   unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;

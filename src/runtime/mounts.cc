@@ -3,10 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/mount.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "src/base/strings.h"
+#include "src/sys/fs.h"
 
 namespace sbx::runtime {
 
@@ -135,6 +139,52 @@ Status MountOverlay(int target_fd, const std::vector<std::string>& lowers, const
   }
   if (!mnt) return std::move(mnt).error();
   return AttachMount(mnt->get(), target_fd, "rootfs");
+}
+
+Result<UniqueFd> MakeIdmapUserNamespace(const IdShift& shift) {
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) return Error::Errno("pipe");
+  UniqueFd hold(pipe_fds[0]);
+  UniqueFd release(pipe_fds[1]);
+  // JUSTIFICATION: a fork-like clone into a new user namespace. The child only waits until the
+  // pipe closes, then exits; its namespace lives on through the descriptor returned.
+  long pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+  if (pid < 0) return Error::Errno("clone a user namespace for idmapped mounts");
+  if (pid == 0) {
+    release.reset();
+    char c;
+    (void)!read(hold.get(), &c, 1);
+    _exit(0);
+  }
+  hold.reset();
+  std::string proc = "/proc/" + std::to_string(pid);
+  auto make = [&]() -> Result<UniqueFd> {
+    SBX_TRY(sys::WriteKnob(proc + "/uid_map", std::to_string(shift.from_uid) + " " +
+                                                  std::to_string(shift.to_uid) + " " +
+                                                  std::to_string(shift.size) + "\n"));
+    SBX_TRY(sys::WriteKnob(proc + "/gid_map", std::to_string(shift.from_gid) + " " +
+                                                  std::to_string(shift.to_gid) + " " +
+                                                  std::to_string(shift.size) + "\n"));
+    return sys::Open(proc + "/ns/user", O_RDONLY);
+  };
+  auto userns = make();
+  release.reset();
+  int status;
+  while (waitpid(static_cast<pid_t>(pid), &status, 0) < 0 && errno == EINTR) {
+  }
+  return userns;
+}
+
+Status IdmapOnItself(int dir_fd, int userns_fd, const std::string& label) {
+  UniqueFd tree(OpenTree(dir_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH));
+  if (!tree) return Error::Errno("clone mount for " + label);
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_IDMAP;
+  attr.userns_fd = static_cast<uint64_t>(userns_fd);
+  if (MountSetattr(tree.get(), "", AT_EMPTY_PATH, &attr) != 0) {
+    return Error::Errno("idmap " + label + " (the filesystem must support idmapped mounts)");
+  }
+  return AttachMount(tree.get(), dir_fd, label);
 }
 
 }  // namespace sbx::runtime

@@ -7,6 +7,7 @@
 
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -60,5 +61,24 @@ Status SetMountAttributes(int mount_root_fd, unsigned attrs, const std::string& 
 // the overlay's device.
 Status MountOverlay(int target_fd, const std::vector<std::string>& lowers, const std::string& upper,
                     const std::string& work, unsigned attrs);
+
+// Host ids shifted by idmapped mounts: `size` uids from `from_uid` (and gids from `from_gid`), as
+// files store them, appear as the ids from `to_uid` (`to_gid`).
+struct IdShift {
+  uint32_t from_uid = 0;
+  uint32_t from_gid = 0;
+  uint32_t to_uid = 0;
+  uint32_t to_gid = 0;
+  uint32_t size = 0;
+};
+
+// A user namespace that carries `shift` for idmapped mounts (MOUNT_ATTR_IDMAP); nothing runs in
+// it. It is made by a short-lived child process, so the caller must be single-threaded.
+Result<UniqueFd> MakeIdmapUserNamespace(const IdShift& shift);
+
+// Covers the directory `dir_fd` with an idmapped bind of itself, through the user namespace
+// `userns_fd`, in the caller's mount namespace: a path that led to the directory leads to the
+// idmapped mount from then on.
+Status IdmapOnItself(int dir_fd, int userns_fd, const std::string& label);
 
 }  // namespace sbx::runtime
