@@ -65,6 +65,8 @@ SandboxManager::SandboxManager(Config config, ManagerPaths paths, Store* store,
       network_(network),
       cgroups_(cgroups),
       metrics_(metrics),
+      id_ranges_(
+          {config_.id_map_uid, config_.id_map_gid, config_.id_map_size, config_.id_map_ranges}),
       warm_(config_.warm_pool_size, config_.warm_pool_images,
             static_cast<int64_t>(config_.warm_pool_idle_seconds) * 1000000000) {
   capacity_cpu_millis_ =
@@ -370,7 +372,10 @@ Result<std::string> SandboxManager::BuildBundle(const SandboxRecord& r, const Cr
   spec.resources.memory_bytes = r.memory_limit_bytes;
   spec.resources.pids = config_.default_pids;
   spec.resources.shm_bytes = ShmBytesFor(r.memory_limit_bytes);
-  spec.id_map = {config_.id_map_uid, config_.id_map_gid, config_.id_map_size};
+  // Host ids of the sandbox's own; the image layers, unpacked once for every sandbox into the
+  // first range, are mounted idmapped onto them.
+  SBX_ASSIGN_OR_RETURN(spec.id_map, id_ranges_.Acquire(r.id));
+  spec.rootfs.layer_ids = runtime::LayerIds{config_.id_map_uid, config_.id_map_gid};
   spec.deadline_unix_ns = r.deadline_ns;
   spec.stop_grace_ms = kStopGraceMs;
   if (!network.netns_path.empty()) {
@@ -423,6 +428,7 @@ void SandboxManager::MarkRunning(const std::string& id, const std::string& bundl
       DestroyWarmLater(warm_.Use(e.record.image, e.record.image_digest, MonotonicNanos()));
     }
     e.record.bundle = bundle;
+    e.record.id_map = id_ranges_.Find(id);
     e.record.init_pid = state.init_pid;
     e.record.init_start_time = state.init_start_time;
     e.record.socket_path = state.socket_path;
@@ -669,6 +675,8 @@ void SandboxManager::DestroyWarm(const WarmSandbox& warm) {
       *cgroups_);
   if (!destroyed) {
     SBX_LOG_ERROR("teardown of warm sandbox {} failed: {}", warm.id, destroyed.error().ToString());
+  } else {
+    id_ranges_.Release(warm.id);
   }
   network_->Detach(warm.id);
   images_->Release(warm.digest);
@@ -730,6 +738,9 @@ void SandboxManager::Finish(const std::string& id, State state, std::string reas
   r.end_ns = WallNanos();
   r.init_pid = 0;
   it->second.finalizing = false;
+  // Its host ids come free once nothing of it can run: its cgroup is gone. (A failed teardown
+  // keeps them; a warm sandbox it claimed frees them when it is destroyed.)
+  if (!cgroups_->Exists(id)) id_ranges_.Release(id);
   if (auto warm = claimed_warm_.find(id); warm != claimed_warm_.end()) {
     // Stopped (or failed) before its create job ran: the warm sandbox it claimed goes too.
     DestroyWarmLater({std::move(warm->second)});
@@ -1193,6 +1204,11 @@ void SandboxManager::Recover() {
             e.record.start_ns = e.record.start_ns ? e.record.start_ns : WallNanos();
           }
           Reserve(e.record);
+          if (e.record.id_map) {
+            if (Status adopted = id_ranges_.Adopt(r.id, *e.record.id_map); !adopted) {
+              SBX_LOG_ERROR("sandbox id={}: {}", r.id, adopted.error().ToString());
+            }
+          }
           if (!e.record.image_digest.empty()) images_->Hold(e.record.image_digest);
           if (e.record.state == State::kTerminating) {
             e.stop_requested = true;

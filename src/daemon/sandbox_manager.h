@@ -26,6 +26,7 @@
 #include "src/base/unique_fd.h"
 #include "src/daemon/config.h"
 #include "src/daemon/disk_pool.h"
+#include "src/daemon/id_ranges.h"
 #include "src/daemon/image_provider.h"
 #include "src/daemon/metrics.h"
 #include "src/daemon/network_provider.h"
@@ -188,6 +189,7 @@ class SandboxManager {
   NetworkProvider* network_;
   runtime::CgroupDriver* cgroups_;
   Metrics* metrics_;
+  IdRanges id_ranges_;  // every sandbox's own host ids, warm ones included
   uint64_t capacity_cpu_millis_ = 0;
   uint64_t capacity_memory_bytes_ = 0;
   uint64_t default_cpu_millis_ = 0;

@@ -108,6 +108,10 @@ std::string SandboxRecord::ToJson() const {
             {"address", address},
             {"grace_seconds", grace_seconds}};
   if (exit_code) j["exit_code"] = *exit_code;
+  if (id_map) {
+    j["id_map"] = {
+        {"host_uid", id_map->host_uid}, {"host_gid", id_map->host_gid}, {"size", id_map->size}};
+  }
   return j.dump();
 }
 
@@ -170,6 +174,11 @@ Result<SandboxRecord> SandboxRecord::FromJson(const std::string& text) {
     if (j.contains("effective_egress")) r.effective_egress = EgressFromJson(j["effective_egress"]);
     r.address = j.value("address", "");
     r.grace_seconds = j.value("grace_seconds", 10);
+    if (j.contains("id_map")) {
+      const auto& ids = j.at("id_map");
+      r.id_map = runtime::IdMap{ids.at("host_uid").get<uint32_t>(),
+                                ids.at("host_gid").get<uint32_t>(), ids.at("size").get<uint32_t>()};
+    }
   } catch (const json::exception& e) {
     return Error::DataLoss(std::string("sandbox record: ") + e.what());
   }

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "src/base/result.h"
+#include "src/runtime/spec.h"
 
 namespace sbx::daemon {
 
@@ -138,6 +139,9 @@ struct SandboxRecord {
   std::vector<EgressRuleSpec> effective_egress;   // what the sandbox may reach
   std::string address;                            // its IPv4 address, when it has a network
   int grace_seconds = 10;                         // of a pending stop
+  // The sandbox's own host id range (id_ranges.h), once it has one; kept so that a restarted
+  // sbxd gives no other sandbox ids of a sandbox that kept running.
+  std::optional<runtime::IdMap> id_map;
 
   // "EXITED: main process exited with code 0" as the wire's state_reason.
   std::string StateReason() const;
