@@ -136,6 +136,12 @@ TEST(CgroupFakeFsTest, ParentIsRemovedOnlyWhenNoGroupIsUnderIt) {
   }
   EXPECT_TRUE(v1->RemoveParentIfEmpty());  // nothing left is success
 
+  // A group left in one hierarchy only (a teardown cut short) is listed, so it can be removed.
+  ASSERT_TRUE(sys::MakeDirs(root.Sub("freezer/sbx/half")));
+  EXPECT_EQ(v1->List(), std::vector<std::string>{"half"});
+  EXPECT_TRUE(v1->Remove("half"));
+  EXPECT_TRUE(v1->List().empty());
+
   ASSERT_TRUE(sys::MakeDirs(root.Sub("unified/sbx/sb2")));
   auto v2 = MakeCgroupV2Driver(root.Sub("unified"), "sbx");
   EXPECT_FALSE(v2->RemoveParentIfEmpty());

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 
 #include "src/base/clock.h"
 #include "src/base/strings.h"
@@ -223,8 +224,13 @@ class CgroupV1Driver : public CgroupDriver {
     return out;
   }
 
+  // Every hierarchy's: a teardown cut short can leave a group in some of them only.
   std::vector<std::string> List() const override {
-    return ListSubdirs(mounts_.at("memory") + "/" + parent_);
+    std::set<std::string> names;
+    for (const auto& c : controllers_) {
+      for (auto& name : ListSubdirs(mounts_.at(c) + "/" + parent_)) names.insert(std::move(name));
+    }
+    return {names.begin(), names.end()};
   }
 
   bool RemoveParentIfEmpty() override {
