@@ -73,7 +73,7 @@ struct IdShift {
 };
 
 // A user namespace that carries `shift` for idmapped mounts (MOUNT_ATTR_IDMAP); nothing runs in
-// it. It is made by a short-lived child process, so the caller must be single-threaded.
+// it. A short-lived child that shares the caller's memory holds it while its maps are written.
 Result<UniqueFd> MakeIdmapUserNamespace(const IdShift& shift);
 
 // Covers the directory `dir_fd` with an idmapped bind of itself, through the user namespace
