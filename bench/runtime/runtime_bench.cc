@@ -265,6 +265,7 @@ int main(int argc, char** argv) {
     }
   }
   (void)sys::RemoveTree(run_dir);
+  (void)(*cgroups)->RemoveParentIfEmpty();
 
   nlohmann::json out = nlohmann::json::array();
   printf("%-44s %8s %10s %10s\n", "measurement", "runs", "p50 (ms)", "p99 (ms)");
