@@ -1,9 +1,11 @@
 // Runtime benchmark: create -> first exec output, and exec round trip, for sbx and, in the same
 // run on the same root filesystem, runc and Docker. Prints a table and writes JSON.
 //
-//   runtime_bench --rootfs DIR [--runs 200] [--peers runc,docker] [--json out.json]
+//   runtime_bench --rootfs DIR [--runs 200] [--peers runc,docker] [--json out.json] [--own-ranges]
 //
-// DIR must be owned by the sandbox id range (uid 1000000); the bench copies nothing.
+// DIR must be owned by the sandbox id range (uid 1000000); the bench copies nothing. With
+// --own-ranges every sandbox gets a host id range of its own after that one and sees DIR through
+// an idmapped mount, as sbxd makes them.
 
 #include <fcntl.h>
 #include <sys/prctl.h>
@@ -92,11 +94,14 @@ int main(int argc, char** argv) {
   std::string peers = "runc,docker";
   std::string json_out;
   std::string bin_dir;
+  bool own_ranges = false;
   app.add_option("--rootfs", rootfs, "root filesystem (busybox) owned by uid 1000000")->required();
   app.add_option("--runs", runs, "iterations per measurement");
   app.add_option("--peers", peers, "comma-separated: runc, docker");
   app.add_option("--json", json_out, "write results as JSON here");
   app.add_option("--bin-dir", bin_dir, "directory with sbx-init (default: next to this binary)");
+  app.add_flag("--own-ranges", own_ranges,
+               "a host id range per sandbox, the root filesystem idmapped onto it (as sbxd does)");
   CLI11_PARSE(app, argc, argv);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   if (bin_dir.empty()) bin_dir = sys::SelfExeDir().value_or(".");
@@ -115,8 +120,14 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  uint32_t next_range = 0;
   auto spec_for = [&](const std::string& id) {
     runtime::RuntimeSpec spec;
+    if (own_ranges) {
+      uint32_t base = 1000000 + (1 + next_range++ % 64) * 65536;
+      spec.id_map = {base, base, 65536};
+      spec.rootfs.layer_ids = runtime::LayerIds{1000000, 1000000};
+    }
     spec.id = id;
     spec.hostname = id;
     spec.rootfs.layers = {rootfs};
@@ -254,6 +265,7 @@ int main(int argc, char** argv) {
     }
   }
   (void)sys::RemoveTree(run_dir);
+  (void)(*cgroups)->RemoveParentIfEmpty();
 
   nlohmann::json out = nlohmann::json::array();
   printf("%-44s %8s %10s %10s\n", "measurement", "runs", "p50 (ms)", "p99 (ms)");

@@ -6,6 +6,7 @@
 
 #include "src/base/quantity.h"
 #include "src/base/strings.h"
+#include "src/daemon/id_ranges.h"
 #include "src/net/dns_forwarder.h"
 #include "src/net/ipv4.h"
 #include "src/sys/fs.h"
@@ -194,6 +195,7 @@ Result<Config> Config::FromJson(const std::string& text) {
   SBX_TRY(Field(j, "id_map_uid", c.id_map_uid, seen));
   SBX_TRY(Field(j, "id_map_gid", c.id_map_gid, seen));
   SBX_TRY(Field(j, "id_map_size", c.id_map_size, seen));
+  SBX_TRY(Field(j, "id_map_ranges", c.id_map_ranges, seen));
   SBX_TRY(Field(j, "max_file_bytes", c.max_file_bytes, seen));
   SBX_TRY(Field(j, "runner_id", c.runner_id, seen));
   SBX_TRY(Field(j, "log_level", c.log_level, seen));
@@ -279,6 +281,7 @@ Result<Config> Config::FromJson(const std::string& text) {
                                     " is not a byte quantity: " + Quote(value));
     }
   }
+  SBX_TRY(ValidateIdRangeLayout({c.id_map_uid, c.id_map_gid, c.id_map_size, c.id_map_ranges}));
   if (c.runtime_helpers < 1 || c.runtime_helpers > 64) {
     return Error::InvalidArgument("config: runtime_helpers must be between 1 and 64");
   }
@@ -340,6 +343,10 @@ std::string Config::ToJson() const {
             {"warm_pool_images", warm_pool_images},
             {"warm_pool_idle_seconds", warm_pool_idle_seconds},
             {"warm_pool_refill_delay_ms", warm_pool_refill_delay_ms},
+            {"id_map_uid", id_map_uid},
+            {"id_map_gid", id_map_gid},
+            {"id_map_size", id_map_size},
+            {"id_map_ranges", id_map_ranges},
             {"cgroup_parent", cgroup_parent},
             {"cgroup_favor_migrations", cgroup_favor_migrations},
             {"network", network},

@@ -76,9 +76,13 @@ struct Config {
   // A refill starts once no create has arrived for this long: preparing a sandbox slows the start
   // of one that has just begun on a machine with few cores.
   int warm_pool_refill_delay_ms = 100;
+  // Host ids (id_ranges.h, docs/configuration.md#host-ids): the image layers' files belong to
+  // the id_map_size ids at id_map_uid/id_map_gid, and every sandbox gets as many ids of its own
+  // after them, for up to id_map_ranges sandboxes at once.
   uint32_t id_map_uid = 1000000;
   uint32_t id_map_gid = 1000000;
   uint32_t id_map_size = 65536;
+  uint32_t id_map_ranges = 4096;
   uint64_t max_file_bytes = 32ull << 20;  // unary ReadFile/WriteFile limit
   std::string runner_id;                  // default: the host name
   std::string log_level = "info";

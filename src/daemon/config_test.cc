@@ -33,6 +33,24 @@ TEST(ConfigTest, WarmPoolFields) {
   EXPECT_FALSE(Config::FromJson(R"({"warm_pool_refill_delay_ms": -1})"));
 }
 
+TEST(ConfigTest, IdRangeFields) {
+  auto defaults = Config::FromJson("{}");
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->id_map_uid, 1000000u);
+  EXPECT_EQ(defaults->id_map_size, 65536u);
+  EXPECT_EQ(defaults->id_map_ranges, 4096u);
+  auto c = Config::FromJson(
+      R"({"id_map_uid": 200000000, "id_map_gid": 300000000, "id_map_ranges": 100})");
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(c->id_map_gid, 300000000u);
+  EXPECT_EQ(c->id_map_ranges, 100u);
+  auto too_many = Config::FromJson(R"({"id_map_uid": 4000000000, "id_map_ranges": 10000})");
+  ASSERT_FALSE(too_many);
+  EXPECT_NE(too_many.error().message().find("id_map_ranges"), std::string::npos);
+  EXPECT_FALSE(Config::FromJson(R"({"id_map_size": 1000})"));
+  EXPECT_FALSE(Config::FromJson(R"({"id_map_uid": 0})"));
+}
+
 TEST(ConfigTest, ReadsFields) {
   auto c = Config::FromJson(R"({
     "state_dir": "/s", "unix_socket_mode": "0600",

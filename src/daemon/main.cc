@@ -12,6 +12,8 @@
 #include "src/daemon/config.h"
 #include "src/daemon/daemon.h"
 #include "src/daemon/version.h"
+#include "src/sys/fs.h"
+#include "src/sys/process.h"
 
 namespace sbx::daemon {
 
@@ -93,6 +95,12 @@ int Main(int argc, char** argv) {
   // Sandboxes' init processes are re-parented to sbxd when the sbx-runtime that started them
   // exits; sbxd reaps them when it removes their sandbox.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  // The OOM killer's last victim, with the runtime helpers, which inherit it (sys/process.h).
+  if (Status low =
+          sys::WriteKnob("/proc/self/oom_score_adj", std::to_string(sys::kDaemonOomScoreAdj));
+      !low) {
+    SBX_LOG_WARN("oom_score_adj of sbxd left as it was: {}", low.error().message());
+  }
   // Signals are taken synchronously below; block them before any thread starts.
   sigset_t signals;
   sigemptyset(&signals);

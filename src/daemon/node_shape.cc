@@ -90,7 +90,7 @@ SpecDefaults SpecDefaultsFromConfig(const Config& config, const NodeShape& node)
   defaults.loop_writable_layer = config.writable_layer != "tmpfs";
   defaults.disk_bytes = node.default_disk_bytes;
   defaults.pids = config.default_pids;
-  defaults.id_map = {config.id_map_uid, config.id_map_gid, config.id_map_size};
+  defaults.layers_id_map = {config.id_map_uid, config.id_map_gid, config.id_map_size};
   defaults.stop_grace_ms = kStopGraceMs;
   return defaults;
 }

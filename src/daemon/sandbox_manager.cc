@@ -40,7 +40,10 @@ SandboxManager::SandboxManager(Config config, Store* store, ImageProvider* image
       metrics_(metrics),
       admission_(AdmissionLimitsFromConfig(config_, node_)),
       watcher_(WallNanos),
-      warm_(WarmOptionsFromConfig(config_, node_), spec_defaults_, images, network, runtime) {}
+      id_ranges_({config_.id_map_uid, config_.id_map_gid, config_.id_map_size,
+                  config_.id_map_ranges}),
+      warm_(WarmOptionsFromConfig(config_, node_), spec_defaults_, images, network, runtime,
+            &id_ranges_) {}
 
 SandboxManager::~SandboxManager() { Shutdown(); }
 
@@ -204,19 +207,31 @@ void SandboxManager::CreateJob(const std::string& id) {
     entries_.at(id).image_held = true;
     entries_.at(id).record.image_digest = image->digest;
   }
+  // Its host ids are recorded before anything runs in them: a restart must know whose they are.
+  auto ids = id_ranges_.Acquire(id);
+  if (!ids) {
+    failed("STARTUP_FAILED", ids.error().message());
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    entries_.at(id).record.id_map = *ids;
+    (void)Persist(entries_.at(id).record);
+  }
   auto network = network_->Attach(id, request.network);
   if (!network) {
+    id_ranges_.Release(id);
     failed("STARTUP_FAILED", "network: " + network.error().message());
     return;
   }
-  SpecInputs inputs{id, r.cpu_limit_millis, r.memory_limit_bytes, r.deadline_ns, false};
+  SpecInputs inputs{id, r.cpu_limit_millis, r.memory_limit_bytes, r.deadline_ns, *ids, false};
   auto sandbox =
       runtime_->Create(BuildPlan(inputs, request, *image, *network, *secrets, spec_defaults_));
   if (!sandbox) {
     SBX_LOG_WARN("sandbox id={} failed to start: {}", id, sandbox.error().message());
     // The runtime leaves nothing of a failed create; whatever a crashed helper may have left is
     // removed all the same.
-    (void)runtime_->Destroy(id);
+    (void)Destroy(id);
     failed("STARTUP_FAILED", sandbox.error().message());
     return;
   }
@@ -410,10 +425,17 @@ void SandboxManager::RecordEnding(const std::string& id, const SandboxRecord::En
 }
 
 void SandboxManager::TearDownAndFinish(const std::string& id, const SandboxRecord::Ending& ending) {
-  if (Status destroyed = runtime_->Destroy(id); !destroyed) {
+  if (Status destroyed = Destroy(id); !destroyed) {
     SBX_LOG_ERROR("teardown of {} failed: {}", id, destroyed.error().ToString());
   }
   Finish(id, ending);
+}
+
+Status SandboxManager::Destroy(const std::string& id) {
+  SBX_TRY(runtime_->Destroy(id));
+  // A teardown that failed keeps the ids: something of the sandbox may still run in them.
+  id_ranges_.Release(id);
+  return Ok();
 }
 
 void SandboxManager::Finish(const std::string& id, const SandboxRecord::Ending& ending) {
@@ -636,6 +658,11 @@ void SandboxManager::Recover() {
       Entry& e = entries_[r.id];
       e.record = r;
       if (active) {
+        if (r.id_map) {
+          if (Status adopted = id_ranges_.Adopt(r.id, *r.id_map); !adopted) {
+            SBX_LOG_ERROR("sandbox id={}: {}", r.id, adopted.error().ToString());
+          }
+        }
         if (!r.image_digest.empty()) images_->Hold(r.image_digest);
         e.image_held = !r.image_digest.empty();
         watcher_.SetLifetime(r.id, r.deadline_ns);
@@ -658,7 +685,7 @@ void SandboxManager::Recover() {
   }
   for (const auto& id : plan.destroy) {
     SBX_LOG_WARN("removing what is left of sandbox {}", id);
-    if (Status destroyed = runtime_->Destroy(id); !destroyed) {
+    if (Status destroyed = Destroy(id); !destroyed) {
       SBX_LOG_ERROR("removing what is left of sandbox {} failed: {}", id,
                     destroyed.error().ToString());
     }

@@ -40,6 +40,7 @@
 #include "src/daemon/sandbox_record.h"
 #include "src/daemon/spec_builder.h"
 #include "src/daemon/store.h"
+#include "src/daemon/id_ranges.h"
 #include "src/daemon/warm_sandboxes.h"
 #include "src/daemon/watcher.h"
 #include "src/net/network_provider.h"
@@ -140,6 +141,8 @@ class SandboxManager {
   // Tears the sandbox down and ends its record (an exit records its ending first).
   void TearDownAndFinish(const std::string& id, const SandboxRecord::Ending& ending);
   void Finish(const std::string& id, const SandboxRecord::Ending& ending);
+  // Removes what the runtime made of `id`; its host ids come free once that is done.
+  Status Destroy(const std::string& id);
   void Watch(const std::string& id, const RuntimeSandbox& sandbox);
 
   void EventLoop();
@@ -163,6 +166,7 @@ class SandboxManager {
   bool stopping_ = false;
 
   Watcher watcher_;
+  IdRanges id_ranges_;  // every sandbox's own host ids, warm ones included
   WarmSandboxes warm_;
   JobQueue jobs_;
   std::thread event_thread_;

@@ -146,6 +146,10 @@ std::string SandboxRecord::ToJson() const {
                    {"message", ending->message}};
     if (ending->exit_code) j["ending"]["exit_code"] = *ending->exit_code;
   }
+  if (id_map) {
+    j["id_map"] = {
+        {"host_uid", id_map->host_uid}, {"host_gid", id_map->host_gid}, {"size", id_map->size}};
+  }
   return j.dump();
 }
 
@@ -223,6 +227,11 @@ Result<SandboxRecord> SandboxRecord::FromJson(const std::string& text) {
       ending.message = e.value("message", "");
       if (e.contains("exit_code")) ending.exit_code = e["exit_code"].get<int>();
       r.ending = std::move(ending);
+    }
+    if (j.contains("id_map")) {
+      const auto& ids = j.at("id_map");
+      r.id_map = runtime::IdMap{ids.at("host_uid").get<uint32_t>(),
+                                ids.at("host_gid").get<uint32_t>(), ids.at("size").get<uint32_t>()};
     }
   } catch (const json::exception& e) {
     return Error::DataLoss(std::string("sandbox record: ") + e.what());

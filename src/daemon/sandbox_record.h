@@ -30,6 +30,7 @@
 
 #include "src/base/result.h"
 #include "src/net/network_provider.h"
+#include "src/runtime/spec.h"
 
 namespace sbx::daemon {
 
@@ -120,6 +121,9 @@ struct SandboxRecord {
     std::optional<int> exit_code;
   };
   std::optional<Ending> ending;
+  // The sandbox's own host id range (id_ranges.h), once it has one; kept so that a restarted
+  // sbxd gives no other sandbox ids of a sandbox that kept running.
+  std::optional<runtime::IdMap> id_map;
 
   // "EXITED: main process exited with code 0" as the wire's state_reason.
   std::string StateReason() const;

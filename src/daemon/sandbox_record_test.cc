@@ -22,6 +22,11 @@ TEST(SandboxRecordTest, JsonRoundTrip) {
   EXPECT_EQ(back->tags, (std::vector<std::string>{"b", "a"}));
   EXPECT_EQ(back->spec_blob, r.spec_blob);
   EXPECT_EQ(back->StateReason(), "OOM_KILLED: too much");
+  EXPECT_FALSE(back->id_map);
+  r.id_map = runtime::IdMap{1065536, 2065536, 65536};
+  back = SandboxRecord::FromJson(r.ToJson());
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->id_map, r.id_map);
 }
 
 TEST(SandboxRecordTest, EffectiveEgressRoundTrip) {

@@ -61,7 +61,12 @@ SandboxPlan BuildPlan(const SpecInputs& inputs, const CreateRequest& request,
   spec.resources.memory_bytes = inputs.memory_limit_bytes;
   spec.resources.pids = defaults.pids;
   spec.resources.shm_bytes = ShmBytesFor(inputs.memory_limit_bytes);
-  spec.id_map = defaults.id_map;
+  spec.id_map = inputs.id_map;
+  if (inputs.id_map.host_uid != defaults.layers_id_map.host_uid ||
+      inputs.id_map.host_gid != defaults.layers_id_map.host_gid) {
+    spec.rootfs.layer_ids =
+        runtime::LayerIds{defaults.layers_id_map.host_uid, defaults.layers_id_map.host_gid};
+  }
   spec.deadline_unix_ns = inputs.deadline_unix_ns;
   spec.stop_grace_ms = defaults.stop_grace_ms;
   if (!network.netns_path.empty()) {

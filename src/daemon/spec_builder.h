@@ -29,7 +29,9 @@ struct SpecDefaults {
   bool loop_writable_layer = true;  // else tmpfs
   uint64_t disk_bytes = 10ull << 30;
   uint64_t pids = 4096;
-  runtime::IdMap id_map;
+  // The image layers' host ids (the first range of the layout, id_ranges.h): every sandbox sees
+  // the layers through idmapped mounts onto its own range.
+  runtime::IdMap layers_id_map;
   int64_t stop_grace_ms = 10000;  // sbx-init's own grace when it enforces the lifetime
 };
 
@@ -39,6 +41,7 @@ struct SpecInputs {
   uint64_t cpu_limit_millis = 0;
   uint64_t memory_limit_bytes = 0;
   int64_t deadline_unix_ns = 0;
+  runtime::IdMap id_map;  // the sandbox's own host ids
   // Made ahead of time: no main process until one is sent, set up in the background.
   bool await_start = false;
 };

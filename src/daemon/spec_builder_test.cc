@@ -74,8 +74,8 @@ TEST(BuildPlanTest, LimitsNetworkFilesAndDefaults) {
   defaults.loop_writable_layer = false;
   defaults.disk_bytes = 1u << 30;
   defaults.pids = 256;
-  defaults.id_map = {2000000, 2000000, 65536};
-  SpecInputs in{"sb-1", 500, 64u << 20, 12345, false};
+  defaults.layers_id_map = {2000000, 2000000, 65536};
+  SpecInputs in{"sb-1", 500, 64u << 20, 12345, {2065536, 2065536, 65536}, false};
   SandboxPlan plan = BuildPlan(in, r, Image(), net, {}, defaults);
   const runtime::RuntimeSpec& s = plan.spec;
   EXPECT_EQ(s.id, "sb-1");
@@ -87,7 +87,10 @@ TEST(BuildPlanTest, LimitsNetworkFilesAndDefaults) {
   EXPECT_EQ(s.resources.memory_bytes, 64u << 20);
   EXPECT_EQ(s.resources.shm_bytes, 32u << 20);  // half the memory, at most 64 MiB
   EXPECT_EQ(s.resources.pids, 256u);
-  EXPECT_EQ(s.id_map.host_uid, 2000000u);
+  // The sandbox's own ids, and the layers' owner they are idmapped from.
+  EXPECT_EQ(s.id_map.host_uid, 2065536u);
+  ASSERT_TRUE(s.rootfs.layer_ids);
+  EXPECT_EQ(s.rootfs.layer_ids->host_uid, 2000000u);
   EXPECT_EQ(s.deadline_unix_ns, 12345);
   EXPECT_EQ(s.network.mode, "netns");
   EXPECT_EQ(s.network.netns_path, "/run/netns/x");
@@ -103,7 +106,7 @@ TEST(BuildPlanTest, LimitsNetworkFilesAndDefaults) {
 }
 
 TEST(BuildPlanTest, AWarmSandboxWaitsForItsMainProcessInTheBackground) {
-  SpecInputs in{"sb-warm", 2000, 2u << 30, 0, true};
+  SpecInputs in{"sb-warm", 2000, 2u << 30, 0, {2065536, 2065536, 65536}, true};
   SandboxPlan plan = BuildPlan(in, CreateRequest{}, Image(), net::NetworkAttachment{}, {}, {});
   EXPECT_TRUE(plan.spec.process.await_start);
   EXPECT_TRUE(plan.spec.background);

@@ -9,12 +9,14 @@
 namespace sbx::daemon {
 
 WarmSandboxes::WarmSandboxes(WarmOptions options, SpecDefaults spec_defaults, ImageProvider* images,
-                             net::NetworkProvider* network, RuntimeProvider* runtime)
+                             net::NetworkProvider* network, RuntimeProvider* runtime,
+                             IdRanges* id_ranges)
     : options_(options),
       spec_defaults_(std::move(spec_defaults)),
       images_(images),
       network_(network),
       runtime_(runtime),
+      id_ranges_(id_ranges),
       pool_(options.per_image, options.max_images, options.idle_ns) {}
 
 WarmSandboxes::~WarmSandboxes() { Stop(); }
@@ -183,10 +185,16 @@ Result<WarmSandbox> WarmSandboxes::Make(const std::string& reference) {
   // Only an image already here: preparing ahead of time never pulls (nor pulls back an image
   // that was just removed).
   SBX_ASSIGN_OR_RETURN(ResolvedImage image, images_->ResolveLocal(reference));
-  warm.digest = image.digest;
-  SBX_ASSIGN_OR_RETURN(warm.network, network_->Attach(warm.id, net::NetworkRequest{}));
-  images_->Hold(warm.digest);
   SpecInputs inputs;
+  SBX_ASSIGN_OR_RETURN(inputs.id_map, id_ranges_->Acquire(warm.id));
+  auto network = network_->Attach(warm.id, net::NetworkRequest{});
+  if (!network) {
+    id_ranges_->Release(warm.id);
+    return std::move(network).error();
+  }
+  warm.network = std::move(*network);
+  warm.digest = image.digest;
+  images_->Hold(warm.digest);
   inputs.id = warm.id;
   inputs.cpu_limit_millis = warm.cpu_limit_millis = options_.cpu_limit_millis;
   inputs.memory_limit_bytes = warm.memory_limit_bytes = options_.memory_limit_bytes;
@@ -205,6 +213,8 @@ Result<WarmSandbox> WarmSandboxes::Make(const std::string& reference) {
 void WarmSandboxes::Destroy(const WarmSandbox& warm) {
   if (Status destroyed = runtime_->Destroy(warm.id); !destroyed) {
     SBX_LOG_ERROR("teardown of warm sandbox {} failed: {}", warm.id, destroyed.error().ToString());
+  } else {
+    id_ranges_->Release(warm.id);
   }
   network_->Detach(warm.id);
   if (!warm.digest.empty()) images_->Release(warm.digest);

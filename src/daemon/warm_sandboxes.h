@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "src/daemon/id_ranges.h"
 #include "src/daemon/image_provider.h"
 #include "src/daemon/runtime_provider.h"
 #include "src/daemon/spec_builder.h"
@@ -39,7 +40,7 @@ struct WarmOptions {
 class WarmSandboxes {
  public:
   WarmSandboxes(WarmOptions options, SpecDefaults spec_defaults, ImageProvider* images,
-                net::NetworkProvider* network, RuntimeProvider* runtime);
+                net::NetworkProvider* network, RuntimeProvider* runtime, IdRanges* id_ranges);
   ~WarmSandboxes();
   WarmSandboxes(const WarmSandboxes&) = delete;
   WarmSandboxes& operator=(const WarmSandboxes&) = delete;
@@ -83,6 +84,7 @@ class WarmSandboxes {
   ImageProvider* images_;
   net::NetworkProvider* network_;
   RuntimeProvider* runtime_;
+  IdRanges* id_ranges_;
 
   std::mutex mu_;
   std::condition_variable changed_;

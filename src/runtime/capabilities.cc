@@ -37,7 +37,9 @@ Status ApplyCapabilities(const std::vector<int>& keep) {
   std::unique_ptr<_cap_struct, int (*)(void*)> caps(cap_init(), cap_free);
   if (!caps) return Error::Errno("cap_init");
   std::vector<cap_value_t> values(keep.begin(), keep.end());
-  for (cap_flag_t flag : {CAP_PERMITTED, CAP_EFFECTIVE, CAP_INHERITABLE}) {
+  // SECURITY: the inheritable set stays empty (Docker's since CVE-2022-24769): a program's file
+  // capabilities can then grant an unprivileged user nothing through it.
+  for (cap_flag_t flag : {CAP_PERMITTED, CAP_EFFECTIVE}) {
     if (!values.empty() && cap_set_flag(caps.get(), flag, static_cast<int>(values.size()),
                                         values.data(), CAP_SET) != 0) {
       return Error::Errno("cap_set_flag");
@@ -45,6 +47,14 @@ Status ApplyCapabilities(const std::vector<int>& keep) {
   }
   if (cap_set_proc(caps.get()) != 0) return Error::Errno("cap_set_proc");
   return Ok();
+}
+
+bool HasEffectiveCapability(int cap) {
+  std::unique_ptr<_cap_struct, int (*)(void*)> caps(cap_get_proc(), cap_free);
+  if (!caps) return false;
+  cap_flag_value_t value = CAP_CLEAR;
+  if (cap_get_flag(caps.get(), cap, CAP_EFFECTIVE, &value) != 0) return false;
+  return value == CAP_SET;
 }
 
 }  // namespace sbx::runtime

@@ -3,7 +3,7 @@
 // The capabilities a sandbox's processes keep (inside their user namespace, where they only act
 // on what that namespace owns): Docker's default set without NET_RAW, MKNOD and AUDIT_WRITE
 // (containerd 2.0 dropped those too). Everything else is removed from the bounding set, so no
-// exec can regain it; ambient capabilities are cleared.
+// exec can regain it; the inheritable and ambient sets are empty.
 
 #pragma once
 
@@ -17,7 +17,11 @@ namespace sbx::runtime {
 std::vector<int> DefaultCapabilities();
 std::string CapabilityName(int cap);
 
-// Drops the bounding set to `keep` and sets permitted = effective = inheritable = `keep`.
+// Drops the bounding set to `keep`, sets permitted = effective = `keep` and empties the
+// inheritable and ambient sets.
 Status ApplyCapabilities(const std::vector<int>& keep);
+
+// Whether this process has `cap` in its effective set.
+bool HasEffectiveCapability(int cap);
 
 }  // namespace sbx::runtime

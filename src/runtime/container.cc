@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/openat2.h>
 #include <net/if.h>
 #include <poll.h>
@@ -24,6 +25,7 @@
 
 #include <cstring>
 #include <optional>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -31,6 +33,7 @@
 #include "src/base/clock.h"
 #include "src/base/strings.h"
 #include "src/runtime/capabilities.h"
+#include "src/runtime/devices.h"
 #include "src/runtime/mounts.h"
 #include "src/runtime/seccomp_policy.h"
 #include "src/runtime/writable_layer.h"
@@ -63,14 +66,14 @@ struct ChildContext {
   const RuntimeSpec* spec = nullptr;
   const std::string* seccomp_bpf = nullptr;
   std::string bundle;
-  std::string loop_device;     // empty for tmpfs
-  int writable_mount_fd = -1;  // a prepared writable filesystem to attach instead
+  int writable_mount_fd = -1;  // the writable layer's filesystem, mounted; -1: a tmpfs
   int sync_fd = -1;            // child's end of the socketpair with the parent
   int error_fd = -1;           // write end of the CLOEXEC error pipe
   int listen_fd = -1;
   int config_fd = -1;
   int init_fd = -1;
   int netns_fd = -1;
+  int layers_userns_fd = -1;  // carries the shift of idmapped layers; -1: none needed
   std::vector<int> file_fds;  // contents of spec->files, in order
 };
 
@@ -182,6 +185,29 @@ void TuneNetworkNamespace(int root) {
   }
 }
 
+// The limits the sandbox's user namespace gets, as sysctl files of /proc/sys/user (`dir`, read
+// before the namespace exists, so with the host's values): no namespace of any kind (seccomp
+// refuses them first; the kernel would too), and the host's per-user inotify and fanotify
+// limits, which is what the sandbox as a whole gets in the host's namespace.
+Result<std::vector<std::pair<std::string, std::string>>> NamespaceLimits(int dir) {
+  std::vector<std::pair<std::string, std::string>> limits;
+  for (const char* kind : {"cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"}) {
+    std::string name = std::string("max_") + kind + "_namespaces";
+    if (faccessat(dir, name.c_str(), F_OK, 0) == 0) limits.emplace_back(name, "0");
+  }
+  for (const char* name : {"max_inotify_instances", "max_inotify_watches", "max_fanotify_groups",
+                           "max_fanotify_marks"}) {
+    auto fd = sys::OpenAt(dir, name, O_RDONLY);
+    if (!fd) {
+      if (fd.error().sys_errno() == ENOENT) continue;  // an older kernel
+      return std::move(fd).error().Wrap("read /proc/sys/user");
+    }
+    SBX_ASSIGN_OR_RETURN(std::string value, sys::ReadFd(fd->get(), 64));
+    limits.emplace_back(name, std::string(Trim(value)));
+  }
+  return limits;
+}
+
 Status SetupDev(int root, const RuntimeSpec& spec) {
   const IdMap& ids = spec.id_map;
   SBX_ASSIGN_OR_RETURN(UniqueFd target, EnsureDir(root, "/dev", 0755, ids));
@@ -192,12 +218,7 @@ Status SetupDev(int root, const RuntimeSpec& spec) {
                    {"gid", std::to_string(ids.host_gid)}},
                   kMountNoSuid | kMountNoExec, "/dev"));
   SBX_ASSIGN_OR_RETURN(UniqueFd dev, OpenNoSymlinks(root, "/dev", O_RDONLY | O_DIRECTORY));
-  struct Node {
-    const char* name;
-    unsigned major, minor;
-  };
-  for (const Node& node : {Node{"null", 1, 3}, Node{"zero", 1, 5}, Node{"full", 1, 7},
-                           Node{"random", 1, 8}, Node{"urandom", 1, 9}, Node{"tty", 5, 0}}) {
+  for (const DeviceNode& node : kDevNodes) {
     if (mknodat(dev.get(), node.name, S_IFCHR | 0666, makedev(node.major, node.minor)) != 0) {
       return Error::Errno(std::string("mknod /dev/") + node.name);
     }
@@ -413,6 +434,18 @@ Status ArrangeInitDescriptors(const ChildContext& ctx) {
     ChildFail(ctx, Error::Errno("make mounts private"));
   }
 
+  // Image layers of another range (every sandbox shares them) appear in this sandbox's: each is
+  // covered, in this mount namespace only, by an idmapped mount of itself.
+  if (ctx.layers_userns_fd >= 0) {
+    std::set<std::string> done;
+    for (const auto& layer : spec.rootfs.layers) {
+      if (!done.insert(layer).second) continue;
+      auto dir = sys::Open(layer, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+      CHILD_TRY(ctx, dir);
+      CHILD_TRY(ctx, IdmapOnItself(dir->get(), ctx.layers_userns_fd, "layer " + Quote(layer)));
+    }
+  }
+
   // The writable layer's own filesystem, then the overlay root on top of the image layers.
   std::string disk_dir = ctx.bundle + "/disk";
   {
@@ -421,9 +454,6 @@ Status ArrangeInitDescriptors(const ChildContext& ctx) {
     const IdMap& ids = spec.id_map;
     if (ctx.writable_mount_fd >= 0) {
       CHILD_TRY(ctx, AttachMount(ctx.writable_mount_fd, disk->get(), "writable layer"));
-    } else if (spec.rootfs.writable.kind == WritableKind::kLoop) {
-      CHILD_TRY(ctx, MountOn(disk->get(), "ext4", {{"source", ctx.loop_device}},
-                             kMountNoSuid | kMountNoDev, "writable layer"));
     } else {
       std::vector<FsOption> options = {{"size", std::to_string(spec.rootfs.writable.size_bytes)},
                                        {"mode", "0755"},
@@ -464,6 +494,12 @@ Status ArrangeInitDescriptors(const ChildContext& ctx) {
     CHILD_TRY(ctx, proc_dir);
   }
   CHILD_TRY(ctx, MountProc(root));
+  // The user namespace's own limits are written from inside it, through this descriptor of the
+  // proc mount: /proc/sys is read-only for the sandbox by then.
+  auto sysctl_user = OpenNoSymlinks(root, "/proc/sys/user", O_RDONLY | O_DIRECTORY);
+  CHILD_TRY(ctx, sysctl_user);
+  auto namespace_limits = NamespaceLimits(sysctl_user->get());
+  CHILD_TRY(ctx, namespace_limits);
   if (ctx.netns_fd < 0) TuneNetworkNamespace(root);
   CHILD_TRY(ctx, SetupDev(root, spec));
   CHILD_TRY(ctx, SetupSys(root, spec.id_map));
@@ -486,6 +522,18 @@ Status ArrangeInitDescriptors(const ChildContext& ctx) {
 
   // The cgroup namespace makes the sandbox's cgroup its root; the parent placed us there.
   if (unshare(CLONE_NEWCGROUP) != 0) ChildFail(ctx, Error::Errno("unshare cgroup namespace"));
+  // SECURITY: the user namespace belongs to the sandbox's root host user, not to host root. The
+  // kernel charges what everything in it holds of the per-user counters (inotify instances and
+  // watches, pending signals, message queue bytes, ...) to the namespace's owner in the host's
+  // namespace, so a sandbox that exhausts them exhausts only its own. Only the effective ids
+  // change here; the real and saved ones stay root's until the namespace's ids are taken below.
+  if (setresgid(-1, spec.id_map.host_gid, -1) != 0) {
+    ChildFail(ctx, Error::Errno("take the sandbox's host gid"));
+  }
+  if (setresuid(-1, spec.id_map.host_uid, -1) != 0) {
+    ChildFail(ctx, Error::Errno("take the sandbox's host uid"));
+  }
+  prctl(PR_SET_PDEATHSIG, SIGKILL);  // a change of credentials clears it
   // Last, the user namespace: it owns none of the namespaces created above.
   if (unshare(CLONE_NEWUSER) != 0) ChildFail(ctx, Error::Errno("unshare user namespace"));
   CHILD_TRY(ctx, SyncWrite(ctx.sync_fd, 'U'));
@@ -493,11 +541,19 @@ Status ArrangeInitDescriptors(const ChildContext& ctx) {
   if (setresgid(0, 0, 0) != 0) ChildFail(ctx, Error::Errno("setresgid 0"));
   if (setgroups(0, nullptr) != 0) ChildFail(ctx, Error::Errno("setgroups"));
   if (setresuid(0, 0, 0) != 0) ChildFail(ctx, Error::Errno("setresuid 0"));
+  // Written from inside: the limits of a user namespace are the files its own members see.
+  for (const auto& [name, value] : *namespace_limits) {
+    Status set = sys::WriteKnobAt(sysctl_user->get(), name, value);
+    if (!set) ChildFail(ctx, std::move(set).error().Wrap("limit of the user namespace"));
+  }
   CHILD_TRY(ctx, ApplyCapabilities(DefaultCapabilities()));
   CHILD_TRY(ctx, ArrangeInitDescriptors(ctx));
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(ctx, Error::Errno("no_new_privs"));
   prctl(PR_SET_PDEATHSIG, 0);
   CHILD_TRY(ctx, LoadBpf(*ctx.seccomp_bpf));
+  // What the sandbox's processes create comes out as Docker's does (the setup above sets every
+  // mode explicitly).
+  umask(022);
   const char* argv[] = {"sbx-init", nullptr};
   const char* envp[] = {nullptr};
   // JUSTIFICATION: execveat has no glibc 2.36 wrapper; it runs the sealed in-memory copy of
@@ -569,6 +625,22 @@ Result<UniqueFd> InitConfigFd(const RuntimeSpec& spec) {
   SBX_TRY(sys::WriteAll(mem.get(), config.Encode()));
   if (lseek(mem.get(), 0, SEEK_SET) != 0) return Error::Errno("lseek");
   return mem;
+}
+
+// oom_score_adj has a floor (oom_score_adj_min) that only CAP_SYS_RESOURCE goes below; a
+// privileged write of oom_score_adj sets the floor as well, and children inherit both. sbx-init
+// must survive an OOM in its sandbox to report it, while everything it starts is the kernel's
+// first victim and must not be able to lower that. So the children's score is written first,
+// setting the floor, and sbx-init's own then goes below it through the legacy oom_adj file,
+// which leaves the floor alone (-16 there is an oom_score_adj of -941). Without CAP_SYS_RESOURCE
+// (a confined host) sbx-init keeps the runtime's score; its children still raise theirs.
+constexpr int kInitOomAdj = -16;
+
+Status ProtectInitFromOom(pid_t pid) {
+  if (!HasEffectiveCapability(CAP_SYS_RESOURCE)) return Ok();
+  std::string proc = "/proc/" + std::to_string(pid);
+  SBX_TRY(sys::WriteKnob(proc + "/oom_score_adj", std::to_string(sys::kSandboxOomScoreAdj)));
+  return sys::WriteKnob(proc + "/oom_adj", std::to_string(kInitOomAdj));
 }
 
 Status WriteIdMaps(pid_t pid, const IdMap& ids) {
@@ -735,14 +807,19 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   SBX_TRY_CTX(cgroups.Create(spec.id, limits), "create cgroup");
   rollback.set_cgroup_created();
 
+  LayerIds layer_ids =
+      spec.rootfs.layer_ids.value_or(LayerIds{spec.id_map.host_uid, spec.id_map.host_gid});
   LoopDevice loop;
+  UniqueFd writable_mount;
   std::string disk_image;
   if (options.writable_mount_fd >= 0) {
     disk_image = options.writable_image;
     rollback.set_disk_image(disk_image);
   } else if (spec.rootfs.writable.kind == WritableKind::kLoop) {
+    // Formatted for the layers' owner, as sbxd's pool is, whichever range the sandbox has: the
+    // child gives the overlay's upper directory to the sandbox's root (MakeOverlayDirs).
     DiskFormat format{spec.rootfs.writable.size_bytes, spec.rootfs.writable.inodes,
-                      spec.id_map.host_uid, spec.id_map.host_gid};
+                      layer_ids.host_uid, layer_ids.host_gid};
     std::string image =
         (options.disk_dir.empty() ? bundle : options.disk_dir) + "/" + spec.id + ".img";
     rollback.set_disk_image(image);
@@ -750,6 +827,25 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
     SBX_ASSIGN_OR_RETURN(bool pooled, TakeFromPool(options.disk_pool_dir, format, image));
     if (!pooled) SBX_TRY(FormatDiskImage(image, format, options.disk_pool_dir));
     SBX_ASSIGN_OR_RETURN_CTX(loop, AttachLoop(image), "writable layer");
+    // Mounted here, not by the child: the child is in the sandbox's cgroup by then, whose devices
+    // controller (cgroup v1) allows it no block device.
+    SBX_ASSIGN_OR_RETURN_CTX(
+        writable_mount,
+        MakeMount("ext4", {{"source", loop.path}}, kMountNoSuid | kMountNoDev, "writable layer"),
+        "writable layer");
+    // The mount holds the device now; with autoclear it detaches when the mount goes.
+    loop.fd.reset();
+  }
+
+  // Layers owned by another range than the sandbox's are mounted idmapped (in the child); the
+  // user namespace that carries the shift is made now, while this process is still alone.
+  UniqueFd layers_userns;
+  if (layer_ids.host_uid != spec.id_map.host_uid || layer_ids.host_gid != spec.id_map.host_gid) {
+    SBX_ASSIGN_OR_RETURN_CTX(
+        layers_userns,
+        MakeIdmapUserNamespace({layer_ids.host_uid, layer_ids.host_gid, spec.id_map.host_uid,
+                                spec.id_map.host_gid, spec.id_map.size}),
+        "idmapped layers");
   }
 
   std::string socket_path = bundle + "/init.sock";
@@ -769,14 +865,15 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   ctx.spec = &spec;
   ctx.seccomp_bpf = &seccomp_bpf;
   ctx.bundle = bundle;
-  ctx.loop_device = loop.path;
-  ctx.writable_mount_fd = options.writable_mount_fd;
+  ctx.writable_mount_fd =
+      options.writable_mount_fd >= 0 ? options.writable_mount_fd : writable_mount.get();
   ctx.sync_fd = sync.second.get();
   ctx.error_fd = error_write.get();
   ctx.listen_fd = listen_fd.get();
   ctx.config_fd = config_fd.get();
   ctx.init_fd = init_fd.get();
   ctx.netns_fd = netns.get();
+  ctx.layers_userns_fd = layers_userns.get();
   for (const auto& fd : file_fds) ctx.file_fds.push_back(fd.get());
 
   unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
@@ -806,9 +903,7 @@ Result<SandboxState> CreateSandbox(const RuntimeSpec& spec, const CreateOptions&
   // move is done (it waits for 'M' below).
   if (!SyncWrite(sync_fd, 'G')) return child_error();
   SBX_TRY_CTX(cgroups.AddProcess(spec.id, static_cast<pid_t>(pid)), "join cgroup");
-  // sbx-init must survive an OOM in its sandbox to report it; its children reset this to 0.
-  // (Lowering it needs CAP_SYS_RESOURCE, which a confined host may not grant: best effort.)
-  (void)sys::WriteKnob("/proc/" + std::to_string(pid) + "/oom_score_adj", "-998");
+  SBX_TRY_CTX(ProtectInitFromOom(static_cast<pid_t>(pid)), "oom_score_adj of sbx-init");
   if (!SyncRead(sync_fd, 'U')) return child_error();
   SBX_TRY_CTX(WriteIdMaps(static_cast<pid_t>(pid), spec.id_map), "map sandbox ids");
   if (!SyncWrite(sync_fd, 'M')) return child_error();

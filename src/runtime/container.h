@@ -13,19 +13,22 @@
 // runs, and on any failure leaves nothing behind. The life of a sandbox, in order:
 //
 //   host:  validate spec -> cgroup with limits -> writable layer (image + loop device)
+//          -> user namespace for idmapped layers (when the layers are another range's)
 //          -> listening socket -> sealed copy of sbx-init ->
 //          clone(NEWNS|NEWPID|NEWUTS|NEWIPC|NEWNET)
 //          -> child into the cgroup, oom_score_adj -> "go"
-//   child: private mounts -> writable fs -> overlay rootfs -> pivot_root -> /proc, /dev, /sys,
-//          /etc files, mounted files, masked and read-only paths -> hostname, loopback
-//          -> unshare(NEWCGROUP) -> unshare(NEWUSER) -> "mapped?"
+//   child: private mounts -> idmapped layers -> writable fs -> overlay rootfs (xino) ->
+//          pivot_root -> /proc, /dev, /sys, /etc files, mounted files, masked and read-only
+//          paths -> hostname, loopback, rlimits -> unshare(NEWCGROUP) -> effective ids of the
+//          sandbox's root -> unshare(NEWUSER) -> "mapped?"
 //   host:  uid_map/gid_map -> "go"
-//   child: setresuid/gid 0 -> capabilities -> rlimits -> no_new_privs -> seccomp -> stdio
-//          -> execveat(sbx-init)
+//   child: setresuid/gid 0 -> the user namespace's limits -> capabilities -> no_new_privs
+//          -> seccomp -> stdio, umask 022 -> execveat(sbx-init)
 //
 // Every namespace but the user namespace is created while the child is still real root, so the
 // sandbox's root user owns none of them: it cannot mount, configure the network or change the
-// hostname even before seccomp says so.
+// hostname even before seccomp says so. The user namespace itself belongs to the sandbox's root
+// host user, so the kernel charges the sandbox's per-user counters to it.
 
 #pragma once
 

@@ -7,6 +7,7 @@
 
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -55,8 +56,29 @@ Status SetMountAttributes(int mount_root_fd, unsigned attrs, const std::string& 
 
 // Mounts overlayfs with `lowers` (top first) on `target_fd`. Uses one "lowerdir+" per layer where
 // the kernel supports it (6.8+), so the number of layers is not limited by the page-sized mount
-// data; falls back to a single "lowerdir" string.
+// data; falls back to a single "lowerdir" string. Inode numbers are made consistent across layers
+// on different filesystems (xino=on): readdir's d_ino is stat's st_ino, and every file reports
+// the overlay's device.
 Status MountOverlay(int target_fd, const std::vector<std::string>& lowers, const std::string& upper,
                     const std::string& work, unsigned attrs);
+
+// Host ids shifted by idmapped mounts: `size` uids from `from_uid` (and gids from `from_gid`), as
+// files store them, appear as the ids from `to_uid` (`to_gid`).
+struct IdShift {
+  uint32_t from_uid = 0;
+  uint32_t from_gid = 0;
+  uint32_t to_uid = 0;
+  uint32_t to_gid = 0;
+  uint32_t size = 0;
+};
+
+// A user namespace that carries `shift` for idmapped mounts (MOUNT_ATTR_IDMAP); nothing runs in
+// it. A short-lived child that shares the caller's memory holds it while its maps are written.
+Result<UniqueFd> MakeIdmapUserNamespace(const IdShift& shift);
+
+// Covers the directory `dir_fd` with an idmapped bind of itself, through the user namespace
+// `userns_fd`, in the caller's mount namespace: a path that led to the directory leads to the
+// idmapped mount from then on.
+Status IdmapOnItself(int dir_fd, int userns_fd, const std::string& label);
 
 }  // namespace sbx::runtime

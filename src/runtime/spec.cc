@@ -100,6 +100,11 @@ Status Validate(const RuntimeSpec& spec) {
       static_cast<uint64_t>(spec.id_map.host_gid) + spec.id_map.size > 0xffffffffull) {
     return Error::InvalidArgument("id_map: range overflows");
   }
+  if (const auto& layer = spec.rootfs.layer_ids;
+      layer && (static_cast<uint64_t>(layer->host_uid) + spec.id_map.size > 0xffffffffull ||
+                static_cast<uint64_t>(layer->host_gid) + spec.id_map.size > 0xffffffffull)) {
+    return Error::InvalidArgument("rootfs.layer_ids: a range of id_map.size ids overflows");
+  }
   if (spec.network.mode != "none" && spec.network.mode != "netns") {
     return Error::InvalidArgument("network.mode: " + Quote(spec.network.mode) +
                                   " (expected \"none\" or \"netns\")");
@@ -121,6 +126,9 @@ std::string ToJson(const RuntimeSpec& spec) {
       {"id", spec.id},
       {"rootfs",
        {{"layers", spec.rootfs.layers},
+        {"layer_ids", spec.rootfs.layer_ids ? json{{"host_uid", spec.rootfs.layer_ids->host_uid},
+                                                   {"host_gid", spec.rootfs.layer_ids->host_gid}}
+                                            : json(nullptr)},
         {"writable",
          {{"kind", spec.rootfs.writable.kind == WritableKind::kTmpfs ? "tmpfs" : "loop"},
           {"size_bytes", spec.rootfs.writable.size_bytes},
@@ -169,6 +177,11 @@ Result<RuntimeSpec> FromJson(const std::string& text) {
       const auto& r = j.at("rootfs");
       spec.rootfs.layers = r.value("layers", std::vector<std::string>{});
       spec.rootfs.readonly = r.value("readonly", false);
+      if (r.contains("layer_ids") && !r.at("layer_ids").is_null()) {
+        const auto& ids = r.at("layer_ids");
+        spec.rootfs.layer_ids =
+            LayerIds{ids.at("host_uid").get<uint32_t>(), ids.at("host_gid").get<uint32_t>()};
+      }
       if (r.contains("writable")) {
         const auto& w = r.at("writable");
         std::string kind = w.value("kind", "loop");

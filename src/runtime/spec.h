@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,14 @@ struct IdMap {
   uint32_t host_uid = 1000000;  // sandbox uid 0 is this host uid
   uint32_t host_gid = 1000000;
   uint32_t size = 65536;
+  bool operator==(const IdMap&) const = default;
+};
+
+// The host ids that stand for uid and gid 0 in the files of the image layers.
+struct LayerIds {
+  uint32_t host_uid = 0;
+  uint32_t host_gid = 0;
+  bool operator==(const LayerIds&) const = default;
 };
 
 enum class WritableKind { kLoop, kTmpfs };
@@ -30,9 +39,13 @@ struct WritableLayer {
 };
 
 struct Rootfs {
-  // Read-only layer directories, lowest (base) first. Their files must already be owned by the
-  // id-mapped range (the image store unpacks them that way).
+  // Read-only layer directories, lowest (base) first. Their files are owned by the sandbox's range
+  // (id_map), or by the range `layer_ids` starts.
   std::vector<std::string> layers;
+  // Where the layers' files are not the sandbox's own (sandboxes in ranges of their own share
+  // layers unpacked once): the runtime mounts each layer idmapped, from the id_map.size ids at
+  // `layer_ids` onto the sandbox's range. Unset: the layers are in the sandbox's range already.
+  std::optional<LayerIds> layer_ids;
   WritableLayer writable;
   bool readonly = false;
 };

@@ -28,6 +28,23 @@ TEST(SpecTest, GoodSpecValidatesAndRoundTrips) {
   EXPECT_EQ(back->files.size(), 1u);
   EXPECT_EQ(back->files[0].mode, 0444u);
   EXPECT_EQ(back->process.env, spec.process.env);
+  EXPECT_EQ(back->id_map, spec.id_map);
+  EXPECT_FALSE(back->rootfs.layer_ids);
+}
+
+TEST(SpecTest, LayerIdsRoundTrip) {
+  RuntimeSpec spec = Good();
+  spec.id_map = {1065536, 1065536, 65536};
+  spec.rootfs.layer_ids = LayerIds{1000000, 1000001};
+  ASSERT_TRUE(Validate(spec));
+  auto back = FromJson(ToJson(spec));
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->id_map, spec.id_map);
+  ASSERT_TRUE(back->rootfs.layer_ids);
+  EXPECT_EQ(*back->rootfs.layer_ids, *spec.rootfs.layer_ids);
+  // Layers owned by host root are fine: the sandbox sees them through an idmapped mount.
+  spec.rootfs.layer_ids = LayerIds{0, 0};
+  EXPECT_TRUE(Validate(spec));
 }
 
 TEST(SpecTest, ErrorsNameTheField) {
@@ -48,6 +65,10 @@ TEST(SpecTest, ErrorsNameTheField) {
       {[](RuntimeSpec& s) { s.resources.pids = 1; }, "resources.pids"},
       {[](RuntimeSpec& s) { s.rootfs.writable.size_bytes = 10; }, "rootfs.writable.size_bytes"},
       {[](RuntimeSpec& s) { s.id_map.host_uid = 0; }, "id_map"},
+      {[](RuntimeSpec& s) {
+         s.rootfs.layer_ids = LayerIds{0xffffff00u, 0};
+       },
+       "rootfs.layer_ids"},
       {[](RuntimeSpec& s) { s.network.mode = "bridge"; }, "network.mode"},
       {[](RuntimeSpec& s) {
          s.files.push_back({"/", "/src", 0444});

@@ -92,4 +92,12 @@ Result<UniqueFd> PidfdOpen(pid_t pid);
 inline constexpr int kBackgroundNice = 19;
 Status SetThreadNice(int nice);
 
+// Whom the kernel's OOM killer takes first (oom_score_adj, from -1000 to 1000): a sandbox's
+// processes before anything of the host, and they cannot lower their score; sbxd and the runtime
+// helpers it starts last (-1000 would exempt them, and a leaking daemon should still be
+// stoppable). sbx-init sits low as well (runtime/container.cc), so that it lives to report an OOM
+// kill in its sandbox.
+inline constexpr int kSandboxOomScoreAdj = 1000;
+inline constexpr int kDaemonOomScoreAdj = -999;
+
 }  // namespace sbx::sys

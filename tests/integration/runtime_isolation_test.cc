@@ -1,11 +1,14 @@
 // The isolation posture, read from inside and outside the sandbox.
 
+#include <linux/capability.h>
+
 #include <gtest/gtest.h>
 
 #include "src/base/strings.h"
 #include "src/runtime/capabilities.h"
 #include "src/sys/fs.h"
 #include "src/sys/process.h"
+#include "tests/support/features.h"
 #include "tests/support/sandbox_fixture.h"
 
 namespace sbx::testing {
@@ -37,6 +40,8 @@ TEST_F(IsolationTest, PostureFromInside) {
   EXPECT_EQ(StatusField(status->out, "CapEff"), hex);
   EXPECT_EQ(StatusField(status->out, "CapBnd"), hex);
   EXPECT_EQ(StatusField(status->out, "CapAmb"), "0000000000000000");
+  // Nothing to hand on through execve: a file's inheritable capabilities grant nothing.
+  EXPECT_EQ(StatusField(status->out, "CapInh"), "0000000000000000");
   // Only the loopback interface.
   auto net = Exec(*sb, {"sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"});
   ASSERT_TRUE(net);
@@ -58,6 +63,60 @@ TEST_F(IsolationTest, PostureFromInside) {
   ASSERT_TRUE(uid_map);
   EXPECT_EQ(Split(std::string(Trim(uid_map->out)), ' ').front(), "0");
   EXPECT_NE(uid_map->out.find("1000000"), std::string::npos);
+}
+
+// Files come out as Docker's do: umask 022, in the main process and in exec'd ones.
+TEST_F(IsolationTest, ProcessesStartWithUmask022) {
+  auto sb = Create([](runtime::RuntimeSpec& s) {
+    s.process.args = {"sh", "-c", "umask > /tmp/main-umask; sleep 1000"};
+  });
+  ASSERT_TRUE(sb);
+  auto made =
+      Exec(*sb, {"sh", "-c",
+                 "umask; touch /tmp/file; mkdir /tmp/dir; stat -c %a /tmp/file /tmp/dir; "
+                 "while [ ! -s /tmp/main-umask ]; do sleep 0.01; done; cat /tmp/main-umask"});
+  ASSERT_TRUE(made) << made.error().ToString();
+  EXPECT_EQ(made->out, "0022\n644\n755\n0022\n");
+  auto as_app = Exec(*sb, {"sh", "-c", "umask"}, "", 30000, "1000");
+  ASSERT_TRUE(as_app);
+  EXPECT_EQ(as_app->out, "0022\n");
+}
+
+// Under memory pressure the kernel kills a sandbox's processes first (oom_score_adj 1000, which
+// they cannot lower), and sbx-init last, so that it lives to report the kill.
+TEST_F(IsolationTest, SandboxProcessesAreTheFirstOomVictims) {
+  auto sb = Create([](runtime::RuntimeSpec& s) {
+    s.process.args = {"sh", "-c", "cat /proc/self/oom_score_adj > /tmp/main-oom; sleep 1000"};
+  });
+  ASSERT_TRUE(sb);
+  auto scores = Exec(*sb, {"sh", "-c",
+                           "cat /proc/self/oom_score_adj; "
+                           "while [ ! -s /tmp/main-oom ]; do sleep 0.01; done; cat /tmp/main-oom"});
+  ASSERT_TRUE(scores);
+  EXPECT_EQ(scores->out, "1000\n1000\n");
+  auto as_app = Exec(*sb, {"cat", "/proc/self/oom_score_adj"}, "", 30000, "1000");
+  ASSERT_TRUE(as_app);
+  EXPECT_EQ(as_app->out, "1000\n");
+  auto init_score = sys::ReadFile("/proc/" + std::to_string(sb->state.init_pid) + "/oom_score_adj");
+  auto own_score = sys::ReadFile("/proc/self/oom_score_adj");
+  ASSERT_TRUE(init_score && own_score);
+  auto init_adj = ParseInt64(Trim(*init_score));
+  auto own_adj = ParseInt64(Trim(*own_score));
+  ASSERT_TRUE(init_adj && own_adj) << *init_score;
+  EXPECT_LE(*init_adj, *own_adj);
+
+  // sbx-init below the runtime, and a floor under the sandbox's processes, need what lowering an
+  // oom_score_adj needs.
+  SBX_REQUIRE("cap_sys_resource", runtime::HasEffectiveCapability(CAP_SYS_RESOURCE),
+              "the runtime cannot lower a score or set a floor without CAP_SYS_RESOURCE");
+  EXPECT_LT(*init_adj, -900);
+  for (const char* lower :
+       {"echo -500 > /proc/self/oom_score_adj", "echo 999 > /proc/self/oom_score_adj",
+        "echo -16 > /proc/self/oom_adj"}) {
+    auto r = Exec(*sb, {"sh", "-c", std::string(lower) + " && cat /proc/self/oom_score_adj"});
+    ASSERT_TRUE(r);
+    EXPECT_NE(r->code(), 0) << lower << ": " << r->out;
+  }
 }
 
 TEST_F(IsolationTest, NoDescriptorsLeakIntoProcesses) {

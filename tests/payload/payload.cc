@@ -11,16 +11,24 @@
 //   output <bytes>    writes that many bytes of a repeating pattern to stdout
 //   i386              makes a syscall through the i386 ABI (int 0x80)
 //   x32               makes a syscall through the x32 ABI
+//   open <path>       opens a file for reading and writing; prints "ok" or the errno name
+//   inodes <dir>...   compares readdir's d_ino with lstat's st_ino for every entry of each
+//                     directory but mount points; prints each mismatch and "checked N entries"
+//   inotify-hold      creates inotify instances until the kernel refuses one, prints
+//                     "held N <errno>", and keeps them until stdin closes
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/io_uring.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -72,6 +80,7 @@ int Try(const std::string& what) {
   if (what == "chroot") return Report(chroot("/"));
   if (what == "reboot") return Report(syscall(SYS_reboot, 0, 0, 0, nullptr));
   if (what == "clone3") return Report(syscall(SYS_clone3, nullptr, 0));
+  if (what == "inotify") return Report(inotify_init1(IN_CLOEXEC));
   fprintf(stderr, "unknown syscall probe %s\n", what.c_str());
   return 2;
 }
@@ -179,6 +188,52 @@ int X32() {
   return 0;
 }
 
+int Inodes(int argc, char** argv) {
+  long checked = 0;
+  int mismatches = 0;
+  for (int i = 0; i < argc; ++i) {
+    DIR* dir = opendir(argv[i]);
+    if (dir == nullptr) {
+      printf("opendir %s: %s\n", argv[i], strerrorname_np(errno));
+      return 1;
+    }
+    while (dirent* e = readdir(dir)) {
+      if (strcmp(e->d_name, "..") == 0) continue;
+      struct statx st {};
+      if (statx(dirfd(dir), e->d_name, AT_SYMLINK_NOFOLLOW, STATX_INO, &st) != 0) {
+        printf("stat %s/%s: %s\n", argv[i], e->d_name, strerrorname_np(errno));
+        ++mismatches;
+        continue;
+      }
+      // A mount point's entry names the directory under the mount, as on any system.
+      if ((st.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+          (st.stx_attributes & STATX_ATTR_MOUNT_ROOT) && strcmp(e->d_name, ".") != 0) {
+        continue;
+      }
+      ++checked;
+      if (st.stx_ino != e->d_ino) {
+        printf("%s/%s d_ino %llu st_ino %llu\n", argv[i], e->d_name,
+               static_cast<unsigned long long>(e->d_ino),
+               static_cast<unsigned long long>(st.stx_ino));
+        ++mismatches;
+      }
+    }
+    closedir(dir);
+  }
+  printf("checked %ld entries\n", checked);
+  return mismatches == 0 ? 0 : 1;
+}
+
+int InotifyHold() {
+  long held = 0;
+  while (inotify_init1(IN_CLOEXEC) >= 0) ++held;
+  printf("held %ld %s\n", held, strerrorname_np(errno));
+  char buf[256];
+  while (read(0, buf, sizeof buf) > 0) {
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -198,6 +253,9 @@ int main(int argc, char** argv) {
   if (cmd == "output") return Output(atoll(arg.c_str()));
   if (cmd == "i386") return I386();
   if (cmd == "x32") return X32();
+  if (cmd == "open") return Report(open(arg.c_str(), O_RDWR | O_CLOEXEC));
+  if (cmd == "inodes") return Inodes(argc - 2, argv + 2);
+  if (cmd == "inotify-hold") return InotifyHold();
   fprintf(stderr, "unknown command %s\n", cmd.c_str());
   return 2;
 }

@@ -46,6 +46,11 @@ Status BuildRootfs(const std::string& root, const std::string& bin_dir) {
                          "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"
                          "nobody:x:65534:65534:nobody:/:/bin/false\n"));
   SBX_TRY(sys::WriteFile(root + "/etc/group", "root:x:0:\napp:x:1000:\nnobody:x:65534:\n"));
+  // Two names of one file in the image layer.
+  SBX_TRY(sys::WriteFile(root + "/etc/motd", "welcome\n"));
+  if (link((root + "/etc/motd").c_str(), (root + "/etc/motd.link").c_str()) != 0) {
+    return Error::Errno("link /etc/motd");
+  }
   // The sandbox's root is host uid 1000000 and app is 1001000.
   auto chown_all = sys::RunCommand({"/bin/chown", "-R", "-h", "1000000:1000000", root});
   if (!chown_all || chown_all->status.ShellCode() != 0) return Error::Internal("chown rootfs");

@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -172,6 +173,9 @@ class Daemon:
         self.proc = None
         self.config = self.state / "sbxd.json"
         self.cgroup_parent = "sbx-e2e-" + uuid.uuid4().hex[:8]
+        # Host ids of its own, as every daemon on a host needs (docs/configuration.md#host-ids):
+        # 257 ranges (the layers' and 256 sandboxes') from a random block of them.
+        self.id_base = (1 + random.randrange(250)) * 257 * 65536
         config = {
             "state_dir": str(self.state / "lib"),
             "run_dir": str(self.state / "run"),
@@ -190,6 +194,9 @@ class Daemon:
             "default_disk": "1Gi",
             "log_level": "debug",
             "cgroup_parent": self.cgroup_parent,
+            "id_map_uid": self.id_base,
+            "id_map_gid": self.id_base,
+            "id_map_ranges": 256,
         }
         config.update(overrides or {})
         self.config.write_text(json.dumps(config))

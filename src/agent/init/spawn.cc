@@ -23,6 +23,9 @@ namespace sbx::agent {
 namespace {
 
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+// sys::kSandboxOomScoreAdj, as text the forked child writes without allocating.
+constexpr char kOomScoreAdj[] = "1000";
+static_assert(sys::kSandboxOomScoreAdj == 1000);
 
 struct ChildFailure {
   int stage;
@@ -37,6 +40,7 @@ enum Stage {
   kStageGid,
   kStageUid,
   kStageCwd,
+  kStageOom,
   kStageExec
 };
 
@@ -56,6 +60,8 @@ const char* StageName(int stage) {
       return "setuid";
     case kStageCwd:
       return "chdir";
+    case kStageOom:
+      return "set oom_score_adj";
     case kStageExec:
       return "exec";
   }
@@ -155,11 +161,12 @@ Result<pid_t> SpawnProcess(const SpawnRequest& request) {
         Fail(wfd, kStageDup);
       }
     }
+    // SECURITY: the sandbox's processes are the OOM killer's first victims, never sbx-init's
+    // near-immunity. The runtime set sbx-init's floor (oom_score_adj_min) to this value, so
+    // neither the process nor anything it starts can lower it again.
     int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (oom >= 0) {
-      (void)!write(oom, "0", 1);
-      close(oom);
-    }
+    if (oom < 0 || write(oom, kOomScoreAdj, sizeof kOomScoreAdj - 1) < 0) Fail(wfd, kStageOom);
+    close(oom);
     if (setgroups(groups.size(), groups.data()) != 0) Fail(wfd, kStageGroups);
     if (setresgid(request.user.gid, request.user.gid, request.user.gid) != 0) Fail(wfd, kStageGid);
     if (setresuid(request.user.uid, request.user.uid, request.user.uid) != 0) Fail(wfd, kStageUid);

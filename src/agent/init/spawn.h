@@ -2,10 +2,11 @@
 //
 // Starting processes from sbx-init (PID 1 of the sandbox). sbx-init is single-threaded and small,
 // so fork() is cheap and safe. The child resets signals, starts a new session (and takes a
-// controlling terminal in tty mode), drops to the requested user, enters the working directory,
-// resets oom_score_adj, marks every other descriptor close-on-exec and execs, searching the
-// exec's own PATH. Failures before exec travel back through a close-on-exec pipe, so the caller
-// gets "exec \"nope\": ENOENT" instead of an exit code 127.
+// controlling terminal in tty mode), makes itself one of the OOM killer's first victims
+// (oom_score_adj 1000), drops to the requested user, enters the working directory, marks every
+// other descriptor close-on-exec and execs, searching the exec's own PATH. Processes inherit
+// sbx-init's umask, 022. Failures before exec travel back through a close-on-exec pipe, so the
+// caller gets "exec \"nope\": ENOENT" instead of an exit code 127.
 
 #pragma once
 

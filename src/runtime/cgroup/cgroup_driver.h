@@ -62,6 +62,10 @@ class CgroupDriver {
   virtual std::string version() const = 0;
   // Pure: the writes that apply `limits`.
   virtual std::vector<CgroupWrite> PlanLimits(const CgroupLimits& limits) const = 0;
+  // Pure: the writes that confine a new group's access to devices to the sandbox's own
+  // (runtime/devices.h), in order; none where the hierarchy has no devices controller (cgroup v2:
+  // SECURITY.md says what stands in for it).
+  virtual std::vector<CgroupWrite> PlanDevices() const = 0;
   // Creates the group (failing if it exists) and applies the limits; on failure nothing is left.
   virtual Status Create(const std::string& name, const CgroupLimits& limits) = 0;
   // Changes the limits of an existing group: a sandbox made ahead of time gets its user's.

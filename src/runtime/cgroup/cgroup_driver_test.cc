@@ -78,6 +78,43 @@ TEST(CgroupFakeFsTest, V1CreateFailsCleanlyWhenAKnobIsMissing) {
   Status created = driver->Create("sb1", {1u << 20, 100, 10});
   ASSERT_FALSE(created);
   EXPECT_FALSE(driver->Exists("sb1"));
+
+  // Likewise in the devices, cpuset and blkio hierarchies: the new cpuset group finds no CPUs to
+  // take, and no directory of the group is left in any hierarchy.
+  for (const char* c : {"devices", "cpuset", "blkio"}) {
+    ASSERT_TRUE(sys::MakeDirs(root.Sub(c)));
+    mounts[c] = root.Sub(c);
+  }
+  ASSERT_TRUE(sys::MakeDirs(root.Sub("cpuset/sbx")));
+  ASSERT_TRUE(sys::WriteFile(root.Sub("cpuset/sbx/cpuset.cpus"), "0-1\n"));
+  ASSERT_TRUE(sys::WriteFile(root.Sub("cpuset/sbx/cpuset.mems"), "0\n"));
+  driver = MakeCgroupV1Driver(mounts, "sbx");
+  created = driver->Create("sb2", {1u << 20, 100, 10});
+  ASSERT_FALSE(created);
+  EXPECT_FALSE(driver->Exists("sb2"));
+  EXPECT_EQ(driver->Paths("sb2").size(), 7u);
+  for (const auto& dir : driver->Paths("sb2")) EXPECT_FALSE(sys::PathExists(dir)) << dir;
+}
+
+TEST(CgroupPlanTest, V1DevicesAllowOnlyTheSandboxsNodes) {
+  auto driver = MakeCgroupV1Driver(
+      {{"memory", "/m"}, {"cpu", "/c"}, {"pids", "/p"}, {"freezer", "/f"}, {"devices", "/d"}},
+      "sbx");
+  std::vector<CgroupWrite> expected = {
+      {"devices", "devices.deny", "a"},
+      {"devices", "devices.allow", "c 1:3 rwm"},
+      {"devices", "devices.allow", "c 1:5 rwm"},
+      {"devices", "devices.allow", "c 1:7 rwm"},
+      {"devices", "devices.allow", "c 1:8 rwm"},
+      {"devices", "devices.allow", "c 1:9 rwm"},
+      {"devices", "devices.allow", "c 5:0 rwm"},
+      {"devices", "devices.allow", "c 5:2 rwm"},
+      {"devices", "devices.allow", "c 136:* rwm"},
+  };
+  EXPECT_EQ(driver->PlanDevices(), expected);
+  // Without the controller (or on cgroup v2) there is nothing to write.
+  EXPECT_TRUE(MakeCgroupV1Driver({{"memory", "/m"}}, "sbx")->PlanDevices().empty());
+  EXPECT_TRUE(MakeCgroupV2Driver("/sys/fs/cgroup", "sbx")->PlanDevices().empty());
 }
 
 // A plain directory refuses rmdir while it has entries, as a cgroup does while it has groups.
@@ -98,6 +135,12 @@ TEST(CgroupFakeFsTest, ParentIsRemovedOnlyWhenNoGroupIsUnderIt) {
     EXPECT_FALSE(sys::PathExists(root.Sub(std::string(c) + "/sbx"))) << c;
   }
   EXPECT_TRUE(v1->RemoveParentIfEmpty());  // nothing left is success
+
+  // A group left in one hierarchy only (a teardown cut short) is listed, so it can be removed.
+  ASSERT_TRUE(sys::MakeDirs(root.Sub("freezer/sbx/half")));
+  EXPECT_EQ(v1->List(), std::vector<std::string>{"half"});
+  EXPECT_TRUE(v1->Remove("half"));
+  EXPECT_TRUE(v1->List().empty());
 
   ASSERT_TRUE(sys::MakeDirs(root.Sub("unified/sbx/sb2")));
   auto v2 = MakeCgroupV2Driver(root.Sub("unified"), "sbx");

@@ -1,6 +1,8 @@
 // The cgroup v1 driver: one directory per controller hierarchy (memory, cpu, pids, freezer, and
-// cpuacct for statistics). Killing uses the freezer so that no process can fork while the
-// survivors are being signalled.
+// cpuacct for statistics), and, where they are mounted, devices (the sandbox's device nodes and
+// nothing else), cpuset (the parent's CPUs and memory nodes) and blkio, so that no sandbox is
+// left in a hierarchy's root group. Killing uses the freezer so that no process can fork while
+// the survivors are being signalled.
 
 #include <errno.h>
 #include <signal.h>
@@ -14,6 +16,7 @@
 #include "src/base/strings.h"
 #include "src/runtime/cgroup/cgroup_common.h"
 #include "src/runtime/cgroup/cgroup_driver.h"
+#include "src/runtime/devices.h"
 #include "src/sys/fs.h"
 
 namespace sbx::runtime {
@@ -26,7 +29,8 @@ class CgroupV1Driver : public CgroupDriver {
  public:
   CgroupV1Driver(std::map<std::string, std::string> mounts, std::string parent)
       : mounts_(std::move(mounts)), parent_(std::move(parent)) {
-    for (const char* c : {"memory", "cpu", "pids", "freezer", "cpuacct"}) {
+    for (const char* c :
+         {"memory", "cpu", "pids", "freezer", "cpuacct", "devices", "cpuset", "blkio"}) {
       if (mounts_.count(c)) controllers_.emplace_back(c);
     }
   }
@@ -54,6 +58,20 @@ class CgroupV1Driver : public CgroupDriver {
     return plan;
   }
 
+  std::vector<CgroupWrite> PlanDevices() const override {
+    if (!mounts_.count("devices")) return {};
+    // SECURITY: deny every device, then allow the nodes the runtime makes in /dev.
+    std::vector<CgroupWrite> plan = {{"devices", "devices.deny", "a"}};
+    auto allow = [&plan](const DeviceNode& node, const std::string& minor) {
+      plan.push_back(
+          {"devices", "devices.allow", "c " + std::to_string(node.major) + ":" + minor + " rwm"});
+    };
+    for (const DeviceNode& node : kDevNodes) allow(node, std::to_string(node.minor));
+    allow(kPtmx, std::to_string(kPtmx.minor));
+    allow({"pts", kPtySlaveMajor, 0}, "*");
+    return plan;
+  }
+
   std::string Dir(const std::string& controller, const std::string& name) const {
     return mounts_.at(controller) + "/" + parent_ + "/" + name;
   }
@@ -63,6 +81,19 @@ class CgroupV1Driver : public CgroupDriver {
       std::string dir = mounts_.at(c) + "/" + parent_;
       if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
         return Error::Errno("mkdir " + Quote(dir));
+      if (c == "cpuset") SBX_TRY(InheritCpuset(dir));
+    }
+    return Ok();
+  }
+
+  // A new cpuset group has no CPUs and no memory nodes, and no process can join it until it has
+  // some: it gets its parent's.
+  static Status InheritCpuset(const std::string& dir) {
+    for (const char* file : {"cpuset.cpus", "cpuset.mems"}) {
+      SBX_ASSIGN_OR_RETURN(std::string own, sys::ReadFile(dir + "/" + file, 4096));
+      if (!Trim(own).empty()) continue;
+      SBX_ASSIGN_OR_RETURN(std::string parent, sys::ReadFile(sys::DirName(dir) + "/" + file, 4096));
+      SBX_TRY(sys::WriteKnob(dir + "/" + file, std::string(Trim(parent))));
     }
     return Ok();
   }
@@ -81,6 +112,18 @@ class CgroupV1Driver : public CgroupDriver {
         return e;
       }
       created.push_back(dir);
+    }
+    if (mounts_.count("cpuset")) {
+      if (Status s = InheritCpuset(Dir("cpuset", name)); !s) {
+        rollback();
+        return std::move(s).error().Wrap("set up the cpuset group");
+      }
+    }
+    for (const auto& w : PlanDevices()) {
+      if (Status s = ApplyWrite(Dir(w.controller, name), w); !s) {
+        rollback();
+        return std::move(s).error().Wrap("allow the sandbox's devices");
+      }
     }
     for (const auto& w : PlanLimits(limits)) {
       if (!mounts_.count(w.controller)) {

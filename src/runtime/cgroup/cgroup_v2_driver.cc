@@ -48,6 +48,8 @@ class CgroupV2Driver : public CgroupDriver {
     return plan;
   }
 
+  std::vector<CgroupWrite> PlanDevices() const override { return {}; }
+
   std::string ParentDir() const { return root_ + "/" + parent_; }
   std::string Dir(const std::string& name) const { return ParentDir() + "/" + name; }
 
