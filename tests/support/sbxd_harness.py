@@ -8,6 +8,7 @@ SBX_BIN_DIR (the build's bin directory) and a running local registry (tools/regi
 up).
 """
 
+import contextlib
 import ctypes
 import json
 import os
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SUITES = ("tests/e2e", "tests/security")
 API_KEY_A = "tenant-a-key-0123456789"
 API_KEY_B = "tenant-b-key-0123456789"
+API_KEY_OPERATOR = "operator-key-0123456789"
 QUOTA_B = 3
 
 
@@ -154,18 +156,20 @@ def free_port():
 
 
 class Daemon:
-    """A running sbxd: start, kill -9, restart on the same state."""
+    """A running sbxd: start, kill -9, restart on the same state. `overrides` replaces fields of
+    the configuration; `nofile` starts sbxd with that descriptor limit."""
 
-    def __init__(self, bin_dir, state, registry):
+    def __init__(self, bin_dir, state, registry, overrides=None, nofile=None):
         self.bin_dir = Path(bin_dir)
         self.state = Path(state)
         self.registry = registry
         self.tcp_port = free_port()
         self.metrics_port = free_port()
         self.proc = None
+        self.nofile = nofile
         self.config = self.state / "sbxd.json"
         self.cgroup_parent = "sbx-e2e-" + uuid.uuid4().hex[:8]
-        self.config.write_text(json.dumps({
+        config = {
             "state_dir": str(self.state / "lib"),
             "run_dir": str(self.state / "run"),
             "listen_unix": str(self.state / "run/sbxd.sock"),
@@ -176,6 +180,7 @@ class Daemon:
             "api_keys": [
                 {"key": API_KEY_A, "tenant": "tenant-a"},
                 {"key": API_KEY_B, "tenant": "tenant-b", "max_sandboxes": QUOTA_B},
+                {"key": API_KEY_OPERATOR, "tenant": "ops", "operator": True},
             ],
             "secrets_dir": str(self.state / "secrets"),
             "writable_layer": "loop",
@@ -183,7 +188,9 @@ class Daemon:
             "default_disk": "1Gi",
             "log_level": "debug",
             "cgroup_parent": self.cgroup_parent,
-        }))
+        }
+        config.update(overrides or {})
+        self.config.write_text(json.dumps(config))
         (self.state / "secrets/team").mkdir(parents=True, exist_ok=True)
         (self.state / "secrets/team/HF_TOKEN").write_text("hf-secret-value\n")
         (self.state / "secrets/team/creds").write_text(json.dumps({"password": "pw-123"}))
@@ -194,8 +201,10 @@ class Daemon:
 
     def start(self):
         log = open(self.state / "sbxd.log", "ab")
-        self.proc = spawn([str(self.bin_dir / "sbxd"), "--config", str(self.config)],
-                          stdout=log, stderr=log, start_new_session=True)
+        command = [str(self.bin_dir / "sbxd"), "--config", str(self.config)]
+        if self.nofile:
+            command = ["prlimit", f"--nofile={self.nofile}:{self.nofile}", "--", *command]
+        self.proc = spawn(command, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 30
         import grpc
         while time.monotonic() < deadline:
@@ -235,26 +244,37 @@ def registry():
     return addr
 
 
-@pytest.fixture(scope="session")
-def daemon(registry, protos):
+@contextlib.contextmanager
+def daemon_running(registry, overrides=None, nofile=None, start=True):
+    """A Daemon of its own (see Daemon for `overrides` and `nofile`), stopped and cleaned up
+    afterwards; not started when `start` is false."""
     bin_dir = os.environ.get("SBX_BIN_DIR")
     if not bin_dir:
         pytest.fail("SBX_BIN_DIR must point at the build's bin directory")
     _become_subreaper()
     state = tempfile.mkdtemp(prefix="sbx-e2e-")
-    d = Daemon(bin_dir, state, registry)
-    d.start()
-    yield d
-    d.stop()
-    # The daemon's cgroup parent directories are empty once its sandboxes are gone.
-    for root in Path("/sys/fs/cgroup").iterdir():
-        for parent in (root / d.cgroup_parent, Path("/sys/fs/cgroup") / d.cgroup_parent):
-            if parent.is_dir():
-                try:
-                    parent.rmdir()
-                except OSError:
-                    pass
-    run(["rm", "-rf", state])
+    d = Daemon(bin_dir, state, registry, overrides=overrides, nofile=nofile)
+    try:
+        if start:
+            d.start()
+        yield d
+    finally:
+        d.stop()
+        # The daemon's cgroup parent directories are empty once its sandboxes are gone.
+        for root in Path("/sys/fs/cgroup").iterdir():
+            for parent in (root / d.cgroup_parent, Path("/sys/fs/cgroup") / d.cgroup_parent):
+                if parent.is_dir():
+                    try:
+                        parent.rmdir()
+                    except OSError:
+                        pass
+        run(["rm", "-rf", state])
+
+
+@pytest.fixture(scope="session")
+def daemon(registry, protos):
+    with daemon_running(registry) as d:
+        yield d
 
 
 @pytest.fixture

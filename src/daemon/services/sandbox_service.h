@@ -8,6 +8,7 @@
 #pragma once
 
 #include "coreweave/sandbox/v1/sandbox.grpc.pb.h"
+#include "src/daemon/byte_budget.h"
 #include "src/daemon/metrics.h"
 #include "src/daemon/network_provider.h"
 #include "src/daemon/sandbox_manager.h"
@@ -19,9 +20,14 @@ namespace v1 = ::coreweave::sandbox::v1;
 
 class SandboxService final : public v1::SandboxService::Service {
  public:
+  // `file_memory` bounds the file contents ReadFile holds in memory at once.
   SandboxService(SandboxManager* manager, const Authenticator* auth, Metrics* metrics,
-                 NetworkProvider* network = nullptr)
-      : manager_(manager), auth_(auth), metrics_(metrics), network_(network) {}
+                 NetworkProvider* network, ByteBudget* file_memory)
+      : manager_(manager),
+        auth_(auth),
+        metrics_(metrics),
+        network_(network),
+        file_memory_(file_memory) {}
 
   grpc::Status CreateSandbox(grpc::ServerContext* context, const v1::CreateSandboxRequest* request,
                              v1::Sandbox* response) override;
@@ -69,6 +75,7 @@ class SandboxService final : public v1::SandboxService::Service {
   const Authenticator* auth_;
   Metrics* metrics_;
   NetworkProvider* network_;
+  ByteBudget* file_memory_;
 };
 
 }  // namespace sbx::daemon
