@@ -23,13 +23,14 @@ namespace sbx::daemon {
 namespace {
 
 constexpr int kKeepaliveTimeMs = 60000;
+constexpr int kMaxResponseBytes = 100 << 20;
 constexpr int kKeepaliveTimeoutMs = 20000;
 
 // One side's services, bound to that side's authenticator.
 struct ServiceSet {
   ServiceSet(const Config& config, const ApiDependencies& deps, ApiSide side)
       : auth(config, side),
-        sandbox(deps.manager, &auth, deps.metrics, deps.network, deps.file_memory),
+        sandbox(deps.manager, &auth, deps.metrics, deps.network, deps.response_memory),
         discovery(deps.manager, &auth),
         system(deps.manager, &auth, deps.cgroup_version),
         images(deps.images, &auth, deps.manager),
@@ -138,7 +139,8 @@ class ApiServerImpl final : public ApiServer {
  private:
   static void Common(grpc::ServerBuilder& builder, int max_message) {
     builder.SetMaxReceiveMessageSize(max_message);
-    builder.SetMaxSendMessageSize(max_message);
+    // What the clients accept (wire-v1: 100 MiB); an Exec's output may exceed a file's size.
+    builder.SetMaxSendMessageSize(kMaxResponseBytes);
     // sbxd binds its sockets itself, without SO_REUSEPORT; nothing gRPC binds may share either.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.experimental().SetInterceptorCreators(CallScopeInterceptors());

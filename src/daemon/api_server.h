@@ -38,7 +38,7 @@ struct ApiDependencies {
   ImageStoreProvider* images = nullptr;
   Metrics* metrics = nullptr;
   NetworkProvider* network = nullptr;
-  ByteBudget* file_memory = nullptr;
+  ByteBudget* response_memory = nullptr;
   std::string cgroup_version;
 };
 

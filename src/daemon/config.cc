@@ -118,11 +118,11 @@ Status ValidateApiLimits(const Config& c) {
   }
   // A ReadFile holds the file twice (content and serialized response): the largest one must fit
   // a tenant's share, and the share the total.
-  if (c.file_transfer_memory_per_tenant < 2 * c.max_file_bytes ||
-      c.file_transfer_memory < c.file_transfer_memory_per_tenant) {
+  if (c.response_memory_per_tenant < 2 * c.max_file_bytes ||
+      c.response_memory < c.response_memory_per_tenant) {
     return Error::InvalidArgument(
-        "config: file_transfer_memory_per_tenant must be at least twice max_file_bytes, and "
-        "file_transfer_memory at least file_transfer_memory_per_tenant");
+        "config: response_memory_per_tenant must be at least twice max_file_bytes, and "
+        "response_memory at least response_memory_per_tenant");
   }
   return Ok();
 }
@@ -183,8 +183,8 @@ Result<Config> Config::FromJson(const std::string& text) {
   SBX_TRY(Field(j, "id_map_gid", c.id_map_gid, seen));
   SBX_TRY(Field(j, "id_map_size", c.id_map_size, seen));
   SBX_TRY(Field(j, "max_file_bytes", c.max_file_bytes, seen));
-  SBX_TRY(Field(j, "file_transfer_memory", c.file_transfer_memory, seen));
-  SBX_TRY(Field(j, "file_transfer_memory_per_tenant", c.file_transfer_memory_per_tenant, seen));
+  SBX_TRY(Field(j, "response_memory", c.response_memory, seen));
+  SBX_TRY(Field(j, "response_memory_per_tenant", c.response_memory_per_tenant, seen));
   SBX_TRY(Field(j, "runner_id", c.runner_id, seen));
   SBX_TRY(Field(j, "log_level", c.log_level, seen));
   SBX_TRY(Field(j, "log_format", c.log_format, seen));
@@ -304,8 +304,8 @@ std::string Config::ToJson() const {
             {"tcp_max_connections_per_client", tcp_max_connections_per_client},
             {"tcp_handshake_timeout_seconds", tcp_handshake_timeout_seconds},
             {"tcp_idle_timeout_seconds", tcp_idle_timeout_seconds},
-            {"file_transfer_memory", file_transfer_memory},
-            {"file_transfer_memory_per_tenant", file_transfer_memory_per_tenant},
+            {"response_memory", response_memory},
+            {"response_memory_per_tenant", response_memory_per_tenant},
             {"registry_mirrors", registry_mirrors},
             {"insecure_registries", insecure_registries},
             {"secrets_dir", secrets_dir},

@@ -79,10 +79,10 @@ struct Config {
   uint32_t id_map_gid = 1000000;
   uint32_t id_map_size = 65536;
   uint64_t max_file_bytes = 32ull << 20;  // unary ReadFile/WriteFile limit
-  // Memory for file contents in flight (a ReadFile holds twice the file: the content and its
-  // serialized response), in all and per tenant; calls wait for their share.
-  uint64_t file_transfer_memory = 512ull << 20;
-  uint64_t file_transfer_memory_per_tenant = 256ull << 20;
+  // Memory for large one-message responses in flight (a ReadFile holds its file twice, the
+  // content and the serialized response; an Exec its output), in all and per tenant.
+  uint64_t response_memory = 512ull << 20;
+  uint64_t response_memory_per_tenant = 256ull << 20;
   std::string runner_id;  // default: the host name
   std::string log_level = "info";
   std::string log_format = "text";  // or "json"

@@ -106,7 +106,7 @@ TEST(ConfigTest, ApiFrontDoorFields) {
                  {"key": "abcdef0123456789abcd", "tenant": "team"}],
     "local_operator": false, "tcp_max_connections": 100, "tcp_max_connections_per_client": 10,
     "tcp_handshake_timeout_seconds": 5, "tcp_idle_timeout_seconds": 60,
-    "file_transfer_memory": 1073741824, "file_transfer_memory_per_tenant": 134217728
+    "response_memory": 1073741824, "response_memory_per_tenant": 134217728
   })");
   ASSERT_TRUE(c) << c.error().ToString();
   EXPECT_TRUE(c->api_keys[0].is_operator);
@@ -114,7 +114,7 @@ TEST(ConfigTest, ApiFrontDoorFields) {
   EXPECT_FALSE(c->local_operator);
   EXPECT_EQ(c->tcp_max_connections, 100);
   EXPECT_EQ(c->tcp_max_connections_per_client, 10);
-  EXPECT_EQ(c->file_transfer_memory_per_tenant, 128u << 20);
+  EXPECT_EQ(c->response_memory_per_tenant, 128u << 20);
   EXPECT_TRUE(Config().local_operator);
   for (const char* bad : {
            R"({"api_keys": [{"key": "0123456789abcdef0123", "tenant": "t", "operator": "yes"}]})",
@@ -123,8 +123,8 @@ TEST(ConfigTest, ApiFrontDoorFields) {
            R"({"tcp_max_connections": 10, "tcp_max_connections_per_client": 11})",
            R"({"tcp_handshake_timeout_seconds": 0})",
            // A largest-size ReadFile (twice 32 MiB) must fit a tenant's share.
-           R"({"file_transfer_memory_per_tenant": 33554432})",
-           R"({"file_transfer_memory": 67108864, "file_transfer_memory_per_tenant": 134217728})",
+           R"({"response_memory_per_tenant": 33554432})",
+           R"({"response_memory": 67108864, "response_memory_per_tenant": 134217728})",
            R"({"tls_cert": "/etc/sbx/tls.crt"})",
        }) {
     EXPECT_FALSE(Config::FromJson(bad)) << bad;

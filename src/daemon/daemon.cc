@@ -81,14 +81,14 @@ class DaemonImpl : public Daemon {
     SBX_TRY(manager_->Start());
     metrics_.SetGaugeSource([this] { return Gauges(); });
 
-    file_memory_ = std::make_unique<ByteBudget>(config_.file_transfer_memory,
-                                                config_.file_transfer_memory_per_tenant);
+    response_memory_ = std::make_unique<ByteBudget>(config_.response_memory,
+                                                config_.response_memory_per_tenant);
     ApiDependencies deps;
     deps.manager = manager_.get();
     deps.images = images_.get();
     deps.metrics = &metrics_;
     deps.network = network_.get();
-    deps.file_memory = file_memory_.get();
+    deps.response_memory = response_memory_.get();
     deps.cgroup_version = layout.version;
     SBX_TRY(api_->Serve(deps));
     if (!config_.metrics_listen.empty()) {
@@ -141,8 +141,8 @@ class DaemonImpl : public Daemon {
            std::to_string(conns.refused_local) + "\n";
     out += "sbx_api_connections_refused_total{transport=\"tcp\"} " +
            std::to_string(conns.refused_remote) + "\n";
-    out += "# TYPE sbx_file_transfer_memory_bytes gauge\nsbx_file_transfer_memory_bytes " +
-           std::to_string(file_memory_->in_use()) + "\n";
+    out += "# TYPE sbx_response_memory_bytes gauge\nsbx_response_memory_bytes " +
+           std::to_string(response_memory_->in_use()) + "\n";
     return out;
   }
 
@@ -153,7 +153,7 @@ class DaemonImpl : public Daemon {
   std::unique_ptr<ImageStoreProvider> images_;
   std::unique_ptr<NetworkProvider> network_;
   std::unique_ptr<SandboxManager> manager_;
-  std::unique_ptr<ByteBudget> file_memory_;
+  std::unique_ptr<ByteBudget> response_memory_;
   std::unique_ptr<ApiServer> api_;
   runtime::FavorMigrations favor_migrations_;
   HttpServer http_;

@@ -14,8 +14,8 @@ import grpc
 from conftest import API_KEY_A, auth
 
 FILE_BYTES = 32 << 20  # max_file_bytes
-BUDGET_MB = 512  # file_transfer_memory
-SHARE_MB = 256  # file_transfer_memory_per_tenant
+BUDGET_MB = 512  # response_memory
+SHARE_MB = 256  # response_memory_per_tenant
 
 
 def metrics_text(daemon):
@@ -87,7 +87,7 @@ def test_parallel_reads_of_large_files_stay_within_the_budget(daemon, protos, st
     assert grown < BUDGET_MB + 384, f"sbxd grew by {grown} MB"
     # Every call gave its share back once its response was sent.
     deadline = time.monotonic() + 30
-    while "sbx_file_transfer_memory_bytes 0\n" not in metrics_text(daemon):
+    while "sbx_response_memory_bytes 0\n" not in metrics_text(daemon):
         assert time.monotonic() < deadline, metrics_text(daemon)
         time.sleep(0.1)
 

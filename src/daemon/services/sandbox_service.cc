@@ -22,7 +22,9 @@ namespace {
 constexpr int64_t kDefaultExecOutput = 16 << 20;
 constexpr int64_t kMaxExecOutput = 64 << 20;
 // How long a ReadFile waits for memory to hold the file in.
-constexpr int64_t kFileMemoryWaitMs = 120000;
+constexpr int64_t kResponseMemoryWaitMs = 120000;
+// Output an Exec keeps without asking the response-memory budget: most commands print less.
+constexpr uint64_t kUnbudgetedExecOutput = 64u << 10;
 
 grpc::Status Fail(const Error& error) { return ToGrpcStatus(error); }
 
@@ -177,6 +179,23 @@ grpc::Status SandboxService::Exec(grpc::ServerContext* context, const v1::ExecRe
   int64_t deadline = CallDeadline(context, 24LL * 3600 * 1000);
   int64_t produced[2] = {0, 0};
   std::string* sinks[2] = {response->mutable_stdout(), response->mutable_stderr()};
+  // The output kept for the response, like a ReadFile's file, is held twice until the response
+  // is sent: beyond a small allowance it comes out of the tenant's share of response memory.
+  // Waiting for more while holding some could stall every exec of a tenant, so output for which
+  // no memory is free now is dropped, and the response says it was truncated.
+  auto held = std::make_shared<std::vector<ByteBudget::Reservation>>();
+  uint64_t covered = kUnbudgetedExecOutput;
+  auto keepable = [&](size_t wanted) -> size_t {
+    uint64_t kept = sinks[0]->size() + sinks[1]->size();
+    if (kept + wanted <= covered) return wanted;
+    uint64_t more = std::max<uint64_t>(kept + wanted - covered, 1u << 20);
+    if (auto extra = response_memory_->TryAcquire(*tenant, 2 * more)) {
+      held->push_back(std::move(*extra));
+      covered += more;
+      return wanted;
+    }
+    return static_cast<size_t>(covered - kept);
+  };
   while (true) {
     auto event = stream->Next(std::min(deadline, MonotonicMillis() + 200));
     if (!event) {
@@ -198,13 +217,17 @@ grpc::Status SandboxService::Exec(grpc::ServerContext* context, const v1::ExecRe
     int index = event->output.stream == agent::StreamId::kStderr ? 1 : 0;
     produced[index] += static_cast<int64_t>(event->output.data.size());
     int64_t room = limit - static_cast<int64_t>(sinks[index]->size());
-    if (room > 0) sinks[index]->append(event->output.data.substr(0, static_cast<size_t>(room)));
+    if (room > 0) {
+      size_t keep = keepable(std::min(event->output.data.size(), static_cast<size_t>(room)));
+      sinks[index]->append(event->output.data.substr(0, keep));
+    }
   }
   response->set_stdout_bytes_produced(produced[0]);
   response->set_stderr_bytes_produced(produced[1]);
   response->set_stdout_truncated(produced[0] > static_cast<int64_t>(response->stdout().size()));
   response->set_stderr_truncated(produced[1] > static_cast<int64_t>(response->stderr().size()));
   metrics_->Observe("sbx_exec_seconds", static_cast<double>(MonotonicNanos() - started) / 1e9);
+  HoldUntilCallEnds(context, std::move(held));
   return grpc::Status::OK;
 }
 
@@ -502,10 +525,10 @@ grpc::Status SandboxService::ReadFile(grpc::ServerContext* context,
   uint64_t covered = 0;  // file bytes the reservations cover
   auto admit = [&](const agent::FileInfo& info) -> Status {
     int64_t deadline =
-        std::min(CallDeadline(context, 300000), MonotonicMillis() + kFileMemoryWaitMs);
+        std::min(CallDeadline(context, 300000), MonotonicMillis() + kResponseMemoryWaitMs);
     uint64_t size = std::min<uint64_t>(info.size, manager_->config().max_file_bytes);
     SBX_ASSIGN_OR_RETURN(ByteBudget::Reservation r,
-                         file_memory_->Acquire(*tenant, 2 * size, deadline));
+                         response_memory_->Acquire(*tenant, 2 * size, deadline));
     held->push_back(std::move(r));
     covered = size;
     content.reserve(size);
@@ -515,7 +538,7 @@ grpc::Status SandboxService::ReadFile(grpc::ServerContext* context,
     if (content.size() + chunk.size() > covered) {
       // The file grew while it was read: hold room for the rest too, if there is any now.
       uint64_t more = std::max<uint64_t>(content.size() + chunk.size() - covered, 1u << 20);
-      auto extra = file_memory_->TryAcquire(*tenant, 2 * more);
+      auto extra = response_memory_->TryAcquire(*tenant, 2 * more);
       if (!extra) {
         return Error::ResourceExhausted(
                    "the file grew while it was read and no memory is free for the rest; retry")
@@ -532,7 +555,7 @@ grpc::Status SandboxService::ReadFile(grpc::ServerContext* context,
   // The wait for memory happens inside the read, before any content: the read may take that
   // long on top of its own minute.
   Status read = client.ReadFile(request->path(), manager_->config().max_file_bytes, sink, &info,
-                                kFileMemoryWaitMs + 60000, admit);
+                                kResponseMemoryWaitMs + 60000, admit);
   if (!read) {
     return Fail(ExplainAgentFailure(*manager_, *tenant, request->sandbox_id(), read.error())
                     .WithMetadata("filepath", request->path()));

@@ -20,14 +20,15 @@ namespace v1 = ::coreweave::sandbox::v1;
 
 class SandboxService final : public v1::SandboxService::Service {
  public:
-  // `file_memory` bounds the file contents ReadFile holds in memory at once.
+  // `response_memory` bounds what ReadFile (the file) and Exec (the output) hold in memory for
+  // their one-message responses.
   SandboxService(SandboxManager* manager, const Authenticator* auth, Metrics* metrics,
-                 NetworkProvider* network, ByteBudget* file_memory)
+                 NetworkProvider* network, ByteBudget* response_memory)
       : manager_(manager),
         auth_(auth),
         metrics_(metrics),
         network_(network),
-        file_memory_(file_memory) {}
+        response_memory_(response_memory) {}
 
   grpc::Status CreateSandbox(grpc::ServerContext* context, const v1::CreateSandboxRequest* request,
                              v1::Sandbox* response) override;
@@ -75,7 +76,7 @@ class SandboxService final : public v1::SandboxService::Service {
   const Authenticator* auth_;
   Metrics* metrics_;
   NetworkProvider* network_;
-  ByteBudget* file_memory_;
+  ByteBudget* response_memory_;
 };
 
 }  // namespace sbx::daemon
