@@ -163,7 +163,8 @@ Result<std::string> AgentClient::ReadSymlink(const std::string& path, int timeou
 
 Status AgentClient::ReadFile(const std::string& path, uint64_t max_bytes,
                              const std::function<Status(std::string_view)>& sink, FileInfo* info,
-                             int timeout_ms) {
+                             int timeout_ms,
+                             const std::function<Status(const FileInfo&)>& on_info) {
   int64_t deadline = MonotonicMillis() + timeout_ms;
   SBX_ASSIGN_OR_RETURN(Connection conn,
                        Open(MsgType::kFileRead, FileRead{path, max_bytes}.Encode(), timeout_ms));
@@ -178,6 +179,7 @@ Status AgentClient::ReadFile(const std::string& path, uint64_t max_bytes,
         .WithMetadata("max_size_bytes", std::to_string(max_bytes));
   }
   if (info != nullptr) *info = file_info;
+  if (on_info) SBX_TRY(on_info(file_info));
   uint64_t total = 0;
   while (true) {
     SBX_ASSIGN_OR_RETURN(Frame frame, conn.Receive(deadline));

@@ -88,10 +88,13 @@ class AgentClient {
   Result<std::string> ReadSymlink(const std::string& path, int timeout_ms = 10000);
 
   // Streams a file's content to `sink` in chunks. Fails with kResourceExhausted (reason
-  // CWSANDBOX_FILE_TOO_LARGE) if the file is larger than `max_bytes` (0: no limit).
+  // CWSANDBOX_FILE_TOO_LARGE) if the file is larger than `max_bytes` (0: no limit). `on_info`,
+  // when given, sees the file's metadata before any content arrives (to make room for it); an
+  // error from it ends the read.
   Status ReadFile(const std::string& path, uint64_t max_bytes,
                   const std::function<Status(std::string_view)>& sink, FileInfo* info,
-                  int timeout_ms = 60000);
+                  int timeout_ms = 60000,
+                  const std::function<Status(const FileInfo&)>& on_info = {});
   Result<std::string> ReadFileToString(const std::string& path, uint64_t max_bytes,
                                        int timeout_ms = 60000);
 

@@ -2,6 +2,7 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 
@@ -63,26 +64,87 @@ std::optional<int64_t> ParseInt64(std::string_view text) {
   return value;
 }
 
+namespace {
+
+// The length of the valid UTF-8 sequence at text[i] (RFC 3629: no overlong forms, surrogates or
+// code points past U+10FFFF), or 0 when the byte there does not start one.
+size_t Utf8Length(std::string_view text, size_t i) {
+  auto at = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  unsigned char c = at(i);
+  if (c < 0x80) return 1;
+  size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xbf;  // the range of the second byte
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (i + n > text.size() || at(i + 1) < lo || at(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    if (at(i + k) < 0x80 || at(i + k) > 0xbf) return 0;
+  }
+  return n;
+}
+
+void AppendEscaped(std::string& out, unsigned char c) {
+  char buf[8];
+  snprintf(buf, sizeof buf, "\\x%02x", c);
+  out += buf;
+}
+
+}  // namespace
+
 std::string Quote(std::string_view text, size_t max) {
   std::string out = "\"";
-  size_t n = 0;
-  for (unsigned char c : text) {
-    if (n++ >= max) {
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t n = Utf8Length(text, i);
+    if (i + std::max<size_t>(n, 1) > max) {
       out += "...";
       break;
     }
-    if (c == '"' || c == '\\') {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (n == 0) {
+      AppendEscaped(out, c);
+      ++i;
+    } else if (c == '"' || c == '\\') {
       out += '\\';
       out += static_cast<char>(c);
+      ++i;
     } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
+      AppendEscaped(out, c);
+      ++i;
     } else {
-      out += static_cast<char>(c);
+      out.append(text.substr(i, n));
+      i += n;
     }
   }
   out += "\"";
+  return out;
+}
+
+std::string ToValidUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t n = Utf8Length(text, i);
+    if (n == 0) {
+      AppendEscaped(out, static_cast<unsigned char>(text[i]));
+      ++i;
+    } else {
+      out.append(text.substr(i, n));
+      i += n;
+    }
+  }
   return out;
 }
 

@@ -22,8 +22,13 @@ bool EndsWith(std::string_view text, std::string_view suffix);
 std::optional<uint64_t> ParseUint64(std::string_view text);
 std::optional<int64_t> ParseInt64(std::string_view text);
 
-// Quotes for messages: "abc" with control characters escaped, truncated to `max` bytes.
+// Quotes for messages: "abc" with control characters and bytes that are not valid UTF-8 escaped
+// (\xNN), truncated to at most `max` bytes of `text` without splitting a character. The result
+// is always valid UTF-8, as protobuf string fields (error messages among them) must be.
 std::string Quote(std::string_view text, size_t max = 256);
+
+// `text` with every byte that is not part of a valid UTF-8 sequence written as \xNN.
+std::string ToValidUtf8(std::string_view text);
 
 std::string HexEncode(std::string_view bytes);
 

@@ -30,6 +30,25 @@ TEST(StringsTest, QuoteEscapesControlCharacters) {
   EXPECT_EQ(Quote("abcdef", 3), "\"abc...\"");
 }
 
+TEST(StringsTest, QuoteAndToValidUtf8NeverProduceInvalidUtf8) {
+  // Characters pass through whole; truncation never splits one.
+  EXPECT_EQ(Quote("h\xc3\xa9llo"), "\"h\xc3\xa9llo\"");
+  EXPECT_EQ(Quote("\xe6\x97\xa5\xe6\x97\xa5", 4), "\"\xe6\x97\xa5...\"");
+  EXPECT_EQ(Quote("\xf0\x9f\x98\x80"), "\"\xf0\x9f\x98\x80\"");
+  // Bytes that start no valid sequence are escaped: stray continuation bytes, truncated and
+  // overlong sequences, surrogates, and code points past U+10FFFF.
+  EXPECT_EQ(Quote("a\xff"
+                  "b"),
+            "\"a\\xffb\"");
+  EXPECT_EQ(Quote("\x80"), "\"\\x80\"");
+  EXPECT_EQ(Quote("\xc3"), "\"\\xc3\"");
+  EXPECT_EQ(Quote("\xc0\xaf"), "\"\\xc0\\xaf\"");
+  EXPECT_EQ(Quote("\xed\xa0\x80"), "\"\\xed\\xa0\\x80\"");
+  EXPECT_EQ(Quote("\xf4\x90\x80\x80"), "\"\\xf4\\x90\\x80\\x80\"");
+  EXPECT_EQ(ToValidUtf8("ok \xc3\xa9 \xff\xfe end"), "ok \xc3\xa9 \\xff\\xfe end");
+  EXPECT_EQ(ToValidUtf8("line\n"), "line\n");
+}
+
 TEST(StringsTest, RandomHexIsHexOfRightLength) {
   std::string a = RandomHex(16);
   std::string b = RandomHex(16);

@@ -79,6 +79,34 @@ Status ValidateNetwork(const Config& c) {
   return Ok();
 }
 
+Status ValidateApiLimits(const Config& c) {
+  if (c.tcp_max_connections < 1 || c.tcp_max_connections_per_client < 1 ||
+      c.tcp_max_connections_per_client > c.tcp_max_connections) {
+    return Error::InvalidArgument(
+        "config: tcp_max_connections and tcp_max_connections_per_client must be positive, the "
+        "second at most the first");
+  }
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    return Error::InvalidArgument("config: tls_cert and tls_key go together");
+  }
+  if (c.tcp_handshake_timeout_seconds < 1 || c.tcp_idle_timeout_seconds < 1) {
+    return Error::InvalidArgument(
+        "config: tcp_handshake_timeout_seconds and tcp_idle_timeout_seconds must be positive");
+  }
+  if (c.max_file_bytes < 1 || c.max_file_bytes > (1ull << 30)) {
+    return Error::InvalidArgument("config: max_file_bytes must be between 1 and 1073741824");
+  }
+  // A ReadFile holds the file twice (content and serialized response): the largest one must fit
+  // a tenant's share, and the share the total.
+  if (c.response_memory_per_tenant < 2 * c.max_file_bytes ||
+      c.response_memory < c.response_memory_per_tenant) {
+    return Error::InvalidArgument(
+        "config: response_memory_per_tenant must be at least twice max_file_bytes, and "
+        "response_memory at least response_memory_per_tenant");
+  }
+  return Ok();
+}
+
 }  // namespace
 
 Result<net::BridgeNetworkOptions> BridgeNetworkOptionsFrom(const Config& c) {
@@ -169,6 +197,11 @@ Result<Config> Config::FromJson(const std::string& text) {
   SBX_TRY(Field(j, "tls_key", c.tls_key, seen));
   SBX_TRY(Field(j, "metrics_listen", c.metrics_listen, seen));
   SBX_TRY(Field(j, "local_tenant", c.local_tenant, seen));
+  SBX_TRY(Field(j, "local_operator", c.local_operator, seen));
+  SBX_TRY(Field(j, "tcp_max_connections", c.tcp_max_connections, seen));
+  SBX_TRY(Field(j, "tcp_max_connections_per_client", c.tcp_max_connections_per_client, seen));
+  SBX_TRY(Field(j, "tcp_handshake_timeout_seconds", c.tcp_handshake_timeout_seconds, seen));
+  SBX_TRY(Field(j, "tcp_idle_timeout_seconds", c.tcp_idle_timeout_seconds, seen));
   SBX_TRY(Field(j, "default_max_sandboxes", c.default_max_sandboxes, seen));
   SBX_TRY(Field(j, "registry_mirrors", c.registry_mirrors, seen));
   SBX_TRY(Field(j, "insecure_registries", c.insecure_registries, seen));
@@ -197,6 +230,8 @@ Result<Config> Config::FromJson(const std::string& text) {
   SBX_TRY(Field(j, "id_map_size", c.id_map_size, seen));
   SBX_TRY(Field(j, "id_map_ranges", c.id_map_ranges, seen));
   SBX_TRY(Field(j, "max_file_bytes", c.max_file_bytes, seen));
+  SBX_TRY(Field(j, "response_memory", c.response_memory, seen));
+  SBX_TRY(Field(j, "response_memory_per_tenant", c.response_memory_per_tenant, seen));
   SBX_TRY(Field(j, "runner_id", c.runner_id, seen));
   SBX_TRY(Field(j, "log_level", c.log_level, seen));
   SBX_TRY(Field(j, "log_format", c.log_format, seen));
@@ -233,6 +268,18 @@ Result<Config> Config::FromJson(const std::string& text) {
       key.key = k["key"].get<std::string>();
       key.tenant = k["tenant"].get<std::string>();
       key.max_sandboxes = k.value("max_sandboxes", 0);
+      if (k.contains("operator")) {
+        if (!k["operator"].is_boolean()) {
+          return Error::InvalidArgument("config: api_keys: \"operator\" must be true or false");
+        }
+        key.is_operator = k["operator"].get<bool>();
+      }
+      for (const auto& [field, value] : k.items()) {
+        if (field != "key" && field != "tenant" && field != "max_sandboxes" &&
+            field != "operator") {
+          return Error::InvalidArgument("config: api_keys: unknown field " + Quote(field));
+        }
+      }
       if (key.key.size() < 16) {
         return Error::InvalidArgument("config: API keys must be at least 16 characters");
       }
@@ -296,6 +343,7 @@ Result<Config> Config::FromJson(const std::string& text) {
     return Error::InvalidArgument(
         "config: default_lifetime_seconds must be positive and at most max_lifetime_seconds");
   }
+  SBX_TRY(ValidateApiLimits(c));
   if (!c.listen_tcp.empty() && c.api_keys.empty()) {
     return Error::InvalidArgument(
         "config: listen_tcp needs api_keys (every TCP request is authenticated)");
@@ -313,8 +361,10 @@ Result<Config> Config::Load(const std::string& path) {
 std::string Config::ToJson() const {
   json keys = json::array();
   for (const auto& k : api_keys) {
-    keys.push_back(
-        {{"key", "<redacted>"}, {"tenant", k.tenant}, {"max_sandboxes", k.max_sandboxes}});
+    keys.push_back({{"key", "<redacted>"},
+                    {"tenant", k.tenant},
+                    {"max_sandboxes", k.max_sandboxes},
+                    {"operator", k.is_operator}});
   }
   json j = {{"state_dir", state_dir},
             {"run_dir", run_dir},
@@ -323,6 +373,13 @@ std::string Config::ToJson() const {
             {"metrics_listen", metrics_listen},
             {"api_keys", keys},
             {"local_tenant", local_tenant},
+            {"local_operator", local_operator},
+            {"tcp_max_connections", tcp_max_connections},
+            {"tcp_max_connections_per_client", tcp_max_connections_per_client},
+            {"tcp_handshake_timeout_seconds", tcp_handshake_timeout_seconds},
+            {"tcp_idle_timeout_seconds", tcp_idle_timeout_seconds},
+            {"response_memory", response_memory},
+            {"response_memory_per_tenant", response_memory_per_tenant},
             {"registry_mirrors", registry_mirrors},
             {"insecure_registries", insecure_registries},
             {"secrets_dir", secrets_dir},

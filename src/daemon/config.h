@@ -20,7 +20,8 @@ namespace sbx::daemon {
 struct ApiKey {
   std::string key;
   std::string tenant;
-  int max_sandboxes = 0;  // 0: the tenant default
+  int max_sandboxes = 0;     // 0: the tenant default
+  bool is_operator = false;  // "operator": may manage the node's images
 };
 
 struct RegistryCredential {
@@ -40,7 +41,15 @@ struct Config {
   std::string tls_key;
   std::string metrics_listen;  // "host:port" for Prometheus /metrics; empty: off
   std::vector<ApiKey> api_keys;
-  std::string local_tenant = "local";         // tenant of unauthenticated unix-socket callers
+  std::string local_tenant = "local";  // tenant of unauthenticated unix-socket callers
+  bool local_operator = true;          // unix-socket callers without a key may manage images
+  // The TCP side (docs/configuration.md#the-tcp-api): connections sbxd keeps open, in all and
+  // from one client host, and how long a connection may take to start talking HTTP/2 and stay
+  // without calls.
+  int tcp_max_connections = 4096;
+  int tcp_max_connections_per_client = 256;
+  int tcp_handshake_timeout_seconds = 10;
+  int tcp_idle_timeout_seconds = 300;
   int default_max_sandboxes = 1000;           // per tenant
   std::vector<std::string> registry_mirrors;  // for docker.io, Docker's registry-mirrors
   std::vector<std::string> insecure_registries;
@@ -84,7 +93,11 @@ struct Config {
   uint32_t id_map_size = 65536;
   uint32_t id_map_ranges = 4096;
   uint64_t max_file_bytes = 32ull << 20;  // unary ReadFile/WriteFile limit
-  std::string runner_id;                  // default: the host name
+  // Memory for large one-message responses in flight (a ReadFile holds its file twice, the
+  // content and the serialized response; an Exec its output), in all and per tenant.
+  uint64_t response_memory = 512ull << 20;
+  uint64_t response_memory_per_tenant = 256ull << 20;
+  std::string runner_id;  // default: the host name
   std::string log_level = "info";
   std::string log_format = "text";  // or "json"
   std::string runtime_path;         // sbx-runtime; default: next to sbxd

@@ -194,6 +194,37 @@ TEST(ConfigTest, NetworkNamesDeriveFromTheCgroupParent) {
   EXPECT_EQ(na->pool_size, 16);
 }
 
+TEST(ConfigTest, ApiFrontDoorFields) {
+  auto c = Config::FromJson(R"({
+    "api_keys": [{"key": "0123456789abcdef0123", "tenant": "ops", "operator": true},
+                 {"key": "abcdef0123456789abcd", "tenant": "team"}],
+    "local_operator": false, "tcp_max_connections": 100, "tcp_max_connections_per_client": 10,
+    "tcp_handshake_timeout_seconds": 5, "tcp_idle_timeout_seconds": 60,
+    "response_memory": 1073741824, "response_memory_per_tenant": 134217728
+  })");
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_TRUE(c->api_keys[0].is_operator);
+  EXPECT_FALSE(c->api_keys[1].is_operator);
+  EXPECT_FALSE(c->local_operator);
+  EXPECT_EQ(c->tcp_max_connections, 100);
+  EXPECT_EQ(c->tcp_max_connections_per_client, 10);
+  EXPECT_EQ(c->response_memory_per_tenant, 128u << 20);
+  EXPECT_TRUE(Config().local_operator);
+  for (const char* bad : {
+           R"({"api_keys": [{"key": "0123456789abcdef0123", "tenant": "t", "operator": "yes"}]})",
+           R"({"api_keys": [{"key": "0123456789abcdef0123", "tenant": "t", "opertor": true}]})",
+           R"({"tcp_max_connections": 0})",
+           R"({"tcp_max_connections": 10, "tcp_max_connections_per_client": 11})",
+           R"({"tcp_handshake_timeout_seconds": 0})",
+           // A largest-size ReadFile (twice 32 MiB) must fit a tenant's share.
+           R"({"response_memory_per_tenant": 33554432})",
+           R"({"response_memory": 67108864, "response_memory_per_tenant": 134217728})",
+           R"({"tls_cert": "/etc/sbx/tls.crt"})",
+       }) {
+    EXPECT_FALSE(Config::FromJson(bad)) << bad;
+  }
+}
+
 TEST(ConfigTest, PrintedConfigHidesKeys) {
   auto c = Config::FromJson(R"({"api_keys": [{"key": "0123456789abcdef0123", "tenant": "t"}]})");
   ASSERT_TRUE(c);

@@ -1,24 +1,17 @@
 #include "src/daemon/daemon.h"
 
-#include <grp.h>
-#include <sys/stat.h>
+#include <sys/resource.h>
 #include <unistd.h>
-
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/security/server_credentials.h>
 
 #include "src/base/log.h"
 #include "src/base/strings.h"
+#include "src/daemon/api_server.h"
+#include "src/daemon/byte_budget.h"
 #include "src/daemon/helper_runtime.h"
 #include "src/daemon/http_server.h"
 #include "src/daemon/image_store_provider.h"
 #include "src/daemon/metrics.h"
 #include "src/daemon/sandbox_manager.h"
-#include "src/daemon/services/archive_service.h"
-#include "src/daemon/services/discovery_service.h"
-#include "src/daemon/services/image_service.h"
-#include "src/daemon/services/sandbox_service.h"
-#include "src/daemon/services/system_service.h"
 #include "src/daemon/store.h"
 #include "src/net/bridge_network.h"
 #include "src/net/network_provider.h"
@@ -29,6 +22,17 @@
 namespace sbx::daemon {
 
 namespace {
+
+// Connections, sandboxes and their sockets all take descriptors; the soft limit a service manager
+// hands out (1024 under systemd) is far below what sbxd may use.
+void RaiseDescriptorLimit() {
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur == nofile.rlim_max) return;
+  nofile.rlim_cur = nofile.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) {
+    SBX_LOG_WARN("could not raise the descriptor limit: {}", strerror(errno));
+  }
+}
 
 class DaemonImpl : public Daemon {
  public:
@@ -41,8 +45,10 @@ class DaemonImpl : public Daemon {
       gethostname(host, sizeof host - 1);
       config_.runner_id = host;
     }
-    SBX_TRY(sys::MakeDirs(config_.state_dir, 0700));
+    RaiseDescriptorLimit();
     SBX_TRY(sys::MakeDirs(config_.run_dir, 0755));
+    SBX_ASSIGN_OR_RETURN(api_, ApiServer::Bind(config_));
+    SBX_TRY(sys::MakeDirs(config_.state_dir, 0700));
     SBX_ASSIGN_OR_RETURN(store_, Store::Open(config_.state_dir + "/sbxd.db"));
     sys::CgroupLayout layout = sys::ProbeCgroups();
     SBX_ASSIGN_OR_RETURN(cgroups_, runtime::MakeCgroupDriver(layout, config_.cgroup_parent));
@@ -88,53 +94,16 @@ class DaemonImpl : public Daemon {
     SBX_TRY(manager_->Start());
     metrics_.SetGaugeSource([this] { return Gauges(); });
 
-    auth_ = std::make_unique<Authenticator>(config_);
-    sandbox_service_ =
-        std::make_unique<SandboxService>(manager_.get(), auth_.get(), &metrics_, network_.get());
-    discovery_service_ = std::make_unique<DiscoveryService>(manager_.get(), auth_.get());
-    system_service_ = std::make_unique<SystemService>(manager_.get(), auth_.get(), layout.version);
-    image_service_ = std::make_unique<ImageService>(images_.get(), auth_.get(), manager_.get());
-    archive_service_ = std::make_unique<ArchiveService>(manager_.get(), auth_.get());
-
-    grpc::ServerBuilder builder;
-    builder.SetMaxReceiveMessageSize(100 << 20);
-    builder.SetMaxSendMessageSize(100 << 20);
-    SBX_TRY(sys::MakeDirs(sys::DirName(config_.listen_unix), 0755));
-    unlink(config_.listen_unix.c_str());
-    builder.AddListeningPort("unix:" + config_.listen_unix, grpc::InsecureServerCredentials());
-    if (!config_.listen_tcp.empty()) {
-      std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
-      if (!config_.tls_cert.empty()) {
-        SBX_ASSIGN_OR_RETURN(std::string cert, sys::ReadFile(config_.tls_cert));
-        SBX_ASSIGN_OR_RETURN(std::string key, sys::ReadFile(config_.tls_key));
-        grpc::SslServerCredentialsOptions options;
-        options.pem_key_cert_pairs.push_back({key, cert});
-        creds = grpc::SslServerCredentials(options);
-      }
-      builder.AddListeningPort(config_.listen_tcp, creds, &tcp_port_);
-    }
-    builder.RegisterService(sandbox_service_.get());
-    builder.RegisterService(discovery_service_.get());
-    builder.RegisterService(system_service_.get());
-    builder.RegisterService(image_service_.get());
-    builder.RegisterService(archive_service_.get());
-    server_ = builder.BuildAndStart();
-    if (!server_)
-      return Error::Unavailable("could not start the gRPC server (is the address in use?)");
-    if (!config_.listen_tcp.empty() && tcp_port_ == 0) {
-      return Error::Unavailable("could not listen on " + config_.listen_tcp);
-    }
-    // SECURITY: the unix socket is the local trust boundary: root, and the configured group.
-    if (chmod(config_.listen_unix.c_str(), config_.unix_socket_mode) != 0) {
-      return Error::Errno("chmod " + config_.listen_unix);
-    }
-    if (!config_.unix_socket_group.empty()) {
-      group* g = getgrnam(config_.unix_socket_group.c_str());
-      if (g == nullptr) return Error::InvalidArgument("unknown group " + config_.unix_socket_group);
-      if (chown(config_.listen_unix.c_str(), 0, g->gr_gid) != 0) {
-        return Error::Errno("chown " + config_.listen_unix);
-      }
-    }
+    response_memory_ =
+        std::make_unique<ByteBudget>(config_.response_memory, config_.response_memory_per_tenant);
+    ApiDependencies deps;
+    deps.manager = manager_.get();
+    deps.images = images_.get();
+    deps.metrics = &metrics_;
+    deps.network = network_.get();
+    deps.response_memory = response_memory_.get();
+    deps.cgroup_version = layout.version;
+    SBX_TRY(api_->Serve(deps));
     if (!config_.metrics_listen.empty()) {
       SBX_TRY(http_.Start(config_.metrics_listen, [this] { return metrics_.Render(); }));
     }
@@ -146,10 +115,7 @@ class DaemonImpl : public Daemon {
   void Shutdown() override {
     if (stopped_) return;
     stopped_ = true;
-    if (server_) {
-      // Running calls get a moment to finish; streams still open after that are cancelled.
-      server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    }
+    if (api_) api_->Shutdown();
     http_.Stop();
     if (manager_) manager_->Shutdown();
     if (runtime_) runtime_->Stop();
@@ -157,7 +123,7 @@ class DaemonImpl : public Daemon {
     SBX_LOG_INFO("sbxd stopped; sandboxes keep running");
   }
 
-  int tcp_port() const override { return tcp_port_; }
+  int tcp_port() const override { return api_ ? api_->tcp_port() : 0; }
   int metrics_port() const override { return http_.port(); }
 
  private:
@@ -191,6 +157,17 @@ class DaemonImpl : public Daemon {
       out += MetricKey("sbx_network_limited_total", {{"limit", limit}}) + " " +
              std::to_string(count) + "\n";
     }
+    ConnectionCounts conns = api_->connections();
+    out += "# TYPE sbx_api_connections gauge\n";
+    out += "sbx_api_connections{transport=\"unix\"} " + std::to_string(conns.local) + "\n";
+    out += "sbx_api_connections{transport=\"tcp\"} " + std::to_string(conns.remote) + "\n";
+    out += "# TYPE sbx_api_connections_refused_total counter\n";
+    out += "sbx_api_connections_refused_total{transport=\"unix\"} " +
+           std::to_string(conns.refused_local) + "\n";
+    out += "sbx_api_connections_refused_total{transport=\"tcp\"} " +
+           std::to_string(conns.refused_remote) + "\n";
+    out += "# TYPE sbx_response_memory_bytes gauge\nsbx_response_memory_bytes " +
+           std::to_string(response_memory_->in_use()) + "\n";
     return out;
   }
 
@@ -202,16 +179,10 @@ class DaemonImpl : public Daemon {
   std::unique_ptr<HelperRuntime> runtime_;
   std::unique_ptr<net::NetworkProvider> network_;
   std::unique_ptr<SandboxManager> manager_;
-  std::unique_ptr<Authenticator> auth_;
-  std::unique_ptr<SandboxService> sandbox_service_;
-  std::unique_ptr<DiscoveryService> discovery_service_;
-  std::unique_ptr<SystemService> system_service_;
-  std::unique_ptr<ImageService> image_service_;
-  std::unique_ptr<ArchiveService> archive_service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<ByteBudget> response_memory_;
+  std::unique_ptr<ApiServer> api_;
   runtime::FavorMigrations favor_migrations_;
   HttpServer http_;
-  int tcp_port_ = 0;
   bool stopped_ = false;
 };
 

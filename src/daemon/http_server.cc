@@ -1,6 +1,8 @@
 #include "src/daemon/http_server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -10,6 +12,7 @@
 #include <cstring>
 
 #include "src/base/strings.h"
+#include "src/sys/listener.h"
 
 namespace sbx::daemon {
 
@@ -56,12 +59,24 @@ void HttpServer::Stop() {
 }
 
 void HttpServer::Serve() {
+  sys::Acceptor acceptor;
+  bool paused = false;
   while (true) {
-    pollfd fds[2] = {{listen_fd_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) continue;
+    // Out of descriptors, the listener rests a moment instead of spinning on it.
+    pollfd fds[2] = {{paused ? -1 : listen_fd_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
+    if (poll(fds, 2, paused ? 100 : -1) < 0) continue;
     if (fds[1].revents) return;
-    UniqueFd conn(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!conn) continue;
+    paused = false;
+    if (fds[0].revents == 0) continue;
+    auto accepted = acceptor.Accept(listen_fd_.get());
+    if (!accepted) {
+      int err = accepted.error().sys_errno();
+      paused = err == EMFILE || err == ENFILE;
+      continue;
+    }
+    UniqueFd conn = std::move(*accepted);
+    // The accepted socket is non-blocking; this server reads with a timeout instead.
+    fcntl(conn.get(), F_SETFL, fcntl(conn.get(), F_GETFL) & ~O_NONBLOCK);
     timeval tv{2, 0};
     setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     std::string request;

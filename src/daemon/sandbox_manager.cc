@@ -40,8 +40,8 @@ SandboxManager::SandboxManager(Config config, Store* store, ImageProvider* image
       metrics_(metrics),
       admission_(AdmissionLimitsFromConfig(config_, node_)),
       watcher_(WallNanos),
-      id_ranges_({config_.id_map_uid, config_.id_map_gid, config_.id_map_size,
-                  config_.id_map_ranges}),
+      id_ranges_(
+          {config_.id_map_uid, config_.id_map_gid, config_.id_map_size, config_.id_map_ranges}),
       warm_(WarmOptionsFromConfig(config_, node_), spec_defaults_, images, network, runtime,
             &id_ranges_) {}
 

@@ -46,6 +46,12 @@ Result<std::vector<std::pair<std::string, std::string>>> ResolveSecrets(
     } else if (!value.empty() && value.back() == '\n') {
       value.pop_back();
     }
+    // A NUL would cut the variable short where it reaches the process.
+    if (value.find('\0') != std::string::npos) {
+      return Error::InvalidArgument(what +
+                                    " contains a NUL byte; it cannot be an environment "
+                                    "variable's value");
+    }
     out.emplace_back(ref.env_var, value);
   }
   return out;

@@ -403,7 +403,7 @@ Result<std::vector<LoadedImage>> LoadOciLayout(Source& source, ContentStore& con
       if (depth > 3) return Malformed("indexes nested too deeply");
       SBX_TRY(EnsureBlob(source, desc));
       SBX_ASSIGN_OR_RETURN(std::string body, content.ReadBlob(desc.digest, kMaxManifestBytes));
-      SBX_ASSIGN_OR_RETURN(ManifestDocument doc, ParseManifestDocument(body, desc.media_type));
+      SBX_ASSIGN_OR_RETURN(ManifestDocument doc, ParseManifestDocument(body, "", desc.media_type));
       if (doc.is_index) {
         if (image.index_digest.empty()) image.index_digest = desc.digest;
         SBX_ASSIGN_OR_RETURN(desc, SelectManifest(doc.index, platform));

@@ -18,11 +18,24 @@ constexpr size_t kMaxListEntries = 4096;
 constexpr size_t kMaxStringBytes = 1u << 20;
 
 // Strings or null; Docker's strslice also accepts a single string.
+// Strings of an image config end up in a process's argv, environment, working directory or
+// user: a NUL byte would cut them short there.
+Status CheckText(const std::string& s, const char* key) {
+  if (s.size() > kMaxStringBytes) {
+    return Error::ResourceExhausted(std::string("config: ") + key + " entry too long");
+  }
+  if (s.find('\0') != std::string::npos) {
+    return Error::InvalidArgument(std::string("config: ") + key + " contains a NUL byte");
+  }
+  return Ok();
+}
+
 Result<std::vector<std::string>> StringList(const Json& obj, const char* key) {
   std::vector<std::string> out;
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return out;
   if (it->is_string()) {
+    SBX_TRY(CheckText(it->get_ref<const std::string&>(), key));
     out.push_back(it->get<std::string>());
     return out;
   }
@@ -36,9 +49,7 @@ Result<std::vector<std::string>> StringList(const Json& obj, const char* key) {
       return Error::InvalidArgument(std::string("config: ") + key + " has a non-string entry");
     }
     const auto& s = v.get_ref<const std::string&>();
-    if (s.size() > kMaxStringBytes) {
-      return Error::ResourceExhausted(std::string("config: ") + key + " entry too long");
-    }
+    SBX_TRY(CheckText(s, key));
     out.push_back(s);
   }
   return out;
@@ -49,9 +60,7 @@ Result<std::string> String(const Json& obj, const char* key) {
   if (it == obj.end() || it->is_null()) return std::string();
   if (!it->is_string())
     return Error::InvalidArgument(std::string("config: ") + key + " is not a string");
-  if (it->get_ref<const std::string&>().size() > kMaxStringBytes) {
-    return Error::ResourceExhausted(std::string("config: ") + key + " too long");
-  }
+  SBX_TRY(CheckText(it->get_ref<const std::string&>(), key));
   return it->get<std::string>();
 }
 

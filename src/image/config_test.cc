@@ -101,6 +101,19 @@ TEST(ImageConfigTest, RejectsBadConfigs) {
   EXPECT_FALSE(ParseImageConfig(R"({"config":{"Env":[]}})"));
 }
 
+TEST(ImageConfigTest, RefusesNulBytesThatWouldCutAProcessStringShort) {
+  const std::string rootfs = R"("rootfs":{"type":"layers","diff_ids":[]})";
+  ASSERT_TRUE(ParseImageConfig(R"({"config":{"Env":["A=x"]},)" + rootfs + "}"));
+  for (const std::string config : {R"({"Env":["A=x\u0000B=y"]})", R"({"Cmd":["sh\u0000"]})",
+                                   R"({"Entrypoint":"/bin/sh\u0000-c"})",
+                                   R"({"WorkingDir":"/app\u0000"})", R"({"User":"0\u0000"})"}) {
+    auto parsed = ParseImageConfig(R"({"config":)" + config + "," + rootfs + "}");
+    ASSERT_FALSE(parsed) << config;
+    EXPECT_EQ(parsed.error().code(), Code::kInvalidArgument) << parsed.error().ToString();
+    EXPECT_NE(parsed.error().message().find("NUL"), std::string::npos) << parsed.error().ToString();
+  }
+}
+
 TEST(ImageConfigTest, Rfc3339) {
   EXPECT_EQ(ParseRfc3339("1970-01-01T00:00:00Z"), 0);
   EXPECT_EQ(ParseRfc3339("2000-03-01T00:00:00+01:00"), 951865200);

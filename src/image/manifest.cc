@@ -100,8 +100,8 @@ Status CheckLayerMediaType(std::string_view t) {
   return Error::Unimplemented("unsupported layer media type " + Quote(t, 120));
 }
 
-Result<ManifestDocument> ParseManifestDocument(std::string_view body,
-                                               std::string_view content_type) {
+Result<ManifestDocument> ParseManifestDocument(std::string_view body, std::string_view content_type,
+                                               std::string_view descriptor_type) {
   if (body.size() > kMaxManifestBytes) {
     return Error::ResourceExhausted("manifest larger than " + std::to_string(kMaxManifestBytes) +
                                     " bytes");
@@ -127,9 +127,12 @@ Result<ManifestDocument> ParseManifestDocument(std::string_view body,
   bool has_layers = j.contains("layers");
 
   // SECURITY: one document must not be readable as both an index and a manifest
-  // (CVE-2021-41190); the body's own mediaType decides, the header only when it is silent.
+  // (CVE-2021-41190); the body's own mediaType decides, a claim only when it is silent, and no
+  // claim may contradict the document.
+  std::string header = StripParameters(content_type);
+  std::string referenced = StripParameters(descriptor_type);
   std::string kind = declared;
-  if (kind.empty()) kind = StripParameters(content_type);
+  if (kind.empty()) kind = !referenced.empty() ? referenced : header;
   if (!IsIndexMediaType(kind) && !IsManifestMediaType(kind)) {
     if (!declared.empty()) {
       return Error::Unimplemented("unsupported manifest media type " + Quote(declared, 120));
@@ -147,8 +150,18 @@ Result<ManifestDocument> ParseManifestDocument(std::string_view body,
     }
   }
 
+  bool is_index = IsIndexMediaType(kind);
+  for (const auto& [claim, source] : {std::pair{header, "its Content-Type"},
+                                      std::pair{referenced, "the descriptor pointing at it"}}) {
+    bool claims_index = IsIndexMediaType(claim);
+    if ((claims_index || IsManifestMediaType(claim)) && claims_index != is_index) {
+      return Error::InvalidArgument(std::string("the document is an image ") +
+                                    (is_index ? "index" : "manifest") + " but " + source +
+                                    " says " + Quote(claim, 120));
+    }
+  }
   ManifestDocument doc;
-  if (IsIndexMediaType(kind)) {
+  if (is_index) {
     if (has_config || has_layers) {
       return Error::InvalidArgument("an index must not have \"config\" or \"layers\"");
     }

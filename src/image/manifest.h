@@ -4,7 +4,9 @@
 // schema 2) and indexes (OCI image index and Docker manifest list), with the validation that makes
 // them safe to act on:
 //   * a document is exactly one kind: an index with "config"/"layers" or a manifest with
-//     "manifests" is refused (CVE-2021-41190), and the body's mediaType wins over Content-Type;
+//     "manifests" is refused (CVE-2021-41190), and so is one whose kind contradicts what it was
+//     served or referenced as (an index under a manifest's Content-Type or descriptor, or the
+//     reverse); the body's own mediaType decides the kind, a claim only when it is silent;
 //   * every descriptor's digest is a valid sha256 digest and its size is bounded;
 //   * the number of layers and of index entries is bounded;
 //   * Docker schema 1 is refused (kUnimplemented).
@@ -80,10 +82,13 @@ struct ManifestDocument {
   Index index;        // when is_index
 };
 
-// Parses a manifest or an index. `content_type` (the HTTP header, parameters allowed) is used
-// only when the body does not declare its mediaType.
+// Parses a manifest or an index. `content_type` (the HTTP header, parameters allowed) and
+// `descriptor_type` (the media type of the descriptor that pointed at the document, if any) are
+// claims about its kind: each must agree with the document when it names an index or manifest
+// type, and they decide the kind only when the body does not declare its mediaType.
 Result<ManifestDocument> ParseManifestDocument(std::string_view body,
-                                               std::string_view content_type = "");
+                                               std::string_view content_type = "",
+                                               std::string_view descriptor_type = "");
 
 // Picks the entry of `index` for `wanted`: the best PlatformMatchScore, the first on ties. Entries
 // without a platform match anything (the caller checks the config); attestation manifests

@@ -106,10 +106,53 @@ TEST(ManifestTest, RejectsAmbiguousDocuments) {
   both.erase("mediaType");
   both["manifests"] = Json::array();
   EXPECT_FALSE(ParseManifestDocument(both.dump(), ""));
-  // The header cannot turn a declared manifest into an index.
-  auto declared = ParseManifestDocument(OciManifest().dump(), media_type::kOciIndex);
-  ASSERT_TRUE(declared);
-  EXPECT_FALSE(declared->is_index);
+}
+
+TEST(ManifestTest, RefusesADocumentWhoseMediaTypeContradictsIt) {
+  // A manifest served as an index, or referenced by an index entry as one, is neither: what
+  // claims a kind must agree with the document, whatever the body says itself.
+  Json index = {{"schemaVersion", 2},
+                {"mediaType", media_type::kOciIndex},
+                {"manifests", {PlatformEntry('a', "linux", "amd64")}}};
+  Json silent_index = index;
+  silent_index.erase("mediaType");
+  Json silent_manifest = OciManifest();
+  silent_manifest.erase("mediaType");
+  struct Case {
+    Json body;
+    std::string content_type;
+    std::string descriptor_type;
+  };
+  std::string oci_index(media_type::kOciIndex), docker_list(media_type::kDockerManifestList);
+  std::string oci_manifest(media_type::kOciManifest), docker(media_type::kDockerManifest);
+  for (const auto& c : std::vector<Case>{
+           {OciManifest(), oci_index, ""},
+           {OciManifest(), docker_list + "; charset=utf-8", ""},
+           {OciManifest(), "", oci_index},
+           {OciManifest(), oci_manifest, docker_list},
+           {index, docker, ""},
+           {index, "", oci_manifest},
+           {silent_manifest, oci_index, ""},
+           {silent_manifest, oci_manifest, oci_index},
+           {silent_index, "", docker},
+       }) {
+    auto doc = ParseManifestDocument(c.body.dump(), c.content_type, c.descriptor_type);
+    ASSERT_FALSE(doc) << c.body.dump() << " / " << c.content_type << " / " << c.descriptor_type;
+    EXPECT_EQ(doc.error().code(), Code::kInvalidArgument) << doc.error().ToString();
+  }
+  // Claims that agree, or that name no kind at all, are fine; so are the two flavours of a kind.
+  for (const auto& c : std::vector<Case>{
+           {OciManifest(), oci_manifest, oci_manifest},
+           {OciManifest(), docker, ""},
+           {OciManifest(), "application/json", ""},
+           {index, docker_list, oci_index},
+           {silent_index, "", oci_index},
+           {silent_manifest, "application/octet-stream", docker},
+       }) {
+    auto doc = ParseManifestDocument(c.body.dump(), c.content_type, c.descriptor_type);
+    EXPECT_TRUE(doc) << c.body.dump() << " / " << c.content_type << " / " << c.descriptor_type
+                     << ": " << doc.error().ToString();
+  }
 }
 
 TEST(ManifestTest, RejectsBadDescriptorsAndUnsupportedKinds) {

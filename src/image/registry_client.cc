@@ -103,11 +103,16 @@ std::string DescribeErrorBody(const std::string& body) {
   return body.empty() ? std::string("empty body") : Quote(body, 120);
 }
 
+std::string BracketedHost(const UrlParts& u) {
+  std::string host = u.host;
+  if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+  return host;
+}
+
 std::string HostOf(const UrlParts& u) {
   bool default_port =
       (u.scheme == "https" && u.port == "443") || (u.scheme == "http" && u.port == "80");
-  std::string host = u.host;
-  if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+  std::string host = BracketedHost(u);
   return default_port ? host : host + ":" + u.port;
 }
 
@@ -184,19 +189,27 @@ const RegistryTls* RegistryClient::FindTls(const std::string& host) const {
   return nullptr;
 }
 
-Status RegistryClient::CheckAddress(const Endpoint& ep, const std::string& host,
-                                    const std::string& ip) const {
+bool RegistryClient::Configured(const UrlParts& url) const {
+  // Configured hosts are written with or without the scheme's default port.
+  return configured_hosts_.count(HostOf(url)) > 0 ||
+         configured_hosts_.count(BracketedHost(url) + ":" + url.port) > 0;
+}
+
+Status RegistryClient::CheckAddress(const UrlParts& url, const std::string& ip) const {
   AddressClass c = ClassifyAddress(ip);
   if (c == AddressClass::kPublic) return Ok();
-  // SECURITY: a registry reference (or a redirect, or a token realm) must not turn the daemon
-  // into a proxy into the host's networks; configured registries are trusted with theirs.
-  if (ep.configured || configured_hosts_.count(host) > 0) return Ok();
+  // SECURITY: a registry reference, a redirect or a token realm must not turn the daemon into a
+  // proxy into the host's networks. Every connection is judged on its own host: a configured
+  // registry vouches for its own address only, never for where it redirects to.
+  if (Configured(url)) return Ok();
   if (c == AddressClass::kPrivate && options_.allow_private_networks) return Ok();
+  std::string host = HostOf(url);
   return Error::PermissionDenied("refusing to connect to " + Quote(host) + " at " + ip + ": a " +
                                  (c == AddressClass::kLinkLocal ? "link-local" : "private") +
-                                 " address; list the registry in the store's configuration to "
-                                 "allow it")
-      .WithReason("SBX_REGISTRY_ADDRESS_BLOCKED");
+                                 " address; list " + Quote(host) +
+                                 " in the registry configuration to allow it")
+      .WithReason("SBX_REGISTRY_ADDRESS_BLOCKED")
+      .WithMetadata("host", host);
 }
 
 int RegistryClient::StallTimeout() const { return std::min(options_.timeout_seconds, 60); }
@@ -221,9 +234,7 @@ Result<HttpResponse> RegistryClient::FollowRedirects(const Call& call,
     req.max_body = call.max_body;
     req.on_start = call.on_start;
     req.on_body = call.on_body;
-    req.check_address = [this, &ep, host](const std::string& ip) {
-      return CheckAddress(ep, host, ip);
-    };
+    req.check_address = [this, parts](const std::string& ip) { return CheckAddress(parts, ip); };
     if (const RegistryTls* tls = FindTls(host)) {
       req.ca_file = tls->ca_file;
       req.insecure_skip_verify = tls->insecure_skip_verify;
@@ -292,8 +303,8 @@ Status RegistryClient::FetchToken(const Endpoint& ep,
   req.total_timeout_s = options_.timeout_seconds;
   req.stall_timeout_s = StallTimeout();
   req.max_body = kMaxTokenResponse;
-  req.check_address = [this, &ep, realm_host](const std::string& ip) {
-    return CheckAddress(ep, realm_host, ip);
+  req.check_address = [this, realm = *realm_parts](const std::string& ip) {
+    return CheckAddress(realm, ip);
   };
   if (const RegistryTls* tls = FindTls(realm_host)) {
     req.ca_file = tls->ca_file;

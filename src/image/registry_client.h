@@ -11,8 +11,9 @@
 //   * redirects (blob storage) are followed by hand: Authorization is dropped when the target is
 //     another origin, and HTTPS never downgrades to HTTP;
 //   * SSRF: connections to loopback, private and link-local addresses are refused unless the
-//     registry is configured (mirror, insecure, credentials, TLS settings) or
-//     allow_private_networks is set;
+//     host connected to is itself configured (mirror, insecure, credentials, TLS settings) or
+//     allow_private_networks is set. The rule applies to every hop alike: a redirect or a token
+//     realm is judged on its own host, not on the registry that named it;
 //   * retries with exponential backoff and jitter for transport errors, timeouts, 429 and 5xx,
 //     honouring Retry-After; blob downloads resume with Range requests;
 //   * every manifest and blob is verified against its digest (and a blob against its size);
@@ -92,7 +93,7 @@ class RegistryClient {
     std::string host;    // "registry-1.docker.io", "127.0.0.1:5000"
     std::string scheme;  // "https" or "http"
     bool mirror = false;
-    bool configured = false;  // explicitly configured: private addresses allowed
+    bool configured = false;  // explicitly configured: its own private address is allowed
   };
   std::vector<Endpoint> EndpointsFor(const Reference& ref) const;
 
@@ -116,7 +117,8 @@ class RegistryClient {
   std::string AuthorizationFor(const std::string& host, const std::string& scope);
   const RegistryAuth* FindAuth(const Endpoint& ep) const;
   const RegistryTls* FindTls(const std::string& host) const;
-  Status CheckAddress(const Endpoint& ep, const std::string& host, const std::string& ip) const;
+  bool Configured(const UrlParts& url) const;
+  Status CheckAddress(const UrlParts& url, const std::string& ip) const;
   Error StatusError(const HttpResponse& resp, const Reference& ref, const Endpoint& ep,
                     const std::string& what, bool used_basic) const;
   Result<FetchedManifest> GetManifestFrom(const Endpoint& ep, const Reference& ref,

@@ -419,10 +419,12 @@ Result<Image> Store::DoPull(const Reference& ref, PullState& state) {
   SBX_ASSIGN_OR_RETURN(FetchedManifest fetched, registry_->GetManifest(ref, ref.TagOrDigest()));
   std::string index_digest;
   std::string index_body;
+  std::string referenced_as;  // the media type of the index entry that led here
   for (int depth = 0;; ++depth) {
-    SBX_ASSIGN_OR_RETURN_CTX(ManifestDocument doc,
-                             ParseManifestDocument(fetched.body, fetched.content_type),
-                             "manifest " + fetched.digest);
+    SBX_ASSIGN_OR_RETURN_CTX(
+        ManifestDocument doc,
+        ParseManifestDocument(fetched.body, fetched.content_type, referenced_as),
+        "manifest " + fetched.digest);
     if (!doc.is_index) {
       pins.Add({"blob:" + fetched.digest});
       if (!index_digest.empty()) {
@@ -438,6 +440,7 @@ Result<Image> Store::DoPull(const Reference& ref, PullState& state) {
       index_body = fetched.body;
     }
     SBX_ASSIGN_OR_RETURN(Descriptor chosen, SelectManifest(doc.index, platform));
+    referenced_as = chosen.media_type;
     SBX_ASSIGN_OR_RETURN(fetched, registry_->GetManifest(ref, chosen.digest));
     if (fetched.body.size() != chosen.size) {
       return Error::DataLoss("manifest " + chosen.digest + " is " +

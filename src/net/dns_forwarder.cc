@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "src/base/clock.h"
 #include "src/base/log.h"
 #include "src/base/strings.h"
+#include "src/sys/listener.h"
 
 namespace sbx::net {
 
@@ -182,9 +184,13 @@ void DnsForwarder::Stop() {
 
 void DnsForwarder::ReceiveLoop() {
   std::string buf(65536, '\0');
+  sys::Acceptor acceptor;
+  int64_t tcp_paused_until = 0;  // out of descriptors: the TCP listener rests instead of spinning
   while (!stopping_) {
-    pollfd pfds[3] = {{udp_.get(), POLLIN, 0}, {tcp_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
-    if (poll(pfds, 3, -1) < 0 && errno != EINTR) {
+    int64_t pause_left = tcp_paused_until - MonotonicMillis();
+    int tcp = pause_left > 0 ? -1 : tcp_.get();
+    pollfd pfds[3] = {{udp_.get(), POLLIN, 0}, {tcp, POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+    if (poll(pfds, 3, pause_left > 0 ? static_cast<int>(pause_left) : -1) < 0 && errno != EINTR) {
       SBX_LOG_ERROR("dns forwarder: poll: {}", strerror(errno));
       return;
     }
@@ -211,10 +217,16 @@ void DnsForwarder::ReceiveLoop() {
     }
     if (pfds[1].revents & POLLIN) {
       while (true) {
+        sockaddr_storage peer{};
+        auto accepted = acceptor.Accept(tcp_.get(), &peer);
+        if (!accepted) {
+          int err = accepted.error().sys_errno();
+          if (err == EMFILE || err == ENFILE) tcp_paused_until = MonotonicMillis() + 100;
+          break;
+        }
+        UniqueFd conn = std::move(*accepted);
         sockaddr_in from{};
-        socklen_t from_len = sizeof from;
-        UniqueFd conn(accept4(tcp_.get(), Generic(&from), &from_len, SOCK_CLOEXEC | SOCK_NONBLOCK));
-        if (!conn) break;
+        memcpy(&from, &peer, sizeof from);
         Ipv4 client = ntohl(from.sin_addr.s_addr);
         std::lock_guard lock(mu_);
         if (tcp_connections_ >= kMaxTcpConnections || tcp_per_client_[client] >= kMaxTcpPerClient) {

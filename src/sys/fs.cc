@@ -94,6 +94,13 @@ Status WriteKnob(const std::string& path, std::string_view content) {
   return Ok();
 }
 
+Status WriteKnobAt(int dirfd, const std::string& name, std::string_view content) {
+  SBX_ASSIGN_OR_RETURN(UniqueFd fd, OpenAt(dirfd, name, O_WRONLY));
+  ssize_t n = ::write(fd.get(), content.data(), content.size());
+  if (n < 0) return Error::Errno("write " + Quote(content, 64) + " to " + Quote(name));
+  return Ok();
+}
+
 Status WriteFile(const std::string& path, std::string_view content, mode_t mode) {
   SBX_ASSIGN_OR_RETURN(UniqueFd fd, Open(path, O_WRONLY | O_CREAT | O_TRUNC, mode));
   SBX_TRY_CTX(WriteAll(fd.get(), content), "write " + Quote(path));

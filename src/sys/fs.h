@@ -38,6 +38,7 @@ Result<std::string> ReadFd(int fd, size_t max_bytes = 16u << 20);
 
 // Writes `content` to an existing file (used for cgroup and /proc knobs: no O_CREAT, no trunc).
 Status WriteKnob(const std::string& path, std::string_view content);
+Status WriteKnobAt(int dirfd, const std::string& name, std::string_view content);
 
 // Creates or truncates `path` with `mode` and writes `content`.
 Status WriteFile(const std::string& path, std::string_view content, mode_t mode = 0644);

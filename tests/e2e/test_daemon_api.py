@@ -6,6 +6,7 @@ import concurrent.futures
 import json
 import os
 import signal
+import threading
 import time
 import urllib.request
 import uuid
@@ -285,6 +286,102 @@ def test_exec_on_a_stopped_sandbox(stub, protos):
         exec_unary(stub, pb, sb.sandbox_id, ["true"])
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "TERMINATED" in e.value.details()
+
+
+def test_exec_racing_a_delete_reports_the_sandbox_state(stub, protos):
+    """An exec whose sandbox is deleted under it says so, instead of a broken connection."""
+    pb = protos.pb
+    sb = create(stub, pb, **keepalive(pb))
+    outcome = []
+
+    def run_exec():
+        try:
+            exec_unary(stub, pb, sb.sandbox_id, ["sleep", "60"])
+            outcome.append(None)
+        except grpc.RpcError as e:
+            outcome.append(e)
+
+    t = threading.Thread(target=run_exec)
+    t.start()
+    # Delete once the exec runs.
+    deadline = time.monotonic() + 30
+    while b"sleep 60" not in exec_unary(stub, pb, sb.sandbox_id, ["ps", "-o", "args"]).stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=sb.sandbox_id, grace_period_seconds=0))
+    t.join()
+    err = outcome[0]
+    assert err is not None
+    assert err.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND), err
+    assert sb.sandbox_id in err.details()
+    if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
+        reason, metadata, _ = error_info(protos, err)
+        assert reason == "CWSANDBOX_SANDBOX_NOT_RUNNING"
+        assert metadata["state"] in ("TERMINATING", "TERMINATED")
+
+
+def test_a_nul_byte_that_would_reach_a_process_is_refused(stub, protos, daemon):
+    """Exec, StreamExec and create refuse a NUL in the command, an env value or a secret, which
+    would silently cut the string short where it reaches the process."""
+    pb = protos.pb
+    sb = create(stub, pb, **keepalive(pb))
+    for kw, field in [(dict(command=["echo", "a\0b"]), "command[1]"),
+                      (dict(command=["true"], env={"A": "x\0y"}), "env")]:
+        with pytest.raises(grpc.RpcError) as e:
+            exec_unary(stub, pb, sb.sandbox_id, **kw)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, kw
+        assert error_info(protos, e.value)[2] == [field]
+    init = pb.ExecStreamInit(sandbox_id=sb.sandbox_id, command=["true"], env={"A": "x\0y"})
+    with pytest.raises(grpc.RpcError) as e:
+        list(stub.StreamExec(iter([pb.ExecStreamRequest(init=init)]), timeout=30))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(protos, e.value)[2] == ["init.env"]
+    stop(stub, pb, sb.sandbox_id)
+    # A secret's value goes into the environment too.
+    (daemon.state / "secrets/team/NUL_VALUE").write_bytes(b"x\0y")
+    req = pb.CreateSandboxRequest(request_id=str(uuid.uuid4()))
+    req.sandbox.spec.CopyFrom(spec(pb, **keepalive(pb)))
+    store = req.sandbox.spec.containers[0].secret_stores.add(store_name="team")
+    store.secrets.add(path="NUL_VALUE", env_var="X")
+    with pytest.raises(grpc.RpcError) as e:
+        stub.CreateSandbox(req, timeout=60)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "NUL" in e.value.details()
+
+
+def test_a_request_that_is_not_valid_utf8_is_invalid_argument(daemon, stub, protos):
+    """gRPC cannot parse a string field that is not UTF-8; the caller hears INVALID_ARGUMENT
+    naming the method, not a bare INTERNAL."""
+    pb = protos.pb
+    raw = pb.ExecRequest(sandbox_id="sb-X", command=["true"]).SerializeToString()
+    channel = grpc.insecure_channel("unix://" + daemon.socket)
+    for method, body in [("/coreweave.sandbox.v1.SandboxService/Exec", raw),
+                         ("/coreweave.sandbox.v1.SandboxService/GetSandbox",
+                          pb.GetSandboxRequest(sandbox_id="sb-X").SerializeToString()),
+                         ("/coreweave.sandbox.v1.SandboxService/StreamLogs",
+                          pb.StreamLogsRequest(sandbox_id="sb-X").SerializeToString())]:
+        bad = body.replace(b"sb-X", b"sb-\xff")
+        if method.endswith("StreamLogs"):
+            call = channel.unary_stream(method, request_serializer=None,
+                                        response_deserializer=None)
+            invoke = lambda: list(call(bad, timeout=30))  # noqa: E731
+        else:
+            call = channel.unary_unary(method, request_serializer=None,
+                                       response_deserializer=None)
+            invoke = lambda: call(bad, timeout=30)  # noqa: E731
+        with pytest.raises(grpc.RpcError) as e:
+            invoke()
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (method, e.value)
+        assert method.rsplit("/", 1)[1] in e.value.details()
+        assert error_info(protos, e.value)[0] == "CWSANDBOX_INVALID_REQUEST"
+    # A stream whose first message cannot be parsed.
+    init = pb.ExecStreamRequest(init=pb.ExecStreamInit(sandbox_id="sb-X", command=["true"]))
+    call = channel.stream_stream("/coreweave.sandbox.v1.SandboxService/StreamExec",
+                                 request_serializer=None, response_deserializer=None)
+    with pytest.raises(grpc.RpcError) as e:
+        list(call(iter([init.SerializeToString().replace(b"sb-X", b"sb-\xff")]), timeout=30))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    channel.close()
 
 
 def test_files(stub, protos):

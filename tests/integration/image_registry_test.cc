@@ -346,7 +346,9 @@ TEST_F(ImageRegistryTest, RedirectToBlobStorageDropsCredentials) {
   Push("test/img", "1", image);
   auto proxy = RegistryProxy::Start(registry_->url(), {"--token", "--redirect-blobs"});
   ASSERT_TRUE(proxy) << proxy.error().ToString();
-  auto store = Open(Options({(*proxy)->host()}));
+  // The blob store is another origin on loopback: it must be configured in its own right.
+  std::string port = (*proxy)->host().substr((*proxy)->host().rfind(':') + 1);
+  auto store = Open(Options({(*proxy)->host(), "localhost:" + port}));
   auto pulled = store->Pull((*proxy)->host() + "/test/img:1");
   // The blob store answers 400 to any request that carries the registry's credentials.
   ASSERT_TRUE(pulled) << pulled.error().ToString() << "\n" << Join((*proxy)->Requests(), "\n");
@@ -356,6 +358,26 @@ TEST_F(ImageRegistryTest, RedirectToBlobStorageDropsCredentials) {
       EXPECT_NE(line.find("auth=none"), std::string::npos) << line;
     }
   }
+}
+
+TEST_F(ImageRegistryTest, RedirectToAnUnconfiguredPrivateAddressIsRefused) {
+  TestImage image = SmallImage("amd64");
+  Push("test/img", "1", image);
+  // SECURITY: a configured registry on loopback redirects its blobs to another loopback origin
+  // ("localhost:PORT") that nobody configured; a direct reference to it would be refused, and so
+  // is the redirect, before any connection to it.
+  auto proxy = RegistryProxy::Start(registry_->url(), {"--redirect-blobs"});
+  ASSERT_TRUE(proxy) << proxy.error().ToString();
+  StoreOptions o = Options({(*proxy)->host()});
+  o.max_attempts = 1;
+  auto store = Open(o);
+  auto pulled = store->Pull((*proxy)->host() + "/test/img:1");
+  ASSERT_FALSE(pulled);
+  EXPECT_EQ(pulled.error().code(), Code::kPermissionDenied) << pulled.error().ToString();
+  EXPECT_EQ(pulled.error().reason(), "SBX_REGISTRY_ADDRESS_BLOCKED") << pulled.error().ToString();
+  EXPECT_GE((*proxy)->Count("/blobs/sha256:"), 1);
+  EXPECT_EQ((*proxy)->Count("/_blobstore/"), 0) << Join((*proxy)->Requests(), "\n");
+  EXPECT_EQ(Leftovers(), std::vector<std::string>{});
 }
 
 TEST_F(ImageRegistryTest, MirrorsThenOrigin) {

@@ -8,5 +8,5 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 
 from sbxd_harness import *  # noqa: E402,F401,F403
 from sbxd_harness import (  # noqa: E402,F401
-    API_KEY_A, API_KEY_B, QUOTA_B, ROOT, Daemon, _become_subreaper, auth, forget, free_port,
-    own_daemon, run, spawn)
+    API_KEY_A, API_KEY_B, API_KEY_OPERATOR, QUOTA_B, ROOT, Daemon, _become_subreaper, auth,
+    daemon_running, forget, free_port, own_daemon, run, spawn)

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SUITES = ("tests/e2e", "tests/security")
 API_KEY_A = "tenant-a-key-0123456789"
 API_KEY_B = "tenant-b-key-0123456789"
+API_KEY_OPERATOR = "operator-key-0123456789"
 QUOTA_B = 3
 
 
@@ -162,15 +163,17 @@ def free_port():
 
 
 class Daemon:
-    """A running sbxd: start, kill -9, restart on the same state."""
+    """A running sbxd: start, kill -9, restart on the same state. `overrides` replaces fields of
+    the configuration; `nofile` starts sbxd with that descriptor limit."""
 
-    def __init__(self, bin_dir, state, registry, overrides=None):
+    def __init__(self, bin_dir, state, registry, overrides=None, nofile=None):
         self.bin_dir = Path(bin_dir)
         self.state = Path(state)
         self.registry = registry
         self.tcp_port = free_port()
         self.metrics_port = free_port()
         self.proc = None
+        self.nofile = nofile
         self.config = self.state / "sbxd.json"
         self.cgroup_parent = "sbx-e2e-" + uuid.uuid4().hex[:8]
         # Host ids of its own, as every daemon on a host needs (docs/configuration.md#host-ids):
@@ -187,6 +190,7 @@ class Daemon:
             "api_keys": [
                 {"key": API_KEY_A, "tenant": "tenant-a"},
                 {"key": API_KEY_B, "tenant": "tenant-b", "max_sandboxes": QUOTA_B},
+                {"key": API_KEY_OPERATOR, "tenant": "ops", "operator": True},
             ],
             "secrets_dir": str(self.state / "secrets"),
             "writable_layer": "loop",
@@ -210,8 +214,10 @@ class Daemon:
 
     def start(self):
         log = open(self.state / "sbxd.log", "ab")
-        self.proc = spawn([str(self.bin_dir / "sbxd"), "--config", str(self.config)],
-                          stdout=log, stderr=log, start_new_session=True)
+        command = [str(self.bin_dir / "sbxd"), "--config", str(self.config)]
+        if self.nofile:
+            command = ["prlimit", f"--nofile={self.nofile}:{self.nofile}", "--", *command]
+        self.proc = spawn(command, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 30
         import grpc
         while time.monotonic() < deadline:
@@ -251,6 +257,25 @@ def registry():
     return addr
 
 
+@contextlib.contextmanager
+def daemon_running(registry, overrides=None, nofile=None, start=True):
+    """A Daemon of its own (see Daemon for `overrides` and `nofile`), stopped and removed
+    afterwards; not started when `start` is false."""
+    bin_dir = os.environ.get("SBX_BIN_DIR")
+    if not bin_dir:
+        pytest.fail("SBX_BIN_DIR must point at the build's bin directory")
+    _become_subreaper()
+    d = Daemon(bin_dir, tempfile.mkdtemp(prefix="sbx-e2e-"), registry, overrides=overrides,
+               nofile=nofile)
+    try:
+        if start:
+            d.start()
+        yield d
+    finally:
+        d.stop()
+        remove_daemon_state(d)
+
+
 def remove_daemon_state(d):
     """After a daemon's graceful stop: its cgroup parent directories (empty once its sandboxes are
     gone) and its state directory."""
@@ -266,32 +291,16 @@ def remove_daemon_state(d):
 
 @pytest.fixture(scope="session")
 def daemon(registry, protos):
-    bin_dir = os.environ.get("SBX_BIN_DIR")
-    if not bin_dir:
-        pytest.fail("SBX_BIN_DIR must point at the build's bin directory")
-    _become_subreaper()
-    d = Daemon(bin_dir, tempfile.mkdtemp(prefix="sbx-e2e-"), registry)
-    d.start()
-    yield d
-    d.stop()
-    remove_daemon_state(d)
+    with daemon_running(registry) as d:
+        yield d
 
 
 @contextlib.contextmanager
 def own_daemon(registry, **overrides):
     """A daemon of the test's own, with `overrides` on top of the harness's configuration;
     stopped and removed afterwards."""
-    bin_dir = os.environ.get("SBX_BIN_DIR")
-    if not bin_dir:
-        pytest.fail("SBX_BIN_DIR must point at the build's bin directory")
-    _become_subreaper()
-    d = Daemon(bin_dir, tempfile.mkdtemp(prefix="sbx-own-"), registry, overrides)
-    try:
-        d.start()
+    with daemon_running(registry, overrides=overrides) as d:
         yield d
-    finally:
-        d.stop()
-        remove_daemon_state(d)
 
 
 @pytest.fixture

@@ -115,6 +115,14 @@ Result<pid_t> SpawnProcess(const SpawnRequest& request) {
     if (arg.find('\0') != std::string::npos)
       return Error::InvalidArgument("command has a NUL byte");
   }
+  // A NUL would silently cut a variable short; the host checks first, this is the last word.
+  for (const auto& entry : request.env) {
+    if (entry.find('\0') != std::string::npos) {
+      return Error::InvalidArgument("environment variable " +
+                                    Quote(entry.substr(0, entry.find('=')), 64) +
+                                    " has a NUL byte");
+    }
+  }
   // Everything the child needs is prepared before fork, so the child only makes syscalls.
   std::vector<char*> argv;
   for (const auto& a : request.argv) argv.push_back(const_cast<char*>(a.c_str()));

@@ -15,6 +15,7 @@
 #include "src/base/clock.h"
 #include "src/base/log.h"
 #include "src/base/strings.h"
+#include "src/daemon/services/agent_failure.h"
 #include "src/daemon/services/status_mapping.h"
 #include "src/sys/entry_path.h"
 #include "src/sys/fs.h"
@@ -448,10 +449,13 @@ Result<std::string> ArchiveService::Socket(grpc::ServerContext* context, const s
 grpc::Status ArchiveService::PutArchive(grpc::ServerContext* context,
                                         grpc::ServerReader<pb::PutArchiveRequest>* reader,
                                         pb::PutArchiveResponse* response) {
-  if (auto tenant = auth_->Tenant(*context); !tenant) return ToGrpcStatus(tenant.error());
+  auto tenant = auth_->Tenant(*context);
+  if (!tenant) return ToGrpcStatus(tenant.error());
   pb::PutArchiveRequest first;
   if (!reader->Read(&first)) {
-    return ToGrpcStatus(FieldError("sandbox_id", "the first message must name the sandbox"));
+    // Read also fails for a message gRPC could not parse (a string that is not UTF-8).
+    return ToGrpcStatus(
+        FieldError("sandbox_id", "the first message must be valid and name the sandbox"));
   }
   if (first.sandbox_id().empty()) return ToGrpcStatus(FieldError("sandbox_id", "required"));
   if (first.path().empty()) return ToGrpcStatus(FieldError("path", "required"));
@@ -460,7 +464,9 @@ grpc::Status ArchiveService::PutArchive(grpc::ServerContext* context,
   agent::AgentClient agent(*socket);
   Extractor extractor(&agent, first.path(), OperationTimeoutMs(context));
   if (Status prepared = extractor.Prepare(); !prepared) {
-    return ToGrpcStatus(Error(prepared.error()).WithMetadata("sandbox_id", first.sandbox_id()));
+    return ToGrpcStatus(
+        ExplainAgentFailure(*manager_, *tenant, first.sandbox_id(), prepared.error())
+            .WithMetadata("sandbox_id", first.sandbox_id()));
   }
   TarInput input;
   input.reader = reader;
@@ -476,7 +482,9 @@ grpc::Status ArchiveService::PutArchive(grpc::ServerContext* context,
   }
   Status extracted = extractor.Run(a.get(), input);
   if (!extracted) {
-    return ToGrpcStatus(Error(extracted.error()).WithMetadata("sandbox_id", first.sandbox_id()));
+    return ToGrpcStatus(
+        ExplainAgentFailure(*manager_, *tenant, first.sandbox_id(), extracted.error())
+            .WithMetadata("sandbox_id", first.sandbox_id()));
   }
   response->set_files(extractor.files());
   response->set_bytes(extractor.bytes());
@@ -486,7 +494,8 @@ grpc::Status ArchiveService::PutArchive(grpc::ServerContext* context,
 grpc::Status ArchiveService::GetArchive(grpc::ServerContext* context,
                                         const pb::GetArchiveRequest* request,
                                         grpc::ServerWriter<pb::ArchiveChunk>* writer) {
-  if (auto tenant = auth_->Tenant(*context); !tenant) return ToGrpcStatus(tenant.error());
+  auto tenant = auth_->Tenant(*context);
+  if (!tenant) return ToGrpcStatus(tenant.error());
   if (request->sandbox_id().empty()) return ToGrpcStatus(FieldError("sandbox_id", "required"));
   if (request->path().empty()) return ToGrpcStatus(FieldError("path", "required"));
   auto top = ArchiveTopName(request->path());
@@ -508,7 +517,9 @@ grpc::Status ArchiveService::GetArchive(grpc::ServerContext* context,
   Status walked = tree.Run(request->path(), *top);
   if (!walked) {
     out.closed = true;  // nothing more goes out, not even the trailer
-    return ToGrpcStatus(Error(walked.error()).WithMetadata("sandbox_id", request->sandbox_id()));
+    return ToGrpcStatus(
+        ExplainAgentFailure(*manager_, *tenant, request->sandbox_id(), walked.error())
+            .WithMetadata("sandbox_id", request->sandbox_id()));
   }
   if (archive_write_close(a.get()) != ARCHIVE_OK || !out.Flush()) {
     bool cancelled = out.closed;

@@ -228,6 +228,31 @@ bool ValidEnvName(const std::string& name) {
   return true;
 }
 
+Result<ExecProcess> ParseExecProcess(const google::protobuf::RepeatedPtrField<std::string>& command,
+                                     const google::protobuf::Map<std::string, std::string>& env,
+                                     const std::string& prefix) {
+  if (command.empty()) return FieldError(prefix + "command", "required");
+  if (static_cast<size_t>(env.size()) > kMaxEnv) {
+    return FieldError(prefix + "env", "at most 1000 variables");
+  }
+  ExecProcess out;
+  for (int i = 0; i < command.size(); ++i) {
+    if (command[i].find('\0') != std::string::npos) {
+      return FieldError(prefix + "command[" + std::to_string(i) + "]", "contains a NUL byte");
+    }
+    out.argv.push_back(command[i]);
+  }
+  if (out.argv[0].empty()) return FieldError(prefix + "command[0]", "empty");
+  for (const auto& [k, v] : env) {
+    if (!ValidEnvName(k)) return FieldError(prefix + "env", "invalid name " + Quote(k));
+    if (v.find('\0') != std::string::npos) {
+      return FieldError(prefix + "env", Quote(k) + " contains a NUL byte");
+    }
+    out.env.push_back(k + "=" + v);
+  }
+  return out;
+}
+
 Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request,
                                          const Config& config) {
   CreateRequest out;
@@ -326,8 +351,15 @@ Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request
     }
     out.files.push_back({f.path(), f.content()});
   }
-  for (const auto& store : c.secret_stores()) {
-    for (const auto& m : store.secrets()) {
+  for (int i = 0; i < c.secret_stores_size(); ++i) {
+    const auto& store = c.secret_stores(i);
+    for (int j = 0; j < store.secrets_size(); ++j) {
+      const auto& m = store.secrets(j);
+      if (!m.env_var().empty() && !ValidEnvName(m.env_var())) {
+        return FieldError(base + ".secret_stores[" + std::to_string(i) + "].secrets[" +
+                              std::to_string(j) + "].env_var",
+                          "invalid name " + Quote(m.env_var()));
+      }
       out.secrets.push_back({store.store_name(), m.path(), m.field(), m.env_var()});
     }
   }

@@ -325,5 +325,61 @@ TEST(ParseCreateRequestTest, Services) {
   EXPECT_EQ(n.error().code(), Code::kFailedPrecondition);
 }
 
+TEST(ParseExecProcessTest, BuildsTheCommandLineAndEnvironment) {
+  google::protobuf::RepeatedPtrField<std::string> command;
+  command.Add("sh");
+  command.Add("-c");
+  command.Add("echo $A");
+  google::protobuf::Map<std::string, std::string> env;
+  env["A"] = "1=2";
+  auto p = ParseExecProcess(command, env, "init.");
+  ASSERT_TRUE(p) << p.error().ToString();
+  EXPECT_EQ(p->argv, (std::vector<std::string>{"sh", "-c", "echo $A"}));
+  EXPECT_EQ(p->env, std::vector<std::string>{"A=1=2"});
+}
+
+TEST(ParseExecProcessTest, NulBytesAndBadNamesNameTheField) {
+  using Command = google::protobuf::RepeatedPtrField<std::string>;
+  using Env = google::protobuf::Map<std::string, std::string>;
+  auto field = [](const Command& command, const Env& env) {
+    auto p = ParseExecProcess(command, env, "init.");
+    EXPECT_FALSE(p);
+    if (p) return std::string();
+    EXPECT_EQ(p.error().code(), Code::kInvalidArgument);
+    return p.error().MetadataValue("field");
+  };
+  Command ok;
+  ok.Add("true");
+  Env none;
+  EXPECT_EQ(field(Command(), none), "init.command");
+  Command nul_arg;
+  nul_arg.Add("echo");
+  nul_arg.Add(std::string("a\0b", 3));
+  EXPECT_EQ(field(nul_arg, none), "init.command[1]");
+  Command empty_first;
+  empty_first.Add("");
+  EXPECT_EQ(field(empty_first, none), "init.command[0]");
+  Env nul_value;
+  nul_value["A"] = std::string("x\0y", 3);
+  EXPECT_EQ(field(ok, nul_value), "init.env");
+  Env bad_name;
+  bad_name["A=B"] = "x";
+  EXPECT_EQ(field(ok, bad_name), "init.env");
+}
+
+TEST(ParseCreateRequestTest, SecretEnvironmentNamesAreChecked) {
+  Config config;
+  auto r = Request();
+  auto* store = r.mutable_sandbox()->mutable_spec()->mutable_containers(0)->add_secret_stores();
+  store->set_store_name("team");
+  auto* m = store->add_secrets();
+  m->set_path("HF_TOKEN");
+  m->set_env_var("BAD=NAME");
+  auto parsed = ParseCreateRequest(r, config);
+  ASSERT_FALSE(parsed);
+  EXPECT_EQ(parsed.error().MetadataValue("field"),
+            "sandbox.spec.containers[0].secret_stores[0].secrets[0].env_var");
+}
+
 }  // namespace
 }  // namespace sbx::daemon

@@ -27,7 +27,7 @@ void ToProto(const image::Image& img, ::sbx::v1::Image* out) {
 grpc::Status ImageService::PullImage(grpc::ServerContext* context,
                                      const ::sbx::v1::PullImageRequest* request,
                                      grpc::ServerWriter<::sbx::v1::PullImageProgress>* writer) {
-  if (auto tenant = auth_->Tenant(*context); !tenant) return ToGrpcStatus(tenant.error());
+  if (Status allowed = auth_->RequireOperator(*context); !allowed) return ToGrpcStatus(allowed);
   if (request->reference().empty()) return ToGrpcStatus(FieldError("reference", "required"));
   std::mutex mu;
   auto progress = [&](const std::vector<image::LayerProgress>& layers) {
@@ -55,7 +55,7 @@ grpc::Status ImageService::PullImage(grpc::ServerContext* context,
 grpc::Status ImageService::ListImages(grpc::ServerContext* context,
                                       const ::sbx::v1::ListImagesRequest*,
                                       ::sbx::v1::ListImagesResponse* response) {
-  if (auto tenant = auth_->Tenant(*context); !tenant) return ToGrpcStatus(tenant.error());
+  if (Status allowed = auth_->RequireOperator(*context); !allowed) return ToGrpcStatus(allowed);
   auto images = images_->store().List();
   if (!images) return ToGrpcStatus(images.error());
   for (const auto& img : *images) ToProto(img, response->add_images());
@@ -65,7 +65,7 @@ grpc::Status ImageService::ListImages(grpc::ServerContext* context,
 grpc::Status ImageService::RemoveImage(grpc::ServerContext* context,
                                        const ::sbx::v1::RemoveImageRequest* request,
                                        ::sbx::v1::RemoveImageResponse* response) {
-  if (auto tenant = auth_->Tenant(*context); !tenant) return ToGrpcStatus(tenant.error());
+  if (Status allowed = auth_->RequireOperator(*context); !allowed) return ToGrpcStatus(allowed);
   if (request->reference().empty()) return ToGrpcStatus(FieldError("reference", "required"));
   // Warm sandboxes hold their image but are nobody's: they give way.
   if (auto image = images_->store().Get(request->reference())) {
@@ -81,7 +81,7 @@ grpc::Status ImageService::RemoveImage(grpc::ServerContext* context,
 grpc::Status ImageService::LoadImage(grpc::ServerContext* context,
                                      grpc::ServerReader<::sbx::v1::LoadImageChunk>* reader,
                                      ::sbx::v1::LoadImageResponse* response) {
-  if (auto tenant = auth_->Tenant(*context); !tenant) return ToGrpcStatus(tenant.error());
+  if (Status allowed = auth_->RequireOperator(*context); !allowed) return ToGrpcStatus(allowed);
   // The archive is spooled to a private temporary file, then loaded like `docker load`.
   char path[] = "/tmp/sbx-load-XXXXXX";
   UniqueFd fd(mkostemp(path, O_CLOEXEC));

@@ -1,6 +1,8 @@
 // File: image_service.h
 //
 // sbx.v1.ImageService: pull (with per-layer progress), list, remove and load images on this node.
+// Images are the node's, shared by every tenant, so every method needs the operator right
+// (auth.h): a tenant could otherwise list the images other tenants run, or remove one under them.
 
 #pragma once
 

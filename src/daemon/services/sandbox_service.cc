@@ -9,6 +9,8 @@
 #include "src/base/clock.h"
 #include "src/base/log.h"
 #include "src/base/strings.h"
+#include "src/daemon/services/agent_failure.h"
+#include "src/daemon/services/call_scope.h"
 #include "src/daemon/services/create_request_parser.h"
 #include "src/daemon/services/sandbox_proto.h"
 #include "src/daemon/services/status_mapping.h"
@@ -19,6 +21,10 @@ namespace {
 
 constexpr int64_t kDefaultExecOutput = 16 << 20;
 constexpr int64_t kMaxExecOutput = 64 << 20;
+// How long a ReadFile waits for memory to hold the file in.
+constexpr int64_t kResponseMemoryWaitMs = 120000;
+// Output an Exec keeps without asking the response-memory budget: most commands print less.
+constexpr uint64_t kUnbudgetedExecOutput = 64u << 10;
 
 grpc::Status Fail(const Error& error) { return ToGrpcStatus(error); }
 
@@ -149,27 +155,47 @@ grpc::Status SandboxService::PurgeSandboxes(grpc::ServerContext* context,
 
 grpc::Status SandboxService::Exec(grpc::ServerContext* context, const v1::ExecRequest* request,
                                   v1::ExecResponse* response) {
-  if (request->command_size() == 0) return Fail(FieldError("command", "required"));
+  auto process = ParseExecProcess(request->command(), request->env(), "");
+  if (!process) return Fail(process.error());
   if (request->max_output_bytes() < 0)
     return Fail(FieldError("max_output_bytes", "must not be negative"));
   int64_t started = MonotonicNanos();
+  auto tenant = auth_->Tenant(*context);
+  if (!tenant) return Fail(tenant.error());
   auto socket = Socket(context, request->sandbox_id());
   if (!socket) return Fail(socket.error());
+  auto gone = [&](Error error) {
+    return Fail(ExplainAgentFailure(*manager_, *tenant, request->sandbox_id(), std::move(error)));
+  };
   agent::ExecStart start;
-  start.argv.assign(request->command().begin(), request->command().end());
-  for (const auto& [k, v] : request->env()) {
-    if (!ValidEnvName(k)) return Fail(FieldError("env", "invalid name " + Quote(k)));
-    start.env.push_back(k + "=" + v);
-  }
+  start.argv = std::move(process->argv);
+  start.env = std::move(process->env);
   agent::AgentClient client(*socket);
   auto stream = client.StartExec(start);
-  if (!stream) return Fail(stream.error());
+  if (!stream) return gone(stream.error());
   int64_t limit = request->max_output_bytes() > 0
                       ? std::min<int64_t>(request->max_output_bytes(), kMaxExecOutput)
                       : kDefaultExecOutput;
   int64_t deadline = CallDeadline(context, 24LL * 3600 * 1000);
   int64_t produced[2] = {0, 0};
   std::string* sinks[2] = {response->mutable_stdout(), response->mutable_stderr()};
+  // The output kept for the response, like a ReadFile's file, is held twice until the response
+  // is sent: beyond a small allowance it comes out of the tenant's share of response memory.
+  // Waiting for more while holding some could stall every exec of a tenant, so output for which
+  // no memory is free now is dropped, and the response says it was truncated.
+  auto held = std::make_shared<std::vector<ByteBudget::Reservation>>();
+  uint64_t covered = kUnbudgetedExecOutput;
+  auto keepable = [&](size_t wanted) -> size_t {
+    uint64_t kept = sinks[0]->size() + sinks[1]->size();
+    if (kept + wanted <= covered) return wanted;
+    uint64_t more = std::max<uint64_t>(kept + wanted - covered, 1u << 20);
+    if (auto extra = response_memory_->TryAcquire(*tenant, 2 * more)) {
+      held->push_back(std::move(*extra));
+      covered += more;
+      return wanted;
+    }
+    return static_cast<size_t>(covered - kept);
+  };
   while (true) {
     auto event = stream->Next(std::min(deadline, MonotonicMillis() + 200));
     if (!event) {
@@ -181,7 +207,7 @@ grpc::Status SandboxService::Exec(grpc::ServerContext* context, const v1::ExecRe
         }
         continue;
       }
-      return Fail(event.error());
+      return gone(event.error());
     }
     if (event->kind == agent::ExecEvent::kExit) {
       const auto& x = event->exit;
@@ -191,13 +217,17 @@ grpc::Status SandboxService::Exec(grpc::ServerContext* context, const v1::ExecRe
     int index = event->output.stream == agent::StreamId::kStderr ? 1 : 0;
     produced[index] += static_cast<int64_t>(event->output.data.size());
     int64_t room = limit - static_cast<int64_t>(sinks[index]->size());
-    if (room > 0) sinks[index]->append(event->output.data.substr(0, static_cast<size_t>(room)));
+    if (room > 0) {
+      size_t keep = keepable(std::min(event->output.data.size(), static_cast<size_t>(room)));
+      sinks[index]->append(event->output.data.substr(0, keep));
+    }
   }
   response->set_stdout_bytes_produced(produced[0]);
   response->set_stderr_bytes_produced(produced[1]);
   response->set_stdout_truncated(produced[0] > static_cast<int64_t>(response->stdout().size()));
   response->set_stderr_truncated(produced[1] > static_cast<int64_t>(response->stderr().size()));
   metrics_->Observe("sbx_exec_seconds", static_cast<double>(MonotonicNanos() - started) / 1e9);
+  HoldUntilCallEnds(context, std::move(held));
   return grpc::Status::OK;
 }
 
@@ -205,26 +235,28 @@ grpc::Status SandboxService::StreamExec(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::ExecStreamResponse, v1::ExecStreamRequest>* stream) {
   v1::ExecStreamRequest first;
-  if (!stream->Read(&first)) return grpc::Status(grpc::StatusCode::CANCELLED, "no init message");
-  if (!first.has_init()) return Fail(FieldError("init", "the first message must be init"));
+  if (!stream->Read(&first) || !first.has_init()) {
+    // Read also fails for a message gRPC could not parse (a string that is not UTF-8).
+    return Fail(FieldError("init", "the first message must be a valid init message"));
+  }
   const v1::ExecStreamInit& init = first.init();
-  if (init.command_size() == 0) return Fail(FieldError("init.command", "required"));
+  auto process = ParseExecProcess(init.command(), init.env(), "init.");
+  if (!process) return Fail(process.error());
   int64_t started = MonotonicNanos();
+  auto tenant = auth_->Tenant(*context);
+  if (!tenant) return Fail(tenant.error());
   auto socket = Socket(context, init.sandbox_id());
   if (!socket) return Fail(socket.error());
   agent::ExecStart start;
-  start.argv.assign(init.command().begin(), init.command().end());
-  for (const auto& [k, v] : init.env()) {
-    if (!ValidEnvName(k)) return Fail(FieldError("init.env", "invalid name " + Quote(k)));
-    start.env.push_back(k + "=" + v);
-  }
+  start.argv = std::move(process->argv);
+  start.env = std::move(process->env);
   start.tty = init.tty();
   start.rows = init.tty_height();
   start.cols = init.tty_width();
   start.stdin_open = true;
   agent::AgentClient client(*socket);
   auto exec = client.StartExec(start);
-  if (!exec) return Fail(exec.error());
+  if (!exec) return Fail(ExplainAgentFailure(*manager_, *tenant, init.sandbox_id(), exec.error()));
 
   v1::ExecStreamResponse ready;
   *ready.mutable_ready()->mutable_ready_time() = ToTimestamp(WallNanos());
@@ -269,6 +301,12 @@ grpc::Status SandboxService::StreamExec(
               grpc::Status(grpc::StatusCode::CANCELLED, "cancelled; the process was killed"));
         }
         continue;
+      }
+      // A sandbox that stopped under the exec is the answer; anything else interrupted the
+      // stream.
+      Error cause = ExplainAgentFailure(*manager_, *tenant, init.sandbox_id(), event.error());
+      if (cause.reason() == "CWSANDBOX_SANDBOX_NOT_RUNNING" || cause.code() == Code::kNotFound) {
+        return finish(Fail(cause));
       }
       v1::ExecStreamResponse error;
       error.mutable_error()->set_message(event.error().message());
@@ -458,11 +496,16 @@ grpc::Status SandboxService::WriteFile(grpc::ServerContext* context,
                     .WithMetadata("size_bytes", std::to_string(request->content().size()))
                     .WithMetadata("max_size_bytes", std::to_string(max)));
   }
+  auto tenant = auth_->Tenant(*context);
+  if (!tenant) return Fail(tenant.error());
   auto socket = Socket(context, request->sandbox_id());
   if (!socket) return Fail(socket.error());
   agent::AgentClient client(*socket);
   Status written = client.WriteFileFromString(request->path(), request->content());
-  if (!written) return Fail(Error(written.error()).WithMetadata("filepath", request->path()));
+  if (!written) {
+    return Fail(ExplainAgentFailure(*manager_, *tenant, request->sandbox_id(), written.error())
+                    .WithMetadata("filepath", request->path()));
+  }
   return grpc::Status::OK;
 }
 
@@ -470,12 +513,55 @@ grpc::Status SandboxService::ReadFile(grpc::ServerContext* context,
                                       const v1::ReadFileRequest* request,
                                       v1::ReadFileResponse* response) {
   if (request->path().empty()) return Fail(FieldError("path", "required"));
+  auto tenant = auth_->Tenant(*context);
+  if (!tenant) return Fail(tenant.error());
   auto socket = Socket(context, request->sandbox_id());
   if (!socket) return Fail(socket.error());
+  // The whole file goes back in one message: its content, then the serialized response, are
+  // in memory together until the response has been sent. That memory comes out of the tenant's
+  // share of the file-transfer budget, held until the call is over.
+  auto held = std::make_shared<std::vector<ByteBudget::Reservation>>();
+  std::string content;
+  uint64_t covered = 0;  // file bytes the reservations cover
+  auto admit = [&](const agent::FileInfo& info) -> Status {
+    int64_t deadline =
+        std::min(CallDeadline(context, 300000), MonotonicMillis() + kResponseMemoryWaitMs);
+    uint64_t size = std::min<uint64_t>(info.size, manager_->config().max_file_bytes);
+    SBX_ASSIGN_OR_RETURN(ByteBudget::Reservation r,
+                         response_memory_->Acquire(*tenant, 2 * size, deadline));
+    held->push_back(std::move(r));
+    covered = size;
+    content.reserve(size);
+    return Ok();
+  };
+  auto sink = [&](std::string_view chunk) -> Status {
+    if (content.size() + chunk.size() > covered) {
+      // The file grew while it was read: hold room for the rest too, if there is any now.
+      uint64_t more = std::max<uint64_t>(content.size() + chunk.size() - covered, 1u << 20);
+      auto extra = response_memory_->TryAcquire(*tenant, 2 * more);
+      if (!extra) {
+        return Error::ResourceExhausted(
+                   "the file grew while it was read and no memory is free for the rest; retry")
+            .WithReason("CWSANDBOX_RESOURCE_EXHAUSTED");
+      }
+      held->push_back(std::move(*extra));
+      covered += more;
+    }
+    content.append(chunk);
+    return Ok();
+  };
   agent::AgentClient client(*socket);
-  auto content = client.ReadFileToString(request->path(), manager_->config().max_file_bytes);
-  if (!content) return Fail(Error(content.error()).WithMetadata("filepath", request->path()));
-  response->set_content(std::move(*content));
+  agent::FileInfo info;
+  // The wait for memory happens inside the read, before any content: the read may take that
+  // long on top of its own minute.
+  Status read = client.ReadFile(request->path(), manager_->config().max_file_bytes, sink, &info,
+                                kResponseMemoryWaitMs + 60000, admit);
+  if (!read) {
+    return Fail(ExplainAgentFailure(*manager_, *tenant, request->sandbox_id(), read.error())
+                    .WithMetadata("filepath", request->path()));
+  }
+  response->set_content(std::move(content));
+  HoldUntilCallEnds(context, std::move(held));
   return grpc::Status::OK;
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "coreweave/sandbox/v1/sandbox.grpc.pb.h"
+#include "src/daemon/byte_budget.h"
 #include "src/daemon/metrics.h"
 #include "src/daemon/sandbox_manager.h"
 #include "src/daemon/services/auth.h"
@@ -19,9 +20,15 @@ namespace v1 = ::coreweave::sandbox::v1;
 
 class SandboxService final : public v1::SandboxService::Service {
  public:
+  // `response_memory` bounds what ReadFile (the file) and Exec (the output) hold in memory for
+  // their one-message responses.
   SandboxService(SandboxManager* manager, const Authenticator* auth, Metrics* metrics,
-                 net::NetworkProvider* network = nullptr)
-      : manager_(manager), auth_(auth), metrics_(metrics), network_(network) {}
+                 net::NetworkProvider* network, ByteBudget* response_memory)
+      : manager_(manager),
+        auth_(auth),
+        metrics_(metrics),
+        network_(network),
+        response_memory_(response_memory) {}
 
   grpc::Status CreateSandbox(grpc::ServerContext* context, const v1::CreateSandboxRequest* request,
                              v1::Sandbox* response) override;
@@ -69,6 +76,7 @@ class SandboxService final : public v1::SandboxService::Service {
   const Authenticator* auth_;
   Metrics* metrics_;
   net::NetworkProvider* network_;
+  ByteBudget* response_memory_;
 };
 
 }  // namespace sbx::daemon

@@ -2,6 +2,7 @@
 
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "src/base/strings.h"
 
 namespace sbx::daemon {
 
@@ -42,28 +43,32 @@ Error FieldError(const std::string& field, const std::string& description) {
 
 grpc::Status ToGrpcStatus(const Error& error) {
   auto code = static_cast<grpc::StatusCode>(static_cast<int>(error.code()));
+  // Messages may quote what a sandbox or a registry said; string fields must be UTF-8, or the
+  // client cannot parse the details.
+  std::string message = ToValidUtf8(error.message());
   google::rpc::Status status;
   status.set_code(static_cast<int>(error.code()));
-  status.set_message(error.message());
+  status.set_message(message);
   google::rpc::ErrorInfo info;
-  info.set_reason(error.reason().empty() ? DefaultReason(error.code()) : error.reason());
+  info.set_reason(
+      ToValidUtf8(error.reason().empty() ? DefaultReason(error.code()) : error.reason()));
   info.set_domain(kErrorDomain);
   std::string field;
   for (const auto& [k, v] : error.metadata()) {
-    (*info.mutable_metadata())[k] = v;
-    if (k == "field") field = v;
+    (*info.mutable_metadata())[ToValidUtf8(k)] = ToValidUtf8(v);
+    if (k == "field") field = ToValidUtf8(v);
   }
   status.add_details()->PackFrom(info);
   if (error.code() == Code::kInvalidArgument && !field.empty()) {
     google::rpc::BadRequest bad;
     auto* violation = bad.add_field_violations();
     violation->set_field(field);
-    std::string description = error.message();
+    std::string description = message;
     if (description.rfind(field + ": ", 0) == 0) description = description.substr(field.size() + 2);
     violation->set_description(description);
     status.add_details()->PackFrom(bad);
   }
-  return grpc::Status(code, error.message(), status.SerializeAsString());
+  return grpc::Status(code, message, status.SerializeAsString());
 }
 
 }  // namespace sbx::daemon

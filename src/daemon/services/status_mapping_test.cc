@@ -37,6 +37,21 @@ TEST(StatusMappingTest, FieldErrorsAddBadRequest) {
   EXPECT_EQ(bad.field_violations(0).field(), "sandbox.spec.tags[0]");
 }
 
+TEST(StatusMappingTest, TextFromASandboxBecomesValidUtf8) {
+  // A file name inside a sandbox is any bytes; the status details must still parse.
+  Error e = Error::NotFound("open /tmp/\xff\xfe: ENOENT")
+                .WithReason("CWSANDBOX_FILE_NOT_FOUND")
+                .WithMetadata("filepath", "/tmp/\xff\xfe");
+  grpc::Status s = ToGrpcStatus(e);
+  EXPECT_EQ(s.error_message(), "open /tmp/\\xff\\xfe: ENOENT");
+  google::rpc::Status details;
+  ASSERT_TRUE(details.ParseFromString(s.error_details()));
+  EXPECT_EQ(details.message(), "open /tmp/\\xff\\xfe: ENOENT");
+  google::rpc::ErrorInfo info;
+  ASSERT_TRUE(details.details(0).UnpackTo(&info));
+  EXPECT_EQ(info.metadata().at("filepath"), "/tmp/\\xff\\xfe");
+}
+
 TEST(StatusMappingTest, CodesMapOneToOne) {
   EXPECT_EQ(ToGrpcStatus(Error::ResourceExhausted("x")).error_code(),
             grpc::StatusCode::RESOURCE_EXHAUSTED);
