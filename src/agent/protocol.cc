@@ -667,6 +667,7 @@ std::string InitConfig::Encode() const {
   w.PutI64(6, deadline_unix_ns);
   w.PutI64(7, stop_grace_ms);
   w.PutBool(8, await_start);
+  w.PutU64(9, dropped_capabilities);
   return w.Take();
 }
 
@@ -699,6 +700,9 @@ Result<InitConfig> InitConfig::Decode(std::string_view payload) {
         break;
       case 8:
         m.await_start = r.boolean();
+        break;
+      case 9:
+        m.dropped_capabilities = r.u64();
         break;
       default:
         break;

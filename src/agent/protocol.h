@@ -291,6 +291,9 @@ struct InitConfig {
   int64_t stop_grace_ms = 10000;
   // A pre-started sandbox: no main process until the host sends kStartMain with the real one.
   bool await_start = false;
+  // Bit n: capability n is dropped from the bounding set of every process sbx-init starts (main
+  // and execs). sbx-init keeps its own: it needs them to start processes as other users.
+  uint64_t dropped_capabilities = 0;
   std::string Encode() const;
   static Result<InitConfig> Decode(std::string_view payload);
   bool operator==(const InitConfig&) const = default;

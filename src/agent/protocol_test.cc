@@ -245,8 +245,8 @@ TEST(ProtocolTest, EveryFieldOfEveryMessageRoundTrips) {
   ExpectRoundTrip(LogChunk{8, 99, StreamId::kStderr, "out"});
   static_assert(FieldCount<LogEnd>() == 2);
   ExpectRoundTrip(LogEnd{30, 4});
-  static_assert(FieldCount<InitConfig>() == 8);
-  ExpectRoundTrip(InitConfig{{"sh"}, {"A=1"}, "/w", "app", 8192, 123456789, 250, true});
+  static_assert(FieldCount<InitConfig>() == 9);
+  ExpectRoundTrip(InitConfig{{"sh"}, {"A=1"}, "/w", "app", 8192, 123456789, 250, true, 0x2001});
 }
 
 }  // namespace

@@ -63,6 +63,12 @@ struct CreateRequest {
   std::vector<SecretRef> secrets;
   std::vector<FileMount> files;
   std::string working_dir;
+  // security_context: the main process's (and execs' default) user and group, instead of the
+  // image's; a read-only root filesystem; capabilities dropped from the default set.
+  std::optional<uint32_t> run_as_user;
+  std::optional<uint32_t> run_as_group;
+  bool read_only_root = false;
+  std::vector<std::string> drop_capabilities;
   uint64_t cpu_request_millis = 0;  // 0: default
   uint64_t cpu_limit_millis = 0;
   uint64_t memory_request_bytes = 0;

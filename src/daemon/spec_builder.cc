@@ -39,8 +39,19 @@ runtime::Process BuildProcess(const CreateRequest& request, const ResolvedImage&
   process.cwd = !request.working_dir.empty() ? request.working_dir
                 : !image.working_dir.empty() ? image.working_dir
                                              : "/";
-  process.user = image.user;
+  process.user = ProcessUser(image.user, request.run_as_user, request.run_as_group);
   return process;
+}
+
+std::string ProcessUser(const std::string& image_user, std::optional<uint32_t> run_as_user,
+                        std::optional<uint32_t> run_as_group) {
+  size_t colon = image_user.find(':');
+  std::string user = image_user.substr(0, colon);
+  std::string group = colon == std::string::npos ? "" : image_user.substr(colon + 1);
+  if (run_as_user) user = std::to_string(*run_as_user);
+  if (run_as_group) group = std::to_string(*run_as_group);
+  if (user.empty() && !group.empty()) user = "0";
+  return group.empty() ? user : user + ":" + group;
 }
 
 SandboxPlan BuildPlan(const SpecInputs& inputs, const CreateRequest& request,
@@ -51,11 +62,13 @@ SandboxPlan BuildPlan(const SpecInputs& inputs, const CreateRequest& request,
   spec.id = inputs.id;
   spec.hostname = inputs.id;
   spec.rootfs.layers = image.layer_dirs;
+  spec.rootfs.readonly = request.read_only_root;
   spec.rootfs.writable.kind =
       defaults.loop_writable_layer ? runtime::WritableKind::kLoop : runtime::WritableKind::kTmpfs;
   spec.rootfs.writable.size_bytes = defaults.disk_bytes;
   spec.process = BuildProcess(request, image, secrets);
   spec.process.await_start = inputs.await_start;
+  spec.process.drop_capabilities = request.drop_capabilities;
   spec.background = inputs.await_start;
   spec.resources.cpu_millis = inputs.cpu_limit_millis;
   spec.resources.memory_bytes = inputs.memory_limit_bytes;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,6 +53,12 @@ inline constexpr const char* kDefaultPath =
 // The main process: argv, environment, working directory and user.
 runtime::Process BuildProcess(const CreateRequest& request, const ResolvedImage& image,
                               const SecretEnv& secrets);
+
+// "user[:group]" as sbx-init takes it: the image's USER, with the security context's
+// run_as_user and run_as_group in place of its parts (a group alone runs as the image's user,
+// or root).
+std::string ProcessUser(const std::string& image_user, std::optional<uint32_t> run_as_user,
+                        std::optional<uint32_t> run_as_group);
 
 // The whole plan: the spec and the content of the mounted files.
 SandboxPlan BuildPlan(const SpecInputs& inputs, const CreateRequest& request,

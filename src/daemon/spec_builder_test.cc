@@ -63,6 +63,28 @@ TEST(BuildProcessTest, DefaultsWhenTheImageSaysNothing) {
   EXPECT_EQ(BuildProcess(r, Image(), {}).cwd, "/work");
 }
 
+TEST(ProcessUserTest, TheSecurityContextReplacesTheImagesIds) {
+  EXPECT_EQ(ProcessUser("1000:1000", std::nullopt, std::nullopt), "1000:1000");
+  EXPECT_EQ(ProcessUser("app", 1234, std::nullopt), "1234");
+  EXPECT_EQ(ProcessUser("app:staff", 1234, std::nullopt), "1234:staff");
+  EXPECT_EQ(ProcessUser("app", std::nullopt, 50), "app:50");
+  EXPECT_EQ(ProcessUser("", std::nullopt, 50), "0:50");  // root's user, the given group
+  EXPECT_EQ(ProcessUser("", 7, 8), "7:8");
+  EXPECT_EQ(ProcessUser("", std::nullopt, std::nullopt), "");
+}
+
+TEST(BuildPlanTest, SecurityContextReachesTheSpec) {
+  CreateRequest r;
+  r.run_as_user = 1234;
+  r.read_only_root = true;
+  r.drop_capabilities = {"NET_RAW"};
+  SpecInputs in{"sb-1", 500, 64u << 20, 0, {2065536, 2065536, 65536}, false};
+  SandboxPlan plan = BuildPlan(in, r, Image(), net::NetworkAttachment{}, {}, {});
+  EXPECT_EQ(plan.spec.process.user, "1234:1000");
+  EXPECT_TRUE(plan.spec.rootfs.readonly);
+  EXPECT_EQ(plan.spec.process.drop_capabilities, r.drop_capabilities);
+}
+
 TEST(BuildPlanTest, LimitsNetworkFilesAndDefaults) {
   CreateRequest r;
   r.files = {{"/etc/app.conf", "a=1"}, {"relative/data.txt", "hello"}};

@@ -13,7 +13,9 @@ bool WarmEligible(const CreateRequest& request, uint64_t memory_limit_bytes,
   const net::NetworkRequest& network = request.network;
   bool default_network = network.mode == net::NetworkMode::kPublic && network.egress.empty() &&
                          network.services.empty();
-  return default_network && request.files.empty() &&
+  // A warm sandbox is made with a writable root and the default capabilities.
+  return default_network && request.files.empty() && !request.read_only_root &&
+         request.drop_capabilities.empty() &&
          ShmBytesFor(memory_limit_bytes) == ShmBytesFor(default_memory_bytes);
 }
 

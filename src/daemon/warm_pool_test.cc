@@ -153,6 +153,16 @@ TEST(WarmEligibleTest, OnlyWhatAWarmSandboxFixedMustMatch) {
   allow.network.mode = net::NetworkMode::kAllowlist;
   allow.network.egress.push_back({});
   EXPECT_FALSE(WarmEligible(allow, default_memory, default_memory));
+
+  CreateRequest read_only = plain;
+  read_only.read_only_root = true;
+  EXPECT_FALSE(WarmEligible(read_only, default_memory, default_memory));
+  CreateRequest fewer_capabilities = plain;
+  fewer_capabilities.drop_capabilities = {"NET_RAW"};
+  EXPECT_FALSE(WarmEligible(fewer_capabilities, default_memory, default_memory));
+  CreateRequest other_user = plain;
+  other_user.run_as_user = 1000;  // the user is the main process's, sent at claim
+  EXPECT_TRUE(WarmEligible(other_user, default_memory, default_memory));
 }
 
 }  // namespace

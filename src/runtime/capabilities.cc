@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <memory>
 
+#include "src/base/strings.h"
+
 namespace sbx::runtime {
 
 std::vector<int> DefaultCapabilities() {
@@ -21,6 +23,30 @@ std::string CapabilityName(int cap) {
   std::string out = name;
   cap_free(name);
   return out;
+}
+
+Result<int> ParseCapability(std::string_view name) {
+  std::string lower;
+  for (char c : name) lower += static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  if (lower.rfind("cap_", 0) != 0) lower = "cap_" + lower;
+  cap_value_t value = 0;
+  if (lower.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string::npos ||
+      cap_from_name(lower.c_str(), &value) != 0) {
+    return Error::InvalidArgument("unknown capability " + Quote(name));
+  }
+  return static_cast<int>(value);
+}
+
+Result<uint64_t> DroppedCapabilityMask(const std::vector<std::string>& drop) {
+  uint64_t mask = 0;
+  for (const auto& name : drop) {
+    if (name == "ALL") return ~uint64_t{0};
+    SBX_ASSIGN_OR_RETURN(int cap, ParseCapability(name));
+    if (cap < 0 || cap > 63)
+      return Error::InvalidArgument("capability " + Quote(name) + " out of range");
+    mask |= uint64_t{1} << cap;
+  }
+  return mask;
 }
 
 Status ApplyCapabilities(const std::vector<int>& keep) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "src/base/result.h"
@@ -16,6 +17,11 @@ namespace sbx::runtime {
 
 std::vector<int> DefaultCapabilities();
 std::string CapabilityName(int cap);
+// "NET_ADMIN", "CAP_NET_ADMIN" or "cap_net_admin"; INVALID_ARGUMENT for a name the kernel does not
+// know.
+Result<int> ParseCapability(std::string_view name);
+// The capabilities named in `drop` as a mask (bit n: capability n); "ALL" is every capability.
+Result<uint64_t> DroppedCapabilityMask(const std::vector<std::string>& drop);
 
 // Drops the bounding set to `keep`, sets permitted = effective = `keep` and empties the
 // inheritable and ambient sets.

@@ -208,6 +208,19 @@ Result<std::vector<std::pair<std::string, std::string>>> NamespaceLimits(int dir
   return limits;
 }
 
+// A sandbox with a read-only root has no volume to write to (yet): /tmp is a tmpfs of its own,
+// charged to its memory like /dev/shm and as large.
+Status MountScratchTmp(int root, const RuntimeSpec& spec) {
+  const IdMap& ids = spec.id_map;
+  SBX_ASSIGN_OR_RETURN(UniqueFd tmp, EnsureDir(root, "/tmp", 01777, ids));
+  return MountOn(tmp.get(), "tmpfs",
+                 {{"mode", "1777"},
+                  {"size", std::to_string(spec.resources.shm_bytes)},
+                  {"uid", std::to_string(ids.host_uid)},
+                  {"gid", std::to_string(ids.host_gid)}},
+                 kMountNoSuid | kMountNoDev, "/tmp");
+}
+
 Status SetupDev(int root, const RuntimeSpec& spec) {
   const IdMap& ids = spec.id_map;
   SBX_ASSIGN_OR_RETURN(UniqueFd target, EnsureDir(root, "/dev", 0755, ids));
@@ -506,13 +519,14 @@ Status ArrangeInitDescriptors(const ChildContext& ctx) {
   CHILD_TRY(ctx, WriteEtcFiles(root, spec));
   CHILD_TRY(ctx, PlaceMountedFiles(root, ctx));
   CHILD_TRY(ctx, MaskAndProtect(root));
-  if (spec.rootfs.readonly) {
-    CHILD_TRY(ctx, SetMountAttributes(root, kMountReadOnly | kMountNoSuid | kMountNoDev, "/"));
-  }
   {
     // The working directory must exist (the image's WorkingDir is created like Docker does).
     auto cwd = EnsureDir(root, spec.process.cwd, 0755, spec.id_map);
     if (!cwd) ChildFail(ctx, std::move(cwd).error().Wrap("working directory"));
+  }
+  if (spec.rootfs.readonly) {
+    CHILD_TRY(ctx, MountScratchTmp(root, spec));
+    CHILD_TRY(ctx, SetMountAttributes(root, kMountReadOnly | kMountNoSuid | kMountNoDev, "/"));
   }
   if (!spec.hostname.empty() && sethostname(spec.hostname.data(), spec.hostname.size()) != 0) {
     ChildFail(ctx, Error::Errno("sethostname"));
@@ -620,6 +634,8 @@ Result<UniqueFd> InitConfigFd(const RuntimeSpec& spec) {
   config.deadline_unix_ns = spec.deadline_unix_ns;
   config.stop_grace_ms = spec.stop_grace_ms;
   config.await_start = spec.process.await_start;
+  SBX_ASSIGN_OR_RETURN(config.dropped_capabilities,
+                       DroppedCapabilityMask(spec.process.drop_capabilities));
   UniqueFd mem(memfd_create("sbx-init-config", MFD_CLOEXEC));
   if (!mem) return Error::Errno("memfd_create");
   SBX_TRY(sys::WriteAll(mem.get(), config.Encode()));

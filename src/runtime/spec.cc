@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "src/base/strings.h"
+#include "src/runtime/capabilities.h"
 
 namespace sbx::runtime {
 
@@ -93,6 +94,9 @@ Status Validate(const RuntimeSpec& spec) {
     SBX_TRY(CheckAbsolute(spec.files[i].source, field + ".source"));
     if (spec.files[i].path == "/") return Error::InvalidArgument(field + ".path: cannot be /");
   }
+  if (auto dropped = DroppedCapabilityMask(spec.process.drop_capabilities); !dropped) {
+    return std::move(dropped).error().Wrap("process.drop_capabilities");
+  }
   if (spec.id_map.size == 0 || spec.id_map.host_uid == 0 || spec.id_map.host_gid == 0) {
     return Error::InvalidArgument("id_map: sandbox root must map to an unprivileged host id");
   }
@@ -139,6 +143,7 @@ std::string ToJson(const RuntimeSpec& spec) {
         {"env", spec.process.env},
         {"cwd", spec.process.cwd},
         {"user", spec.process.user},
+        {"drop_capabilities", spec.process.drop_capabilities},
         {"await_start", spec.process.await_start}}},
       {"hostname", spec.hostname},
       {"resources",
@@ -203,6 +208,7 @@ Result<RuntimeSpec> FromJson(const std::string& text) {
       spec.process.env = p.value("env", std::vector<std::string>{});
       spec.process.cwd = p.value("cwd", std::string("/"));
       spec.process.user = p.value("user", std::string());
+      spec.process.drop_capabilities = p.value("drop_capabilities", std::vector<std::string>{});
       spec.process.await_start = p.value("await_start", false);
     }
     spec.hostname = j.value("hostname", spec.id);

@@ -55,6 +55,8 @@ struct Process {
   std::vector<std::string> env;   // KEY=VALUE
   std::string cwd = "/";
   std::string user;  // "uid[:gid]" or names from the sandbox's /etc/passwd
+  // Capabilities dropped from the default set for every process of the sandbox ("ALL": all).
+  std::vector<std::string> drop_capabilities;
   // Made ahead of time: sbx-init starts no process until the host sends the real one
   // (agent::MsgType::kStartMain); args, env, cwd and user here are then replaced.
   bool await_start = false;

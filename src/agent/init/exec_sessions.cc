@@ -84,6 +84,7 @@ void ExecSessions::Start(Conn& conn, std::string_view payload) {
   spawn.env = BuildEnvironment(config_.env, request->env, *user, request->tty);
   spawn.cwd = cwd;
   spawn.user = *user;
+  spawn.dropped_capabilities = config_.dropped_capabilities;
   spawn.tty = request->tty;
   UniqueFd child_in, child_out, child_err;
   if (request->tty) {

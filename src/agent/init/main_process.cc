@@ -65,6 +65,7 @@ void MainProcess::StartProcess() {
   spawn.env = BuildEnvironment(config_.env, {}, *user, false);
   spawn.cwd = config_.cwd;
   spawn.user = *user;
+  spawn.dropped_capabilities = config_.dropped_capabilities;
   spawn.stdin_fd = null_fd_;
   spawn.stdout_fd = child_out.get();
   spawn.stderr_fd = child_err.get();
@@ -143,6 +144,8 @@ void MainProcess::StartMain(Conn& conn, std::string_view payload) {
   // The log ring keeps the size it was made with; everything else is the real process's.
   request->log_ring_bytes = config_.log_ring_bytes;
   request->await_start = false;
+  // What the sandbox was made without stays dropped, whatever the host sends now.
+  request->dropped_capabilities |= config_.dropped_capabilities;
   config_ = std::move(*request);
   SetLifetimeDeadline();
   StartProcess();

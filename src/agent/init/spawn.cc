@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
@@ -41,6 +43,7 @@ enum Stage {
   kStageUid,
   kStageCwd,
   kStageOom,
+  kStageCapabilities,
   kStageExec
 };
 
@@ -62,6 +65,8 @@ const char* StageName(int stage) {
       return "chdir";
     case kStageOom:
       return "set oom_score_adj";
+    case kStageCapabilities:
+      return "drop capabilities";
     case kStageExec:
       return "exec";
   }
@@ -175,6 +180,19 @@ Result<pid_t> SpawnProcess(const SpawnRequest& request) {
     int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
     if (oom < 0 || write(oom, kOomScoreAdj, sizeof kOomScoreAdj - 1) < 0) Fail(wfd, kStageOom);
     close(oom);
+    // SECURITY: capabilities the sandbox's spec dropped leave the bounding set before the ids
+    // change, so neither a process of root's nor any program it executes gets them back (the
+    // inheritable and ambient sets are empty). Dropping needs CAP_SETPCAP: it goes last. EINVAL
+    // is a capability this kernel does not have.
+    uint64_t dropped = request.dropped_capabilities;
+    for (int cap = 0; cap < 64; ++cap) {
+      if (cap == CAP_SETPCAP || ((dropped >> cap) & 1) == 0) continue;
+      if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+        Fail(wfd, kStageCapabilities);
+    }
+    if (((dropped >> CAP_SETPCAP) & 1) != 0 && prctl(PR_CAPBSET_DROP, CAP_SETPCAP, 0, 0, 0) != 0) {
+      Fail(wfd, kStageCapabilities);
+    }
     if (setgroups(groups.size(), groups.data()) != 0) Fail(wfd, kStageGroups);
     if (setresgid(request.user.gid, request.user.gid, request.user.gid) != 0) Fail(wfd, kStageGid);
     if (setresuid(request.user.uid, request.user.uid, request.user.uid) != 0) Fail(wfd, kStageUid);

@@ -32,6 +32,8 @@ struct SpawnRequest {
   int stdout_fd = -1;
   int stderr_fd = -1;
   bool tty = false;
+  // Bit n: capability n leaves the child's bounding set (InitConfig::dropped_capabilities).
+  uint64_t dropped_capabilities = 0;
 };
 
 // Returns the child's pid once it has successfully exec'd.

@@ -13,6 +13,7 @@
 #include "src/image/reference.h"
 #include "src/net/egress_rule.h"
 #include "src/net/ipv4.h"
+#include "src/runtime/capabilities.h"
 #include "src/runtime/spec.h"
 
 namespace sbx::daemon {
@@ -202,7 +203,55 @@ Status ParseServices(const v1::SandboxSpec& spec, const Config& config, net::Net
   return Ok();
 }
 
-// How long a request may wait for a sandbox to start, from the call's own deadline.
+// Every field of the security context is honoured or refused; none is echoed back unapplied.
+Status ParseSecurityContext(const v1::SecurityContext& sc, const std::string& base,
+                            uint32_t id_range, CreateRequest* out) {
+  const std::string field = base + ".security_context";
+  if (sc.has_privileged() && sc.privileged()) {
+    return FieldError(field + ".privileged", "privileged sandboxes are not allowed");
+  }
+  if (sc.capabilities_add_size() > 0) {
+    return FieldError(field + ".capabilities_add", "adding capabilities is not allowed");
+  }
+  if (sc.has_allow_privilege_escalation() && sc.allow_privilege_escalation()) {
+    return FieldError(field + ".allow_privilege_escalation",
+                      "privilege escalation is never allowed (every process runs with "
+                      "no_new_privs)");
+  }
+  if (!sc.seccomp_profile().empty() && sc.seccomp_profile() != "RuntimeDefault" &&
+      sc.seccomp_profile() != "runtime/default") {
+    return FieldError(field + ".seccomp_profile",
+                      Quote(sc.seccomp_profile()) +
+                          " is not offered; sbx runs every sandbox under its own default profile "
+                          "(\"RuntimeDefault\")");
+  }
+  // Ids are the sandbox's own: 0 is its root, an unprivileged host id like every other.
+  auto sandbox_id = [&](const char* name, uint32_t id) -> Result<uint32_t> {
+    if (id >= id_range) {
+      return FieldError(field + "." + name, std::to_string(id) +
+                                                " is outside the sandbox's ids (0 to " +
+                                                std::to_string(id_range - 1) + ")");
+    }
+    return id;
+  };
+  if (sc.has_run_as_user()) {
+    SBX_ASSIGN_OR_RETURN(out->run_as_user, sandbox_id("run_as_user", sc.run_as_user()));
+  }
+  if (sc.has_run_as_group()) {
+    SBX_ASSIGN_OR_RETURN(out->run_as_group, sandbox_id("run_as_group", sc.run_as_group()));
+  }
+  out->read_only_root = sc.has_read_only_root_filesystem() && sc.read_only_root_filesystem();
+  for (int i = 0; i < sc.capabilities_drop_size(); ++i) {
+    const std::string& name = sc.capabilities_drop(i);
+    if (name != "ALL" && !runtime::ParseCapability(name)) {
+      return FieldError(field + ".capabilities_drop[" + std::to_string(i) + "]",
+                        "unknown capability " + Quote(name));
+    }
+    out->drop_capabilities.push_back(name);
+  }
+  return Ok();
+}
+
 // Map entries (environment variables, annotations) in key order: the same spec serializes the
 // same however the client ordered them.
 std::string SpecFingerprint(const v1::SandboxSpec& spec) {
@@ -398,17 +447,8 @@ Result<CreateRequest> ParseCreateRequest(const v1::CreateSandboxRequest& request
   out.memory_limit_bytes = mem_limit;
   out.cpu_request_millis = cpu_request;
   out.memory_request_bytes = mem_request;
-  if (c.has_security_context()) {
-    const auto& sc = c.security_context();
-    if (sc.has_privileged() && sc.privileged()) {
-      return FieldError(base + ".security_context.privileged",
-                        "privileged sandboxes are not allowed");
-    }
-    if (sc.capabilities_add_size() > 0) {
-      return FieldError(base + ".security_context.capabilities_add",
-                        "adding capabilities is not allowed");
-    }
-  }
+  if (c.has_security_context())
+    SBX_TRY(ParseSecurityContext(c.security_context(), base, config.id_map_size, &out));
   return out;
 }
 

@@ -381,5 +381,51 @@ TEST(ParseCreateRequestTest, SecretEnvironmentNamesAreChecked) {
             "sandbox.spec.containers[0].secret_stores[0].secrets[0].env_var");
 }
 
+TEST(ParseCreateRequestTest, SecurityContextIsAppliedOrRefused) {
+  Config config;
+  auto request = Request();
+  auto* sc =
+      request.mutable_sandbox()->mutable_spec()->mutable_containers(0)->mutable_security_context();
+  sc->set_run_as_user(1000);
+  sc->set_run_as_group(0);
+  sc->set_read_only_root_filesystem(true);
+  sc->add_capabilities_drop("NET_RAW");
+  sc->add_capabilities_drop("ALL");
+  sc->set_allow_privilege_escalation(false);
+  sc->set_privileged(false);
+  sc->set_seccomp_profile("RuntimeDefault");
+  auto r = ParseCreateRequest(request, config);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->run_as_user, 1000u);
+  EXPECT_EQ(r->run_as_group, 0u);
+  EXPECT_TRUE(r->read_only_root);
+  EXPECT_EQ(r->drop_capabilities, (std::vector<std::string>{"NET_RAW", "ALL"}));
+
+  const std::string base = "sandbox.spec.containers[0].security_context.";
+  struct Case {
+    std::function<void(v1::SecurityContext&)> mutate;
+    std::string field;
+  };
+  std::vector<Case> cases = {
+      {[](auto& c) { c.set_privileged(true); }, "privileged"},
+      {[](auto& c) { c.add_capabilities_add("NET_ADMIN"); }, "capabilities_add"},
+      {[](auto& c) { c.set_allow_privilege_escalation(true); }, "allow_privilege_escalation"},
+      {[](auto& c) { c.add_capabilities_drop("NOT_A_CAP"); }, "capabilities_drop[0]"},
+      {[](auto& c) { c.add_capabilities_drop("all"); }, "capabilities_drop[0]"},
+      {[](auto& c) { c.set_seccomp_profile("Unconfined"); }, "seccomp_profile"},
+      {[](auto& c) { c.set_run_as_user(65536); }, "run_as_user"},
+      {[](auto& c) { c.set_run_as_group(4294967295u); }, "run_as_group"},
+  };
+  for (const auto& c : cases) {
+    auto bad = Request();
+    c.mutate(
+        *bad.mutable_sandbox()->mutable_spec()->mutable_containers(0)->mutable_security_context());
+    auto parsed = ParseCreateRequest(bad, config);
+    ASSERT_FALSE(parsed) << c.field;
+    EXPECT_EQ(parsed.error().code(), Code::kInvalidArgument);
+    EXPECT_EQ(parsed.error().MetadataValue("field"), base + c.field) << parsed.error().ToString();
+  }
+}
+
 }  // namespace
 }  // namespace sbx::daemon
