@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "src/base/failpoint.h"
 #include "src/base/log.h"
 #include "src/daemon/config.h"
 #include "src/daemon/daemon.h"
@@ -92,6 +93,14 @@ int Main(int argc, char** argv) {
   }
   log::Init(config.log_level,
             config.log_format == "json" ? log::Format::kJson : log::Format::kText);
+  // Tests of crash recovery only: an armed failpoint kills sbxd at that step.
+  if (Status armed = failpoint::ArmFromEnvironment(); !armed) {
+    fprintf(stderr, "sbxd: %s\n", armed.error().message().c_str());
+    return 2;
+  }
+  if (const char* points = getenv(failpoint::kEnvironmentVariable); points && *points) {
+    SBX_LOG_WARN("failpoints armed, sbxd will kill itself at: {}", points);
+  }
   // Sandboxes' init processes are re-parented to sbxd when the sbx-runtime that started them
   // exits; sbxd reaps them when it removes their sandbox.
   prctl(PR_SET_CHILD_SUBREAPER, 1);

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "src/base/clock.h"
+#include "src/base/failpoint.h"
 #include "src/base/log.h"
 #include "src/base/strings.h"
 #include "src/daemon/endings.h"
@@ -207,6 +208,7 @@ void SandboxManager::CreateJob(const std::string& id) {
     entries_.at(id).image_held = true;
     entries_.at(id).record.image_digest = image->digest;
   }
+  failpoint::Check(failpoint::kCreateAfterImage);
   // Its host ids are recorded before anything runs in them: a restart must know whose they are.
   auto ids = id_ranges_.Acquire(id);
   if (!ids) {
@@ -224,6 +226,7 @@ void SandboxManager::CreateJob(const std::string& id) {
     failed("STARTUP_FAILED", "network: " + network.error().message());
     return;
   }
+  failpoint::Check(failpoint::kCreateAfterNetwork);
   SpecInputs inputs{id, r.cpu_limit_millis, r.memory_limit_bytes, r.deadline_ns, *ids, false};
   auto sandbox =
       runtime_->Create(BuildPlan(inputs, request, *image, *network, *secrets, spec_defaults_));
@@ -235,6 +238,7 @@ void SandboxManager::CreateJob(const std::string& id) {
     failed("STARTUP_FAILED", sandbox.error().message());
     return;
   }
+  failpoint::Check(failpoint::kCreateAfterRuntime);
   MarkRunning(id, *sandbox, *network, image->digest, started,
               WarmEligible(request, r.memory_limit_bytes, node_.default_memory_bytes));
 }
@@ -425,9 +429,11 @@ void SandboxManager::RecordEnding(const std::string& id, const SandboxRecord::En
 }
 
 void SandboxManager::TearDownAndFinish(const std::string& id, const SandboxRecord::Ending& ending) {
+  failpoint::Check(failpoint::kEndBeforeTeardown);
   if (Status destroyed = Destroy(id); !destroyed) {
     SBX_LOG_ERROR("teardown of {} failed: {}", id, destroyed.error().ToString());
   }
+  failpoint::Check(failpoint::kEndAfterTeardown);
   Finish(id, ending);
 }
 
@@ -647,6 +653,7 @@ void SandboxManager::Recover() {
   RecoveryPlan plan = PlanRecovery(
       std::move(*records), [this](const SandboxRecord& r) { return runtime_->Alive(SandboxOf(r)); },
       runtime_->Leftovers(), WallNanos());
+  failpoint::Check(failpoint::kRecoveryAfterPlan);
   std::vector<std::string> live;
   int64_t retention_ns = static_cast<int64_t>(config_.retention_seconds) * 1000000000;
   {
@@ -690,6 +697,7 @@ void SandboxManager::Recover() {
                     destroyed.error().ToString());
     }
   }
+  failpoint::Check(failpoint::kRecoveryAfterLeftovers);
   if (Status recovered = network_->Recover(live); !recovered) {
     SBX_LOG_ERROR("network recovery: {}", recovered.error().ToString());
   }

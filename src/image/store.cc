@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "src/base/clock.h"
+#include "src/base/failpoint.h"
 #include "src/base/log.h"
 #include "src/base/strings.h"
 #include "src/image/archive_loader.h"
@@ -603,6 +604,7 @@ Status Store::BuildLayer(size_t index, const LayerRecord& layer, const Reference
     SBX_TRY(ingest->Commit());
   }
 
+  failpoint::Check(failpoint::kPullAfterDownload);
   state.Update(index, "unpacking", 0);
   std::string tmp = options_.root + "/tmp/layer-" +
                     std::string(DigestHex(layer.diff_id)).substr(0, 12) + "-" + RandomHex(6);
@@ -627,7 +629,10 @@ Status Store::BuildLayer(size_t index, const LayerRecord& layer, const Reference
   opts.limits.check_space = [this] { return CheckSpace(0); };
   opts.max_entries = options_.max_layer_entries;
   opts.expected_diff_id = layer.diff_id;
-  opts.progress = [&](uint64_t done) { state.Update(index, "unpacking", done); };
+  opts.progress = [&](uint64_t done) {
+    if (done > 0) failpoint::Check(failpoint::kPullDuringUnpack);
+    state.Update(index, "unpacking", done);
+  };
   SBX_ASSIGN_OR_RETURN(UnpackStats stats, UnpackLayer(blob.get(), tmp + "/fs", opts));
   // The layer's root directory belongs to the sandbox's root user.
   Json meta = {{"diff_id", layer.diff_id},

@@ -212,12 +212,18 @@ class Daemon:
     def socket(self):
         return str(self.state / "run/sbxd.sock")
 
-    def start(self):
+    def start(self, failpoints=None):
+        """Starts sbxd and waits until it answers. `failpoints` (names) are armed to crash it
+        there (SBX_FAILPOINTS); a start that crashes raises."""
         log = open(self.state / "sbxd.log", "ab")
         command = [str(self.bin_dir / "sbxd"), "--config", str(self.config)]
         if self.nofile:
             command = ["prlimit", f"--nofile={self.nofile}:{self.nofile}", "--", *command]
-        self.proc = spawn(command, stdout=log, stderr=log, start_new_session=True)
+        env = dict(os.environ)
+        env.pop("SBX_FAILPOINTS", None)
+        if failpoints:
+            env["SBX_FAILPOINTS"] = ",".join(f"{name}=crash" for name in failpoints)
+        self.proc = spawn(command, stdout=log, stderr=log, start_new_session=True, env=env)
         deadline = time.monotonic() + 30
         import grpc
         while time.monotonic() < deadline:
@@ -237,6 +243,34 @@ class Daemon:
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+
+    def wait_crashed(self, timeout=60):
+        """Waits for sbxd to die at an armed failpoint (by SIGKILL, as `kill -9`)."""
+        code = self.proc.wait(timeout=timeout)
+        assert code == -signal.SIGKILL, f"sbxd exited with {code}, not at its failpoint"
+
+    def leftovers(self, sandbox_ids):
+        """What is left on the host of the given sandboxes: cgroups, processes, mounts, files of
+        the daemon's state naming them. Empty once they are gone for good."""
+        found = []
+        ids = set(sandbox_ids)
+        for root in Path("/sys/fs/cgroup").iterdir():
+            parent = root / self.cgroup_parent
+            if parent.is_dir():
+                found += [str(p) for p in parent.iterdir() if p.is_dir() and p.name in ids]
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cgroups = (proc / "cgroup").read_text()
+            except OSError:
+                continue
+            found += [f"process {proc.name} in {sid}" for sid in ids if f"/{sid}" in cgroups]
+        mounts = Path("/proc/self/mountinfo").read_text()
+        found += [f"mount of {sid}" for sid in ids if sid in mounts]
+        for path in self.state.rglob("*"):
+            found += [str(path) for sid in ids if sid in path.name]
+        return found
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -278,7 +312,13 @@ def daemon_running(registry, overrides=None, nofile=None, start=True):
 
 def remove_daemon_state(d):
     """After a daemon's graceful stop: its cgroup parent directories (empty once its sandboxes are
-    gone) and its state directory."""
+    gone) and its state directory. A daemon a test left dead (killed at a failpoint) leaves its
+    network namespaces pinned: they are unmounted first."""
+    prefix = str(d.state) + "/"
+    pinned = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+              if line.split()[4].startswith(prefix)]
+    for mount in sorted(pinned, key=len, reverse=True):
+        run(["umount", "-l", mount])
     for root in Path("/sys/fs/cgroup").iterdir():
         for parent in (root / d.cgroup_parent, Path("/sys/fs/cgroup") / d.cgroup_parent):
             if parent.is_dir():
