@@ -1,18 +1,25 @@
-"""File transfer: unary ``ReadFile``/``WriteFile`` for ordinary sizes, and streams through
-``StreamExec`` (``cat``) for large files and the ``*_streaming`` methods.
+"""File transfer: unary ``ReadFile``/``WriteFile`` for ordinary sizes, and streams for large
+files and the ``*_streaming`` methods.
 
-The streaming helpers run ``/bin/sh`` in the sandbox, so they need a shell in the image. The write
-script creates missing parent directories and replaces the file atomically (temporary file in the
-same directory, then ``mv``), like ``WriteFile``.
+Against sbxd the streams are tar streams of its own file API (``sbx.v1.ArchiveService``): sbx-init
+resolves the path inside the sandbox's root, creates missing parent directories and replaces the
+file atomically, and the image needs no shell. A server without that API (the hosted service)
+answers UNIMPLEMENTED; the streams then go through ``StreamExec`` running ``/bin/sh`` (``cat``),
+which needs a shell in the image; its write script does the same (temporary file in the same
+directory, then ``mv``).
 """
 
 from __future__ import annotations
 
+import posixpath
+import tempfile
 from typing import Any, AsyncIterable, Awaitable, Callable, Iterable
 
-from . import _exec, _loop
+import grpc
+
+from . import _channel, _errors, _exec, _loop
 from ._channel import ServerAddress
-from ._proto import sandbox_pb2
+from ._proto import sandbox_pb2, sbx_pb2, sbx_pb2_grpc
 from ._rpc import unary
 from ._streams import _EOF
 from .exceptions import SandboxFileError, SandboxResourceExhaustedError
@@ -80,7 +87,328 @@ def exit_error(path: str, code: int | None, stderr: bytes, operation: str) -> Sa
     )
 
 
+# ------------------------------------------------------------------------------------------------
+# sbxd's file API: tar streams
+
+TAR_BLOCK = 512
+# Symbolic links followed when the path read is one (as ``cat`` would).
+MAX_LINK_HOPS = 8
+# A streamed write's contents are held here until their size is known (a tar header needs it);
+# beyond this they spill to a temporary file.
+SPOOL_IN_MEMORY_BYTES = 64 * 1024 * 1024
+
+# Endpoints known to have no archive service; the streams go through StreamExec there.
+_without_archives: set[tuple[str, bool]] = set()
+
+
+class _NoArchiveService(Exception):
+    """The server has no sbx.v1.ArchiveService."""
+
+
+class _SymbolicLink(Exception):
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        self.target = target
+
+
+def _archive_stub(address: ServerAddress) -> sbx_pb2_grpc.ArchiveServiceStub:
+    return sbx_pb2_grpc.ArchiveServiceStub(_channel.channel(address))
+
+
+def _octal_field(field: bytes) -> int:
+    if field and field[0] & 0x80:  # base-256, for sizes beyond 8 GiB
+        value = field[0] & 0x7F
+        for byte in field[1:]:
+            value = (value << 8) | byte
+        return value
+    text = field.split(b"\0", 1)[0].strip()
+    return int(text, 8) if text else 0
+
+
+class SingleFileTar:
+    """The content of the one file in a tar stream, chunk by chunk as the stream arrives.
+
+    GetArchive of a file sends one entry; a directory or another kind of entry is refused with the
+    error a read of it gets, and a symbolic link raises ``_SymbolicLink`` with its target."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.buffer = bytearray()
+        self.state = "header"
+        self.remaining = 0  # bytes of the current entry's body still to come
+        self.padding = 0
+        self.extended: dict[str, str] = {}  # the pax records of the next entry
+        self.file_size: int | None = None
+        self.finished = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.buffer.extend(data)
+        out: list[bytes] = []
+        while True:
+            if self.state == "header":
+                if len(self.buffer) < TAR_BLOCK:
+                    return out
+                block = bytes(self.buffer[:TAR_BLOCK])
+                del self.buffer[:TAR_BLOCK]
+                if block == bytes(TAR_BLOCK):
+                    self.state = "end"
+                    continue
+                self._header(block)
+            elif self.state in ("pax", "skip"):
+                if len(self.buffer) < self.remaining + self.padding:
+                    return out
+                body = bytes(self.buffer[: self.remaining])
+                del self.buffer[: self.remaining + self.padding]
+                if self.state == "pax":
+                    self.extended = _pax_records(body)
+                self.state = "header"
+            elif self.state == "data":
+                if not self.buffer and self.remaining:
+                    return out
+                take = min(len(self.buffer), self.remaining)
+                if take:
+                    out.append(bytes(self.buffer[:take]))
+                    del self.buffer[:take]
+                    self.remaining -= take
+                if self.remaining == 0:
+                    self.state = "padding"
+            elif self.state == "padding":
+                if len(self.buffer) < self.padding:
+                    return out
+                del self.buffer[: self.padding]
+                self.finished = True
+                self.state = "end"
+            else:  # after the file: the trailer
+                self.buffer.clear()
+                return out
+
+    def _header(self, block: bytes) -> None:
+        size = _octal_field(block[124:136])
+        if "size" in self.extended:
+            size = int(self.extended["size"])
+        kind = block[156:157]
+        self.padding = (-size) % TAR_BLOCK
+        if kind in (b"x", b"g", b"L", b"K"):
+            self.state = "pax" if kind == b"x" else "skip"
+            self.remaining = size
+            return
+        extended, self.extended = self.extended, {}
+        if self.file_size is not None:
+            raise SandboxFileError(
+                f"read_file {self.path} failed: the server sent more than one entry",
+                filepath=self.path,
+                reason="CWSANDBOX_FILE_IO_FAILED",
+                metadata={"filepath": self.path},
+            )
+        if kind in (b"0", b"\0", b"7"):
+            self.file_size = size
+            self.remaining = size
+            self.state = "data"
+        elif kind == b"5":
+            raise SandboxFileError(
+                f"{self.path}: is a directory",
+                filepath=self.path,
+                reason="CWSANDBOX_FILE_IS_DIRECTORY",
+                metadata={"filepath": self.path},
+            )
+        elif kind == b"2":
+            target = extended.get("linkpath") or block[157:257].split(b"\0", 1)[0].decode(
+                "utf-8", "surrogateescape"
+            )
+            raise _SymbolicLink(target)
+        else:
+            raise SandboxFileError(
+                f"{self.path}: not a regular file",
+                filepath=self.path,
+                reason="CWSANDBOX_FILE_IO_FAILED",
+                metadata={"filepath": self.path},
+            )
+
+    def check_complete(self) -> None:
+        if self.file_size is None or not self.finished:
+            raise SandboxFileError(
+                f"read_file {self.path} failed: the stream ended inside the file",
+                filepath=self.path,
+                reason="CWSANDBOX_FILE_TRUNCATED",
+                metadata={"filepath": self.path},
+            )
+
+
+def _pax_records(body: bytes) -> dict[str, str]:
+    records: dict[str, str] = {}
+    while body:
+        length_text, _, rest = body.partition(b" ")
+        try:
+            length = int(length_text)
+        except ValueError:
+            break
+        record = body[len(length_text) + 1 : length]
+        body = body[length:]
+        key, _, value = record.rstrip(b"\n").partition(b"=")
+        records[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
+    return records
+
+
+def tar_header(name: str, size: int, mode: int = 0o644) -> bytes:
+    """A ustar header of one regular file (a pax record first when its name or size needs one)."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    prefix = b""
+    records = b""
+    if len(encoded) > 100:
+        records += _pax_record("path", encoded)
+    if size >= 8**11:
+        records += _pax_record("size", str(size).encode())
+    if records:
+        prefix = _ustar(b"././@PaxHeader", len(records), 0o644, b"x") + records
+        prefix += bytes((-len(records)) % TAR_BLOCK)
+    return prefix + _ustar(encoded[:100], min(size, 8**11 - 1), mode, b"0")
+
+
+def _pax_record(key: str, value: bytes) -> bytes:
+    body = b" " + key.encode() + b"=" + value + b"\n"
+    length = len(body) + 1
+    while len(str(length)) + len(body) != length:
+        length = len(str(length)) + len(body)
+    return str(length).encode() + body
+
+
+def _ustar(name: bytes, size: int, mode: int, kind: bytes) -> bytes:
+    header = bytearray(TAR_BLOCK)
+    header[0 : len(name)] = name
+    header[100:108] = b"%07o\0" % mode
+    header[108:116] = b"%07o\0" % 0
+    header[116:124] = b"%07o\0" % 0
+    header[124:136] = b"%011o\0" % size
+    header[136:148] = b"%011o\0" % 0
+    header[148:156] = b" " * 8
+    header[156:157] = kind
+    header[257:265] = b"ustar\x0000"
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header)
+
+
+def _translate(err: grpc.aio.AioRpcError, address: ServerAddress, sandbox_id: str, path: str, operation: str):
+    if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+        _without_archives.add((address.target, address.secure))
+        return _NoArchiveService()
+    return _errors.translate(
+        err, operation=operation, endpoint=address, sandbox_id=sandbox_id, filepath=path
+    )
+
+
+async def archive_read(
+    address: ServerAddress,
+    sandbox_id: str,
+    path: str,
+    *,
+    timeout: float | None,
+    on_chunk: Callable[[bytes], Awaitable[None]],
+) -> None:
+    """Streams the file at ``path`` through GetArchive. ``_NoArchiveService`` when the server
+    has no such API (nothing was read then)."""
+    if (address.target, address.secure) in _without_archives:
+        raise _NoArchiveService()
+    stub = _archive_stub(address)
+    wanted = path
+    for _ in range(MAX_LINK_HOPS + 1):
+        reader = SingleFileTar(path)
+        call = stub.GetArchive(
+            sbx_pb2.GetArchiveRequest(sandbox_id=sandbox_id, path=wanted),
+            timeout=timeout,
+            metadata=_channel.call_metadata(),
+        )
+        try:
+            async for chunk in call:
+                for piece in reader.feed(chunk.data):
+                    await on_chunk(piece)
+            reader.check_complete()
+            return
+        except _SymbolicLink as link:
+            call.cancel()
+            wanted = posixpath.normpath(posixpath.join(posixpath.dirname(wanted), link.target))
+        except grpc.aio.AioRpcError as err:
+            raise _translate(err, address, sandbox_id, path, "read_file") from None
+        except BaseException:
+            call.cancel()
+            raise
+    raise SandboxFileError(
+        f"{path}: more than {MAX_LINK_HOPS} symbolic links",
+        filepath=path,
+        reason="CWSANDBOX_FILE_IO_FAILED",
+        metadata={"filepath": path},
+    )
+
+
+async def spool(source: Callable[[], Awaitable[Any]]) -> tuple[Any, int]:
+    """The chunks of ``source`` in a file (in memory up to a limit), and their size."""
+    spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)
+    size = 0
+    try:
+        while True:
+            chunk = await source()
+            if chunk is _EOF:
+                break
+            spooled.write(chunk)
+            size += len(chunk)
+    except BaseException:
+        spooled.close()
+        raise
+    spooled.seek(0)
+    return spooled, size
+
+
+async def archive_write(
+    address: ServerAddress, sandbox_id: str, path: str, spooled: Any, size: int, *, timeout: float | None
+) -> None:
+    """Writes ``size`` bytes of ``spooled`` to ``path`` through PutArchive: a tar of the one file,
+    extracted into its directory (created when missing)."""
+    if (address.target, address.secure) in _without_archives:
+        raise _NoArchiveService()
+    directory, name = posixpath.split(path.rstrip("/") or path)
+    if not name:
+        raise SandboxFileError(
+            f"{path}: is a directory",
+            filepath=path,
+            reason="CWSANDBOX_FILE_IS_DIRECTORY",
+            metadata={"filepath": path},
+        )
+    loop = _loop.get_loop()
+
+    async def messages() -> AsyncIterable[sbx_pb2.PutArchiveRequest]:
+        yield sbx_pb2.PutArchiveRequest(sandbox_id=sandbox_id, path=directory or ".")
+        yield sbx_pb2.PutArchiveRequest(data=tar_header(name, size))
+        while True:
+            chunk = await loop.run_in_executor(None, spooled.read, WRITE_CHUNK_BYTES)
+            if not chunk:
+                break
+            yield sbx_pb2.PutArchiveRequest(data=chunk)
+        yield sbx_pb2.PutArchiveRequest(data=bytes((-size) % TAR_BLOCK) + bytes(2 * TAR_BLOCK))
+
+    try:
+        await _archive_stub(address).PutArchive(
+            messages(), timeout=timeout, metadata=_channel.call_metadata()
+        )
+    except grpc.aio.AioRpcError as err:
+        raise _translate(err, address, sandbox_id, path, "write_file") from None
+
+
 async def stream_read(
+    address: ServerAddress,
+    sandbox_id: str,
+    path: str,
+    *,
+    timeout: float | None,
+    on_chunk: Callable[[bytes], Awaitable[None]],
+) -> None:
+    try:
+        await archive_read(address, sandbox_id, path, timeout=timeout, on_chunk=on_chunk)
+        return
+    except _NoArchiveService:
+        pass
+    await exec_read(address, sandbox_id, path, timeout=timeout, on_chunk=on_chunk)
+
+
+async def exec_read(
     address: ServerAddress,
     sandbox_id: str,
     path: str,
@@ -151,6 +479,31 @@ def _check_chunk(chunk: Any) -> bytes:
 
 
 async def stream_write(
+    address: ServerAddress,
+    sandbox_id: str,
+    path: str,
+    source: Callable[[], Awaitable[Any]],
+    *,
+    timeout: float | None,
+) -> None:
+    spooled, size = await spool(source)
+    with spooled:
+        try:
+            await archive_write(address, sandbox_id, path, spooled, size, timeout=timeout)
+            return
+        except _NoArchiveService:
+            pass
+        spooled.seek(0)
+        loop = _loop.get_loop()
+
+        async def replay() -> Any:
+            chunk = await loop.run_in_executor(None, spooled.read, WRITE_CHUNK_BYTES)
+            return chunk if chunk else _EOF
+
+        await exec_write(address, sandbox_id, path, replay, timeout=timeout)
+
+
+async def exec_write(
     address: ServerAddress,
     sandbox_id: str,
     path: str,

@@ -63,3 +63,30 @@ def test_mounted_files_are_read_only(defaults):
         assert result.returncode != 0
         with pytest.raises(SandboxFileError):
             sb.write_file("/etc/app/config.json", b"changed").result()
+
+
+def test_large_files_move_without_a_shell_in_the_image(defaults):
+    """Large and streamed transfers use sbxd's own file API, resolved by sbx-init inside the
+    sandbox's root: they work in an image without /bin/sh, and into directories that do not
+    exist yet."""
+    data = hashlib.sha256(b"no shell").digest() * (40 * 1024 * 1024 // 32)  # 40 MiB
+    with Sandbox.run(defaults=defaults) as sb:
+        removed = sb.exec(["rm", "-f", "/bin/sh", "/usr/bin/sh", "/bin/dash", "/usr/bin/dash"]).result()
+        assert removed.returncode == 0
+        assert sb.exec(["ls", "/bin/sh", "/usr/bin/sh"]).result().returncode != 0
+        sb.write_file("/srv/deep/large.bin", data).result(timeout=300)
+        assert sb.read_file("/srv/deep/large.bin").result(timeout=300) == data
+
+        def chunks():
+            for i in range(16):
+                yield bytes([i]) * (1024 * 1024)
+
+        sb.write_file_streaming("relative/streamed.bin", chunks()).result(timeout=300)
+        received = bytearray()
+        for chunk in sb.read_file_streaming("relative/streamed.bin"):
+            received.extend(chunk)
+        assert bytes(received) == b"".join(chunks())
+        with pytest.raises(SandboxFileError) as info:
+            for _ in sb.read_file_streaming("/srv/missing.bin"):
+                pass
+        assert info.value.reason == "CWSANDBOX_FILE_NOT_FOUND"

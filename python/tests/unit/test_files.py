@@ -150,3 +150,96 @@ def test_write_file_streaming_to_read_only_path(sandbox):
     with pytest.raises(SandboxFileError) as info:
         sandbox.write_file_streaming("/etc/app.conf", b"x").result()
     assert info.value.reason == "CWSANDBOX_FILE_PERMISSION_DENIED"
+
+
+# ------------------------------------------------------------------------------------------------
+# The tar streams of sbxd's file API (pure: no server)
+
+
+def _tar_of(members):
+    import io
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return out.getvalue()
+
+
+def _file(name, data):
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def _feed(reader, stream, step):
+    out = bytearray()
+    for i in range(0, len(stream), step):
+        for piece in reader.feed(stream[i : i + step]):
+            out.extend(piece)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("step", [1, 7, 511, 512, 513, 1 << 20])
+def test_a_tar_stream_yields_the_one_files_content_in_any_chunking(step):
+    data = bytes(range(256)) * 41 + b"tail"
+    stream = _tar_of([_file("blob.bin", data)])
+    reader = _files.SingleFileTar("/tmp/blob.bin")
+    assert _feed(reader, stream, step) == data
+    reader.check_complete()
+
+
+def test_a_long_name_in_a_pax_record_is_skipped_over():
+    data = b"x" * 1000
+    stream = _tar_of([_file("d" * 150, data)])
+    reader = _files.SingleFileTar("/long")
+    assert _feed(reader, stream, 100) == data
+    reader.check_complete()
+
+
+def test_directories_links_and_truncated_streams_are_named():
+    import tarfile
+
+    directory = tarfile.TarInfo("dir")
+    directory.type = tarfile.DIRTYPE
+    with pytest.raises(SandboxFileError) as info:
+        _files.SingleFileTar("/dir").feed(_tar_of([(directory, None)]))
+    assert info.value.reason == "CWSANDBOX_FILE_IS_DIRECTORY"
+
+    link = tarfile.TarInfo("link")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "../target"
+    with pytest.raises(_files._SymbolicLink) as followed:
+        _files.SingleFileTar("/a/link").feed(_tar_of([(link, None)]))
+    assert followed.value.target == "../target"
+
+    stream = _tar_of([_file("f", b"y" * 5000)])
+    reader = _files.SingleFileTar("/f")
+    reader.feed(stream[:3000])
+    with pytest.raises(SandboxFileError) as info:
+        reader.check_complete()
+    assert info.value.reason == "CWSANDBOX_FILE_TRUNCATED"
+
+
+@pytest.mark.parametrize("name", ["file.txt", "n" * 100, "é" * 80])
+def test_the_header_written_is_one_tar_reads(name):
+    import io
+    import tarfile
+
+    data = b"content\n" * 100
+    stream = (
+        _files.tar_header(name, len(data))
+        + data
+        + bytes((-len(data)) % 512)
+        + bytes(1024)
+    )
+    with tarfile.open(fileobj=io.BytesIO(stream), mode="r:") as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == [name]
+        assert members[0].isreg() and members[0].mode == 0o644
+        assert tar.extractfile(members[0]).read() == data
+    reader = _files.SingleFileTar(name)
+    assert _feed(reader, stream, 333) == data
