@@ -25,8 +25,8 @@ TEST(FailpointTest, UnknownPointsAndActionsAreNamed) {
   ASSERT_FALSE(typo);
   EXPECT_NE(typo.error().message().find("create.after_netwrk"), std::string::npos);
   EXPECT_NE(typo.error().message().find("end.before_teardown"), std::string::npos);
-  for (const char* bad : {"create.after_network", "create.after_network=hang",
-                          "create.after_network=crash,=crash"}) {
+  for (const char* bad :
+       {"create.after_network", "create.after_network=hang", "create.after_network=crash,=crash"}) {
     EXPECT_FALSE(Parse(bad, kKnown)) << bad;
   }
 }
