@@ -64,6 +64,9 @@ struct Capacity {
   std::map<std::string, int> warm;  // by image: sandboxes started ahead of time, ready
 };
 
+// NOT_FOUND (CWSANDBOX_SANDBOX_NOT_FOUND) for a sandbox the caller has none of.
+Error SandboxNotFound(const std::string& id);
+
 class SandboxManager {
  public:
   SandboxManager(Config config, Store* store, ImageProvider* images, net::NetworkProvider* network,

@@ -226,3 +226,34 @@ def test_forty_creates_and_deletes_killed_midway_leave_nothing(registry, protos)
             parent = root / d.cgroup_parent
             if parent.is_dir():
                 assert not [p for p in parent.iterdir() if p.is_dir()], parent
+
+
+@pytest.mark.parametrize("delay_ms", [20, 80, 150])
+def test_forty_deletes_killed_midway_leave_nothing(registry, protos, delay_ms):
+    """40 running sandboxes, all deleted at once, sbxd killed `delay_ms` later: after the restart
+    every one ends, and nothing of any remains (once, bundles and cgroup directories of some were
+    left for good)."""
+    with daemon_running(registry, overrides={"warm_pool_size": 0}) as d:
+        channel, stub = connect(d, protos)
+        pb = protos.pb
+        with channel:
+            ids = [create(stub, pb).sandbox_id for _ in range(40)]
+            for sid in ids:
+                settle(stub, pb, sid, (pb.STATE_RUNNING,))
+            futures = [stub.DeleteSandbox.future(pb.DeleteSandboxRequest(sandbox_id=sid), timeout=60)
+                       for sid in ids]
+            time.sleep(delay_ms / 1000)  # the kill lands this long into the deletes, as measured
+            d.kill9()
+            for f in futures:
+                try:
+                    f.result()
+                except grpc.RpcError as cut:
+                    assert cut.code() == grpc.StatusCode.UNAVAILABLE
+        d.start()
+        channel, stub = connect(d, protos)
+        with channel:
+            delete_and_check(d, stub, pb, ids)
+        for root in Path("/sys/fs/cgroup").iterdir():
+            parent = root / d.cgroup_parent
+            if parent.is_dir():
+                assert not [p for p in parent.iterdir() if p.is_dir()], parent

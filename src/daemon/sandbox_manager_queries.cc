@@ -1,0 +1,125 @@
+// The read side of SandboxManager: lookups, listing, waiting for a state, the capacity report;
+// and Purge, which is a listing followed by stops.
+
+#include "src/base/clock.h"
+#include "src/base/strings.h"
+#include "src/daemon/sandbox_manager.h"
+
+namespace sbx::daemon {
+
+Error SandboxNotFound(const std::string& id) {
+  return Error::NotFound("sandbox " + Quote(id) + " not found")
+      .WithReason("CWSANDBOX_SANDBOX_NOT_FOUND")
+      .WithMetadata("sandbox_id", id);
+}
+
+Result<SandboxRecord> SandboxManager::Get(const std::string& tenant, const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end() || it->second.record.tenant != tenant) return SandboxNotFound(id);
+  return it->second.record;
+}
+
+Result<ListResult> SandboxManager::List(const std::string& tenant, const ListFilter& filter) {
+  std::lock_guard lock(mu_);
+  std::vector<const SandboxRecord*> records;
+  for (const auto& [id, entry] : entries_) {
+    if (entry.record.tenant == tenant) records.push_back(&entry.record);
+  }
+  return ListPage(std::move(records), filter);
+}
+
+Result<PurgeResult> SandboxManager::Purge(const std::string& tenant,
+                                          const std::vector<std::string>& tags, bool purge_all,
+                                          bool dry_run) {
+  if (tags.empty() && !purge_all) {
+    return Error::InvalidArgument("purge needs tags, or purge_all to stop every sandbox");
+  }
+  ListFilter filter;
+  filter.tags = tags;
+  filter.page_size = kMaxPageSize;
+  std::vector<std::string> ids;
+  while (true) {
+    SBX_ASSIGN_OR_RETURN(ListResult page, List(tenant, filter));
+    for (const auto& r : page.sandboxes) ids.push_back(r.id);
+    if (page.next_page_token.empty()) break;
+    filter.page_token = page.next_page_token;
+  }
+  PurgeResult result;
+  for (const auto& id : ids) {
+    if (dry_run || Stop(tenant, id, 0)) {
+      ++result.count;
+    } else {
+      result.failed.push_back(id);
+    }
+  }
+  return result;
+}
+
+Result<SandboxRecord> SandboxManager::WaitFor(const std::string& tenant, const std::string& id,
+                                              int64_t deadline_ms,
+                                              const std::function<bool(State)>& done) {
+  std::unique_lock lock(mu_);
+  while (true) {
+    auto it = entries_.find(id);
+    if (it == entries_.end() || it->second.record.tenant != tenant) return SandboxNotFound(id);
+    if (done(it->second.record.state) || stopping_) return it->second.record;
+    int timeout = PollTimeout(deadline_ms);
+    if (timeout == 0) return it->second.record;
+    changed_.wait_for(lock, std::chrono::milliseconds(timeout));
+  }
+}
+
+Result<SandboxRecord> SandboxManager::WaitSettled(const std::string& tenant, const std::string& id,
+                                                  int64_t deadline_ms) {
+  return WaitFor(tenant, id, deadline_ms,
+                 [](State s) { return s != State::kPending && s != State::kCreating; });
+}
+
+Result<SandboxRecord> SandboxManager::WaitEnded(const std::string& tenant, const std::string& id,
+                                                int64_t deadline_ms) {
+  return WaitFor(tenant, id, deadline_ms, IsTerminal);
+}
+
+Result<std::string> SandboxManager::AgentSocket(const std::string& tenant, const std::string& id,
+                                                int64_t deadline_ms) {
+  SBX_ASSIGN_OR_RETURN(SandboxRecord r, WaitSettled(tenant, id, deadline_ms));
+  if (r.state == State::kPending || r.state == State::kCreating) {
+    return Error::DeadlineExceeded("sandbox " + id + " is still " +
+                                   std::string(StateName(r.state)));
+  }
+  if (r.state != State::kRunning) {
+    return Error::FailedPrecondition("sandbox " + id + " is " + std::string(StateName(r.state)) +
+                                     (r.reason.empty() ? "" : " (" + r.StateReason() + ")"))
+        .WithReason("CWSANDBOX_SANDBOX_NOT_RUNNING")
+        .WithMetadata("sandbox_id", id)
+        .WithMetadata("state", std::string(StateName(r.state)));
+  }
+  return r.socket_path;
+}
+
+Result<std::pair<std::string, uint64_t>> SandboxManager::SavedLogs(const std::string& id) {
+  return store_->GetLogs(id);
+}
+
+void SandboxManager::DropWarm(const std::string& digest) { warm_.DropDigest(digest); }
+
+Capacity SandboxManager::GetCapacity() {
+  Capacity c;
+  c.warm = warm_.ReadyByImage();
+  std::lock_guard lock(mu_);
+  AdmissionUsage usage = admission_.usage();
+  c.cpu_millis = node_.cpu_millis;
+  c.memory_bytes = node_.memory_bytes;
+  c.allocated_cpu_millis = usage.cpu_millis;
+  c.allocated_memory_bytes = usage.memory_bytes;
+  c.disk_bytes = node_.disk_bytes;
+  c.allocated_disk_bytes = usage.disk_bytes;
+  c.pending = usage.queued;
+  for (const auto& [id, e] : entries_) {
+    if (e.record.state == State::kRunning) ++c.running;
+  }
+  return c;
+}
+
+}  // namespace sbx::daemon
