@@ -55,6 +55,7 @@ class ApiServer {
   virtual Status Serve(const ApiDependencies& deps) = 0;
   // Stops accepting connections; running calls get a few seconds to finish.
   virtual void Shutdown() = 0;
+  // The TCP port bound (any free one when the configuration says 0), or 0 without TCP.
   virtual int tcp_port() const = 0;
   virtual ConnectionLimits connection_limits() const = 0;
   virtual ConnectionCounts connections() const = 0;

@@ -107,8 +107,11 @@ class DaemonImpl : public Daemon {
     if (!config_.metrics_listen.empty()) {
       SBX_TRY(http_.Start(config_.metrics_listen, [this] { return metrics_.Render(); }));
     }
-    SBX_LOG_INFO("sbxd serving unix={} tcp={} runner={}", config_.listen_unix,
-                 config_.listen_tcp.empty() ? "off" : config_.listen_tcp, config_.runner_id);
+    // The ports actually bound: a configured port 0 takes any free one.
+    SBX_LOG_INFO("sbxd serving unix={} tcp={} metrics={} runner={}", config_.listen_unix,
+                 config_.listen_tcp.empty() ? "off" : std::to_string(api_->tcp_port()),
+                 config_.metrics_listen.empty() ? "off" : std::to_string(http_.port()),
+                 config_.runner_id);
     return Ok();
   }
 
@@ -122,9 +125,6 @@ class DaemonImpl : public Daemon {
     favor_migrations_.Release();
     SBX_LOG_INFO("sbxd stopped; sandboxes keep running");
   }
-
-  int tcp_port() const override { return api_ ? api_->tcp_port() : 0; }
-  int metrics_port() const override { return http_.port(); }
 
  private:
   std::string Gauges() {

@@ -24,9 +24,6 @@ class Daemon {
   virtual ~Daemon() = default;
   virtual Status Start() = 0;
   virtual void Shutdown() = 0;
-  // The TCP port actually bound (when listen_tcp used port 0), or 0.
-  virtual int tcp_port() const = 0;
-  virtual int metrics_port() const = 0;
 };
 
 }  // namespace sbx::daemon
