@@ -281,6 +281,11 @@ struct LogEnd {
 };
 
 // What sbx-init is told at start (read from the config descriptor).
+// Reasons of an exec whose command could not start. sbxd reports them as the command's outcome
+// (a shell's exit codes 127 and 126, the message on stderr), not as a failure of the call.
+inline constexpr const char* kReasonCommandNotFound = "SBX_COMMAND_NOT_FOUND";
+inline constexpr const char* kReasonCommandNotExecutable = "SBX_COMMAND_NOT_EXECUTABLE";
+
 struct InitConfig {
   std::vector<std::string> argv;  // the main process; empty means "wait for stop"
   std::vector<std::string> env;

@@ -288,6 +288,24 @@ def test_exec_on_a_stopped_sandbox(stub, protos):
     assert "TERMINATED" in e.value.details()
 
 
+def test_a_command_that_cannot_start_is_its_exit_code(stub, protos):
+    """Unary Exec and StreamExec alike: 127 for a missing command, 126 for one that is not
+    executable, the reason on stderr; never NOT_FOUND, which reads as a missing sandbox."""
+    pb = protos.pb
+    sb = create(stub, pb, **keepalive(pb))
+    sid = wait_state(stub, pb, sb.sandbox_id, (pb.STATE_RUNNING,)).sandbox_id
+    for command, code in [(["nosuchcmd"], 127), (["/no/such/cmd"], 127), (["/etc/passwd"], 126)]:
+        r = exec_unary(stub, pb, sid, command)
+        assert r.exit_code == code, (command, r)
+        assert command[0].encode() in r.stderr
+        init = pb.ExecStreamRequest(init=pb.ExecStreamInit(sandbox_id=sid, command=command))
+        frames = list(stub.StreamExec(iter([init]), timeout=60))
+        assert frames[-1].exit.exit_code == code
+        stderr = b"".join(f.output.data for f in frames if f.HasField("output"))
+        assert command[0].encode() in stderr
+    stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=sid))
+
+
 def test_exec_racing_a_delete_reports_the_sandbox_state(stub, protos):
     """An exec whose sandbox is deleted under it says so, instead of a broken connection."""
     pb = protos.pb

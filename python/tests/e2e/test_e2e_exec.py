@@ -59,6 +59,19 @@ def test_check(sandbox):
     assert info.value.exec_result.returncode == 5 and info.value.exec_result.stderr == "boom\n"
 
 
+def test_a_command_that_cannot_start_is_an_exit_code_not_a_missing_sandbox(sandbox):
+    missing = sandbox.exec(["nosuchcmd", "--flag"]).result()
+    assert missing.returncode == 127
+    assert "nosuchcmd" in missing.stderr and "not found" in missing.stderr
+    not_executable = sandbox.exec(["/etc/hostname"]).result()
+    assert not_executable.returncode == 126
+    with pytest.raises(SandboxExecutionError) as info:
+        sandbox.exec(["nosuchcmd"], check=True).result()
+    assert info.value.exec_result.returncode == 127
+    # The sandbox is fine: the next command runs.
+    assert sandbox.exec(["true"]).result().returncode == 0
+
+
 def test_cwd_and_environment(tag):
     with Sandbox.run(tags=[tag], environment_variables={"GREETING": "hello"}) as sb:
         assert sb.exec(["pwd"], cwd="/tmp").result(timeout=300).stdout == "/tmp\n"

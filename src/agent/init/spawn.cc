@@ -13,6 +13,7 @@
 
 #include <cstring>
 
+#include "src/agent/protocol.h"
 #include "src/base/strings.h"
 #include "src/sys/process.h"
 
@@ -223,7 +224,10 @@ Result<pid_t> SpawnProcess(const SpawnRequest& request) {
     Error error = Error::FromErrno(failure.err, what);
     if (failure.stage == kStageExec && (failure.err == ENOENT || failure.err == ENOTDIR)) {
       error = Error::NotFound("command " + Quote(request.argv[0]) + " not found" +
-                              (request.argv[0].find('/') == std::string::npos ? " in PATH" : ""));
+                              (request.argv[0].find('/') == std::string::npos ? " in PATH" : ""))
+                  .WithReason(kReasonCommandNotFound);
+    } else if (failure.stage == kStageExec && failure.err == EACCES) {
+      error.WithReason(kReasonCommandNotExecutable);
     } else if (failure.stage == kStageCwd) {
       error.WithCode(Code::kInvalidArgument);
     }

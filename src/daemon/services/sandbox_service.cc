@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 
 #include "src/agent/client.h"
@@ -27,6 +28,15 @@ constexpr int64_t kResponseMemoryWaitMs = 120000;
 constexpr uint64_t kUnbudgetedExecOutput = 64u << 10;
 
 grpc::Status Fail(const Error& error) { return ToGrpcStatus(error); }
+
+// A command that cannot start is the command's outcome, as a shell reports it: exit code 127 (not
+// found) or 126 (not executable) and the reason on stderr. Every client then sees an exit code,
+// not an error that reads as if the sandbox were missing.
+std::optional<int> CommandStartExitCode(const Error& error) {
+  if (error.reason() == agent::kReasonCommandNotFound) return 127;
+  if (error.reason() == agent::kReasonCommandNotExecutable) return 126;
+  return std::nullopt;
+}
 
 int64_t CallDeadline(const grpc::ServerContext* context, int64_t fallback_ms) {
   auto deadline = context->deadline();
@@ -172,7 +182,14 @@ grpc::Status SandboxService::Exec(grpc::ServerContext* context, const v1::ExecRe
   start.env = std::move(process->env);
   agent::AgentClient client(*socket);
   auto stream = client.StartExec(start);
-  if (!stream) return gone(stream.error());
+  if (!stream) {
+    std::optional<int> code = CommandStartExitCode(stream.error());
+    if (!code) return gone(stream.error());
+    response->set_stderr("sbx: " + stream.error().message() + "\n");
+    response->set_stderr_bytes_produced(static_cast<int64_t>(response->stderr().size()));
+    response->set_exit_code(*code);
+    return grpc::Status::OK;
+  }
   int64_t limit = request->max_output_bytes() > 0
                       ? std::min<int64_t>(request->max_output_bytes(), kMaxExecOutput)
                       : kDefaultExecOutput;
@@ -256,7 +273,21 @@ grpc::Status SandboxService::StreamExec(
   start.stdin_open = true;
   agent::AgentClient client(*socket);
   auto exec = client.StartExec(start);
-  if (!exec) return Fail(ExplainAgentFailure(*manager_, *tenant, init.sandbox_id(), exec.error()));
+  if (!exec) {
+    std::optional<int> code = CommandStartExitCode(exec.error());
+    if (!code)
+      return Fail(ExplainAgentFailure(*manager_, *tenant, init.sandbox_id(), exec.error()));
+    v1::ExecStreamResponse ready;
+    *ready.mutable_ready()->mutable_ready_time() = ToTimestamp(WallNanos());
+    v1::ExecStreamResponse out;
+    out.mutable_output()->set_stream(v1::ExecStreamOutput::STREAM_STDERR);
+    out.mutable_output()->set_data("sbx: " + exec.error().message() + "\n");
+    v1::ExecStreamResponse exit;
+    exit.mutable_exit()->set_exit_code(*code);
+    *exit.mutable_exit()->mutable_completed_time() = ToTimestamp(WallNanos());
+    (void)(stream->Write(ready) && stream->Write(out) && stream->Write(exit));
+    return grpc::Status::OK;
+  }
 
   v1::ExecStreamResponse ready;
   *ready.mutable_ready()->mutable_ready_time() = ToTimestamp(WallNanos());
