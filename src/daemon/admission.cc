@@ -28,6 +28,35 @@ int Admission::Quota(const std::string& tenant) const {
   return it != limits_.tenant_quotas.end() && it->second > 0 ? it->second : limits_.default_quota;
 }
 
+std::string Admission::WaitingFor(const std::string& id) const {
+  auto position = std::find(queue_.begin(), queue_.end(), id);
+  if (position == queue_.end()) return "";
+  const Demand& d = sandboxes_.at(id).demand;
+  std::vector<std::string> short_of;
+  if (reserved_cpu_ + d.cpu_millis > limits_.cpu_millis) {
+    short_of.push_back("CPU: " + std::to_string(reserved_cpu_) + "m of " +
+                       std::to_string(limits_.cpu_millis) + "m reserved, it needs " +
+                       std::to_string(d.cpu_millis) + "m");
+  }
+  if (reserved_memory_ + d.memory_bytes > limits_.memory_bytes) {
+    short_of.push_back("memory: " + FormatBytes(reserved_memory_) + " of " +
+                       FormatBytes(limits_.memory_bytes) + " reserved, it needs " +
+                       FormatBytes(d.memory_bytes));
+  }
+  if (reserved_disk_ + d.disk_bytes > limits_.disk_bytes) {
+    short_of.push_back("disk: " + FormatBytes(reserved_disk_) + " of " +
+                       FormatBytes(limits_.disk_bytes) + " reserved, it needs " +
+                       FormatBytes(d.disk_bytes));
+  }
+  auto ahead = position - queue_.begin();
+  std::string why = short_of.empty() ? "" : "waiting for " + Join(short_of, "; ");
+  if (ahead > 0) {
+    why += (why.empty() ? "waiting behind " : "; behind ") + std::to_string(ahead) +
+           " earlier sandbox" + (ahead == 1 ? "" : "es") + " of the node's queue";
+  }
+  return why;
+}
+
 bool Admission::Fits(const Demand& demand) const {
   return reserved_cpu_ + demand.cpu_millis <= limits_.cpu_millis &&
          reserved_memory_ + demand.memory_bytes <= limits_.memory_bytes &&

@@ -78,6 +78,12 @@ class Admission {
   // The record of an ended sandbox is gone: its request id may be used again.
   void Forget(const std::string& id);
 
+  // Why queued sandbox `id` waits, in words: the resources it does not fit in now ("CPU: 2000m of
+  // 2000m reserved, it needs 500m") and how many wait ahead of it. Empty when it does not wait.
+  std::string WaitingFor(const std::string& id) const;
+  // The queued sandboxes, first first.
+  const std::deque<std::string>& queued() const { return queue_; }
+
   AdmissionUsage usage() const;
   const AdmissionLimits& limits() const { return limits_; }
 

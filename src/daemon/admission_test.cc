@@ -37,6 +37,22 @@ TEST(AdmissionTest, AdmitsWhatFitsAndQueuesTheRestInOrder) {
   EXPECT_EQ(a.usage().cpu_millis, 700u);
 }
 
+TEST(AdmissionTest, AWaitingSandboxSaysWhatItWaitsFor) {
+  Admission a(Node(2000, 1u << 30));
+  a.Accept("s1", "t", "", "f", {2000, 256u << 20}, true);
+  a.Accept("s2", "t", "", "f", {500, 1u << 30}, false);
+  a.Accept("s3", "t", "", "f", {100, 1}, false);
+  EXPECT_EQ(a.WaitingFor("s1"), "");  // running: waits for nothing
+  EXPECT_EQ(a.WaitingFor("s2"),
+            "waiting for CPU: 2000m of 2000m reserved, it needs 500m; memory: 256.0 MiB of 1.0 GiB "
+            "reserved, it needs 1.0 GiB");
+  // It would fit, but the node's queue is first in, first out.
+  EXPECT_EQ(a.WaitingFor("s3"),
+            "waiting for CPU: 2000m of 2000m reserved, it needs 100m; behind 1 earlier sandbox of "
+            "the node's queue");
+  EXPECT_EQ(a.queued(), (std::deque<std::string>{"s2", "s3"}));
+}
+
 TEST(AdmissionTest, MemoryCountsLikeCpu) {
   Admission a(Node(10000, 1000));
   a.Accept("s1", "t", "", "f", {10, 900}, true);

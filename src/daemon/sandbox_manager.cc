@@ -137,9 +137,24 @@ Result<SandboxRecord> SandboxManager::Create(const std::string& tenant, CreateRe
   pending_requests_.emplace(r.id, std::move(request));
   metrics_->Inc("sbx_sandboxes_created_total");
   SBX_LOG_INFO("sandbox accepted id={} tenant={} image={}", r.id, tenant, r.image);
-  if (admit) StartCreating(r.id);
+  if (admit) {
+    StartCreating(r.id);
+  } else {
+    ExplainWaitsLocked();
+    r = entries_.at(r.id).record;
+    SBX_LOG_INFO("sandbox id={} is PENDING, {}", r.id, r.message);
+  }
   changed_.notify_all();
   return r;
+}
+
+void SandboxManager::ExplainWaitsLocked() {
+  for (const auto& id : admission_.queued()) {
+    auto it = entries_.find(id);
+    if (it == entries_.end()) continue;
+    it->second.record.reason = "WAITING_FOR_CAPACITY";
+    it->second.record.message = admission_.WaitingFor(id);
+  }
 }
 
 void SandboxManager::StartCreating(const std::string& id) {
@@ -474,10 +489,13 @@ void SandboxManager::Finish(const std::string& id, const SandboxRecord::Ending& 
       auto queued = entries_.find(next);
       if (queued == entries_.end()) continue;
       queued->second.record.state = State::kCreating;
+      queued->second.record.reason.clear();
+      queued->second.record.message.clear();
       (void)Persist(queued->second.record);
       admitted.push_back(next);
     }
     for (const auto& next : admitted) StartCreating(next);
+    ExplainWaitsLocked();
   }
   changed_.notify_all();
 }

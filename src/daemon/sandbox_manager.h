@@ -144,6 +144,8 @@ class SandboxManager {
   // Tears the sandbox down and ends its record (an exit records its ending first).
   void TearDownAndFinish(const std::string& id, const SandboxRecord::Ending& ending);
   void Finish(const std::string& id, const SandboxRecord::Ending& ending);
+  // Every PENDING sandbox's reason and message say what it waits for (admission's words).
+  void ExplainWaitsLocked();
   // Removes what the runtime made of `id`; its host ids come free once that is done.
   Status Destroy(const std::string& id);
   void Watch(const std::string& id, const RuntimeSandbox& sandbox);

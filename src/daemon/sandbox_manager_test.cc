@@ -393,6 +393,11 @@ TEST_F(SandboxManagerTest, ACreateThatDoesNotFitWaitsUntilOneEnds) {
   auto second = manager_->Create("t", big);
   ASSERT_TRUE(second);
   EXPECT_EQ(second->state, State::kPending);
+  // It says why, in Get as in the answer to the create.
+  EXPECT_EQ(second->reason, "WAITING_FOR_CAPACITY");
+  EXPECT_NE(second->message.find("waiting for CPU: 1500m of 2000m reserved"), std::string::npos)
+      << second->message;
+  EXPECT_EQ(manager_->Get("t", second->id)->StateReason(), second->StateReason());
   EXPECT_EQ(manager_->GetCapacity().pending, 1);
   EXPECT_EQ(manager_->GetCapacity().allocated_cpu_millis, 1500u);
   EXPECT_FALSE(runtime_.Live().count(second->id));
@@ -400,6 +405,7 @@ TEST_F(SandboxManagerTest, ACreateThatDoesNotFitWaitsUntilOneEnds) {
   auto settled = manager_->WaitSettled("t", second->id, MonotonicMillis() + kWaitMs);
   ASSERT_TRUE(settled);
   EXPECT_EQ(settled->state, State::kRunning);
+  EXPECT_EQ(settled->reason, "");
   EXPECT_EQ(manager_->GetCapacity().allocated_cpu_millis, 1500u);
 }
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from conftest import API_KEY_A, API_KEY_B, QUOTA_B, auth
+from conftest import API_KEY_A, API_KEY_B, QUOTA_B, auth, own_daemon
 
 BUSYBOX = "busybox:latest"
 PYTHON = "python:3.11"
@@ -872,3 +872,34 @@ def test_kill_dash_nine_and_restart_keeps_every_sandbox(daemon, protos):
     for sid in ids:
         for root in (f"/sys/fs/cgroup/memory/{parent}", f"/sys/fs/cgroup/{parent}"):
             assert not os.path.exists(f"{root}/{sid}")
+
+
+def test_a_pending_sandbox_says_what_it_waits_for(registry, protos):
+    """A create the node has no room for yet waits PENDING, and its state reason (Get, List)
+    names the resource and the figures; once room is free it starts and the reason is gone."""
+    pb = protos.pb
+    with own_daemon(registry, capacity_cpu="1", warm_pool_size=0) as d:
+        channel = grpc.insecure_channel("unix://" + d.socket)
+        stub = protos.grpc.SandboxServiceStub(channel)
+
+        def whole_cpu():
+            req = pb.CreateSandboxRequest(request_id=str(uuid.uuid4()))
+            req.sandbox.spec.CopyFrom(spec(pb, **keepalive(pb)))
+            req.sandbox.spec.containers[0].resource_requirements.requests.cpu = "1"
+            return stub.CreateSandbox(req, timeout=120)
+
+        first = whole_cpu()
+        wait_state(stub, pb, first.sandbox_id, (pb.STATE_RUNNING,))
+        second = whole_cpu()
+        assert second.status.state == pb.STATE_PENDING
+        reason = "WAITING_FOR_CAPACITY: waiting for CPU: 1000m of 1000m reserved, it needs 1000m"
+        assert second.status.state_reason == reason
+        got = stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=second.sandbox_id))
+        assert got.status.state_reason == reason
+        stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=first.sandbox_id))
+        started = wait_state(stub, pb, second.sandbox_id, (pb.STATE_RUNNING,))
+        assert started.status.state_reason == ""
+        stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=second.sandbox_id))
+        wait_state(stub, pb, second.sandbox_id, terminal(pb))
+        channel.close()
+        assert "is PENDING, waiting for CPU" in (d.state / "sbxd.log").read_text()

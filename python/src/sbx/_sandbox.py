@@ -548,8 +548,11 @@ class Sandbox:
         try:
             return await self._poll_until(lambda s: s not in STARTING_STATES, deadline)
         except _Deadline:
+            # A sandbox the node has no room for yet says what it waits for.
+            why = f" ({self._status.name}: {self._state_reason})" if self._state_reason else ""
             raise SandboxTimeoutError(
-                f"Sandbox {self._sandbox_id} did not become ready within {timeout:g}s"
+                f"Sandbox {self._sandbox_id} did not become ready within {timeout:g}s{why}",
+                reason=self._reason_code(),
             ) from None
 
     async def _ensure_running(self) -> str:

@@ -159,6 +159,8 @@ class FakeSbxd(sandbox_pb2_grpc.SandboxServiceServicer):
         self.stdin_frame_sizes: list[int] = []
         self.last_resizes: list[tuple[int, int]] = []
         self.start_delay = 0.02
+        # What a PENDING sandbox says it waits for, as sbxd's admission words it.
+        self.pending_reason = ""
         self.stop_delay = 0.02
         self.unary_file_limit = 1 << 20
         self.omit_file_size = False
@@ -210,7 +212,9 @@ class FakeSbxd(sandbox_pb2_grpc.SandboxServiceServicer):
         sb.logs_changed.set()
 
     async def _lifecycle(self, sb: FakeSandbox) -> None:
+        sb.reason = self.pending_reason
         await asyncio.sleep(self.start_delay)
+        sb.reason = ""
         sb.state = S.STATE_CREATING
         await asyncio.sleep(self.start_delay)
         image = sb.container.image

@@ -90,6 +90,19 @@ def test_wait_on_failed_start(fake):
         sb.exec(["echo"]).result()
 
 
+def test_a_wait_that_times_out_in_pending_names_what_the_sandbox_waits_for(fake):
+    fake.service.start_delay = 5
+    fake.service.pending_reason = (
+        "WAITING_FOR_CAPACITY: waiting for CPU: 2000m of 2000m reserved, it needs 500m"
+    )
+    sb = Sandbox.run()
+    with pytest.raises(SandboxTimeoutError) as info:
+        sb.wait(timeout=0.2)
+    assert "PENDING: WAITING_FOR_CAPACITY: waiting for CPU: 2000m of 2000m" in str(info.value)
+    assert info.value.reason == "WAITING_FOR_CAPACITY"
+    sb.stop().result()
+
+
 def test_wait_timeout(fake):
     fake.service.start_delay = 5
     sb = Sandbox.run()
