@@ -684,7 +684,13 @@ Status Store::Remove(const std::string& text, bool force) {
     for (const auto& v : victims) {
       const Record& r = records_.at(v);
       auto hold = holds_.find(r.manifest_digest);
-      if (hold != holds_.end() && !force) {
+      // Another reference to the same image keeps it for the sandboxes that use it: removing
+      // this one only untags it.
+      bool named_otherwise = std::any_of(records_.begin(), records_.end(), [&](const auto& other) {
+        return other.second.manifest_digest == r.manifest_digest &&
+               std::find(victims.begin(), victims.end(), other.first) == victims.end();
+      });
+      if (hold != holds_.end() && !force && !named_otherwise) {
         return Error::FailedPrecondition("image " + v + " is in use by " +
                                          std::to_string(hold->second.first) + " sandbox(es)")
             .WithReason("SBX_IMAGE_IN_USE");

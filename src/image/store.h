@@ -120,8 +120,9 @@ class Store {
   Result<Image> Ensure(const std::string& reference, const ProgressFn& progress = {});
   Result<std::vector<Image>> List();
   // Removes the reference (a digest removes every reference to that image); GarbageCollect then
-  // reclaims what nothing uses any more. kFailedPrecondition if a sandbox holds the image, unless
-  // `force` (its layers then stay until Release).
+  // reclaims what nothing uses any more. kFailedPrecondition if a sandbox holds the image and no
+  // other reference names it, unless `force` (its layers then stay until Release); a reference
+  // whose image another reference still names is only untagged.
   Status Remove(const std::string& reference, bool force);
   // Loads a `docker save` archive, an OCI image layout directory, or an OCI layout tar (plain,
   // gzip or zstd). `tag` names an image the archive leaves unnamed.

@@ -903,3 +903,34 @@ def test_a_pending_sandbox_says_what_it_waits_for(registry, protos):
         wait_state(stub, pb, second.sandbox_id, terminal(pb))
         channel.close()
         assert "is PENDING, waiting for CPU" in (d.state / "sbxd.log").read_text()
+
+
+def test_removing_one_name_of_an_image_in_use_only_untags_it(registry, protos):
+    """busybox:latest and busybox:1.36 are one image. With a sandbox running from 1.36, removing
+    `latest` untags it (the sandbox is not using that name); removing 1.36, the last name, is
+    refused while the sandbox runs and succeeds once it is gone."""
+    pb = protos.pb
+    with own_daemon(registry, warm_pool_size=0) as d:
+        channel = grpc.insecure_channel("unix://" + d.socket)
+        stub = protos.grpc.SandboxServiceStub(channel)
+        images = protos.sbx_grpc.ImageServiceStub(channel)
+        for ref in ("busybox:latest", "busybox:1.36"):
+            for _ in images.PullImage(protos.sbx.PullImageRequest(reference=ref), timeout=120):
+                pass
+        listed = images.ListImages(protos.sbx.ListImagesRequest()).images
+        assert len({i.digest for i in listed}) == 1 and len(listed) == 2
+        sb = create(stub, pb, image="busybox:1.36", **keepalive(pb))
+        wait_state(stub, pb, sb.sandbox_id, (pb.STATE_RUNNING,))
+        images.RemoveImage(protos.sbx.RemoveImageRequest(reference="busybox:latest"))
+        names = [i.reference for i in images.ListImages(protos.sbx.ListImagesRequest()).images]
+        assert names == ["docker.io/library/busybox:1.36"]
+        with pytest.raises(grpc.RpcError) as e:
+            images.RemoveImage(protos.sbx.RemoveImageRequest(reference="busybox:1.36"))
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "in use by 1 sandbox" in e.value.details()
+        assert exec_unary(stub, pb, sb.sandbox_id, ["true"]).exit_code == 0
+        stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=sb.sandbox_id))
+        wait_state(stub, pb, sb.sandbox_id, terminal(pb))
+        images.RemoveImage(protos.sbx.RemoveImageRequest(reference="busybox:1.36"))
+        assert not images.ListImages(protos.sbx.ListImagesRequest()).images
+        channel.close()
