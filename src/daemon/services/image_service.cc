@@ -67,17 +67,10 @@ grpc::Status ImageService::RemoveImage(grpc::ServerContext* context,
                                        ::sbx::v1::RemoveImageResponse* response) {
   if (Status allowed = auth_->RequireOperator(*context); !allowed) return ToGrpcStatus(allowed);
   if (request->reference().empty()) return ToGrpcStatus(FieldError("reference", "required"));
-  // Warm sandboxes hold their image but are nobody's: they give way when the image goes, not
-  // when only one of its names does.
+  // Warm sandboxes hold their image but are nobody's: they give way, those made for its other
+  // names too (a name still in use makes them again).
   if (auto image = images_->store().Get(request->reference())) {
-    auto listed = images_->store().List();
-    size_t names = 0;
-    if (listed) {
-      for (const auto& other : *listed) names += other.manifest_digest == image->manifest_digest;
-    }
-    if (names <= 1 || request->reference().rfind("sha256:", 0) == 0) {
-      manager_->DropWarm(image->manifest_digest);
-    }
+    manager_->DropWarm(image->manifest_digest);
   }
   Status removed = images_->store().Remove(request->reference(), request->force());
   if (!removed) return ToGrpcStatus(removed.error());
