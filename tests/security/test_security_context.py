@@ -51,9 +51,11 @@ def delete(stub, pb, sid):
 
 
 def main_ids(stub, pb, sid):
-    # The main process's child (its `sleep`) has the main process's credentials.
+    # The main process's child (its `sleep`) has the main process's credentials; RUNNING means the
+    # main process started, not yet its child.
     code, out, err = sh(stub, pb, sid,
-                        "grep -E '^(Uid|Gid|CapEff|CapBnd):' /proc/$(pidof sleep)/status")
+                        "until p=$(pidof sleep); do :; done; "
+                        "grep -E '^(Uid|Gid|CapEff|CapBnd):' /proc/$p/status")
     assert code == 0, err
     return dict(line.split(":\t", 1) for line in out.strip().splitlines())
 
@@ -139,7 +141,7 @@ def test_the_default_profile_and_no_escalation_are_accepted(stub, protos):
     pb = protos.pb
     sid = running(stub, pb, seccomp_profile="RuntimeDefault", allow_privilege_escalation=False)
     try:
-        code, out, _ = sh(stub, pb, sid, "grep NoNewPrivs /proc/$(pidof sleep)/status")
+        code, out, _ = sh(stub, pb, sid, "grep NoNewPrivs /proc/self/status")
         assert code == 0
         assert out.split()[-1] == "1"
     finally:
