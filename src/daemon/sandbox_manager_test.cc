@@ -306,6 +306,19 @@ class SandboxManagerTest : public ::testing::Test {
     EXPECT_EQ(settled->state, State::kRunning) << settled->StateReason();
     return *settled;
   }
+  // Starts with a pool of one warm sandbox per image and runs one sandbox, after which a sandbox
+  // of its image is made ahead of time; returns that one's id (empty if none was made).
+  std::string StartWithAWarmSandbox() {
+    Config config = TestConfig(dir_.path());
+    config.warm_pool_size = 1;
+    config.warm_pool_refill_delay_ms = 0;
+    Start(config);
+    SandboxRecord first = CreateRunning();
+    if (!Eventually([&] { return manager_->GetCapacity().warm["python:3.11"] == 1; })) return "";
+    std::set<std::string> made_ahead = runtime_.Live();
+    made_ahead.erase(first.id);
+    return made_ahead.size() == 1 ? *made_ahead.begin() : "";
+  }
   SandboxRecord Ended(const std::string& id, const std::string& tenant = "t") {
     auto ended = manager_->WaitEnded(tenant, id, MonotonicMillis() + kWaitMs);
     EXPECT_TRUE(ended);
@@ -546,17 +559,8 @@ TEST_F(SandboxManagerTest, ListPagesATenantsSandboxesInCreationOrder) {
 }
 
 TEST_F(SandboxManagerTest, AWarmSandboxServesTheNextCreateOfItsImage) {
-  Config config = TestConfig(dir_.path());
-  config.warm_pool_size = 1;
-  config.warm_pool_refill_delay_ms = 0;
-  Start(config);
-  SandboxRecord first = CreateRunning();
-  // Once creates are quiet, a sandbox of the image is made ahead of time.
-  ASSERT_TRUE(Eventually([&] { return manager_->GetCapacity().warm["python:3.11"] == 1; }));
-  std::set<std::string> before = runtime_.Live();
-  before.erase(first.id);
-  ASSERT_EQ(before.size(), 1u);
-  std::string warm_id = *before.begin();
+  std::string warm_id = StartWithAWarmSandbox();
+  ASSERT_FALSE(warm_id.empty());
   EXPECT_TRUE(runtime_.Snapshot(warm_id).plan.spec.process.await_start);
 
   CreateRequest r = Request();
@@ -580,16 +584,8 @@ TEST_F(SandboxManagerTest, AWarmSandboxServesTheNextCreateOfItsImage) {
 }
 
 TEST_F(SandboxManagerTest, ABrokenWarmSandboxIsReplacedUnderItsId) {
-  Config config = TestConfig(dir_.path());
-  config.warm_pool_size = 1;
-  config.warm_pool_refill_delay_ms = 0;
-  Start(config);
-  SandboxRecord first = CreateRunning();
-  ASSERT_TRUE(Eventually([&] { return manager_->GetCapacity().warm["python:3.11"] == 1; }));
-  std::set<std::string> warm = runtime_.Live();
-  warm.erase(first.id);
-  ASSERT_EQ(warm.size(), 1u);
-  std::string warm_id = *warm.begin();
+  std::string warm_id = StartWithAWarmSandbox();
+  ASSERT_FALSE(warm_id.empty());
   runtime_.Crash(warm_id);
 
   CreateRequest r = Request();

@@ -86,6 +86,15 @@ def delete_and_check(d, stub, pb, ids):
     assert d.leftovers(ids) == []
 
 
+def assert_no_sandbox_cgroups(d):
+    """Nothing of any sandbox, even one whose id the test never learnt, is left under the
+    daemon's cgroups."""
+    for root in Path("/sys/fs/cgroup").iterdir():
+        parent = root / d.cgroup_parent
+        if parent.is_dir():
+            assert not [p for p in parent.iterdir() if p.is_dir()], parent
+
+
 def pull(d, protos):
     channel = grpc.insecure_channel("unix://" + d.socket)
     with channel:
@@ -221,11 +230,7 @@ def test_forty_creates_and_deletes_killed_midway_leave_nothing(registry, protos)
             for sid in every:
                 usable_or_ended(stub, protos.pb, sid)
             delete_and_check(d, stub, protos.pb, every)
-        # Nothing of any sandbox is left under the daemon's cgroups.
-        for root in Path("/sys/fs/cgroup").iterdir():
-            parent = root / d.cgroup_parent
-            if parent.is_dir():
-                assert not [p for p in parent.iterdir() if p.is_dir()], parent
+        assert_no_sandbox_cgroups(d)
 
 
 @pytest.mark.parametrize("delay_ms", [20, 80, 150])
@@ -253,7 +258,4 @@ def test_forty_deletes_killed_midway_leave_nothing(registry, protos, delay_ms):
         channel, stub = connect(d, protos)
         with channel:
             delete_and_check(d, stub, pb, ids)
-        for root in Path("/sys/fs/cgroup").iterdir():
-            parent = root / d.cgroup_parent
-            if parent.is_dir():
-                assert not [p for p in parent.iterdir() if p.is_dir()], parent
+        assert_no_sandbox_cgroups(d)
