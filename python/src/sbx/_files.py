@@ -11,8 +11,10 @@ directory, then ``mv``).
 
 from __future__ import annotations
 
+import os
 import posixpath
 import tempfile
+import threading
 from typing import Any, AsyncIterable, Awaitable, Callable, Iterable
 
 import grpc
@@ -339,28 +341,71 @@ async def archive_read(
     )
 
 
-async def spool(source: Callable[[], Awaitable[Any]]) -> tuple[Any, int]:
-    """The chunks of ``source`` in a file (in memory up to a limit), and their size."""
-    spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)
-    size = 0
+class Spool:
+    """A streamed write's contents, held until their size is known (a tar header needs it).
+
+    Reads are positional: an attempt the server refused may still have a read in flight on an
+    executor thread while the fallback replays the same contents from the start."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)
+        self._lock = threading.Lock()
+        self.size = 0
+
+    def append(self, chunk: bytes) -> None:
+        with self._lock:
+            self._file.seek(0, os.SEEK_END)
+            self._file.write(chunk)
+            self.size += len(chunk)
+
+    def read_at(self, offset: int, count: int) -> bytes:
+        with self._lock:
+            self._file.seek(offset)
+            return self._file.read(count)
+
+    def reader(self) -> Callable[[], Awaitable[bytes]]:
+        """Successive chunks from the start; b"" at the end."""
+        loop = _loop.get_loop()
+        offset = 0
+
+        async def next_chunk() -> bytes:
+            nonlocal offset
+            chunk = await loop.run_in_executor(None, self.read_at, offset, WRITE_CHUNK_BYTES)
+            offset += len(chunk)
+            return chunk
+
+        return next_chunk
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def spool(source: Callable[[], Awaitable[Any]]) -> Spool:
+    """The chunks of ``source`` in a ``Spool`` (in memory up to a limit, then a file)."""
+    spooled = Spool()
     try:
         while True:
             chunk = await source()
             if chunk is _EOF:
                 break
-            spooled.write(chunk)
-            size += len(chunk)
+            spooled.append(chunk)
     except BaseException:
         spooled.close()
         raise
-    spooled.seek(0)
-    return spooled, size
+    return spooled
 
 
 async def archive_write(
-    address: ServerAddress, sandbox_id: str, path: str, spooled: Any, size: int, *, timeout: float | None
+    address: ServerAddress, sandbox_id: str, path: str, spooled: Spool, *, timeout: float | None
 ) -> None:
-    """Writes ``size`` bytes of ``spooled`` to ``path`` through PutArchive: a tar of the one file,
+    """Writes the contents of ``spooled`` to ``path`` through PutArchive: a tar of the one file,
     extracted into its directory (created when missing)."""
     if (address.target, address.secure) in _without_archives:
         raise _NoArchiveService()
@@ -372,13 +417,14 @@ async def archive_write(
             reason="CWSANDBOX_FILE_IS_DIRECTORY",
             metadata={"filepath": path},
         )
-    loop = _loop.get_loop()
+    size = spooled.size
+    next_chunk = spooled.reader()
 
     async def messages() -> AsyncIterable[sbx_pb2.PutArchiveRequest]:
         yield sbx_pb2.PutArchiveRequest(sandbox_id=sandbox_id, path=directory or ".")
         yield sbx_pb2.PutArchiveRequest(data=tar_header(name, size))
         while True:
-            chunk = await loop.run_in_executor(None, spooled.read, WRITE_CHUNK_BYTES)
+            chunk = await next_chunk()
             if not chunk:
                 break
             yield sbx_pb2.PutArchiveRequest(data=chunk)
@@ -486,18 +532,16 @@ async def stream_write(
     *,
     timeout: float | None,
 ) -> None:
-    spooled, size = await spool(source)
-    with spooled:
+    with await spool(source) as spooled:
         try:
-            await archive_write(address, sandbox_id, path, spooled, size, timeout=timeout)
+            await archive_write(address, sandbox_id, path, spooled, timeout=timeout)
             return
         except _NoArchiveService:
             pass
-        spooled.seek(0)
-        loop = _loop.get_loop()
+        next_chunk = spooled.reader()
 
         async def replay() -> Any:
-            chunk = await loop.run_in_executor(None, spooled.read, WRITE_CHUNK_BYTES)
+            chunk = await next_chunk()
             return chunk if chunk else _EOF
 
         await exec_write(address, sandbox_id, path, replay, timeout=timeout)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sbx import Sandbox, SandboxFileError, StreamReader
-from sbx import _files
+from sbx import _files, _loop
 
 
 @pytest.fixture
@@ -76,6 +76,29 @@ def test_large_read_without_a_reported_size(fake, sandbox):
     data = b"q" * (2 << 20)
     sandbox.write_file_streaming("/tmp/big", data).result()
     assert sandbox.read_file("/tmp/big").result() == data
+
+
+def test_a_spool_replays_whole_while_an_abandoned_reader_goes_on(monkeypatch):
+    # A refused archive write may still read on an executor thread while the fallback replays.
+    monkeypatch.setattr(_files, "WRITE_CHUNK_BYTES", 4)
+    data = bytes(range(64))
+
+    async def scenario() -> tuple[bytes, bytes]:
+        pieces = iter([data[:20], data[20:], _files._EOF])
+
+        async def source():
+            return next(pieces)
+
+        with await _files.spool(source) as spooled:
+            abandoned, replay = spooled.reader(), spooled.reader()
+            first, second = bytearray(), bytearray()
+            while chunk := await replay():
+                first.extend(await abandoned())
+                second.extend(chunk)
+            return bytes(first), bytes(second)
+
+    first, second = _loop.run_sync(scenario())
+    assert second == data and first == data
 
 
 def test_files_above_the_buffer_limit_are_refused(fake, sandbox, monkeypatch):
