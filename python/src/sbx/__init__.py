@@ -13,6 +13,8 @@ Connects to the local sbxd at ``unix:///run/sbx/sbxd.sock`` unless ``SBX_BASE_UR
 """
 
 from ._defaults import SandboxDefaults
+from ._discovery import Runner, RunnerResources, get_runner, list_runners
+from ._function import RemoteFunction
 from ._network import (
     EgressRule,
     Endpoint,
@@ -25,9 +27,20 @@ from ._network import (
 )
 from ._resources import ResourceOptions, format_bytes, format_cpu
 from ._sandbox import Sandbox
-from ._secret import Secret
+from ._secret import ImagePullCredentials, Secret
 from ._session import Session
 from ._status import SandboxStatus
+from ._storage import (
+    FileSystemSnapshot,
+    FileSystemSnapshotBucketConfig,
+    FileSystemSnapshotBucketMode,
+    FileSystemSnapshotOptions,
+    FileSystemSnapshotStatus,
+    FileSystemSnapshotTrigger,
+    PlacementMode,
+    PlacementSpillover,
+    ScratchVolumeOptions,
+)
 from ._streams import StreamReader, StreamWriter
 from ._types import (
     OperationRef,
@@ -76,6 +89,7 @@ from .exceptions import (
     SnapshotQuotaExceededError,
     SnapshotSizeExceededError,
     SnapshotWaitTimeoutError,
+    UnsupportedFeatureError,
 )
 
 __all__ = [
@@ -84,14 +98,27 @@ __all__ = [
     "Endpoint",
     "EndpointAuth",
     "EndpointKind",
+    "FileSystemSnapshot",
+    "FileSystemSnapshotBucketConfig",
+    "FileSystemSnapshotBucketMode",
+    "FileSystemSnapshotOptions",
+    "FileSystemSnapshotStatus",
+    "FileSystemSnapshotTrigger",
+    "ImagePullCredentials",
     "NetworkOptions",
     "OperationRef",
     "Process",
+    "PlacementMode",
+    "PlacementSpillover",
     "ProcessResult",
+    "RemoteFunction",
     "ResourceOptions",
+    "Runner",
+    "RunnerResources",
     "Sandbox",
     "SandboxDefaults",
     "SandboxStatus",
+    "ScratchVolumeOptions",
     "Secret",
     "Service",
     "ServiceProtocol",
@@ -104,6 +131,8 @@ __all__ = [
     "Waitable",
     "format_bytes",
     "format_cpu",
+    "get_runner",
+    "list_runners",
     "results",
     "wait",
     "AsyncFunctionError",
@@ -141,4 +170,5 @@ __all__ = [
     "SnapshotQuotaExceededError",
     "SnapshotSizeExceededError",
     "SnapshotWaitTimeoutError",
+    "UnsupportedFeatureError",
 ]

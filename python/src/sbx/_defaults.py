@@ -18,6 +18,16 @@ from ._channel import DEFAULT_BASE_URL
 from ._network import NetworkOptions, normalize_network, normalize_services, Service
 from ._resources import ResourceOptions
 from ._secret import Secret, merge_secrets
+from ._storage import (
+    FileSystemSnapshotOptions,
+    PlacementMode,
+    PlacementSpillover,
+    ScratchVolumeOptions,
+    normalize_placement_mode,
+    normalize_snapshot_options,
+    normalize_spillover,
+    normalize_volumes,
+)
 
 DEFAULT_CONTAINER_IMAGE = "python:3.11"
 DEFAULT_COMMAND = "/bin/sh"
@@ -68,13 +78,13 @@ class SandboxDefaults:
     temp_dir: str = DEFAULT_TEMP_DIR
     tags: tuple[str, ...] = ()
     runner_ids: tuple[str, ...] | None = None
-    placement_mode: str | None = None
-    placement_spillover: str = "strict"
+    placement_mode: PlacementMode | str | None = None
+    placement_spillover: PlacementSpillover | str = PlacementSpillover.STRICT
     resources: ResourceOptions | dict[str, Any] | None = None
     network: NetworkOptions | None = None
     services: tuple[Service, ...] | None = None
-    volumes: tuple[Any, ...] | None = None
-    file_system_snapshot: Any | None = None
+    volumes: tuple[ScratchVolumeOptions, ...] | None = None
+    file_system_snapshot: FileSystemSnapshotOptions | None = None
     secrets: tuple[Secret, ...] | None = None
     environment_variables: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
@@ -92,10 +102,11 @@ class SandboxDefaults:
         set_("services", normalize_services(self.services))
         if self.secrets is not None:
             set_("secrets", merge_secrets(self.secrets))
-        if self.volumes is not None:
-            set_("volumes", tuple(self.volumes))
-        if isinstance(self.placement_spillover, str):
-            set_("placement_spillover", self.placement_spillover.lower())
+        # Hosted-only fields validate here as in the hosted SDK; a sandbox refuses them at use.
+        set_("volumes", normalize_volumes(self.volumes))
+        set_("file_system_snapshot", normalize_snapshot_options(self.file_system_snapshot))
+        set_("placement_mode", normalize_placement_mode(self.placement_mode))
+        set_("placement_spillover", normalize_spillover(self.placement_spillover))
         set_("environment_variables", dict(self.environment_variables or {}))
         set_("annotations", dict(self.annotations or {}))
 

@@ -27,6 +27,7 @@ from ._resources import gpu_from_proto, resources_from_proto
 from ._rpc import unary
 from ._spec import SandboxConfig, check_removed, check_unsupported, create_request, resolve_config
 from ._status import RUNNING_STATES, STARTING_STATES, TERMINAL, SandboxStatus
+from ._storage import FileSystemSnapshot, FileSystemSnapshotBucketConfig, FileSystemSnapshotStatus
 from ._streams import StreamReader, StreamWriter
 from ._types import OperationRef, Process, TerminalSession
 from .exceptions import (
@@ -40,6 +41,7 @@ from .exceptions import (
     SandboxTimeoutError,
     SandboxUnavailableError,
     SnapshotNotSupportedError,
+    unsupported,
 )
 
 if TYPE_CHECKING:
@@ -101,6 +103,19 @@ def _check_path(filepath: Any) -> str:
     if not isinstance(filepath, str) or not filepath:
         raise ValueError("filepath must be a non-empty string")
     return filepath
+
+
+def _snapshots_unsupported(what: str) -> SnapshotNotSupportedError:
+    return SnapshotNotSupportedError(
+        f"{what}: this server (sbx) does not provide file-system snapshots, a hosted-product "
+        "feature",
+        reason="CWSANDBOX_FSS_NOT_SUPPORTED",
+    )
+
+
+def _check_snapshot_id(value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError("file_system_snapshot_id must be a non-empty string")
 
 
 class Sandbox:
@@ -670,7 +685,7 @@ class Sandbox:
         ``missing_ok=True`` treats an unknown sandbox as already stopped.
         """
         if snapshot_on_stop:
-            raise SnapshotNotSupportedError("sbx does not support file-system snapshots")
+            raise _snapshots_unsupported("stop(snapshot_on_stop=True)")
         grace = float(graceful_shutdown_seconds)
         if not math.isfinite(grace) or grace < 0:
             raise ValueError("graceful_shutdown_seconds must be a finite number >= 0")
@@ -774,6 +789,101 @@ class Sandbox:
         return OperationRef(_loop.submit(run()))
 
     # ----------------------------------------------------------------------------------------
+    # Hosted-product features sbx does not provide: they validate their arguments, then raise.
+
+    @classmethod
+    def run_from_template(
+        cls,
+        template_id: str,
+        /,
+        *args: str,
+        command: str | None = None,
+        defaults: SandboxDefaults | Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> "Sandbox":
+        """Creates a sandbox from a server-side template (hosted product; sbx raises
+        ``UnsupportedFeatureError``)."""
+        if not isinstance(template_id, str) or not template_id:
+            raise ValueError("template_id must be a non-empty string")
+        raise unsupported("sandbox templates", "Sandbox.run_from_template()")
+
+    def snapshot(
+        self, *, wait_for_ready: bool = True, request_id: str | None = None
+    ) -> OperationRef[str]:
+        """Snapshots the sandbox's workspace volume (hosted product; sbx raises
+        ``SnapshotNotSupportedError``)."""
+        raise _snapshots_unsupported("Sandbox.snapshot()")
+
+    @classmethod
+    def get_snapshot(
+        cls,
+        file_system_snapshot_id: str,
+        *,
+        base_url: str | None = None,
+        timeout_seconds: float | None = None,
+    ) -> OperationRef[FileSystemSnapshot]:
+        """A file-system snapshot by id (hosted product; sbx raises ``SnapshotNotSupportedError``)."""
+        _check_snapshot_id(file_system_snapshot_id)
+        _check_timeout("timeout_seconds", timeout_seconds)
+        raise _snapshots_unsupported("Sandbox.get_snapshot()")
+
+    @classmethod
+    def list_snapshots(
+        cls,
+        *,
+        source_sandbox_id: str | None = None,
+        status: FileSystemSnapshotStatus | str | None = None,
+        base_url: str | None = None,
+        timeout_seconds: float | None = None,
+    ) -> OperationRef[list[FileSystemSnapshot]]:
+        """File-system snapshots, optionally of one sandbox or in one status (hosted product;
+        sbx raises ``SnapshotNotSupportedError``)."""
+        if status is not None:
+            FileSystemSnapshotStatus(str(status).lower())
+        _check_timeout("timeout_seconds", timeout_seconds)
+        raise _snapshots_unsupported("Sandbox.list_snapshots()")
+
+    @classmethod
+    def delete_snapshot(
+        cls,
+        file_system_snapshot_id: str,
+        *,
+        base_url: str | None = None,
+        timeout_seconds: float | None = None,
+        missing_ok: bool = False,
+    ) -> OperationRef[None]:
+        """Deletes a file-system snapshot (hosted product; sbx raises
+        ``SnapshotNotSupportedError``)."""
+        _check_snapshot_id(file_system_snapshot_id)
+        _check_timeout("timeout_seconds", timeout_seconds)
+        raise _snapshots_unsupported("Sandbox.delete_snapshot()")
+
+    @classmethod
+    def get_snapshot_bucket_config(
+        cls, *, base_url: str | None = None, timeout_seconds: float | None = None
+    ) -> OperationRef[FileSystemSnapshotBucketConfig]:
+        """Where snapshots are archived (hosted product; sbx raises
+        ``SnapshotNotSupportedError``)."""
+        _check_timeout("timeout_seconds", timeout_seconds)
+        raise _snapshots_unsupported("Sandbox.get_snapshot_bucket_config()")
+
+    @classmethod
+    def set_snapshot_bucket_config(
+        cls,
+        *,
+        bucket_name: str,
+        region: str = "",
+        base_url: str | None = None,
+        timeout_seconds: float | None = None,
+    ) -> OperationRef[FileSystemSnapshotBucketConfig]:
+        """Sets where snapshots are archived (hosted product; sbx raises
+        ``SnapshotNotSupportedError``)."""
+        if not isinstance(bucket_name, str) or not bucket_name:
+            raise ValueError("bucket_name must be a non-empty string")
+        _check_timeout("timeout_seconds", timeout_seconds)
+        raise _snapshots_unsupported("Sandbox.set_snapshot_bucket_config()")
+
+    # ----------------------------------------------------------------------------------------
     # Discovery
 
     @classmethod
@@ -797,7 +907,7 @@ class Sandbox:
         """
         check_removed({"profile_ids": profile_ids, "profile_names": profile_names})
         if runner_ids:
-            raise NotImplementedError("runner_ids is a hosted-product feature that sbx does not provide")
+            raise unsupported("runner placement", "runner_ids")
         request = _listing.list_request(tags, status, show_terminated)
         timeout = _check_timeout("timeout_seconds", timeout_seconds)
         settings = _listing.AttachSettings.make(

@@ -78,3 +78,36 @@ def secrets_to_proto(secrets: Iterable[Secret]) -> list[sandbox_pb2.SecretStoreR
             sandbox_pb2.SecretMapping(path=secret.name, field=secret.field, env_var=secret.env_var)
         )
     return list(stores.values())
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImagePullCredentials:
+    """Credentials for a private registry: the secret ``name`` (its ``field``, for a structured
+    secret) of the server's store ``store``, used to pull images from ``registry``.
+
+    Hosted product only: sbx pulls from the registries (and mirrors) its operator configured, and
+    refuses a sandbox that asks for these credentials.
+    """
+
+    registry: str
+    store: str
+    name: str
+    field: str = ""
+
+    def __post_init__(self) -> None:
+        for attr in ("registry", "store", "name"):
+            value = getattr(self, attr)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"ImagePullCredentials.{attr} must be a non-empty string")
+        if not isinstance(self.field, str):
+            raise TypeError("ImagePullCredentials.field must be a string")
+
+
+def normalize_pull_credentials(value: Any) -> ImagePullCredentials | None:
+    if value is None or isinstance(value, ImagePullCredentials):
+        return value
+    if isinstance(value, Mapping):
+        return ImagePullCredentials(**value)
+    raise TypeError(
+        f"image_pull_credentials must be ImagePullCredentials or a dict, not {type(value).__name__}"
+    )

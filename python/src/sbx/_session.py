@@ -11,7 +11,7 @@ import asyncio
 import builtins
 import logging
 import threading
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from . import _cleanup, _listing, _loop
 from ._channel import resolve_base_url
@@ -19,7 +19,8 @@ from ._defaults import SandboxDefaults, coerce_defaults
 from ._sandbox import Sandbox
 from ._status import SandboxStatus
 from ._types import OperationRef
-from .exceptions import SandboxError
+from ._function import P, R, RemoteFunction
+from .exceptions import SandboxError, unsupported
 
 _log = logging.getLogger("sbx")
 
@@ -166,7 +167,7 @@ class Session:
 
         check_removed({"profile_ids": profile_ids, "profile_names": profile_names})
         if runner_ids:
-            raise NotImplementedError("runner_ids is a hosted-product feature that sbx does not provide")
+            raise unsupported("runner placement", "runner_ids")
         if adopt:
             self._check_open("adopt sandboxes")
         request = _listing.list_request(self._defaults.merge_tags(tags), status, show_terminated)
@@ -196,8 +197,53 @@ class Session:
 
         return OperationRef(_loop.submit(run()))
 
-    def function(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("Session.function() (remote Python functions) is not provided by sbx")
+    def function(
+        self,
+        *,
+        container_image: str | None = None,
+        temp_dir: str | None = None,
+        runner_ids: Any = None,
+        resources: Any = None,
+        mounted_files: Any = None,
+        network: Any = None,
+        services: Any = None,
+        volumes: Any = None,
+        file_system_snapshot: Any = None,
+        placement_mode: Any = None,
+        placement_spillover: Any = None,
+        environment_variables: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        request_timeout_seconds: float | None = None,
+        **kwargs: Any,
+    ) -> Callable[[Callable[P, R]], RemoteFunction[P, R]]:
+        """A decorator making a function a ``RemoteFunction``; the keywords configure the
+        sandboxes its calls would run in.
+
+        sbx does not run remote functions yet: the decorated function's ``local()`` works, and
+        ``remote()``/``map()`` raise ``UnsupportedFeatureError``."""
+        if kwargs:
+            names = ", ".join(sorted(kwargs))
+            raise TypeError(f"session.function() got unexpected keyword argument(s): {names}")
+        self._check_open("create a remote function")
+        options = {
+            name: value
+            for name, value in locals().items()
+            if name not in ("self", "kwargs") and value is not None
+        }
+
+        def decorate(fn: Callable[P, R]) -> RemoteFunction[P, R]:
+            return RemoteFunction(fn, options)
+
+        return decorate
+
+    def log_metrics(self, step: int | None = None, *, reset: bool = True) -> bool:
+        """W&B metrics reporting of the hosted SDK: sbx raises ``UnsupportedFeatureError``."""
+        raise unsupported("W&B metrics reporting", "Session.log_metrics()")
+
+    def get_metrics(self) -> dict[str, Any]:
+        """W&B metrics reporting of the hosted SDK: sbx raises ``UnsupportedFeatureError``;
+        each sandbox's ``exec_stats`` has its command counts."""
+        raise unsupported("W&B metrics reporting", "Session.get_metrics()")
 
     # ----------------------------------------------------------------------------------------
 

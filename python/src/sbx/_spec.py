@@ -12,23 +12,31 @@ from ._defaults import DEFAULT_MAX_LIFETIME_SECONDS, SandboxDefaults, _check_pol
 from ._network import NetworkOptions, Service, normalize_network, normalize_services
 from ._proto import sandbox_pb2
 from ._resources import ResourceOptions, normalize_resources
-from ._secret import Secret, merge_secrets, secrets_to_proto
+from ._secret import Secret, merge_secrets, normalize_pull_credentials, secrets_to_proto
+from ._storage import (
+    PlacementSpillover,
+    normalize_placement_mode,
+    normalize_snapshot_options,
+    normalize_spillover,
+    normalize_volumes,
+)
+from .exceptions import unsupported
 
 PRIMARY_CONTAINER = "main"
 MAX_LIFETIME_LIMIT = 2**31 - 1
 
 # Parameters the hosted SDK removed in 1.x: passing one is a TypeError there too.
 REMOVED_PARAMETERS = ("profile_ids", "profile_names", "s3_mount", "ports", "max_timeout_seconds")
-# Hosted-product placement and storage features that sbx does not provide.
-UNSUPPORTED_PARAMETERS = (
-    "runner_ids",
-    "placement_mode",
-    "placement_spillover",
-    "volumes",
-    "file_system_snapshot",
-    "template_id",
-    "image_pull_credentials",
-)
+# Hosted-product features that sbx does not provide, by parameter: what users know them as.
+UNSUPPORTED_PARAMETERS = {
+    "runner_ids": "runner placement",
+    "placement_mode": "runner placement",
+    "placement_spillover": "runner placement",
+    "volumes": "scratch volumes",
+    "file_system_snapshot": "file-system snapshots",
+    "template_id": "sandbox templates",
+    "image_pull_credentials": "private-registry credentials",
+}
 
 
 @dataclass
@@ -57,19 +65,46 @@ def check_removed(params: Mapping[str, Any]) -> None:
             raise TypeError(f"{name} is no longer supported (removed in the 1.x API)")
 
 
+def _normalize_runner_ids(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)):
+        raise TypeError("runner_ids must be a list of strings, not a single string")
+    ids = tuple(value)
+    for item in ids:
+        if not isinstance(item, str):
+            raise TypeError(f"runner_ids items must be strings, not {type(item).__name__}")
+    return ids
+
+
+def _normalize_template_id(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError("template_id must be a non-empty string")
+    return value
+
+
+_NORMALIZERS = {
+    "runner_ids": _normalize_runner_ids,
+    "placement_mode": normalize_placement_mode,
+    "placement_spillover": normalize_spillover,
+    "volumes": normalize_volumes,
+    "file_system_snapshot": normalize_snapshot_options,
+    "template_id": _normalize_template_id,
+    "image_pull_credentials": normalize_pull_credentials,
+}
+
+
 def check_unsupported(params: Mapping[str, Any], defaults: SandboxDefaults) -> None:
-    for name in UNSUPPORTED_PARAMETERS:
-        value = params.get(name)
-        if value is None and hasattr(defaults, name):
-            value = getattr(defaults, name)
-            if name == "placement_spillover" and value == "strict":
-                value = None
-        if name == "placement_spillover" and isinstance(value, str) and value.lower() == "strict":
-            value = None
-        if value is not None and value != () and value != []:
-            raise NotImplementedError(
-                f"{name} is a hosted-product feature that sbx does not provide; remove it"
-            )
+    """Validates the hosted-only options as the hosted SDK does, then refuses any that is set:
+    a bad value is a ``TypeError``/``ValueError``, a good one ``UnsupportedFeatureError``."""
+    for name, feature in UNSUPPORTED_PARAMETERS.items():
+        value = _NORMALIZERS[name](params.get(name))
+        if value is None:
+            value = getattr(defaults, name, None)
+        if name == "placement_spillover" and value == PlacementSpillover.STRICT:
+            value = None  # the only behaviour sbx has: a sandbox stays where it is placed
+        if value is not None and value != ():
+            raise unsupported(feature, name)
 
 
 def normalize_mounted_files(files: Any) -> list[tuple[str, bytes]]:

@@ -83,7 +83,7 @@ class RunnerNotFoundError(DiscoveryError):
 
 
 class FunctionError(CWSandboxError):
-    """A remote function failed (``Session.function`` is not provided by sbx)."""
+    """A remote function (``Session.function``) could not be made or run."""
 
 
 class AsyncFunctionError(FunctionError):
@@ -217,6 +217,27 @@ class SnapshotBackendThrottledError(SandboxUnavailableError):
     pass
 
 
+class UnsupportedFeatureError(SandboxError, NotImplementedError):
+    """sbx addition: a hosted-product feature this server does not provide.
+
+    Raised when the feature is used (the option set, the method called), never silently ignored.
+    ``feature`` names it, e.g. ``"scratch volumes"``. Catch it as ``SandboxError`` or as
+    ``NotImplementedError``.
+    """
+
+    def __init__(self, message: str = "", *, feature: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.feature = feature
+
+
+def unsupported(feature: str, what: str) -> UnsupportedFeatureError:
+    """The error for using ``what`` (a parameter or a method), part of ``feature``."""
+    return UnsupportedFeatureError(
+        f"{what}: this server (sbx) does not provide {feature}, a hosted-product feature",
+        feature=feature,
+    )
+
+
 class SnapshotWaitTimeoutError(SandboxTimeoutError):
     pass
 
@@ -257,4 +278,5 @@ __all__ = [
     "SnapshotQuotaExceededError",
     "SnapshotSizeExceededError",
     "SnapshotWaitTimeoutError",
+    "UnsupportedFeatureError",
 ]

@@ -23,7 +23,7 @@ import grpc.aio
 from google.protobuf import any_pb2, timestamp_pb2
 
 from sbx import _files, _loop
-from sbx._proto import sandbox_pb2, sandbox_pb2_grpc, sbx_rpc_pb2
+from sbx._proto import discovery_pb2, discovery_pb2_grpc, sandbox_pb2, sandbox_pb2_grpc, sbx_rpc_pb2
 
 S = sandbox_pb2
 PYTHON_DIR = Path(__file__).resolve().parents[2]
@@ -615,6 +615,46 @@ class FakeSbxd(sandbox_pb2_grpc.SandboxServiceServicer):
                 pass
 
 
+def fake_runner(runner_id: str, *, healthy: bool = True, arch: str = "amd64",
+                free_cpu: int = 4000, free_memory: int = 8 << 30) -> Any:
+    return discovery_pb2.AvailableRunner(
+        runner_id=runner_id, runner_group_id="sbx", healthy=healthy,
+        capabilities=discovery_pb2.RunnerCapabilitySummary(
+            max_cpu_millicores=8000, max_memory_bytes=16 << 30, supported_architectures=[arch],
+            supported_service_visibilities=[S.VISIBILITY_PUBLIC]),
+        resources=discovery_pb2.RunnerResourceSummary(
+            available_cpu_millicores=free_cpu, available_memory_bytes=free_memory,
+            running_sandboxes=2),
+        connected_at=_timestamp(1_700_000_000))
+
+
+class FakeDiscovery(discovery_pb2_grpc.DiscoveryServiceServicer):
+    """Like sbxd: reports its runners and ignores the request's filters."""
+
+    def __init__(self, sbxd: FakeSbxd) -> None:
+        self.sbxd = sbxd
+        self.runners = [fake_runner("fake-runner")]
+        self.page_size = 1
+
+    async def ListAvailableRunners(self, request, context):
+        async def body():
+            start = int(request.page_token or 0)
+            end = start + self.page_size
+            token = str(end) if end < len(self.runners) else ""
+            return discovery_pb2.ListAvailableRunnersResponse(
+                runners=self.runners[start:end], next_page_token=token)
+        return await self.sbxd._unary("ListAvailableRunners", request, context, body)
+
+    async def GetAvailableRunner(self, request, context):
+        def body():
+            for runner in self.runners:
+                if runner.runner_id == request.runner_id:
+                    return runner
+            raise Abort(grpc.StatusCode.NOT_FOUND, f"runner {request.runner_id} not found",
+                        reason="CWSANDBOX_RUNNER_NOT_FOUND")
+        return await self.sbxd._unary("GetAvailableRunner", request, context, body)
+
+
 class FakeServer:
     """Serves a FakeSbxd on a unix socket.
 
@@ -626,6 +666,7 @@ class FakeServer:
         self.socket_path = socket_path
         self.base_url = f"unix://{socket_path}"
         self.service = FakeSbxd()
+        self.discovery = FakeDiscovery(self.service)
         self._server: grpc.aio.Server | None = None
 
     def start(self) -> "FakeServer":
@@ -638,6 +679,7 @@ class FakeServer:
             ("grpc.max_send_message_length", 100 << 20),
         ])
         sandbox_pb2_grpc.add_SandboxServiceServicer_to_server(self.service, self._server)
+        discovery_pb2_grpc.add_DiscoveryServiceServicer_to_server(self.discovery, self._server)
         self._server.add_insecure_port(f"unix:{self.socket_path}")
         await self._server.start()
 

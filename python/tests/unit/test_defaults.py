@@ -169,9 +169,9 @@ def test_hosted_only_parameters_are_refused():
     for name, value in (
         ("runner_ids", ["r"]),
         ("placement_mode", "cks"),
-        ("volumes", [object()]),
+        ("volumes", [{"name": "v", "mount_path": "/v"}]),
         ("template_id", "t"),
-        ("image_pull_credentials", {"registry": "r"}),
+        ("image_pull_credentials", {"registry": "r", "store": "s", "name": "n"}),
     ):
         with pytest.raises(NotImplementedError, match=name):
             Sandbox(**{name: value})

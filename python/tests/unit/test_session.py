@@ -132,4 +132,4 @@ def test_close_reports_failures(fake):
 def test_function_is_not_provided(fake):
     with Session() as session:
         with pytest.raises(NotImplementedError):
-            session.function()
+            session.function()(len).remote([1])
