@@ -41,7 +41,7 @@ from ._storage import (
     PlacementSpillover,
     ScratchVolumeOptions,
 )
-from ._streams import StreamReader, StreamWriter
+from ._streams import LineReader, StreamReader, StreamWriter
 from ._types import (
     OperationRef,
     Process,
@@ -105,6 +105,7 @@ __all__ = [
     "FileSystemSnapshotStatus",
     "FileSystemSnapshotTrigger",
     "ImagePullCredentials",
+    "LineReader",
     "NetworkOptions",
     "OperationRef",
     "Process",

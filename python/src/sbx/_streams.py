@@ -9,6 +9,7 @@ crosses over with ``run_coroutine_threadsafe``.
 from __future__ import annotations
 
 import asyncio
+import collections
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Generic, Iterator, TypeVar
 
 from . import _loop
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _WAKE = object()
+
+# The longest line lines() yields whole by default; longer ones come in pieces of this length.
+DEFAULT_MAX_LINE_LENGTH = 1024 * 1024
 
 
 class StreamReader(Generic[T]):
@@ -86,6 +90,23 @@ class StreamReader(Generic[T]):
     async def __anext__(self) -> T:
         return await asyncio.wrap_future(_loop.submit(self._next()))
 
+    def lines(self, *, max_line_length: int | None = DEFAULT_MAX_LINE_LENGTH) -> "LineReader[T]":
+        """The rest of the stream line by line (``for`` or ``async for``), whatever its chunking.
+
+        Each line keeps its ``"\\n"``; a last line without one comes as it is when the stream
+        ends. A line longer than ``max_line_length`` (characters for ``str`` streams, bytes for
+        ``bytes`` ones; ``None``: no limit) comes in pieces of that length, only the last of which
+        ends with ``"\\n"``, so one endless line cannot exhaust memory. The line reader consumes
+        this reader: iterate one or the other.
+        """
+        if max_line_length is not None and (
+            isinstance(max_line_length, bool)
+            or not isinstance(max_line_length, int)
+            or max_line_length < 1
+        ):
+            raise ValueError("max_line_length must be a positive integer or None")
+        return LineReader(self, max_line_length)
+
     def close(self) -> None:
         """Ends iteration (idempotent); cancels the producer where it has one."""
         if self._closed:
@@ -104,6 +125,100 @@ class StreamReader(Generic[T]):
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+class LineReader(Generic[T]):
+    """Lines of a ``StreamReader`` of ``str`` or ``bytes`` chunks (see ``StreamReader.lines``).
+
+    An error in the stream is raised after the partial line received before it."""
+
+    def __init__(self, reader: StreamReader[T], max_line_length: int | None) -> None:
+        self._reader = reader
+        self._limit = max_line_length
+        self._parts: list[Any] = []  # the current line's text so far
+        self._size = 0
+        self._ready: collections.deque[Any] = collections.deque()
+        self._error: BaseException | None = None
+        self._ended = False
+
+    def _feed(self, chunk: Any) -> None:
+        newline = b"\n" if isinstance(chunk, (bytes, bytearray)) else "\n"
+        start = 0
+        while start < len(chunk):
+            end = chunk.find(newline, start)
+            complete = end >= 0
+            segment = chunk[start : end + 1] if complete else chunk[start:]
+            start += len(segment)
+            self._parts.append(segment)
+            self._size += len(segment)
+            self._cut(content=self._size - (1 if complete else 0))
+            if complete:
+                self._emit()
+
+    def _cut(self, content: int) -> None:
+        """Emits pieces of an overlong line, keeping its remainder (and newline) buffered."""
+        if self._limit is None or content <= self._limit:
+            return
+        text = self._parts[0][:0].join(self._parts)
+        while content > self._limit:
+            self._ready.append(text[: self._limit])
+            text = text[self._limit :]
+            content -= self._limit
+        self._parts, self._size = [text], len(text)
+
+    def _emit(self) -> None:
+        if self._parts:
+            self._ready.append(self._parts[0][:0].join(self._parts))
+        self._parts, self._size = [], 0
+
+    def _end(self, error: BaseException | None) -> None:
+        self._ended = True
+        self._error = error
+        self._emit()
+
+    def _take(self) -> T:
+        if self._ready:
+            return self._ready.popleft()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        raise StopIteration
+
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        while not self._ready and not self._ended:
+            try:
+                self._feed(next(self._reader))
+            except StopIteration:
+                self._end(None)
+            except Exception as error:  # noqa: BLE001 - re-raised after the partial line
+                self._end(error)
+        return self._take()
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        while not self._ready and not self._ended:
+            try:
+                self._feed(await self._reader.__anext__())
+            except StopAsyncIteration:
+                self._end(None)
+            except Exception as error:  # noqa: BLE001 - re-raised after the partial line
+                self._end(error)
+        try:
+            return self._take()
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        """Ends iteration and closes the underlying reader."""
+        self._ready.clear()
+        self._parts, self._size = [], 0
+        self._ended = True
+        self._reader.close()
 
 
 class _Resize:

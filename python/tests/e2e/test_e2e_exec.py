@@ -37,6 +37,24 @@ def test_streaming_output_arrives_while_running(sandbox):
     assert process.result().returncode == 0
 
 
+def test_output_line_by_line(sandbox):
+    # Written a few characters at a time, flushed, so lines span several output frames.
+    script = (
+        "import sys, time\n"
+        "for piece in ['fir', 'st\\nsec', 'ond\\n', 'no newline']:\n"
+        "    sys.stdout.write(piece); sys.stdout.flush(); time.sleep(0.05)\n"
+    )
+    process = sandbox.exec(["python", "-c", script])
+    assert list(process.stdout.lines()) == ["first\n", "second\n", "no newline"]
+    assert process.result().returncode == 0
+    # One line of 3 MiB: in pieces of the default 1 MiB limit, or whole without a limit.
+    command = ["python", "-c", "print('x' * (3 << 20))"]
+    pieces = [len(p) for p in sandbox.exec(command).stdout.lines()]
+    assert pieces == [1 << 20, 1 << 20, (1 << 20) + 1]
+    whole = list(sandbox.exec(command).stdout.lines(max_line_length=None))
+    assert whole == ["x" * (3 << 20) + "\n"]
+
+
 def test_stdin(sandbox):
     process = sandbox.exec(["cat"], stdin=True)
     process.stdin.write(b"line one\n").result()
