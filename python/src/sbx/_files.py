@@ -274,16 +274,19 @@ def _pax_record(key: str, value: bytes) -> bytes:
     return str(length).encode() + body
 
 
-def _ustar(name: bytes, size: int, mode: int, kind: bytes) -> bytes:
+def _ustar(
+    name: bytes, size: int, mode: int, kind: bytes, *, linkname: bytes = b"", mtime: int = 0
+) -> bytes:
     header = bytearray(TAR_BLOCK)
     header[0 : len(name)] = name
     header[100:108] = b"%07o\0" % mode
     header[108:116] = b"%07o\0" % 0
     header[116:124] = b"%07o\0" % 0
     header[124:136] = b"%011o\0" % size
-    header[136:148] = b"%011o\0" % 0
+    header[136:148] = b"%011o\0" % max(0, min(mtime, 8**11 - 1))
     header[148:156] = b" " * 8
     header[156:157] = kind
+    header[157 : 157 + len(linkname)] = linkname
     header[257:265] = b"ustar\x0000"
     header[148:156] = b"%06o\0 " % sum(header)
     return bytes(header)

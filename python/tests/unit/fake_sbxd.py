@@ -9,10 +9,12 @@ cancelled exec streams, killed processes.
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import posixpath
 import shlex
 import sys
+import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,8 @@ import grpc.aio
 from google.protobuf import any_pb2, timestamp_pb2
 
 from sbx import _files, _loop
-from sbx._proto import discovery_pb2, discovery_pb2_grpc, sandbox_pb2, sandbox_pb2_grpc, sbx_rpc_pb2
+from sbx._proto import (discovery_pb2, discovery_pb2_grpc, sandbox_pb2, sandbox_pb2_grpc, sbx_pb2,
+                        sbx_pb2_grpc, sbx_rpc_pb2)
 
 S = sandbox_pb2
 PYTHON_DIR = Path(__file__).resolve().parents[2]
@@ -91,6 +94,9 @@ class FakeSandbox:
     start_time: float | None = None
     end_time: float | None = None
     files: dict[str, bytes] = field(default_factory=dict)
+    modes: dict[str, int] = field(default_factory=dict)
+    dirs: set[str] = field(default_factory=set)
+    links: dict[str, str] = field(default_factory=dict)
     readonly: set[str] = field(default_factory=set)
     logs: list[tuple[float, bytes]] = field(default_factory=list)
     processes: dict[int, FakeProcess] = field(default_factory=dict)
@@ -655,6 +661,80 @@ class FakeDiscovery(discovery_pb2_grpc.DiscoveryServiceServicer):
         return await self.sbxd._unary("GetAvailableRunner", request, context, body)
 
 
+class FakeArchives(sbx_pb2_grpc.ArchiveServiceServicer):
+    """sbx.v1.ArchiveService over a fake sandbox's files. Off by default: like the hosted
+    service, the fake then has no such API (UNIMPLEMENTED). ``archive_override`` replaces what
+    GetArchive sends, to play a hostile sandbox; ``chunk_bytes`` sets its chunking."""
+
+    def __init__(self, sbxd: FakeSbxd) -> None:
+        self.sbxd = sbxd
+        self.enabled = False
+        self.archive_override: bytes | None = None
+        self.chunk_bytes = 1000
+        self.put_chunk_sizes: list[int] = []
+
+    async def _check(self, method: str, request: Any, context: Any) -> FakeSandbox | None:
+        try:
+            self.sbxd._record(method, request, context)
+            if not self.enabled:
+                raise Abort(grpc.StatusCode.UNIMPLEMENTED, f"unknown method {method}")
+            return self.sbxd._running(request.sandbox_id)
+        except Abort as error:
+            await _abort(context, error)
+            return None
+
+    async def PutArchive(self, request_iterator, context):
+        first = await context.read()
+        sb = await self._check("PutArchive", first, context)
+        data = bytearray(first.data)
+        while (msg := await context.read()) is not grpc.aio.EOF:
+            self.put_chunk_sizes.append(len(msg.data))
+            data += msg.data
+        base = posixpath.normpath(posixpath.join("/", first.path))
+        files = 0
+        with tarfile.open(fileobj=io.BytesIO(bytes(data)), mode="r:") as tar:
+            for member in tar:
+                path = posixpath.normpath(posixpath.join(base, member.name))
+                if member.isdir():
+                    sb.dirs.add(path)
+                elif member.issym():
+                    sb.links[path] = member.linkname
+                elif member.isfile():
+                    sb.files[path] = tar.extractfile(member).read()
+                    sb.modes[path] = member.mode
+                    files += 1
+        return sbx_pb2.PutArchiveResponse(files=files, bytes=len(data))
+
+    def _tar_of(self, sb: FakeSandbox, path: str) -> bytes:
+        top = posixpath.normpath(posixpath.join("/", path))
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as tar:
+            root = tarfile.TarInfo(".")
+            root.type, root.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(root)
+            below = lambda p: p.startswith(top.rstrip("/") + "/")  # noqa: E731
+            for d in sorted(x for x in sb.dirs if below(x)):
+                info = tarfile.TarInfo("./" + posixpath.relpath(d, top))
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            for f in sorted(x for x in sb.files if below(x)):
+                info = tarfile.TarInfo("./" + posixpath.relpath(f, top))
+                info.size, info.mode = len(sb.files[f]), sb.modes.get(f, 0o644)
+                tar.addfile(info, io.BytesIO(sb.files[f]))
+            for link, target in sorted((k, v) for k, v in sb.links.items() if below(k)):
+                info = tarfile.TarInfo("./" + posixpath.relpath(link, top))
+                info.type, info.linkname = tarfile.SYMTYPE, target
+                tar.addfile(info)
+        return out.getvalue()
+
+    async def GetArchive(self, request, context):
+        sb = await self._check("GetArchive", request, context)
+        path = request.path[:-2] if request.path.endswith("/.") else request.path
+        data = self.archive_override if self.archive_override is not None else self._tar_of(sb, path)
+        for i in range(0, len(data), self.chunk_bytes):
+            await context.write(sbx_pb2.ArchiveChunk(data=data[i:i + self.chunk_bytes]))
+
+
 class FakeServer:
     """Serves a FakeSbxd on a unix socket.
 
@@ -667,6 +747,7 @@ class FakeServer:
         self.base_url = f"unix://{socket_path}"
         self.service = FakeSbxd()
         self.discovery = FakeDiscovery(self.service)
+        self.archives = FakeArchives(self.service)
         self._server: grpc.aio.Server | None = None
 
     def start(self) -> "FakeServer":
@@ -680,6 +761,7 @@ class FakeServer:
         ])
         sandbox_pb2_grpc.add_SandboxServiceServicer_to_server(self.service, self._server)
         discovery_pb2_grpc.add_DiscoveryServiceServicer_to_server(self.discovery, self._server)
+        sbx_pb2_grpc.add_ArchiveServiceServicer_to_server(self.archives, self._server)
         self._server.add_insecure_port(f"unix:{self.socket_path}")
         await self._server.start()
 
