@@ -124,12 +124,15 @@ struct Sandbox {
   std::map<std::string, std::string> annotations;
   std::string cpu;               // effective limits
   std::string memory;            //
-  int max_lifetime_seconds = 0;  // effective
+  int max_lifetime_seconds = 0;  // effective, from create_time (extend it with ExtendLifetime)
   bool deny_egress = false;
   std::optional<TimePoint> create_time;
   std::optional<TimePoint> start_time;
   std::optional<TimePoint> end_time;
   std::string runner_id;
+
+  // When sbxd stops it for its lifetime (create_time + max_lifetime_seconds); none once ended.
+  std::optional<TimePoint> expire_time() const;
 };
 
 struct ListOptions {
@@ -253,6 +256,17 @@ struct SystemInfo {
   int running_sandboxes = 0;
   int64_t disk_free_bytes = 0;
   std::string cgroup_version;
+  // The daemon's effective configuration; only operators (the local socket, an operator's API
+  // key) are told it.
+  struct Config {
+    std::vector<std::string> registry_mirrors;
+    std::vector<std::string> insecure_registries;
+    std::string state_dir;
+    std::string network;
+    int default_lifetime_seconds = 0;
+    int max_lifetime_seconds = 0;
+  };
+  std::optional<Config> config;
 };
 
 // Producers for streamed uploads: call `write` with successive chunks, return Ok() at the end
@@ -329,15 +343,19 @@ class Client {
                     const std::function<bool(std::string_view)>& sink);
 
   // --- Images -----------------------------------------------------------------------------
+  // `if_missing`: an image already in the store is answered at once, without the registry.
   Result<Image> PullImage(
       const std::string& reference,
       const std::function<void(const std::vector<LayerProgress>&)>& progress = {},
-      const std::string& platform = "");
+      const std::string& platform = "", bool if_missing = false);
   Result<std::vector<Image>> ListImages();
   // Returns the bytes reclaimed.
   Result<int64_t> RemoveImage(const std::string& reference, bool force = false);
   // Loads a `docker save` archive or an OCI layout tarball; `tag` names an untagged image.
   Result<std::vector<Image>> LoadImage(const ChunkProducer& archive, const std::string& tag = "");
+
+  // Extends a running sandbox's lifetime by `by`; returns when sbxd will now stop it.
+  Result<TimePoint> ExtendLifetime(const std::string& id, std::chrono::seconds by);
 
   // --- The node ---------------------------------------------------------------------------
   Result<SystemInfo> GetInfo();

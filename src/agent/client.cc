@@ -54,6 +54,16 @@ Status AgentClient::SignalMain(int sig, int timeout_ms) {
   return Ok();
 }
 
+Status AgentClient::SetDeadline(int64_t deadline_unix_ns, int timeout_ms) {
+  int64_t deadline = MonotonicMillis() + timeout_ms;
+  SBX_ASSIGN_OR_RETURN(
+      Connection conn,
+      Open(MsgType::kSetDeadline, DeadlineRequest{deadline_unix_ns}.Encode(), timeout_ms));
+  SBX_ASSIGN_OR_RETURN(Frame frame, conn.Receive(deadline));
+  if (frame.type != MsgType::kOk) return UnexpectedFrame(frame, "set the lifetime deadline");
+  return Ok();
+}
+
 Status AgentClient::StartMain(const InitConfig& config, int timeout_ms) {
   int64_t deadline = MonotonicMillis() + timeout_ms;
   SBX_ASSIGN_OR_RETURN(Connection conn, Open(MsgType::kStartMain, config.Encode(), timeout_ms));

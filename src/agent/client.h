@@ -69,6 +69,8 @@ class AgentClient {
   Result<StatusReply> WaitMain(int64_t deadline_ms);
   Status AckExit(int timeout_ms = 5000);
   Status SignalMain(int sig, int timeout_ms = 5000);
+  // The main process's new lifetime deadline (Unix ns; 0: none).
+  Status SetDeadline(int64_t deadline_unix_ns, int timeout_ms = 5000);
   // Starts the main process of a sandbox created with InitConfig.await_start.
   Status StartMain(const InitConfig& config, int timeout_ms = 5000);
 

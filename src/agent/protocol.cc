@@ -46,6 +46,8 @@ const char* MsgTypeName(MsgType type) {
       return "logs";
     case MsgType::kStartMain:
       return "start-main";
+    case MsgType::kSetDeadline:
+      return "set-deadline";
     case MsgType::kExecStarted:
       return "exec-started";
     case MsgType::kOutput:
@@ -592,6 +594,23 @@ std::string LogsRequest::Encode() const {
   w.PutU64(1, offset);
   w.PutBool(2, follow);
   return w.Take();
+}
+
+std::string DeadlineRequest::Encode() const {
+  FieldWriter w;
+  w.PutI64(1, deadline_unix_ns);
+  return w.Take();
+}
+
+Result<DeadlineRequest> DeadlineRequest::Decode(std::string_view payload) {
+  DeadlineRequest m;
+  FieldReader r(payload);
+  while (r.Next()) {
+    if (r.tag() == 1) m.deadline_unix_ns = r.i64();
+  }
+  SBX_TRY(r.status("deadline"));
+  if (m.deadline_unix_ns < 0) return Error::InvalidArgument("deadline: negative");
+  return m;
 }
 
 Result<LogsRequest> LogsRequest::Decode(std::string_view payload) {

@@ -60,6 +60,7 @@ enum class MsgType : uint8_t {
   kSignalMain = 23,
   kLogs = 24,
   kStartMain = 25,
+  kSetDeadline = 26,
   // init -> host
   kExecStarted = 64,
   kOutput = 65,
@@ -252,6 +253,14 @@ struct StatusReply {
   std::string Encode() const;
   static Result<StatusReply> Decode(std::string_view payload);
   bool operator==(const StatusReply&) const = default;
+};
+
+// A new lifetime deadline for the main process (its sandbox's lifetime was extended).
+struct DeadlineRequest {
+  int64_t deadline_unix_ns = 0;  // 0: none
+  std::string Encode() const;
+  static Result<DeadlineRequest> Decode(std::string_view payload);
+  bool operator==(const DeadlineRequest&) const = default;
 };
 
 struct LogsRequest {

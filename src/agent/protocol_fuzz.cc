@@ -14,7 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   // JUSTIFICATION: fuzzer input is raw bytes.
   std::string_view payload(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (data[0] % 16) {
+  switch (data[0] % 17) {
     case 0:
       (void)ExecStart::Decode(payload);
       break;
@@ -59,6 +59,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case 15:
       (void)LinkTarget::Decode(payload);
+      break;
+    case 16:
+      (void)DeadlineRequest::Decode(payload);
       break;
     default: {
       FrameBuffer buffer;

@@ -209,6 +209,8 @@ TEST(ProtocolTest, EveryFieldOfEveryMessageRoundTrips) {
   ExpectRoundTrip(Resize{50, 132});
   static_assert(FieldCount<SignalRequest>() == 1);
   ExpectRoundTrip(SignalRequest{15});
+  static_assert(FieldCount<DeadlineRequest>() == 1);
+  ExpectRoundTrip(DeadlineRequest{1796677445000000000});
   static_assert(FieldCount<ExecStarted>() == 1);
   ExpectRoundTrip(ExecStarted{4242});
   static_assert(FieldCount<Output>() == 2);

@@ -1,6 +1,7 @@
 #include "src/base/strings.h"
 
 #include <sys/random.h>
+#include <time.h>
 
 #include <algorithm>
 #include <charconv>
@@ -184,6 +185,31 @@ std::string FormatBytes(uint64_t bytes) {
     snprintf(buf, sizeof buf, "%.1f %s", value, kUnits[unit]);
   }
   return buf;
+}
+
+std::string FormatUtc(int64_t unix_ns, int fraction_digits) {
+  int64_t secs = unix_ns / 1000000000;
+  int64_t nanos = unix_ns % 1000000000;
+  if (nanos < 0) {
+    nanos += 1000000000;
+    --secs;
+  }
+  time_t t = static_cast<time_t>(secs);
+  tm utc{};
+  gmtime_r(&t, &utc);
+  char buf[64];
+  int n = snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", utc.tm_year + 1900,
+                   utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec);
+  std::string out(buf, static_cast<size_t>(n));
+  if (fraction_digits > 0) {
+    fraction_digits = std::min(fraction_digits, 9);
+    char fraction[16];
+    snprintf(fraction, sizeof fraction, "%09lld", static_cast<long long>(nanos));
+    out += '.';
+    out.append(fraction, static_cast<size_t>(fraction_digits));
+  }
+  out += 'Z';
+  return out;
 }
 
 }  // namespace sbx

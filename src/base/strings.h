@@ -38,4 +38,8 @@ std::string RandomHex(size_t bytes = 16);
 // Human-readable size: "1.5 KiB".
 std::string FormatBytes(uint64_t bytes);
 
+// A wall-clock time (Unix nanoseconds) in UTC, RFC 3339: "2026-12-07T21:04:05Z", or with
+// `fraction_digits` (1-9) of the second: "2026-12-07T21:04:05.123456789Z".
+std::string FormatUtc(int64_t unix_ns, int fraction_digits = 0);
+
 }  // namespace sbx

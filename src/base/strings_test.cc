@@ -62,5 +62,13 @@ TEST(StringsTest, FormatBytes) {
   EXPECT_EQ(FormatBytes(1536), "1.5 KiB");
 }
 
+TEST(StringsTest, FormatUtc) {
+  const int64_t t = 1796677445LL * 1000000000 + 123456789;  // 2026-12-07T21:04:05.123456789Z
+  EXPECT_EQ(FormatUtc(t), "2026-12-07T21:04:05Z");
+  EXPECT_EQ(FormatUtc(t, 3), "2026-12-07T21:04:05.123Z");
+  EXPECT_EQ(FormatUtc(t, 9), "2026-12-07T21:04:05.123456789Z");
+  EXPECT_EQ(FormatUtc(0), "1970-01-01T00:00:00Z");
+}
+
 }  // namespace
 }  // namespace sbx

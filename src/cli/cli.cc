@@ -113,6 +113,7 @@ int Main(int argc, char** argv) {
   AddLogsCommand(app, ctx);
   AddStopCommand(app, ctx);
   AddRmCommand(app, ctx);
+  AddExtendCommand(app, ctx);
   AddPurgeCommand(app, ctx);
   AddCpCommand(app, ctx);
   AddImagesCommand(app, ctx);

@@ -110,6 +110,7 @@ _sbx() {
     exec|sh|get|inspect|logs)
       if ((npos == 0)); then COMPREPLY=($(compgen -W "$(_sbx_ids)" -- "$cur")); else COMPREPLY=($(compgen -c -- "$cur")); fi ;;
     stop|rm|delete) COMPREPLY=($(compgen -W "$(_sbx_ids)" -- "$cur")) ;;
+    extend) if ((npos == 0)); then COMPREPLY=($(compgen -W "$(_sbx_ids)" -- "$cur")); fi ;;
     run)
       if ((npos == 0)); then COMPREPLY=($(compgen -W "$(_sbx_images)" -- "$cur")); else COMPREPLY=($(compgen -c -- "$cur")); fi ;;
     cp)

@@ -223,16 +223,29 @@ void AddDoctorCommand(CLI::App& app, Context& ctx) {
   cmd->callback([&ctx, flags] {
     std::vector<Finding> findings;
     std::vector<std::string> notes;
-    Settings settings;
-    ReadConfig(flags->config, &settings, &notes);
-    if (!flags->registries.empty()) settings.registries = flags->registries;
-    if (settings.registries.empty()) settings.registries.push_back("https://registry-1.docker.io");
-    if (!flags->state_dir.empty()) settings.state_dir = flags->state_dir;
-
     std::optional<SystemInfo> info;
     Client* client = ctx.client();
     if (client == nullptr) return;
     auto answered = client->GetInfo();
+    // The running daemon's own configuration counts; its file only when it cannot say.
+    Settings settings;
+    if (answered && answered->config) {
+      settings.registries = answered->config->registry_mirrors;
+      settings.state_dir = answered->config->state_dir;
+      if (answered->config->registry_mirrors.empty()) {
+        notes.push_back("sbxd has no registry mirror: images come from docker.io itself");
+      } else {
+        notes.push_back("registries checked are sbxd's own mirrors (" +
+                        Join(answered->config->registry_mirrors, ", ") + "), then docker.io");
+      }
+    } else {
+      ReadConfig(flags->config, &settings, &notes);
+      if (answered) notes.push_back("sbxd did not say its configuration (not an operator)");
+    }
+    if (!flags->registries.empty()) settings.registries = flags->registries;
+    if (settings.registries.empty()) settings.registries.push_back("https://registry-1.docker.io");
+    if (!flags->state_dir.empty()) settings.state_dir = flags->state_dir;
+
     if (answered) {
       info = *answered;
       findings.push_back({"daemon", Verdict::kOk,

@@ -44,6 +44,9 @@ void Print(const Sandbox& s) {
   if (s.max_lifetime_seconds > 0) {
     add("Lifetime", FormatDuration(std::chrono::seconds(s.max_lifetime_seconds)));
   }
+  if (auto expiry = s.expire_time()) {
+    add("Expires", FormatTime(*expiry) + " (" + FormatExpiry(*expiry, now) + ")");
+  }
   auto time = [&](const std::optional<TimePoint>& t) {
     return t ? FormatTime(*t) + " (" + FormatAge(*t, now) + ")" : std::string();
   };

@@ -10,87 +10,11 @@
 #include "src/base/unique_fd.h"
 #include "src/cli/commands.h"
 #include "src/cli/format.h"
+#include "src/cli/pull_progress.h"
 
 namespace sbx::cli {
 
 namespace {
-
-std::string Bar(int64_t done, int64_t total, size_t width) {
-  size_t filled = total > 0 ? static_cast<size_t>(static_cast<double>(std::min(done, total)) /
-                                                  static_cast<double>(total) * width)
-                            : 0;
-  return "[" + std::string(filled, '=') + (filled < width ? ">" : "") +
-         std::string(width - std::min(width, filled + 1), ' ') + "]";
-}
-
-// Draws the layers of a pull. On a terminal: one line per layer with a bar, redrawn in place;
-// otherwise a plain line each time a layer changes phase.
-class PullProgress {
- public:
-  explicit PullProgress(bool terminal) : terminal_(terminal) {}
-
-  void Update(const std::vector<LayerProgress>& layers) {
-    for (const auto& l : layers) {
-      auto it = std::find_if(layers_.begin(), layers_.end(),
-                             [&](const LayerProgress& x) { return x.digest == l.digest; });
-      if (it == layers_.end()) {
-        layers_.push_back(l);
-        if (!terminal_) Plain(l);
-        continue;
-      }
-      if (!terminal_ && it->phase != l.phase) Plain(l);
-      *it = l;
-    }
-    if (!terminal_) return;
-    auto now = std::chrono::steady_clock::now();
-    bool all_done = std::all_of(layers_.begin(), layers_.end(), [](const LayerProgress& l) {
-      return l.phase == "done" || l.phase == "cached";
-    });
-    if (!all_done && now - last_draw_ < std::chrono::milliseconds(100)) return;
-    last_draw_ = now;
-    Draw();
-  }
-
-  void Finish() {
-    if (terminal_ && !layers_.empty()) Draw();
-  }
-
- private:
-  static std::string Line(const LayerProgress& l) {
-    std::string line = ShortDigest(l.digest) + "  " + l.phase;
-    line += std::string(line.size() < 34 ? 34 - line.size() : 1, ' ');
-    if (l.phase == "downloading" || l.phase == "verifying" || l.phase == "unpacking") {
-      line += Bar(l.done_bytes, l.total_bytes, 30) + " ";
-    }
-    if (l.total_bytes > 0) {
-      line += FormatBytes(static_cast<uint64_t>(std::min(l.done_bytes, l.total_bytes))) + " / " +
-              FormatBytes(static_cast<uint64_t>(l.total_bytes));
-    }
-    return line;
-  }
-
-  void Plain(const LayerProgress& l) {
-    printf("%s: %s", ShortDigest(l.digest).c_str(), l.phase.c_str());
-    if (l.total_bytes > 0)
-      printf(" (%s)", FormatBytes(static_cast<uint64_t>(l.total_bytes)).c_str());
-    printf("\n");
-    fflush(stdout);
-  }
-
-  void Draw() {
-    std::string out;
-    if (drawn_ > 0) out += "\x1b[" + std::to_string(drawn_) + "A";  // back to the first line
-    for (const auto& l : layers_) out += "\r\x1b[2K" + Line(l) + "\n";
-    drawn_ = layers_.size();
-    fputs(out.c_str(), stdout);
-    fflush(stdout);
-  }
-
-  bool terminal_;
-  std::vector<LayerProgress> layers_;
-  size_t drawn_ = 0;
-  std::chrono::steady_clock::time_point last_draw_{};
-};
 
 void AddPull(CLI::App& images, Context& ctx) {
   struct Flags {
@@ -112,7 +36,7 @@ void AddPull(CLI::App& images, Context& ctx) {
   cmd->callback([&ctx, flags] {
     Client* client = ctx.client();
     if (client == nullptr) return;
-    PullProgress progress(ctx.stdout_tty);
+    PullProgress progress(stdout, ctx.stdout_tty);
     auto image = client->PullImage(
         flags->reference,
         [&](const std::vector<LayerProgress>& layers) {

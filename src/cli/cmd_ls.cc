@@ -56,10 +56,12 @@ int Ls(Context& ctx, const LsFlags& f) {
   }
   auto now = std::chrono::system_clock::now();
   std::vector<std::vector<std::string>> rows = {
-      {"SANDBOX ID", "STATUS", "IMAGE", "CREATED", "TAGS"}};
+      {"SANDBOX ID", "STATUS", "IMAGE", "CREATED", "EXPIRES", "TAGS"}};
   for (const auto& s : *listed) {
+    auto expiry = s.expire_time();
     rows.push_back({s.id, StatusCell(s), s.image.empty() ? "-" : s.image,
                     s.create_time ? FormatAge(*s.create_time, now) : "-",
+                    expiry ? FormatExpiry(*expiry, now) : "-",
                     s.tags.empty() ? "-" : Join(s.tags, ",")});
   }
   fputs(Table(rows).c_str(), stdout);
@@ -74,7 +76,7 @@ void AddLsCommand(CLI::App& app, Context& ctx) {
   cmd->footer(
       "Those not ended; with --all also the ended ones sbxd still remembers (24 hours by\n"
       "default). Columns: SANDBOX ID, STATUS (with the exit code once ended), IMAGE, CREATED,\n"
-      "TAGS.");
+      "EXPIRES (when sbxd stops it for its lifetime; 'sbx extend' adds time), TAGS.");
   cmd->alias("list");
   cmd->add_flag("-a,--all", flags->all, "include ended sandboxes");
   cmd->add_option("-t,--tag", flags->tags, "only sandboxes with this tag (repeatable: all of them)")

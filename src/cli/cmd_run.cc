@@ -16,6 +16,7 @@
 #include "src/cli/attach.h"
 #include "src/cli/commands.h"
 #include "src/cli/format.h"
+#include "src/cli/pull_progress.h"
 #include "src/cli/terminal.h"
 
 namespace sbx::cli {
@@ -113,6 +114,29 @@ Result<SandboxSpec> BuildSpec(const RunFlags& f, const std::vector<std::string>&
 }
 
 // Creates the sandbox and waits for it to run; reports and returns nullopt when it does not.
+// An image not yet on the node is pulled first, its progress on stderr: the create would
+// otherwise wait through the whole pull without a word. Nothing shows for an image already there.
+bool PullIfMissing(Context& ctx, Client& client, const std::string& image, bool quiet) {
+  if (image.empty()) return true;
+  PullProgress progress(stderr, ctx.stderr_tty);
+  bool announced = false;
+  auto pulled = client.PullImage(
+      image,
+      [&](const std::vector<LayerProgress>& layers) {
+        if (quiet) return;
+        if (!announced) fprintf(stderr, "sbx: pulling %s\n", image.c_str());
+        announced = true;
+        progress.Update(layers);
+      },
+      "", /*if_missing=*/true);
+  if (!quiet) progress.Finish();
+  if (pulled) return true;
+  // Only operators may pull: for everyone else the create pulls, without progress.
+  if (pulled.error().code() == Code::kPermissionDenied) return true;
+  ctx.Report(pulled.error(), kExitSbxFailed);
+  return false;
+}
+
 std::optional<Sandbox> Start(Context& ctx, Client& client, const SandboxSpec& spec) {
   auto created = client.Create(spec, false);
   if (!created) {
@@ -211,11 +235,17 @@ int Run(Context& ctx, const RunFlags& f) {
   if (!spec) return ctx.Report(spec.error(), kExitUsage);
   Client* client = ctx.client();
   if (client == nullptr) return ctx.exit_code = kExitSbxFailed;
+  if (!PullIfMissing(ctx, *client, spec->image, f.quiet)) return ctx.exit_code;
   auto started = Start(ctx, *client, *spec);
   if (!started) return ctx.exit_code;
   const Sandbox& sandbox = *started;
   if (f.detach) {
     printf("%s\n", sandbox.id.c_str());
+    if (auto expiry = sandbox.expire_time(); expiry && !f.quiet) {
+      fprintf(stderr, "sbx: sandbox %s expires at %s (%s); 'sbx extend %s DURATION' adds time\n",
+              sandbox.id.c_str(), FormatTime(*expiry).c_str(),
+              FormatExpiry(*expiry, std::chrono::system_clock::now()).c_str(), sandbox.id.c_str());
+    }
     return ctx.exit_code = kExitOk;
   }
   if (!attach) return Foreground(ctx, *client, sandbox, f.remove);

@@ -18,6 +18,7 @@ void AddGetCommand(CLI::App& app, Context& ctx);
 void AddLogsCommand(CLI::App& app, Context& ctx);
 void AddStopCommand(CLI::App& app, Context& ctx);
 void AddRmCommand(CLI::App& app, Context& ctx);
+void AddExtendCommand(CLI::App& app, Context& ctx);
 void AddPurgeCommand(CLI::App& app, Context& ctx);
 void AddCpCommand(CLI::App& app, Context& ctx);
 void AddImagesCommand(CLI::App& app, Context& ctx);

@@ -20,7 +20,8 @@ std::string Hint(const Error& error) {
     return "it has ended; `sbx logs` shows its output, `sbx run` starts a new one";
   }
   if (reason == "CWSANDBOX_UNAUTHENTICATED") return "set SBX_API_KEY to a key sbxd knows";
-  if (reason == "IMAGE_PULL_FAILED" || reason == "CWSANDBOX_IMAGE_NOT_FOUND") {
+  if (reason == "IMAGE_PULL_FAILED" || reason == "CWSANDBOX_IMAGE_NOT_FOUND" ||
+      reason == "SBX_IMAGE_NOT_FOUND") {
     return "check the image name; `sbx doctor` checks that the registry is reachable";
   }
   return "";

@@ -223,6 +223,12 @@ std::string FormatAge(TimePoint time, TimePoint now) {
   return plural(secs / 86400, "day");
 }
 
+std::string FormatExpiry(TimePoint expiry, TimePoint now) {
+  auto left = std::chrono::duration_cast<std::chrono::seconds>(expiry - now);
+  if (left.count() <= 0) return "due";
+  return "in " + FormatDuration(left);
+}
+
 std::string FormatDuration(std::chrono::seconds length) {
   int64_t s = length.count();
   if (s < 60) return std::to_string(s) + "s";
@@ -277,6 +283,7 @@ nlohmann::ordered_json ToJson(const Sandbox& s) {
   j["cpu"] = s.cpu;
   j["memory"] = s.memory;
   j["max_lifetime_seconds"] = s.max_lifetime_seconds;
+  if (auto expiry = s.expire_time()) j["expire_time"] = FormatTime(*expiry);
   j["network"] = s.deny_egress ? "none" : "default";
   auto time = [](const std::optional<TimePoint>& t) {
     return t ? nlohmann::ordered_json(FormatTime(*t)) : nlohmann::ordered_json(nullptr);

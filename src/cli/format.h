@@ -37,7 +37,9 @@ std::optional<std::pair<std::string, std::string>> SplitSandboxPath(std::string_
 std::string FormatTime(TimePoint time);                   // RFC 3339, UTC, seconds
 std::string FormatAge(TimePoint time, TimePoint now);     // "3 minutes ago"
 std::string FormatDuration(std::chrono::seconds length);  // "1h 3m", "42s"
-std::string ShortDigest(const std::string& digest);       // "sha256:0123456789ab"
+// "in 11h 59m", or "due" once the time has passed.
+std::string FormatExpiry(TimePoint expiry, TimePoint now);
+std::string ShortDigest(const std::string& digest);  // "sha256:0123456789ab"
 
 // Rows printed as aligned columns (two spaces apart), the first row being the header.
 std::string Table(const std::vector<std::vector<std::string>>& rows);

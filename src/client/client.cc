@@ -44,6 +44,7 @@ Result<Client> Client::Connect(ClientOptions options) {
   impl->sandboxes = cw::SandboxService::NewStub(impl->channel);
   impl->images = pb::ImageService::NewStub(impl->channel);
   impl->system = pb::SystemService::NewStub(impl->channel);
+  impl->lifetime = pb::LifetimeService::NewStub(impl->channel);
   impl->archives = pb::ArchiveService::NewStub(impl->channel);
   return Client(std::move(impl));
 }
@@ -427,10 +428,11 @@ Status Client::GetArchive(const std::string& id, const std::string& path, const 
 Result<Image> Client::PullImage(
     const std::string& reference,
     const std::function<void(const std::vector<LayerProgress>&)>& progress,
-    const std::string& platform) {
+    const std::string& platform, bool if_missing) {
   pb::PullImageRequest request;
   request.set_reference(reference);
   request.set_platform(platform);
+  request.set_if_missing(if_missing);
   grpc::ClientContext context;
   impl_->Prepare(&context, false);
   auto reader = impl_->images->PullImage(&context, request);
@@ -509,6 +511,24 @@ Result<std::vector<Image>> Client::LoadImage(const ChunkProducer& archive, const
   return out;
 }
 
+std::optional<TimePoint> Sandbox::expire_time() const {
+  if (!create_time || max_lifetime_seconds <= 0 || IsTerminal(state)) return std::nullopt;
+  return *create_time + std::chrono::seconds(max_lifetime_seconds);
+}
+
+Result<TimePoint> Client::ExtendLifetime(const std::string& id, std::chrono::seconds by) {
+  if (by.count() <= 0 || by.count() > INT32_MAX) {
+    return Error::InvalidArgument("the extension must be a positive number of seconds");
+  }
+  pb::ExtendLifetimeRequest request;
+  request.set_sandbox_id(id);
+  request.set_seconds(static_cast<int32_t>(by.count()));
+  SBX_ASSIGN_OR_RETURN(
+      pb::ExtendLifetimeResponse response,
+      impl_->Call(impl_->lifetime.get(), &pb::LifetimeService::Stub::ExtendLifetime, request));
+  return *client::FromTimestamp(response.expire_time(), true);
+}
+
 Result<SystemInfo> Client::GetInfo() {
   SBX_ASSIGN_OR_RETURN(
       pb::GetInfoResponse response,
@@ -524,6 +544,18 @@ Result<SystemInfo> Client::GetInfo() {
   out.running_sandboxes = response.running_sandboxes();
   out.disk_free_bytes = response.disk_free_bytes();
   out.cgroup_version = response.cgroup_version();
+  if (response.config().present()) {
+    const auto& c = response.config();
+    SystemInfo::Config config;
+    config.registry_mirrors.assign(c.registry_mirrors().begin(), c.registry_mirrors().end());
+    config.insecure_registries.assign(c.insecure_registries().begin(),
+                                      c.insecure_registries().end());
+    config.state_dir = c.state_dir();
+    config.network = c.network();
+    config.default_lifetime_seconds = c.default_lifetime_seconds();
+    config.max_lifetime_seconds = c.max_lifetime_seconds();
+    out.config = std::move(config);
+  }
   return out;
 }
 

@@ -14,6 +14,7 @@
 #include "src/daemon/services/call_scope.h"
 #include "src/daemon/services/discovery_service.h"
 #include "src/daemon/services/image_service.h"
+#include "src/daemon/services/lifetime_service.h"
 #include "src/daemon/services/sandbox_service.h"
 #include "src/daemon/services/system_service.h"
 #include "src/sys/fs.h"
@@ -34,7 +35,8 @@ struct ServiceSet {
         discovery(deps.manager, &auth),
         system(deps.manager, &auth, deps.cgroup_version),
         images(deps.images, &auth, deps.manager),
-        archive(deps.manager, &auth) {}
+        archive(deps.manager, &auth),
+        lifetime(deps.manager, &auth) {}
 
   void RegisterOn(grpc::ServerBuilder& builder) {
     builder.RegisterService(&sandbox);
@@ -42,6 +44,7 @@ struct ServiceSet {
     builder.RegisterService(&system);
     builder.RegisterService(&images);
     builder.RegisterService(&archive);
+    builder.RegisterService(&lifetime);
   }
 
   Authenticator auth;
@@ -50,6 +53,7 @@ struct ServiceSet {
   SystemService system;
   ImageService images;
   ArchiveService archive;
+  LifetimeService lifetime;
 };
 
 using FromFd = grpc::ServerBuilder::experimental_type::ExternalConnectionType;

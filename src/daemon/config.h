@@ -63,7 +63,7 @@ struct Config {
   // What a sandbox reserves of `capacity_disk` (layers are sparse: most use far less than their
   // size).
   std::string default_disk_request = "1Gi";
-  int default_lifetime_seconds = 600;
+  int default_lifetime_seconds = 43200;  // the Python SDK's too: one default for every client
   int max_lifetime_seconds = 30 * 24 * 3600;
   std::string capacity_cpu = "auto";     // Kubernetes quantity, or "auto" (all CPUs)
   std::string capacity_memory = "auto";  // or "auto" (90% of RAM)

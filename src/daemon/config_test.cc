@@ -9,7 +9,7 @@ TEST(ConfigTest, DefaultsWhenEmpty) {
   auto c = Config::FromJson("{}");
   ASSERT_TRUE(c) << c.error().ToString();
   EXPECT_EQ(c->listen_unix, "/run/sbx/sbxd.sock");
-  EXPECT_EQ(c->default_lifetime_seconds, 600);
+  EXPECT_EQ(c->default_lifetime_seconds, 43200);
   EXPECT_EQ(c->max_lifetime_seconds, 30 * 24 * 3600);
   EXPECT_EQ(c->default_image, "python:3.11");
   EXPECT_EQ(c->retention_seconds, 86400);

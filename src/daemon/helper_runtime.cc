@@ -198,6 +198,11 @@ Status HelperRuntime::SignalMain(const RuntimeSandbox& sandbox, int signal) {
       .SignalMain(signal, kConnectTimeoutMs);
 }
 
+Status HelperRuntime::SetDeadline(const RuntimeSandbox& sandbox, int64_t deadline_unix_ns) {
+  return agent::AgentClient(sandbox.socket_path, kConnectTimeoutMs)
+      .SetDeadline(deadline_unix_ns, kConnectTimeoutMs);
+}
+
 Result<agent::StatusReply> HelperRuntime::WaitMain(const RuntimeSandbox& sandbox,
                                                    int64_t deadline_ms) {
   return agent::AgentClient(sandbox.socket_path, kConnectTimeoutMs).WaitMain(deadline_ms);

@@ -53,6 +53,7 @@ class HelperRuntime : public RuntimeProvider {
   Status StartMain(const RuntimeSandbox& sandbox, const agent::InitConfig& main) override;
   Result<agent::StatusReply> MainStatus(const RuntimeSandbox& sandbox) override;
   Status SignalMain(const RuntimeSandbox& sandbox, int signal) override;
+  Status SetDeadline(const RuntimeSandbox& sandbox, int64_t deadline_unix_ns) override;
   Result<agent::StatusReply> WaitMain(const RuntimeSandbox& sandbox, int64_t deadline_ms) override;
   Status AckExit(const RuntimeSandbox& sandbox) override;
   Result<SavedLogs> ReadLogs(const RuntimeSandbox& sandbox) override;

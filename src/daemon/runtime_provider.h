@@ -72,6 +72,8 @@ class RuntimeProvider {
   virtual Status StartMain(const RuntimeSandbox& sandbox, const agent::InitConfig& main) = 0;
   virtual Result<agent::StatusReply> MainStatus(const RuntimeSandbox& sandbox) = 0;
   virtual Status SignalMain(const RuntimeSandbox& sandbox, int signal) = 0;
+  // A new lifetime deadline (Unix ns) for sbx-init to enforce while sbxd is away.
+  virtual Status SetDeadline(const RuntimeSandbox& sandbox, int64_t deadline_unix_ns) = 0;
   // Waits until the main process exits or the deadline (monotonic ms) passes.
   virtual Result<agent::StatusReply> WaitMain(const RuntimeSandbox& sandbox,
                                               int64_t deadline_ms) = 0;

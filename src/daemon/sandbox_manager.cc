@@ -326,10 +326,26 @@ void SandboxManager::Watch(const std::string& id, const RuntimeSandbox& sandbox)
 // Ending
 
 Result<SandboxRecord> SandboxManager::Stop(const std::string& tenant, const std::string& id,
-                                           int grace_seconds) {
+                                           int grace_seconds, const std::string& request_id) {
   std::unique_lock lock(mu_);
   auto it = entries_.find(id);
   if (it == entries_.end() || it->second.record.tenant != tenant) return SandboxNotFound(id);
+  SandboxRecord& r = it->second.record;
+  if (r.deleted_ns != 0) {
+    if (!request_id.empty() && request_id == r.delete_request_id) return r;
+    return Error::NotFound("sandbox " + Quote(id) + " was already deleted, at " +
+                           FormatUtc(r.deleted_ns))
+        .WithReason("CWSANDBOX_SANDBOX_NOT_FOUND")
+        .WithMetadata("sandbox_id", id);
+  }
+  r.deleted_ns = WallNanos();
+  r.delete_request_id = request_id;
+  // A sandbox that ended, or is already ending, is not stopped again: the deletion is recorded
+  // here. Otherwise the stop records it with its own state change.
+  if (IsTerminal(r.state) || !r.stop_reason.empty() || r.state == State::kTerminating) {
+    (void)Persist(r);
+    return r;
+  }
   return StopLocked(lock, id, grace_seconds, "USER_STOPPED");
 }
 
@@ -363,6 +379,48 @@ Result<SandboxRecord> SandboxManager::StopLocked(std::unique_lock<std::mutex>& l
     default:
       return r;
   }
+}
+
+Result<SandboxRecord> SandboxManager::ExtendLifetime(const std::string& tenant,
+                                                     const std::string& id, int seconds) {
+  // One extension at a time: each reads the lifetime the previous one left.
+  std::lock_guard extending(extend_mu_);
+  std::unique_lock lock(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end() || it->second.record.tenant != tenant) return SandboxNotFound(id);
+  SandboxRecord r = it->second.record;
+  if (r.state != State::kRunning || !r.stop_reason.empty() || it->second.finalizing) {
+    std::string state(StateName(r.state));
+    if (r.state == State::kRunning) state = "ending";
+    return Error::FailedPrecondition("sandbox " + Quote(id) + " is " + state +
+                                     "; only a running sandbox's lifetime can be extended")
+        .WithReason("CWSANDBOX_SANDBOX_NOT_RUNNING")
+        .WithMetadata("sandbox_id", id);
+  }
+  int64_t lifetime = static_cast<int64_t>(r.lifetime_seconds) + seconds;
+  if (lifetime > config_.max_lifetime_seconds) {
+    return Error::InvalidArgument(
+               "seconds: a lifetime of " + std::to_string(lifetime) +
+               "s would exceed this node's " + "max_lifetime_seconds (" +
+               std::to_string(config_.max_lifetime_seconds) + "s); at most " +
+               std::to_string(config_.max_lifetime_seconds - r.lifetime_seconds) + "s more")
+        .WithMetadata("field", "seconds");
+  }
+  int64_t deadline_ns = r.create_ns + lifetime * 1000000000;
+  lock.unlock();
+  // sbx-init first: it must not end the sandbox at the old deadline while sbxd is away.
+  SBX_TRY(runtime_->SetDeadline(SandboxOf(r), deadline_ns));
+  lock.lock();
+  it = entries_.find(id);
+  if (it == entries_.end()) return SandboxNotFound(id);
+  SandboxRecord& current = it->second.record;
+  current.lifetime_seconds = static_cast<int>(lifetime);
+  current.deadline_ns = deadline_ns;
+  SBX_TRY(Persist(current));
+  if (!IsTerminal(current.state)) watcher_.SetLifetime(id, deadline_ns);
+  SBX_LOG_INFO("sandbox id={} lifetime extended to {}s", id, lifetime);
+  changed_.notify_all();
+  return current;
 }
 
 void SandboxManager::StopJob(const std::string& id) {
@@ -524,7 +582,8 @@ void SandboxManager::EventLoop() {
           }
           break;
         case WatchEvent::Kind::kLifetimeReached:
-          if (!IsTerminal(r.state)) {
+          // An event of a deadline that an extension moved since is stale.
+          if (!IsTerminal(r.state) && WallNanos() >= r.deadline_ns) {
             SBX_LOG_INFO("sandbox id={} reached its lifetime", event.id);
             (void)StopLocked(lock, event.id, kLifetimeStopGraceSeconds, "LIFETIME_EXCEEDED");
           }

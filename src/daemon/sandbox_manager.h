@@ -85,7 +85,15 @@ class SandboxManager {
   Result<SandboxRecord> Create(const std::string& tenant, CreateRequest request);
   Result<SandboxRecord> Get(const std::string& tenant, const std::string& id);
   Result<ListResult> List(const std::string& tenant, const ListFilter& filter);
-  Result<SandboxRecord> Stop(const std::string& tenant, const std::string& id, int grace_seconds);
+  // Deletes the sandbox: stops it (gracefully for `grace_seconds`) and removes its files. Its
+  // record stays for the retention period. Deleting it again is NOT_FOUND ("already deleted"),
+  // unless `request_id` is the first delete's.
+  Result<SandboxRecord> Stop(const std::string& tenant, const std::string& id, int grace_seconds,
+                             const std::string& request_id = "");
+  // Extends a running sandbox's lifetime by `seconds` (> 0), up to the node's
+  // max_lifetime_seconds in all; sbx-init's own deadline moves with it.
+  Result<SandboxRecord> ExtendLifetime(const std::string& tenant, const std::string& id,
+                                       int seconds);
   Result<PurgeResult> Purge(const std::string& tenant, const std::vector<std::string>& tags,
                             bool purge_all, bool dry_run);
 
@@ -163,6 +171,7 @@ class SandboxManager {
   Metrics* metrics_;
 
   std::mutex mu_;
+  std::mutex extend_mu_;  // taken before mu_, by ExtendLifetime only
   std::condition_variable changed_;
   std::map<std::string, Entry> entries_;
   std::map<std::string, CreateRequest> pending_requests_;  // by id, until its create job runs

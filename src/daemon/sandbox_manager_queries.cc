@@ -41,7 +41,9 @@ Result<PurgeResult> SandboxManager::Purge(const std::string& tenant,
   std::vector<std::string> ids;
   while (true) {
     SBX_ASSIGN_OR_RETURN(ListResult page, List(tenant, filter));
-    for (const auto& r : page.sandboxes) ids.push_back(r.id);
+    for (const auto& r : page.sandboxes) {
+      if (r.deleted_ns == 0) ids.push_back(r.id);
+    }
     if (page.next_page_token.empty()) break;
     filter.page_token = page.next_page_token;
   }

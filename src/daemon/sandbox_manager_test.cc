@@ -93,6 +93,7 @@ struct FakeSandbox {
   UniqueFd watch_peer;  // closing it is sbx-init answering WaitMain
   bool alive = true;
   bool acked = false;
+  int64_t deadline_unix_ns = -1;  // as last set by SetDeadline
 };
 
 class FakeRuntime : public RuntimeProvider {
@@ -161,6 +162,13 @@ class FakeRuntime : public RuntimeProvider {
     FakeSandbox* s = Find(sandbox.id);
     if (!s || !s->alive) return Error::Unavailable("connect: connection refused");
     if (!ignores_sigterm) EndMain(*s, {.exit_code = -1, .signal = signal, .signaled = true});
+    return Ok();
+  }
+  Status SetDeadline(const RuntimeSandbox& sandbox, int64_t deadline_unix_ns) override {
+    std::lock_guard lock(mu_);
+    FakeSandbox* s = Find(sandbox.id);
+    if (!s || !s->alive) return Error::Unavailable("connect: connection refused");
+    s->deadline_unix_ns = deadline_unix_ns;
     return Ok();
   }
   Result<agent::StatusReply> WaitMain(const RuntimeSandbox& sandbox, int64_t) override {

@@ -138,6 +138,8 @@ std::string SandboxRecord::ToJson() const {
             {"address", address},
             {"grace_seconds", grace_seconds},
             {"stop_reason", stop_reason},
+            {"deleted_ns", deleted_ns},
+            {"delete_request_id", delete_request_id},
             {"request_fingerprint", request_fingerprint}};
   if (exit_code) j["exit_code"] = *exit_code;
   if (ending) {
@@ -213,6 +215,8 @@ Result<SandboxRecord> SandboxRecord::FromJson(const std::string& text) {
     r.address = j.value("address", "");
     r.grace_seconds = j.value("grace_seconds", 10);
     r.stop_reason = j.value("stop_reason", "");
+    r.deleted_ns = j.value("deleted_ns", int64_t{0});
+    r.delete_request_id = j.value("delete_request_id", "");
     r.request_fingerprint = j.value("request_fingerprint", "");
     if (j.contains("ending")) {
       const json& e = j["ending"];

@@ -116,6 +116,10 @@ struct SandboxRecord {
   std::string address;      // its IPv4 address, when it has a network
   int grace_seconds = 10;   // of a pending stop
   std::string stop_reason;  // why a stop was asked: USER_STOPPED or LIFETIME_EXCEEDED
+  // When the user deleted it (DeleteSandbox or a purge); 0: not deleted. A second delete is
+  // NOT_FOUND, except a retry of the first (the same request id).
+  int64_t deleted_ns = 0;
+  std::string delete_request_id;
   // The fingerprint of the request's spec, so a retried request id can be told from a reused one.
   std::string request_fingerprint;
   // How the sandbox ends, decided and recorded before its teardown begins: a teardown that a

@@ -75,6 +75,38 @@ bool IsRetryable(const Error& e) {
   }
 }
 
+// One source's failure, and where it came from ("mirror http://…", "registry docker.io").
+struct SourceError {
+  std::string where;
+  Error error;
+};
+
+// What each source answered, in order: a pull through mirrors fails only when every source did,
+// and the one that matters (a mirror's "manifest unknown") is often not the last (an origin the
+// node cannot reach). The code and reason are those of the first source that answered, else of
+// the first one.
+Error FromEverySource(std::vector<SourceError> failures) {
+  if (failures.size() == 1) return std::move(failures[0].error);
+  auto answered = std::find_if(failures.begin(), failures.end(), [](const SourceError& f) {
+    return f.error.code() != Code::kUnavailable && f.error.code() != Code::kDeadlineExceeded;
+  });
+  const Error& chosen = answered != failures.end() ? answered->error : failures[0].error;
+  std::string message = "every source failed: ";
+  for (size_t i = 0; i < failures.size(); ++i) {
+    const SourceError& f = failures[i];
+    if (i > 0) message += "; ";
+    // The registry's answers name their source already ("… not found in mirror …").
+    if (f.error.message().find(f.where) == std::string::npos) {
+      message += f.where + ": ";
+    }
+    message += f.error.message();
+  }
+  Error out(chosen.code(), std::move(message));
+  if (!chosen.reason().empty()) out.WithReason(chosen.reason());
+  for (const auto& [key, value] : chosen.metadata()) out.WithMetadata(key, value);
+  return out;
+}
+
 int64_t ParseRetryAfterMs(const std::string& value) {
   if (value.empty()) return -1;
   if (auto seconds = ParseUint64(value)) {
@@ -406,10 +438,14 @@ Result<HttpResponse> RegistryClient::Execute(const Call& call, bool* used_basic)
   }
 }
 
+std::string RegistryClient::SourceName(const Endpoint& ep, const Reference& ref) {
+  return ep.mirror ? "mirror " + ep.base : "registry " + ref.registry;
+}
+
 Error RegistryClient::StatusError(const HttpResponse& resp, const Reference& ref,
                                   const Endpoint& ep, const std::string& what,
                                   bool used_basic) const {
-  std::string where = ep.mirror ? "mirror " + ep.base : "registry " + ref.registry;
+  std::string where = SourceName(ep, ref);
   std::string detail = DescribeErrorBody(resp.body);
   switch (resp.status) {
     case 404:
@@ -511,13 +547,13 @@ Result<FetchedManifest> RegistryClient::GetManifestFrom(const Endpoint& ep, cons
 
 Result<FetchedManifest> RegistryClient::GetManifest(const Reference& ref,
                                                     const std::string& tag_or_digest) {
-  std::optional<Error> last;
+  std::vector<SourceError> failures;
   for (const auto& ep : EndpointsFor(ref)) {
     auto result = WithRetries(ep, [&] { return GetManifestFrom(ep, ref, tag_or_digest); });
     if (result) return result;
-    last = std::move(result).error();
+    failures.push_back({SourceName(ep, ref), std::move(result).error()});
   }
-  return *last;
+  return FromEverySource(std::move(failures));
 }
 
 Status RegistryClient::GetBlobFrom(const Endpoint& ep, const Reference& ref, const Descriptor& desc,
@@ -561,25 +597,26 @@ Status RegistryClient::GetBlobFrom(const Endpoint& ep, const Reference& ref, con
 
 Status RegistryClient::GetBlob(const Reference& ref, const Descriptor& desc, BlobSink& sink,
                                const std::function<void(uint64_t)>& progress) {
-  std::optional<Error> last;
+  std::vector<SourceError> failures;
   for (const auto& ep : EndpointsFor(ref)) {
     Status status = WithRetries(ep, [&] { return GetBlobFrom(ep, ref, desc, sink, progress); });
     if (status) {
       std::string actual = sink.Digest();
       if (sink.written() == desc.size && actual == desc.digest) return Ok();
-      last = Error::DataLoss(sink.written() != desc.size
-                                 ? "blob " + desc.digest + " from " + ep.base + " is " +
-                                       std::to_string(sink.written()) + " bytes, expected " +
-                                       std::to_string(desc.size)
-                                 : "digest mismatch: expected " + desc.digest + ", got " + actual +
-                                       " from " + ep.base)
-                 .WithReason("SBX_IMAGE_DIGEST_MISMATCH");
+      failures.push_back({SourceName(ep, ref),
+                          Error::DataLoss(sink.written() != desc.size
+                                              ? "blob " + desc.digest + " from " + ep.base +
+                                                    " is " + std::to_string(sink.written()) +
+                                                    " bytes, expected " + std::to_string(desc.size)
+                                              : "digest mismatch: expected " + desc.digest +
+                                                    ", got " + actual + " from " + ep.base)
+                              .WithReason("SBX_IMAGE_DIGEST_MISMATCH")});
     } else {
-      last = std::move(status).error();
+      failures.push_back({SourceName(ep, ref), std::move(status).error()});
     }
     SBX_TRY(sink.Restart());
   }
-  return *last;
+  return FromEverySource(std::move(failures));
 }
 
 namespace {

@@ -96,6 +96,8 @@ class RegistryClient {
     bool configured = false;  // explicitly configured: its own private address is allowed
   };
   std::vector<Endpoint> EndpointsFor(const Reference& ref) const;
+  // "mirror http://…" or "registry docker.io", as errors name a source.
+  static std::string SourceName(const Endpoint& ep, const Reference& ref);
 
  private:
   struct Call {

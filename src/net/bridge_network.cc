@@ -22,6 +22,7 @@
 #include "src/base/log.h"
 #include "src/base/strings.h"
 #include "src/net/host_networks.h"
+#include "src/net/host_ports.h"
 #include "src/net/netns.h"
 #include "src/sys/fs.h"
 #include "src/sys/process.h"
@@ -63,23 +64,6 @@ SandboxPolicy PolicyOf(NetworkMode mode) {
       break;
   }
   return SandboxPolicy::kDenyAll;
-}
-
-// Binds `port` on every address, without listening: nothing else on the host can take the port
-// while a sandbox exposes it (the DNAT rules see the packets first).
-Result<UniqueFd> HoldPort(const std::string& protocol, int port) {
-  int type = protocol == "udp" ? SOCK_DGRAM : SOCK_STREAM;
-  UniqueFd fd(socket(AF_INET, type | SOCK_CLOEXEC, 0));
-  if (!fd) return Error::Errno("socket");
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_ANY);
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  // JUSTIFICATION: the socket API takes every address family through `sockaddr*`.
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    return Error::Errno("bind " + protocol + " port " + std::to_string(port));
-  }
-  return fd;
 }
 
 json RulesToJson(const SandboxRules& r) {
@@ -131,7 +115,9 @@ Result<SandboxRules> RulesFromJson(const json& j, const json& dns_patterns) {
   }
   for (const auto& p : j.at("published")) {
     std::string protocol = p.at(0).get<std::string>();
-    if (protocol != "tcp" && protocol != "udp") return Error::InvalidArgument("bad protocol");
+    if (protocol != "tcp" && protocol != "udp" && protocol != "sctp") {
+      return Error::InvalidArgument("bad protocol");
+    }
     r.published.push_back({protocol, p.at(1).get<int>(), p.at(2).get<int>(), p.at(3).get<bool>()});
   }
   return r;
@@ -435,7 +421,7 @@ Result<std::vector<UniqueFd>> BridgeNetwork::ReserveHostPorts(
 
 std::string BridgeNetwork::ServiceUrl(const ServiceEndpoint& e) const {
   std::string host = options_.service_host.empty() ? FormatIpv4(gateway_) : options_.service_host;
-  std::string scheme = e.service.protocol == "udp" ? "udp://" : "http://";
+  std::string scheme = e.service.protocol == "tcp" ? "http://" : e.service.protocol + "://";
   return scheme + host + ":" + std::to_string(e.host_port);
 }
 

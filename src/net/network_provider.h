@@ -31,7 +31,7 @@ enum class NetworkMode {
 struct ServiceSpec {
   int port = 0;
   std::string name;
-  std::string protocol = "tcp";  // "tcp" or "udp"
+  std::string protocol = "tcp";  // "tcp", "udp" or "sctp"
   bool public_access = false;    // reachable from other machines too, not only from the host
   int visibility = 0;            // as requested (the wire's Visibility), echoed in the status
 };
@@ -47,7 +47,7 @@ struct NetworkRequest {
 struct ServiceEndpoint {
   ServiceSpec service;
   int host_port = 0;
-  std::string url;  // "http://<host>:<host_port>" (TCP) or "udp://<host>:<host_port>"
+  std::string url;  // "http://<host>:<host_port>" (TCP), "udp://…" or "sctp://…"
 };
 
 struct NetworkAttachment {

@@ -1,10 +1,16 @@
 #include "src/net/ruleset.h"
 
+#include <string_view>
+
 #include "src/base/strings.h"
 
 namespace sbx::net {
 
 namespace {
+
+// The exposed ports' DNAT maps, by protocol and by who may reach them.
+constexpr const char* kServiceMaps[] = {"svc_tcp_any",  "svc_udp_any",  "svc_sctp_any",
+                                        "svc_tcp_host", "svc_udp_host", "svc_sctp_host"};
 
 std::string Quoted(const std::string& name) { return "\"" + name + "\""; }
 
@@ -49,8 +55,7 @@ std::string Ruleset::DnsSetName(int slot, int rule) {
 }
 
 std::string Ruleset::ServiceMap(const PublishedPort& p) const {
-  return std::string("svc_") + (p.protocol == "udp" ? "udp" : "tcp") +
-         (p.from_anywhere ? "_any" : "_host");
+  return "svc_" + p.protocol + (p.from_anywhere ? "_any" : "_host");
 }
 
 std::string Ruleset::InetTable(const std::vector<Ipv4Range>& deny_set) const {
@@ -73,7 +78,7 @@ std::string Ruleset::InetTable(const std::vector<Ipv4Range>& deny_set) const {
   for (const char* counter : {kSandboxFlowRateCounter, kSandboxFlowsCounter, kFlowsCounter}) {
     t += std::string("  counter ") + counter + " { }\n";
   }
-  for (const char* map : {"svc_tcp_any", "svc_udp_any", "svc_tcp_host", "svc_udp_host"}) {
+  for (const char* map : kServiceMaps) {
     t += std::string("  map ") + map + " { type inet_service : ipv4_addr . inet_service; }\n";
   }
   // SECURITY: every flow a sandbox starts takes a conntrack entry of the host's (of its own
@@ -150,12 +155,14 @@ std::string Ruleset::InetTable(const std::vector<Ipv4Range>& deny_set) const {
        "    type nat hook prerouting priority dstnat; policy accept;\n"
        "    fib daddr type local dnat ip to tcp dport map @svc_tcp_any\n"
        "    fib daddr type local dnat ip to udp dport map @svc_udp_any\n"
+       "    fib daddr type local dnat ip to sctp dport map @svc_sctp_any\n"
        "  }\n";
   // Loopback destinations are left alone: DNAT from 127/8 to a sandbox would need route_localnet.
   t += "  chain output {\n"
        "    type nat hook output priority -100; policy accept;\n";
-  for (const char* map : {"svc_tcp_any", "svc_udp_any", "svc_tcp_host", "svc_udp_host"}) {
-    std::string proto = std::string(map).substr(4, 3);
+  for (const char* map : kServiceMaps) {
+    std::string_view name(map);
+    std::string proto(name.substr(4, name.rfind('_') - 4));
     t += std::string("    ip daddr != 127.0.0.0/8 fib daddr type local dnat ip to ") + proto +
          " dport map @" + map + "\n";
   }

@@ -43,7 +43,7 @@ namespace sbx::net {
 enum class SandboxPolicy { kPublic, kAllowlist, kDenyAll };
 
 struct PublishedPort {
-  std::string protocol;  // "tcp" or "udp"
+  std::string protocol;  // "tcp", "udp" or "sctp"
   int host_port = 0;
   int port = 0;                // in the sandbox
   bool from_anywhere = false;  // false: from the host itself only

@@ -134,7 +134,7 @@ TEST(RulesetTest, AllowlistChainAndSets) {
   EgressRule any;
   any.kind = EgressKind::kAny;
   s.egress = {cidr, dns, any};
-  s.published = {{"tcp", 30001, 8080, false}, {"udp", 30002, 53, true}};
+  s.published = {{"tcp", 30001, 8080, false}, {"udp", 30002, 53, true}, {"sctp", 30003, 9, true}};
   std::string add = Make().AddSandbox(s);
   EXPECT_THAT(add, HasSubstr("add chain inet sbx_test s7\n"));
   EXPECT_THAT(add, HasSubstr("add rule inet sbx_test s7 ip daddr 203.0.113.0/24 ip daddr != { "
@@ -147,6 +147,7 @@ TEST(RulesetTest, AllowlistChainAndSets) {
   EXPECT_THAT(add, HasSubstr("sandboxes { 10.200.0.9 : jump s7 }"));
   EXPECT_THAT(add, HasSubstr("svc_tcp_host { 30001 : 10.200.0.9 . 8080 }"));
   EXPECT_THAT(add, HasSubstr("svc_udp_any { 30002 : 10.200.0.9 . 53 }"));
+  EXPECT_THAT(add, HasSubstr("svc_sctp_any { 30003 : 10.200.0.9 . 9 }"));
   // The chain is created before the verdict that jumps to it.
   EXPECT_LT(add.find("add chain"), add.find("jump s7"));
   std::string remove = Make().RemoveSandbox(s);

@@ -125,6 +125,38 @@ def test_run_rm_leaves_nothing_behind(cli):
     assert len(listed) == 1 and listed[0]["state"] in ENDED, listed
 
 
+def test_lifetime_default_expiry_and_extend(cli):
+    # One default for every client (12 h); the expiry is shown and can be pushed back.
+    run = cli("run", "-d", BUSYBOX)
+    sid = run.out.strip()
+    try:
+        assert f"sbx: sandbox {sid} expires at " in run.err, run.err
+        assert "(in 11h 59m)" in run.err or "(in 12h)" in run.err, run.err
+        sb = cli.get(sid)
+        assert sb["max_lifetime_seconds"] == 43200
+        first_expiry = sb["expire_time"]
+        listed = cli("ls", check=0).out
+        assert "EXPIRES" in listed.splitlines()[0], listed
+        assert re.search(rf"^{sid}\s.*\bin (11h 59m|12h)\b", listed, re.M), listed
+        extended = cli("extend", sid, "1h").out
+        assert extended.startswith(f"{sid} expires at "), extended
+        sb = cli.get(sid)
+        assert sb["max_lifetime_seconds"] == 43200 + 3600
+        assert sb["expire_time"] > first_expiry
+        table = cli("get", sid, check=0).out
+        assert re.search(r"^Lifetime:\s+13h", table, re.M), table
+        assert re.search(r"^Expires:\s+\S+Z \(in 12h 59m|^Expires:\s+\S+Z \(in 13h", table, re.M), table
+        # Past the node's maximum: refused, saying how much is left.
+        over = cli("extend", sid, "400d", check=1)
+        assert "max_lifetime_seconds" in over.err, over.err
+        bad = cli("extend", sid, "soon", check=2)
+        assert "DURATION" in bad.err, bad.err
+    finally:
+        cli("rm", "-q", sid)
+    ended = cli("extend", sid, "1h", check=1)
+    assert "only a running sandbox" in ended.err, ended.err
+
+
 def test_run_detached_with_tags_resources_and_lifetime(cli):
     tag = "tags-" + uuid.uuid4().hex[:8]
     sid = cli.sandbox("--tag", tag, "--tag", "second", "--cpu", "500m", "--memory", "256Mi",
@@ -489,8 +521,10 @@ def test_stop_is_graceful_and_waits(cli):
     # Waited: already ended when stop returns; the trap made the exit clean.
     sb = cli.get(sid)
     assert sb["state"] == "TERMINATED" and sb["exit_code"] == 0
-    # A second stop of an ended sandbox is harmless.
-    cli("stop", "-q", sid, check=0)
+    # A second stop says it was already stopped, unless that is fine with the caller.
+    again = cli("stop", "-q", sid, check=1)
+    assert "already deleted" in again.err, again.err
+    cli("stop", "-q", "--missing-ok", sid, check=0)
 
 
 def test_rm_several_and_missing_ok(cli):
@@ -654,6 +688,23 @@ def test_images_ls_and_pull(cli):
     assert "no-such-image-" in p.err
 
 
+def test_run_shows_the_pull_of_a_missing_image(cli, registry):
+    # A name the node does not have yet: sbx run pulls it first, its progress on stderr; the next
+    # run of it shows nothing (no registry round trip either).
+    name = f"{registry}/library/busybox:latest"
+    cli("images", "rm", name, check=None)
+    first = cli("run", "--rm", name, "echo", "ran", check=0)
+    assert first.out == "ran\n"
+    assert f"sbx: pulling {name}" in first.err, first.err
+    assert re.search(r"^sha256:[0-9a-f]{12}: (cached|done|downloading)", first.err, re.M), first.err
+    again = cli("run", "--rm", name, "echo", "ran", check=0)
+    assert "pulling" not in again.err, again.err
+    # A pull that fails says why, before any sandbox is made.
+    missing = cli("run", "--rm", "no-such-image-" + uuid.uuid4().hex[:8] + ":v1", "true")
+    assert missing.returncode == 125 and "no-such-image-" in missing.err, missing.err
+    cli("images", "rm", name, check=0)
+
+
 def registry_blob(registry, repo, digest):
     return urllib.request.urlopen(f"http://{registry}/v2/{repo}/blobs/{digest}").read()
 
@@ -741,6 +792,12 @@ def test_doctor(cli, daemon, registry):
     assert by_name["registry"]["verdict"] == "ok"
     assert registry in by_name["registry"]["detail"]
     assert all(f["verdict"] != "FAIL" for f in findings), findings
+    # The running daemon says which mirrors it uses: no configuration file needed, and no advice
+    # to configure what it already has.
+    p = cli("doctor", "--config", "/nonexistent/sbxd.json", check=0)
+    assert re.search(rf"^ok\s+registry\s+http://{re.escape(registry)}/v2/ answered", p.out, re.M), p.out
+    assert "registry-1.docker.io" not in p.out, p.out
+    assert f"sbxd's own mirrors (http://{registry})" in p.out, p.out
 
 
 def test_version(cli, daemon):
@@ -753,8 +810,8 @@ def test_version(cli, daemon):
     assert cli("version", "--client", env=down, check=0).out == lines[0] + "\n"
 
 
-COMMANDS = ["run", "exec", "sh", "ls", "get", "logs", "stop", "rm", "purge", "cp", "images",
-            "doctor", "version", "completion"]
+COMMANDS = ["run", "exec", "sh", "ls", "get", "logs", "stop", "rm", "extend", "purge", "cp",
+            "images", "doctor", "version", "completion"]
 
 
 def test_completion(cli):

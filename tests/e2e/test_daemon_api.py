@@ -249,6 +249,31 @@ def test_unknown_sandbox(stub, protos):
     stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id="sb-nope", allow_missing=True))
 
 
+def test_deleting_a_deleted_sandbox_says_so(stub, protos):
+    pb = protos.pb
+    sid = create(stub, pb, **keepalive(pb)).sandbox_id
+    first = pb.DeleteSandboxRequest(sandbox_id=sid, request_id="delete-1")
+    stub.DeleteSandbox(first)
+    # A retry of the same delete is the same delete.
+    assert stub.DeleteSandbox(first).sandbox.sandbox_id == sid
+    wait_state(stub, pb, sid, terminal(pb))
+    with pytest.raises(grpc.RpcError) as e:
+        stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=sid))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "already deleted" in e.value.details()
+    reason, metadata, _ = error_info(protos, e.value)
+    assert reason == "CWSANDBOX_SANDBOX_NOT_FOUND" and metadata.get("sandbox_id") == sid
+    stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=sid, allow_missing=True))
+    # Its record stays readable; deleting one that ended on its own is its first delete.
+    assert stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=sid)).sandbox_id == sid
+    done = create(stub, pb, command="/bin/true").sandbox_id
+    wait_state(stub, pb, done, terminal(pb))
+    stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=done))
+    with pytest.raises(grpc.RpcError) as e:
+        stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=done))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 def test_invalid_requests_name_the_field(stub, protos):
     pb = protos.pb
     cases = [
@@ -529,6 +554,30 @@ def test_stream_logs(stub, protos):
     assert bad[-1].error.code == "SESSION_NOT_FOUND"
 
 
+def test_stamped_logs_are_one_entry_per_line(stub, protos):
+    # A line written in pieces is one entry, stamped once; a write of several lines is several
+    # entries; an unfinished last line is an entry of its own.
+    pb = protos.pb
+    script = "printf 'part one, '; sleep 0.2; printf 'part two\\nsecond\\nthird\\n'; printf tail"
+    sid = create(stub, pb, command="/bin/sh", args=["-c", script]).sandbox_id
+    followed = list(stub.StreamLogs(pb.StreamLogsRequest(sandbox_id=sid, follow=True, timestamps=True),
+                                    timeout=30))
+    wait_state(stub, pb, sid, terminal(pb))
+    saved = list(stub.StreamLogs(pb.StreamLogsRequest(sandbox_id=sid, timestamps=True)))
+    for entries in (followed, saved):
+        lines = [e.data.split(b" ", 1) for e in entries]
+        assert [text for _, text in lines] == [b"part one, part two\n", b"second\n", b"third\n",
+                                               b"tail"]
+        for (stamp, _), entry in zip(lines, entries):
+            assert stamp.endswith(b"Z") and stamp.count(b"T") == 1
+            assert stamp.decode().startswith(entry.timestamp.ToJsonString()[:19])
+        # Each entry's resume offset is the end of its line.
+        assert [e.next_log_offset for e in entries] == [19, 26, 32, 36]
+    # Without timestamps, the output is as it was written.
+    raw = b"".join(e.data for e in stub.StreamLogs(pb.StreamLogsRequest(sandbox_id=sid)))
+    assert raw == b"part one, part two\nsecond\nthird\ntail"
+
+
 def test_follow_of_a_sandbox_that_ends_at_once_loses_nothing(stub, protos):
     # Main processes end while their follows are being set up, some before the snapshot of the
     # output, some between it and the follow, some during it: every follow must deliver the
@@ -617,6 +666,38 @@ def test_tenant_quota(tcp_stub, protos):
         wait_state(tcp_stub, pb, sid, terminal(pb), metadata=md)
     create(tcp_stub, pb, metadata=md, **keepalive(pb))  # room again
     tcp_stub.PurgeSandboxes(pb.PurgeSandboxesRequest(purge_all=True), metadata=md)
+
+
+def test_an_extended_lifetime_keeps_the_sandbox_running(daemon, stub, protos):
+    pb = protos.pb
+    channel = grpc.insecure_channel("unix://" + daemon.socket)
+    lifetimes = protos.sbx_grpc.LifetimeServiceStub(channel)
+    sb = create(stub, pb, lifetime=8, **keepalive(pb))
+    sid = sb.sandbox_id
+    wait_state(stub, pb, sid, [pb.STATE_RUNNING])
+    first_expiry = sb.status.create_time.ToNanoseconds() + 8 * 10**9
+    extended = lifetimes.ExtendLifetime(protos.sbx.ExtendLifetimeRequest(sandbox_id=sid, seconds=120))
+    assert extended.max_lifetime_seconds == 128
+    assert extended.expire_time.ToNanoseconds() == first_expiry + 120 * 10**9
+    assert stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=sid)).status.effective_max_lifetime_seconds == 128
+    # Past the first deadline (and sbxd's lifetime grace) it still runs.
+    while time.time_ns() < first_expiry + 3 * 10**9:
+        assert stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=sid)).status.state == pb.STATE_RUNNING
+        time.sleep(0.2)
+    for seconds, code in [(0, grpc.StatusCode.INVALID_ARGUMENT),
+                          (2**31 - 1, grpc.StatusCode.INVALID_ARGUMENT)]:
+        with pytest.raises(grpc.RpcError) as e:
+            lifetimes.ExtendLifetime(protos.sbx.ExtendLifetimeRequest(sandbox_id=sid, seconds=seconds))
+        assert e.value.code() == code
+        assert "seconds" in e.value.details()
+    stop(stub, pb, sid)
+    with pytest.raises(grpc.RpcError) as e:
+        lifetimes.ExtendLifetime(protos.sbx.ExtendLifetimeRequest(sandbox_id=sid, seconds=60))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.RpcError) as e:
+        lifetimes.ExtendLifetime(protos.sbx.ExtendLifetimeRequest(sandbox_id="sb-nope", seconds=60))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    channel.close()
 
 
 def test_discovery_system_and_metrics(daemon, protos):

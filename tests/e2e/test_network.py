@@ -10,10 +10,12 @@ list (a rebinding DNS answer included), deny_egress is loopback only, an exposed
 reachable, and teardown leaves no veth, namespace or nftables table of the daemon behind.
 """
 
+import socket
 import sys
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
@@ -140,41 +142,91 @@ def test_deny_egress_is_loopback_only(net):
     stop(net, sid)
 
 
-def test_exposed_port_is_reachable_from_the_host(net):
-    pb = net.pb
-    web = pb.Service(port=8080, name="web")
-    # Port 80: root in the sandbox binds low ports in the namespaces sbxd prepares, too.
-    public = pb.Service(port=80, name="open", visibility=pb.VISIBILITY_PUBLIC)
-    script = ("mkdir -p /www && echo exposed > /www/index.html && "
-              "httpd -p 80 -h /www && exec httpd -f -p 8080 -h /www")
-    sb = create(net, "/bin/sh", ["-c", script], services=[web, public])
-    sid = sb.sandbox_id
-    services = {s.name: s for s in sb.status.services}
-    assert set(services) == {"web", "open"}
-    assert services["web"].port == 8080
-    url = services["web"].url
-    host_port = int(url.rsplit(":", 1)[1])
-    open_port = int(services["open"].url.rsplit(":", 1)[1])
-    host = net.topo.path(net.topo.host)
+def wait_answers(opener, url):
     deadline = time.monotonic() + 10
     while True:
         try:
-            assert host_get(host, url) == "exposed\n"
-            break
+            return host_get(opener, url)
         except OSError:
-            assert time.monotonic() < deadline, "exposed port never answered"
+            assert time.monotonic() < deadline, f"{url} never answered"
             time.sleep(0.1)
-    # The host reaches it on its other addresses too; other machines only reach the public one.
+
+
+def test_exposed_port_is_reachable_from_the_host(net):
+    pb = net.pb
+    web = pb.Service(port=8080, name="web", visibility=pb.VISIBILITY_PRIVATE)
+    # Declared without a visibility: not exposed, so no URL (as the hosted service does).
+    internal = pb.Service(port=9000, name="internal")
+    script = ("mkdir -p /www && echo exposed > /www/index.html && "
+              "httpd -p 9000 -h /www && exec httpd -f -p 8080 -h /www")
+    sb = create(net, "/bin/sh", ["-c", script], services=[web, internal])
+    sid = sb.sandbox_id
+    services = {s.name: s for s in sb.status.services}
+    assert set(services) == {"web", "internal"}
+    assert services["web"].port == 8080
+    assert services["internal"].url == ""
+    url = services["web"].url
+    host_port = int(url.rsplit(":", 1)[1])
+    host = net.topo.path(net.topo.host)
+    assert wait_answers(host, url) == "exposed\n"
+    # The host reaches it on its other addresses too; other machines do not reach a private one.
     assert host_get(host, f"http://{HOST_INET}:{host_port}/") == "exposed\n"
     inet = net.topo.path(net.topo.inet)
-    assert host_get(inet, f"http://{HOST_INET}:{open_port}/") == "exposed\n"
     with pytest.raises(OSError):
         host_get(inet, f"http://{HOST_INET}:{host_port}/", timeout=2)
     stop(net, sid)
-    # Once the sandbox is gone, so is the port, and the status no longer lists it.
-    assert not net.stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=sid)).status.services
+    # Once the sandbox is gone, so is the port; the status lists only the declared service.
+    after = net.stub.GetSandbox(pb.GetSandboxRequest(sandbox_id=sid)).status.services
+    assert [(s.name, s.url) for s in after] == [("internal", "")]
     with pytest.raises(OSError):
         host_get(host, url, timeout=2)
+
+
+def test_public_port_is_reachable_from_other_machines(net):
+    pb = net.pb
+    # Port 80: root in the sandbox binds low ports in the namespaces sbxd prepares, too.
+    public = pb.Service(port=80, name="open", visibility=pb.VISIBILITY_PUBLIC)
+    script = "mkdir -p /www && echo public > /www/index.html && exec httpd -f -p 80 -h /www"
+    sb = create(net, "/bin/sh", ["-c", script], services=[public])
+    open_port = int(sb.status.services[0].url.rsplit(":", 1)[1])
+    inet = net.topo.path(net.topo.inet)
+    assert wait_answers(inet, f"http://{HOST_INET}:{open_port}/") == "public\n"
+    stop(net, sb.sandbox_id)
+
+
+def test_services_the_hosted_service_refuses_are_refused(net):
+    pb = net.pb
+    mixed = [pb.Service(port=80, visibility=pb.VISIBILITY_PUBLIC),
+             pb.Service(port=81, visibility=pb.VISIBILITY_PRIVATE)]
+    with pytest.raises(grpc.RpcError) as info:
+        create(net, services=mixed)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "sandbox.spec.services[1].visibility" in info.value.details()
+    assert "mixed" in info.value.details()
+    # SCTP is exposed where the host's kernel speaks it; elsewhere the create says why not.
+    sctp = pb.Service(port=5000, protocol=pb.SERVICE_PROTOCOL_SCTP,
+                      visibility=pb.VISIBILITY_PRIVATE)
+    if kernel_speaks_sctp():
+        sb = create(net, services=[sctp])
+        assert sb.status.services[0].url.startswith("sctp://")
+        stop(net, sb.sandbox_id)
+    else:
+        with pytest.raises(grpc.RpcError) as info:
+            create(net, services=[sctp])
+        assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "SCTP" in info.value.details()
+    declared = pb.Service(port=5000, protocol=pb.SERVICE_PROTOCOL_SCTP)
+    sb = create(net, services=[declared])
+    assert [(s.protocol, s.url) for s in sb.status.services] == [(pb.SERVICE_PROTOCOL_SCTP, "")]
+    stop(net, sb.sandbox_id)
+
+
+def kernel_speaks_sctp():
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()
+        return True
+    except OSError:
+        return False
 
 
 def test_networks_survive_a_daemon_crash(net):

@@ -391,8 +391,8 @@ TEST_F(ImageRegistryTest, MirrorsThenOrigin) {
   Push("library/onorigin", "1", on_origin);
 
   StoreOptions o = Options({});
-  o.mirrors = {"http://127.0.0.1:" + std::to_string(sbx::testing::UnusedPort()),
-               (*mirror)->url() + "/"};
+  const std::string unreachable = "http://127.0.0.1:" + std::to_string(sbx::testing::UnusedPort());
+  o.mirrors = {unreachable, (*mirror)->url() + "/"};
   o.docker_hub_endpoint = (*origin_proxy)->url();
   auto store = Open(o);
 
@@ -411,7 +411,27 @@ TEST_F(ImageRegistryTest, MirrorsThenOrigin) {
   ASSERT_FALSE(nowhere);
   EXPECT_EQ(nowhere.error().code(), Code::kNotFound) << nowhere.error().ToString();
   EXPECT_NE(nowhere.error().message().find("docker.io/library/nowhere:latest"), std::string::npos);
-  EXPECT_NE(nowhere.error().message().find("registry docker.io"), std::string::npos);
+  // What every source answered: the unreachable mirror, the mirror that does not have it, the
+  // origin.
+  const std::string& said = nowhere.error().message();
+  EXPECT_NE(said.find("registry docker.io"), std::string::npos) << said;
+  EXPECT_NE(said.find("mirror " + unreachable), std::string::npos) << said;
+  EXPECT_NE(said.find("not found in mirror " + (*mirror)->url()), std::string::npos) << said;
+  EXPECT_EQ(nowhere.error().reason(), "SBX_IMAGE_NOT_FOUND");
+
+  // An origin the node cannot reach does not hide the mirror's own answer.
+  StoreOptions cut_off = Options({});
+  cut_off.root = dir_.Sub("store-cut-off");
+  cut_off.mirrors = {(*mirror)->url()};
+  cut_off.docker_hub_endpoint = unreachable;
+  auto isolated = Open(cut_off);
+  auto missing = isolated->Pull("nowhere:2");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code(), Code::kNotFound) << missing.error().ToString();
+  EXPECT_NE(missing.error().message().find("not found in mirror"), std::string::npos)
+      << missing.error().message();
+  EXPECT_NE(missing.error().message().find("registry docker.io"), std::string::npos)
+      << missing.error().message();
 }
 
 TEST_F(ImageRegistryTest, RetriesAfterDroppedConnectionsAndServerErrors) {

@@ -15,6 +15,7 @@ Connects to the local sbxd at ``unix:///run/sbx/sbxd.sock`` unless ``SBX_BASE_UR
 from ._defaults import SandboxDefaults
 from ._discovery import Runner, RunnerResources, get_runner, list_runners
 from ._function import RemoteFunction
+from ._images import ImageInfo, LayerProgress, pull_image
 from ._network import (
     EgressRule,
     Endpoint,
@@ -104,7 +105,9 @@ __all__ = [
     "FileSystemSnapshotOptions",
     "FileSystemSnapshotStatus",
     "FileSystemSnapshotTrigger",
+    "ImageInfo",
     "ImagePullCredentials",
+    "LayerProgress",
     "LineReader",
     "NetworkOptions",
     "OperationRef",
@@ -134,6 +137,7 @@ __all__ = [
     "format_cpu",
     "get_runner",
     "list_runners",
+    "pull_image",
     "results",
     "wait",
     "AsyncFunctionError",

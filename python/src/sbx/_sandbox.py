@@ -21,10 +21,12 @@ import warnings
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, AsyncIterable, Callable, Iterable, Mapping, Sequence
 
-from . import _exec, _files, _listing, _logs, _loop, _trees
+import grpc
+
+from . import _channel, _errors, _exec, _files, _listing, _logs, _loop, _trees
 from ._channel import ServerAddress, parse_base_url, resolve_base_url
 from ._defaults import SandboxDefaults, coerce_defaults
-from ._proto import sandbox_pb2
+from ._proto import sandbox_pb2, sbx_pb2, sbx_pb2_grpc
 from ._resources import gpu_from_proto, resources_from_proto
 from ._rpc import unary
 from ._spec import SandboxConfig, check_removed, check_unsupported, create_request, resolve_config
@@ -219,6 +221,7 @@ class Sandbox:
         self._runner_id: str | None = None
         self._runner_group_id: str | None = None
         self._started_at: datetime | None = None
+        self._expires_at: datetime | None = None
         self._service_urls: tuple[tuple[int, str, str], ...] = ()
         self._exposed_ports: tuple[tuple[int, str], ...] | None = None
         self._dns_egress_names: tuple[str, ...] = ()
@@ -349,6 +352,13 @@ class Sandbox:
         return self._started_at
 
     @property
+    def expires_at(self) -> datetime | None:
+        """sbx extension: when sbxd stops the sandbox for its lifetime (its create time plus its
+        effective ``max_lifetime_seconds``), as last known; ``None`` once it has ended.
+        ``extend_lifetime()`` pushes it back."""
+        return self._expires_at
+
+    @property
     def service_urls(self) -> tuple[tuple[int, str, str], ...]:
         return self._service_urls
 
@@ -420,6 +430,13 @@ class Sandbox:
         started = _ts(st.start_time)
         if started is not None:
             self._started_at = started
+        created = _ts(st.create_time)
+        if new in TERMINAL:
+            self._expires_at = None
+        elif created is not None and st.effective_max_lifetime_seconds > 0:
+            self._expires_at = datetime.fromtimestamp(
+                created.timestamp() + st.effective_max_lifetime_seconds, tz=timezone.utc
+            )
         if st.services:
             self._service_urls = tuple((s.port, s.name, s.url) for s in st.services if s.url)
             self._exposed_ports = tuple(
@@ -1120,6 +1137,38 @@ class Sandbox:
         async def run() -> None:
             sandbox_id = await self._ensure_running()
             await _trees.upload(self._address, sandbox_id, local, remote, timeout=timeout)
+
+        return self._submit(run())
+
+    def extend_lifetime(
+        self, seconds: float, *, timeout_seconds: float | None = None
+    ) -> OperationRef[datetime]:
+        """sbx extension: adds ``seconds`` to the running sandbox's lifetime (up to the node's
+        ``max_lifetime_seconds`` in all, else ``SandboxValidationError``) and resolves to when
+        sbxd will now stop it (also ``expires_at``). A sandbox that is not running raises
+        ``SandboxNotRunningError``."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise TypeError("seconds must be a number")
+        if not math.isfinite(seconds) or seconds < 1 or seconds > 2**31 - 1:
+            raise ValueError("seconds must be at least 1 (and fit in 32 bits)")
+        timeout = _check_timeout("timeout_seconds", timeout_seconds) or self._config.request_timeout_seconds
+
+        async def run() -> datetime:
+            sandbox_id = await self._ensure_running()
+            stub = sbx_pb2_grpc.LifetimeServiceStub(_channel.channel(self._address))
+            try:
+                reply = await stub.ExtendLifetime(
+                    sbx_pb2.ExtendLifetimeRequest(sandbox_id=sandbox_id, seconds=math.ceil(seconds)),
+                    timeout=timeout,
+                    metadata=_channel.call_metadata(),
+                )
+            except grpc.aio.AioRpcError as err:
+                raise _errors.translate(
+                    err, operation="ExtendLifetime", endpoint=self._address, sandbox_id=sandbox_id
+                ) from None
+            expires = reply.expire_time.ToDatetime(tzinfo=timezone.utc)
+            self._expires_at = expires
+            return expires
 
         return self._submit(run())
 

@@ -7,11 +7,14 @@ import pytest
 from e2e_support import IMAGE
 from sbx import (
     Sandbox,
+    SandboxError,
     SandboxFailedError,
     SandboxNotFoundError,
     SandboxNotRunningError,
     SandboxStatus,
     SandboxTerminatedError,
+    SandboxValidationError,
+    pull_image,
 )
 
 
@@ -119,3 +122,38 @@ def test_default_image_is_python_3_11(tag):
     with Sandbox.run(tags=[tag]) as sb:
         assert sb.exec(["python", "--version"]).result(timeout=300).stdout.startswith("Python 3.11")
     assert IMAGE
+
+
+def test_expiry_shown_and_lifetime_extended(defaults):
+    sb = Sandbox.run(defaults=defaults.with_overrides(max_lifetime_seconds=600))
+    sb.wait(timeout=300)
+    first = sb.expires_at
+    assert first is not None and first > sb.started_at
+    later = sb.extend_lifetime(3600).result(timeout=60)
+    assert (later - first).total_seconds() == pytest.approx(3600, abs=0.001)
+    assert sb.expires_at == later
+    # The server's view agrees.
+    again = Sandbox.from_id(sb.sandbox_id).result()
+    assert again.expires_at == later
+    with pytest.raises(SandboxValidationError) as info:
+        sb.extend_lifetime(365 * 86400).result(timeout=60)
+    assert "max_lifetime_seconds" in str(info.value)
+    sb.stop().result(timeout=60)
+    assert sb.expires_at is None
+    with pytest.raises(SandboxNotRunningError):
+        sb.extend_lifetime(60).result(timeout=60)
+
+
+def test_pull_image_ahead_with_progress():
+    batches = []
+    image = pull_image(IMAGE, progress=batches.append).result(timeout=300)
+    assert image.digest.startswith("sha256:") and image.size_bytes > 0
+    assert batches, "a pull reports its layers"
+    phases = {layer.phase for batch in batches for layer in batch}
+    assert phases <= {"waiting", "downloading", "verifying", "unpacking", "done", "cached"}
+    assert {"done", "cached"} & phases
+    quiet = []
+    same = pull_image(IMAGE, if_missing=True, progress=quiet.append).result(timeout=60)
+    assert same.digest == image.digest and quiet == []
+    with pytest.raises(SandboxError):
+        pull_image("sbx-e2e/does-not-exist:1").result(timeout=300)

@@ -90,6 +90,7 @@ bool MainProcess::Handles(MsgType type) {
     case MsgType::kAckExit:
     case MsgType::kSignalMain:
     case MsgType::kStartMain:
+    case MsgType::kSetDeadline:
     case MsgType::kLogs:
       return true;
     default:
@@ -121,6 +122,13 @@ void MainProcess::Start(Conn& conn, const Frame& frame) {
     }
     case MsgType::kStartMain:
       return StartMain(conn, frame.payload);
+    case MsgType::kSetDeadline: {
+      auto request = DeadlineRequest::Decode(frame.payload);
+      if (!request) return loop_.Fail(conn, request.error());
+      config_.deadline_unix_ns = request->deadline_unix_ns;
+      SetLifetimeDeadline();
+      return loop_.Reply(conn, MsgType::kOk, "");
+    }
     case MsgType::kLogs: {
       auto request = LogsRequest::Decode(frame.payload);
       if (!request) return loop_.Fail(conn, request.error());

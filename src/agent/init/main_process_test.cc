@@ -172,6 +172,24 @@ TEST_F(MainProcessTest, LifetimeStopsTheSandbox) {
   EXPECT_EQ(main_->NextDeadline(), -1);
 }
 
+TEST_F(MainProcessTest, AnExtendedLifetimeIsTheOneThatCounts) {
+  InitConfig config;
+  config.deadline_unix_ns = WallNanos() - 1;
+  Make(config);
+  const int64_t hour_ns = 3600LL * 1000000000;
+  EXPECT_EQ(
+      Answer(Request(MsgType::kSetDeadline, DeadlineRequest{WallNanos() + hour_ns}.Encode())).type,
+      MsgType::kOk);
+  EXPECT_GT(main_->NextDeadline(), MonotonicMillis() + 3500 * 1000);
+  main_->RunTimers(MonotonicMillis());
+  EXPECT_TRUE(Status().main_running);
+  EXPECT_FALSE(Status().lifetime_exceeded);
+  EXPECT_EQ(Answer(Request(MsgType::kSetDeadline, DeadlineRequest{0}.Encode())).type, MsgType::kOk);
+  EXPECT_EQ(main_->NextDeadline(), -1);
+  EXPECT_EQ(ErrorCode(Answer(Request(MsgType::kSetDeadline, DeadlineRequest{-5}.Encode()))),
+            Code::kInvalidArgument);
+}
+
 TEST_F(MainProcessTest, OtherRequestsAreNotItsOwn) {
   EXPECT_FALSE(MainProcess::Handles(MsgType::kExecStart));
   EXPECT_FALSE(MainProcess::Handles(MsgType::kStat));

@@ -1,5 +1,7 @@
 #include "src/daemon/services/create_request_parser.h"
 
+#include <set>
+
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
@@ -12,6 +14,7 @@
 #include "src/image/digest.h"
 #include "src/image/reference.h"
 #include "src/net/egress_rule.h"
+#include "src/net/host_ports.h"
 #include "src/net/ipv4.h"
 #include "src/runtime/capabilities.h"
 #include "src/runtime/spec.h"
@@ -150,13 +153,9 @@ Status ParseServices(const v1::SandboxSpec& spec, const Config& config, net::Net
   if (static_cast<size_t>(spec.services_size()) > kMaxServices) {
     return FieldError("sandbox.spec.services", "at most 16 services");
   }
-  if (config.network != "bridge") {
-    return Error::FailedPrecondition(
-        "exposed services need a sandbox network; this node runs with network \"none\"");
-  }
-  if (spec.network().has_deny_ingress() && spec.network().deny_ingress()) {
-    return FieldError("sandbox.spec.network.deny_ingress", "contradicts exposed services");
-  }
+  // Like the hosted service: one sandbox's exposed ports are all public or all private.
+  std::optional<int> first_visibility;
+  std::set<std::string> declared;
   for (int i = 0; i < spec.services_size(); ++i) {
     const v1::Service& s = spec.services(i);
     std::string field = "sandbox.spec.services[" + std::to_string(i) + "]";
@@ -173,11 +172,19 @@ Status ParseServices(const v1::SandboxSpec& spec, const Config& config, net::Net
       case v1::SERVICE_PROTOCOL_UDP:
         svc.protocol = "udp";
         break;
+      case v1::SERVICE_PROTOCOL_SCTP:
+        svc.protocol = "sctp";
+        break;
       default:
-        return Error::Unimplemented(field + ".protocol: only TCP and UDP services are supported");
+        return FieldError(field + ".protocol", "unknown protocol " + std::to_string(s.protocol()));
     }
+    bool exposed = true;
     switch (s.visibility()) {
       case v1::VISIBILITY_UNSPECIFIED:
+        // Declared, not exposed: no host port, no URL, as with the hosted service. The status
+        // lists it from the spec.
+        exposed = false;
+        break;
       case v1::VISIBILITY_PRIVATE:
         break;
       case v1::VISIBILITY_PUBLIC:
@@ -192,13 +199,31 @@ Status ParseServices(const v1::SandboxSpec& spec, const Config& config, net::Net
                                   ".endpoint: managed endpoints are not supported by sbx; the "
                                   "port is exposed on the host and its URL is in the status");
     }
-    for (const auto& other : out->services) {
-      if (other.port == svc.port && other.protocol == svc.protocol) {
-        return FieldError(field + ".port", "port " + std::to_string(svc.port) + "/" + svc.protocol +
-                                               " is exposed twice");
-      }
+    std::string key = std::to_string(svc.port) + "/" + svc.protocol;
+    if (!declared.insert(key).second) {
+      return FieldError(field + ".port", "port " + key + " is declared twice");
     }
-    out->services.push_back(std::move(svc));
+    if (exposed) {
+      if (first_visibility && *first_visibility != svc.visibility) {
+        return FieldError(field + ".visibility",
+                          "PUBLIC and PRIVATE services cannot be mixed in one sandbox");
+      }
+      first_visibility = svc.visibility;
+      if (config.network != "bridge") {
+        return Error::FailedPrecondition(
+            "exposed services need a sandbox network; this node runs with network \"none\"");
+      }
+      if (spec.network().has_deny_ingress() && spec.network().deny_ingress()) {
+        return FieldError("sandbox.spec.network.deny_ingress", "contradicts exposed services");
+      }
+      if (svc.protocol == "sctp") {
+        if (Status sctp = net::SctpAvailable(); !sctp) {
+          return Error::FailedPrecondition(
+              field + ": SCTP services cannot be exposed on this node: " + sctp.error().message());
+        }
+      }
+      out->services.push_back(std::move(svc));
+    }
   }
   return Ok();
 }

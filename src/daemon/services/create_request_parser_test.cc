@@ -1,12 +1,16 @@
 #include "src/daemon/services/create_request_parser.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "src/net/host_ports.h"
 #include "src/sys/fs.h"
 #include "src/testing/temp_dir.h"
 
 namespace sbx::daemon {
 namespace {
+
+using ::testing::HasSubstr;
 
 v1::CreateSandboxRequest Request() {
   v1::CreateSandboxRequest r;
@@ -285,44 +289,70 @@ TEST(ParseCreateRequestTest, Services) {
   Config config;
   auto request = Request();
   auto* spec = request.mutable_sandbox()->mutable_spec();
-  auto* web = spec->add_services();
-  web->set_port(8080);
-  web->set_name("web");
-  auto* dns = spec->add_services();
-  dns->set_port(53);
-  dns->set_protocol(v1::SERVICE_PROTOCOL_UDP);
-  dns->set_visibility(v1::VISIBILITY_PUBLIC);
+  auto add = [](v1::SandboxSpec* to, int port, v1::ServiceProtocol protocol,
+                v1::Visibility visibility) {
+    auto* s = to->add_services();
+    s->set_port(port);
+    s->set_protocol(protocol);
+    s->set_visibility(visibility);
+    return s;
+  };
+  add(spec, 8080, v1::SERVICE_PROTOCOL_UNSPECIFIED, v1::VISIBILITY_PRIVATE)->set_name("web");
+  add(spec, 9000, v1::SERVICE_PROTOCOL_TCP, v1::VISIBILITY_UNSPECIFIED);
+  add(spec, 53, v1::SERVICE_PROTOCOL_UDP, v1::VISIBILITY_PRIVATE);
   auto r = ParseCreateRequest(request, config);
   ASSERT_TRUE(r) << r.error().ToString();
+  // Only the services with a visibility are exposed; 9000 is declared, not exposed.
   ASSERT_EQ(r->network.services.size(), 2u);
+  EXPECT_EQ(r->network.services[0].port, 8080);
   EXPECT_EQ(r->network.services[0].protocol, "tcp");
   EXPECT_FALSE(r->network.services[0].public_access);
   EXPECT_EQ(r->network.services[1].protocol, "udp");
-  EXPECT_TRUE(r->network.services[1].public_access);
+
+  auto mixed = request;
+  add(mixed.mutable_sandbox()->mutable_spec(), 443, v1::SERVICE_PROTOCOL_TCP,
+      v1::VISIBILITY_PUBLIC);
+  auto m = ParseCreateRequest(mixed, config);
+  ASSERT_FALSE(m);
+  EXPECT_EQ(m.error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(m.error().MetadataValue("field"), "sandbox.spec.services[3].visibility");
 
   auto twice = request;
   twice.mutable_sandbox()->mutable_spec()->add_services()->set_port(8080);
   auto t = ParseCreateRequest(twice, config);
   ASSERT_FALSE(t);
-  EXPECT_EQ(t.error().MetadataValue("field"), "sandbox.spec.services[2].port");
+  EXPECT_EQ(t.error().MetadataValue("field"), "sandbox.spec.services[3].port");
 
   auto bad_port = Request();
   bad_port.mutable_sandbox()->mutable_spec()->add_services()->set_port(0);
   EXPECT_FALSE(ParseCreateRequest(bad_port, config));
 
+  // SCTP: declared always; exposed where the host's kernel speaks SCTP, else refused saying so.
   auto sctp = Request();
-  auto* s = sctp.mutable_sandbox()->mutable_spec()->add_services();
-  s->set_port(9);
-  s->set_protocol(v1::SERVICE_PROTOCOL_SCTP);
+  add(sctp.mutable_sandbox()->mutable_spec(), 9, v1::SERVICE_PROTOCOL_SCTP,
+      v1::VISIBILITY_UNSPECIFIED);
+  ASSERT_TRUE(ParseCreateRequest(sctp, config));
+  sctp.mutable_sandbox()->mutable_spec()->mutable_services(0)->set_visibility(
+      v1::VISIBILITY_PRIVATE);
   auto e = ParseCreateRequest(sctp, config);
-  ASSERT_FALSE(e);
-  EXPECT_EQ(e.error().code(), Code::kUnimplemented);
+  if (net::SctpAvailable()) {
+    ASSERT_TRUE(e) << e.error().ToString();
+    EXPECT_EQ(e->network.services[0].protocol, "sctp");
+  } else {
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().code(), Code::kFailedPrecondition);
+    EXPECT_THAT(e.error().message(), HasSubstr("SCTP"));
+  }
 
   Config none;
   none.network = "none";
   auto n = ParseCreateRequest(request, none);
   ASSERT_FALSE(n);
   EXPECT_EQ(n.error().code(), Code::kFailedPrecondition);
+  auto declared_only = Request();
+  add(declared_only.mutable_sandbox()->mutable_spec(), 9000, v1::SERVICE_PROTOCOL_TCP,
+      v1::VISIBILITY_UNSPECIFIED);
+  EXPECT_TRUE(ParseCreateRequest(declared_only, none)) << "nothing to expose, nothing needed";
 }
 
 TEST(ParseExecProcessTest, BuildsTheCommandLineAndEnvironment) {

@@ -42,7 +42,9 @@ grpc::Status ImageService::PullImage(grpc::ServerContext* context,
     std::lock_guard lock(mu);
     writer->Write(message);
   };
-  auto img = images_->store().Pull(request->reference(), progress);
+  Result<image::Image> img = Error::NotFound("not looked up");
+  if (request->if_missing()) img = images_->store().Get(request->reference());
+  if (!img) img = images_->store().Pull(request->reference(), progress);
   if (!img) return ToGrpcStatus(img.error());
   ::sbx::v1::PullImageProgress done;
   done.set_done(true);

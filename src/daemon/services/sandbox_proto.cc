@@ -1,6 +1,18 @@
 #include "src/daemon/services/sandbox_proto.h"
 
+#include <algorithm>
+
 namespace sbx::daemon {
+
+namespace {
+
+v1::ServiceProtocol ProtocolOf(const std::string& name) {
+  if (name == "udp") return v1::SERVICE_PROTOCOL_UDP;
+  if (name == "sctp") return v1::SERVICE_PROTOCOL_SCTP;
+  return v1::SERVICE_PROTOCOL_TCP;
+}
+
+}  // namespace
 
 google::protobuf::Timestamp ToTimestamp(int64_t ns) {
   google::protobuf::Timestamp ts;
@@ -108,14 +120,26 @@ v1::Sandbox ToProto(const SandboxRecord& r, const std::string& runner_id,
       port->set_end_port(p.last != p.first ? p.last : 0);
     }
   }
-  for (const auto& e : services) {
+  // In the spec's order: an exposed service while its endpoint is attached, with its URL; one
+  // declared without a visibility always, without a URL (it is not reachable from outside).
+  for (const v1::Service& declared : s.spec().services()) {
+    v1::ServiceProtocol protocol = declared.protocol() == v1::SERVICE_PROTOCOL_UNSPECIFIED
+                                       ? v1::SERVICE_PROTOCOL_TCP
+                                       : declared.protocol();
+    std::string url;
+    if (declared.visibility() != v1::VISIBILITY_UNSPECIFIED) {
+      auto endpoint = std::find_if(services.begin(), services.end(), [&](const auto& e) {
+        return e.service.port == declared.port() && ProtocolOf(e.service.protocol) == protocol;
+      });
+      if (endpoint == services.end()) continue;
+      url = endpoint->url;
+    }
     auto* svc = st->add_services();
-    svc->set_port(e.service.port);
-    svc->set_name(e.service.name);
-    svc->set_protocol(e.service.protocol == "udp" ? v1::SERVICE_PROTOCOL_UDP
-                                                  : v1::SERVICE_PROTOCOL_TCP);
-    svc->set_visibility(static_cast<v1::Visibility>(e.service.visibility));
-    svc->set_url(e.url);
+    svc->set_port(declared.port());
+    svc->set_name(declared.name());
+    svc->set_protocol(protocol);
+    svc->set_visibility(declared.visibility());
+    svc->set_url(url);
   }
   auto* cs = st->add_container_statuses();
   cs->set_name("main");

@@ -42,6 +42,15 @@ TEST(ToProtoTest, ServicesOfALiveSandbox) {
   SandboxRecord r;
   r.id = "sb-2";
   r.state = State::kRunning;
+  v1::SandboxSpec spec;
+  auto* declared = spec.add_services();
+  declared->set_port(9000);
+  declared->set_name("internal");
+  auto* web = spec.add_services();
+  web->set_port(8080);
+  web->set_name("web");
+  web->set_visibility(v1::VISIBILITY_PRIVATE);
+  r.spec_blob = spec.SerializeAsString();
   net::ServiceEndpoint e;
   e.service.port = 8080;
   e.service.name = "web";
@@ -49,11 +58,19 @@ TEST(ToProtoTest, ServicesOfALiveSandbox) {
   e.host_port = 30001;
   e.url = "http://10.128.0.1:30001";
   v1::Sandbox s = ToProto(r, "node-1", {e});
-  ASSERT_EQ(s.status().services_size(), 1);
-  EXPECT_EQ(s.status().services(0).port(), 8080);
-  EXPECT_EQ(s.status().services(0).name(), "web");
-  EXPECT_EQ(s.status().services(0).protocol(), v1::SERVICE_PROTOCOL_TCP);
-  EXPECT_EQ(s.status().services(0).url(), "http://10.128.0.1:30001");
+  ASSERT_EQ(s.status().services_size(), 2);
+  EXPECT_EQ(s.status().services(0).port(), 9000);
+  EXPECT_EQ(s.status().services(0).visibility(), v1::VISIBILITY_UNSPECIFIED);
+  EXPECT_EQ(s.status().services(0).url(), "") << "a service without a visibility is not exposed";
+  EXPECT_EQ(s.status().services(1).port(), 8080);
+  EXPECT_EQ(s.status().services(1).name(), "web");
+  EXPECT_EQ(s.status().services(1).protocol(), v1::SERVICE_PROTOCOL_TCP);
+  EXPECT_EQ(s.status().services(1).url(), "http://10.128.0.1:30001");
+
+  // Ended: the exposed endpoint is gone; the declared service stays listed.
+  v1::Sandbox ended = ToProto(r, "node-1", {});
+  ASSERT_EQ(ended.status().services_size(), 1);
+  EXPECT_EQ(ended.status().services(0).port(), 9000);
 }
 
 TEST(ToProtoTest, EffectiveEgressInTheApiForm) {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <optional>
+#include <string_view>
 #include <thread>
 
 #include "src/agent/client.h"
@@ -13,6 +14,7 @@
 #include "src/daemon/services/agent_failure.h"
 #include "src/daemon/services/call_scope.h"
 #include "src/daemon/services/create_request_parser.h"
+#include "src/daemon/services/log_lines.h"
 #include "src/daemon/services/sandbox_proto.h"
 #include "src/daemon/services/status_mapping.h"
 
@@ -140,7 +142,8 @@ grpc::Status SandboxService::DeleteSandbox(grpc::ServerContext* context,
   if (request->snapshot_volumes_size() > 0) {
     return Fail(Error::Unimplemented("snapshots are not supported by sbx"));
   }
-  auto record = manager_->Stop(*tenant, request->sandbox_id(), request->grace_period_seconds());
+  auto record = manager_->Stop(*tenant, request->sandbox_id(), request->grace_period_seconds(),
+                               request->request_id());
   if (!record) {
     if (record.error().code() == Code::kNotFound && request->allow_missing())
       return grpc::Status::OK;
@@ -451,45 +454,51 @@ grpc::Status SandboxService::StreamLogs(grpc::ServerContext* context,
     }
     offset = first + pos;
   }
-  auto emit = [&](const agent::LogChunk& c) -> bool {
-    if (c.time_ns < since_ns) return true;
-    uint64_t chunk_end = c.offset + c.data.size();
-    if (chunk_end <= offset) return true;
-    std::string data = c.data.substr(offset > c.offset ? offset - c.offset : 0);
+  // Without timestamps an entry is a write of the sandbox's output, as it was made; with them
+  // an entry is a line, stamped with the time it was complete.
+  LogLineSplitter lines;
+  uint64_t fed = offset;  // the log is read up to here
+  auto send = [&](std::string data, int64_t time_ns, uint64_t next_offset) -> bool {
     v1::LogEntry entry;
-    if (request->timestamps()) {
-      std::string stamped;
-      time_t secs = static_cast<time_t>(c.time_ns / 1000000000);
-      tm utc{};
-      gmtime_r(&secs, &utc);
-      char prefix[64];
-      snprintf(prefix, sizeof prefix, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ ", utc.tm_year + 1900,
-               utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-               static_cast<long long>(c.time_ns % 1000000000));
-      bool line_start = true;
-      for (char ch : data) {
-        if (line_start) stamped += prefix;
-        stamped += ch;
-        line_start = ch == '\n';
-      }
-      data = std::move(stamped);
-    }
     entry.set_data(std::move(data));
-    *entry.mutable_timestamp() = ToTimestamp(c.time_ns);
+    *entry.mutable_timestamp() = ToTimestamp(time_ns);
     entry.set_log_session_id(session);
-    entry.set_next_log_offset(chunk_end);
-    offset = chunk_end;
+    entry.set_next_log_offset(next_offset);
     return writer->Write(entry);
+  };
+  auto send_line = [&](LogLineSplitter::Line line) -> bool {
+    if (line.time_ns < since_ns) return true;
+    return send(FormatUtc(line.time_ns, 9) + " " + line.data, line.time_ns, line.end_offset);
+  };
+  auto emit = [&](const agent::LogChunk& c) -> bool {
+    uint64_t chunk_end = c.offset + c.data.size();
+    if (chunk_end <= fed) return true;
+    std::string_view data = c.data;
+    data.remove_prefix(fed > c.offset ? fed - c.offset : 0);
+    fed = chunk_end;
+    if (!request->timestamps()) {
+      return c.time_ns < since_ns || send(std::string(data), c.time_ns, chunk_end);
+    }
+    for (auto& line : lines.Feed(data, chunk_end, c.time_ns)) {
+      if (!send_line(std::move(line))) return false;
+    }
+    return true;
+  };
+  auto flush = [&]() {
+    if (auto line = lines.Flush()) send_line(std::move(*line));
   };
   for (const auto& c : chunks) {
     if (!emit(c)) return grpc::Status::OK;
   }
-  if (!request->follow() || !live) return grpc::Status::OK;
+  if (!request->follow() || !live) {
+    flush();
+    return grpc::Status::OK;
+  }
   // Follow: tail sbx-init until the main process's output ends or the client goes away.
   agent::AgentClient client(record->socket_path);
   std::atomic<bool> cancelled{false};
   Status followed = client.StreamLogs(
-      {offset, true},
+      {fed, true},
       [&](const agent::LogChunk& c) {
         if (context->IsCancelled()) {
           cancelled = true;
@@ -507,9 +516,10 @@ grpc::Status SandboxService::StreamLogs(grpc::ServerContext* context,
       return send_error("STREAM_INTERRUPTED", followed.error().message());
     }
     for (const auto& c : load_saved()) {
-      if (!emit(c)) break;
+      if (!emit(c)) return grpc::Status::OK;
     }
   }
+  if (!cancelled && !context->IsCancelled()) flush();
   return grpc::Status::OK;
 }
 

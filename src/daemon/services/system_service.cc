@@ -10,7 +10,8 @@ namespace sbx::daemon {
 
 grpc::Status SystemService::GetInfo(grpc::ServerContext* context, const ::sbx::v1::GetInfoRequest*,
                                     ::sbx::v1::GetInfoResponse* response) {
-  if (auto tenant = auth_->Tenant(*context); !tenant) return ToGrpcStatus(tenant.error());
+  auto caller = auth_->Identify(*context);
+  if (!caller) return ToGrpcStatus(caller.error());
   response->set_version(kVersion);
   response->set_runner_id(manager_->runner_id());
   for (const auto& [name, feature] : sys::ProbeAll()) {
@@ -30,6 +31,17 @@ grpc::Status SystemService::GetInfo(grpc::ServerContext* context, const ::sbx::v
     response->set_disk_free_bytes(static_cast<int64_t>(fs.f_bavail * fs.f_frsize));
   }
   response->set_cgroup_version(cgroup_version_);
+  if (caller->is_operator) {
+    const Config& config = manager_->config();
+    auto* effective = response->mutable_config();
+    for (const auto& m : config.registry_mirrors) effective->add_registry_mirrors(m);
+    for (const auto& r : config.insecure_registries) effective->add_insecure_registries(r);
+    effective->set_state_dir(config.state_dir);
+    effective->set_network(config.network);
+    effective->set_default_lifetime_seconds(config.default_lifetime_seconds);
+    effective->set_max_lifetime_seconds(config.max_lifetime_seconds);
+    effective->set_present(true);
+  }
   return grpc::Status::OK;
 }
 
