@@ -4,6 +4,9 @@
 #   tools/dev.sh deps         install the Debian packages everything needs
 #   tools/dev.sh build        release build (build/release)
 #   tools/dev.sh quickstart   build, start the local registry and sbxd, run the seed example
+#   tools/dev.sh deb          build the Debian package (build/deb/sbx_*.deb)
+#   tools/dev.sh wheel        build the Python SDK's wheel and sdist (build/python)
+#   tools/dev.sh test-deb     install the package into a fresh Debian 12 root and start sbxd
 #   tools/dev.sh test         the whole test suite, as CI runs it
 #   tools/dev.sh ci           deps + test
 #   tools/dev.sh format       reformat C++ and proto sources
@@ -47,6 +50,8 @@ venv() {
   if [[ ! -x $dir/bin/python ]]; then
     /usr/bin/python3 -m venv --system-site-packages "$dir"
   fi
+  # The distribution was named sbx before it became sbx-sandbox; both would own the package.
+  "$dir/bin/pip" uninstall --yes --quiet --disable-pip-version-check sbx 2>/dev/null || true
   "$dir/bin/pip" install --quiet --no-index --disable-pip-version-check "$root/python"
 }
 
@@ -115,6 +120,31 @@ with Sandbox.run() as sandbox:
 PY
 }
 
+deb() {
+  log "building the Debian package"
+  packaging/build-deb.sh
+}
+
+wheel() {
+  # The SDK's distributions, written by its in-tree backend: no pip, no network.
+  local out=$root/build/python
+  mkdir -p "$out"
+  log "building the Python SDK's wheel and sdist into $out"
+  (cd python && /usr/bin/python3 -c '
+import sys
+import _sbx_build as backend
+print(sys.argv[1] + "/" + backend.build_wheel(sys.argv[1]))
+print(sys.argv[1] + "/" + backend.build_sdist(sys.argv[1]))' "$out")
+}
+
+test_deb() {
+  need_root
+  local started=$SECONDS package
+  package=$(packaging/build-deb.sh)
+  tests/packaging/deb_test.sh "$package"
+  log "package built and tested in $((SECONDS - started))s"
+}
+
 format() {
   git ls-files '*.cc' '*.h' '*.proto' | xargs clang-format -i
 }
@@ -160,6 +190,8 @@ test_all() {
   SBX_E2E=1 SBX_BASE_URL="unix://$socket" "$venv_dir/bin/python" -m pytest -q -p no:cacheprovider \
     python/tests/e2e || { stop_sbxd "$state"; tail -50 "$state/sbxd.log" >&2; return 1; }
   stop_sbxd "$state"
+  log "the Debian package: a release build of its own, installed into a fresh Debian 12 root"
+  test_deb
   log "all tests passed in $((SECONDS - started))s"
 }
 
@@ -167,6 +199,9 @@ case ${1:-} in
   deps) deps ;;
   build) build ;;
   quickstart) quickstart ;;
+  deb) deb ;;
+  wheel) wheel ;;
+  test-deb) test_deb ;;
   test) test_all ;;
   ci)
     deps
@@ -175,7 +210,7 @@ case ${1:-} in
   format) format ;;
   format-check) format_check ;;
   *)
-    sed -n '2,11p' "$0"
+    sed -n '2,13p' "$0"
     exit 2
     ;;
 esac
