@@ -3,7 +3,9 @@
 #
 #   tools/dev.sh deps         install the Debian packages everything needs
 #   tools/dev.sh build        release build (build/release)
-#   tools/dev.sh quickstart   build, start the local registry and sbxd, run the seed example
+#   tools/dev.sh quickstart   build, start the local registry and sbxd, run the seed example;
+#                             sbxd keeps running
+#   tools/dev.sh stop         stop the sbxd the quickstart started
 #   tools/dev.sh deb          build the Debian package (build/deb/sbx_*.deb)
 #   tools/dev.sh wheel        build the Python SDK's wheel and sdist (build/python)
 #   tools/dev.sh test-deb     install the package into a fresh Debian 12 root and start sbxd
@@ -95,17 +97,21 @@ stop_sbxd() {
   fi
 }
 
+# Where the quickstart keeps its sbxd (state, socket, log, pid) and the SDK's venv.
+quickstart_state=${SBX_QUICKSTART_DIR:-/tmp/sbx-quickstart}
+
 quickstart() {
   need_root
   deps
   build
   log "starting the local registry (images built from Debian packages, cached)"
   tools/registry/registry.sh up >/dev/null
-  local state=/tmp/sbx-quickstart
+  local state=$quickstart_state
   stop_sbxd "$state"
   log "starting sbxd"
   local socket
   socket=$(start_sbxd "$root/build/release/bin" "$state")
+  # Until the example has run, a failure stops sbxd again; then it keeps running for the user.
   trap 'stop_sbxd '"$state" EXIT
   log "installing the Python SDK into $state/venv"
   venv "$state/venv"
@@ -118,6 +124,29 @@ with Sandbox.run() as sandbox:
     print(result.stdout, end="")
     print("sandbox", sandbox.sandbox_id, "ran it, exit code", result.returncode)
 PY
+  trap - EXIT
+  local stop_command="sudo tools/dev.sh stop"
+  [[ -z ${SBX_QUICKSTART_DIR:-} ]] || stop_command="sudo SBX_QUICKSTART_DIR=$state tools/dev.sh stop"
+  cat <<EOF
+
+sbxd keeps running (pid $(cat "$state/sbxd.pid"), log $state/sbxd.log). Use it with:
+
+  export SBX_BASE_URL=unix://$socket
+  build/release/bin/sbx run --rm python:3.11 python --version
+  $state/venv/bin/python          # the Python SDK: from sbx import Sandbox
+
+Stop it with: $stop_command
+EOF
+}
+
+stop() {
+  need_root
+  if [[ ! -f $quickstart_state/sbxd.pid ]]; then
+    echo "no sbxd started by the quickstart is running" >&2
+    return 0
+  fi
+  log "stopping sbxd (sandboxes it still runs keep running: sbx rm them first)"
+  stop_sbxd "$quickstart_state"
 }
 
 deb() {
@@ -199,6 +228,7 @@ case ${1:-} in
   deps) deps ;;
   build) build ;;
   quickstart) quickstart ;;
+  stop) stop ;;
   deb) deb ;;
   wheel) wheel ;;
   test-deb) test_deb ;;
@@ -210,7 +240,7 @@ case ${1:-} in
   format) format ;;
   format-check) format_check ;;
   *)
-    sed -n '2,13p' "$0"
+    sed -n '2,15p' "$0"
     exit 2
     ;;
 esac
