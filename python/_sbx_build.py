@@ -1,8 +1,10 @@
-"""In-tree PEP 517 build backend for the ``sbx`` package.
+"""In-tree PEP 517 build backend for the ``sbx-sandbox`` distribution (import name ``sbx``).
 
 It needs nothing from PyPI: it generates the gRPC stubs with ``protoc`` and Debian's
 ``grpc_python_plugin`` (package ``protobuf-compiler-grpc``) from the project's ``.proto`` files and
 writes the wheel itself, so ``pip install ./python`` works offline and under pip's build isolation.
+The wheel is pure Python with the stubs in it; the sdist carries them too, so building a wheel from
+the sdist needs no protoc either.
 
 Protos come from ``$SBX_API_PROTO_DIR``, else ``proto/api`` (inside an sdist), else ``../api/proto``
 (the repository). Tools come from ``$PROTOC`` / ``$GRPC_PYTHON_PLUGIN``, else ``PATH``, else the
@@ -24,7 +26,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-NAME = "sbx"
+# The distribution's name on package indexes ("sbx" there is another project's); the package it
+# installs, and that programs import, is sbx.
+DIST_NAME = "sbx-sandbox"
+DIST_FILE_NAME = re.sub(r"[-_.]+", "_", DIST_NAME).lower()
+PACKAGE = "sbx"
 HERE = Path(__file__).resolve().parent
 SRC = HERE / "src" / "sbx"
 LOCAL_PROTO_DIR = HERE / "proto"
@@ -147,13 +153,13 @@ def generate_stubs(out_dir: Path) -> str:
 
 
 def _dist_info() -> str:
-    return f"{NAME}-{_version()}.dist-info"
+    return f"{DIST_FILE_NAME}-{_version()}.dist-info"
 
 
 def _metadata(protobuf_req: str) -> str:
     lines = [
         "Metadata-Version: 2.1",
-        f"Name: {NAME}",
+        f"Name: {DIST_NAME}",
         f"Version: {_version()}",
         f"Summary: {SUMMARY}",
         f"Requires-Python: {REQUIRES_PYTHON}",
@@ -186,12 +192,12 @@ def _write_wheel(wheel_directory: str, files: dict[str, bytes], protobuf_req: st
     files = dict(files)
     files[f"{dist_info}/METADATA"] = _metadata(protobuf_req).encode()
     files[f"{dist_info}/WHEEL"] = _wheel_file().encode()
-    files[f"{dist_info}/top_level.txt"] = f"{NAME}\n".encode()
+    files[f"{dist_info}/top_level.txt"] = f"{PACKAGE}\n".encode()
     record_name = f"{dist_info}/RECORD"
     record = [_record_line(name, data) for name, data in sorted(files.items())]
     record.append(f"{record_name},,")
     files[record_name] = ("\n".join(record) + "\n").encode()
-    wheel_name = f"{NAME}-{_version()}-py3-none-any.whl"
+    wheel_name = f"{DIST_FILE_NAME}-{_version()}-py3-none-any.whl"
     path = Path(wheel_directory) / wheel_name
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, data in files.items():
@@ -209,8 +215,47 @@ def _package_sources() -> dict[str, bytes]:
             continue
         if path.suffix not in (".py", ".typed") or GENERATED.search(path.name):
             continue
-        files[f"{NAME}/{path.relative_to(SRC).as_posix()}"] = path.read_bytes()
+        files[f"{PACKAGE}/{path.relative_to(SRC).as_posix()}"] = path.read_bytes()
     return files
+
+
+def _shipped_stubs() -> tuple[dict[str, bytes], str] | None:
+    """Inside an unpacked sdist: the stubs it carries and the protobuf requirement they were
+    generated for (from its PKG-INFO), so no protoc is needed. None in a repository checkout,
+    where the stubs are generated afresh from the protos."""
+    pkg_info = HERE / "PKG-INFO"
+    if not pkg_info.is_file():
+        return None
+    stubs = {
+        f"{PACKAGE}/_proto/{path.name}": path.read_bytes()
+        for path in sorted((SRC / "_proto").glob("*.py"))
+        if GENERATED.search(path.name)
+    }
+    match = re.search(r"^Requires-Dist: (protobuf\S*)$", pkg_info.read_text(encoding="utf-8"), re.M)
+    if not stubs or not match:
+        return None
+    return stubs, match.group(1)
+
+
+def _stubs() -> tuple[dict[str, bytes], str]:
+    """The stubs as wheel members, and the protobuf requirement they need."""
+    shipped = _shipped_stubs()
+    if shipped:
+        return shipped
+    with tempfile.TemporaryDirectory(prefix="sbx-stubs-") as tmp:
+        protobuf_req = generate_stubs(Path(tmp))
+        stubs = {
+            f"{PACKAGE}/_proto/{path.name}": path.read_bytes() for path in sorted(Path(tmp).iterdir())
+        }
+    return stubs, protobuf_req
+
+
+def _protobuf_requirement() -> str:
+    shipped = _shipped_stubs()
+    if shipped:
+        return shipped[1]
+    _, version = _protoc_command()
+    return protobuf_requirement(version)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -232,8 +277,7 @@ def get_requires_for_build_editable(config_settings=None):
 def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
     dist_info = Path(metadata_directory) / _dist_info()
     dist_info.mkdir(parents=True, exist_ok=True)
-    _, version = _protoc_command()
-    (dist_info / "METADATA").write_text(_metadata(protobuf_requirement(version)), encoding="utf-8")
+    (dist_info / "METADATA").write_text(_metadata(_protobuf_requirement()), encoding="utf-8")
     (dist_info / "WHEEL").write_text(_wheel_file(), encoding="utf-8")
     return dist_info.name
 
@@ -243,21 +287,20 @@ prepare_metadata_for_build_editable = prepare_metadata_for_build_wheel
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     files = _package_sources()
-    with tempfile.TemporaryDirectory(prefix="sbx-stubs-") as tmp:
-        protobuf_req = generate_stubs(Path(tmp))
-        for path in sorted(Path(tmp).iterdir()):
-            files[f"{NAME}/_proto/{path.name}"] = path.read_bytes()
+    stubs, protobuf_req = _stubs()
+    files.update(stubs)
     return _write_wheel(wheel_directory, files, protobuf_req)
 
 
 def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
-    protobuf_req = generate_stubs(SRC / "_proto")
-    files = {f"__editable__.{NAME}-{_version()}.pth": f"{SRC.parent}\n".encode()}
+    shipped = _shipped_stubs()
+    protobuf_req = shipped[1] if shipped else generate_stubs(SRC / "_proto")
+    files = {f"__editable__.{DIST_FILE_NAME}-{_version()}.pth": f"{SRC.parent}\n".encode()}
     return _write_wheel(wheel_directory, files, protobuf_req)
 
 
 def build_sdist(sdist_directory, config_settings=None):
-    base = f"{NAME}-{_version()}"
+    base = f"{DIST_FILE_NAME}-{_version()}"
     members: dict[str, bytes] = {}
     for name in ("pyproject.toml", "_sbx_build.py", "README.md"):
         if (HERE / name).is_file():
@@ -270,7 +313,10 @@ def build_sdist(sdist_directory, config_settings=None):
             members[f"proto/api/{rel}"] = (api / rel).read_bytes()
     for arcname, data in _package_sources().items():
         members[f"src/{arcname}"] = data
-    members["PKG-INFO"] = _metadata("protobuf>=4.21").encode()
+    stubs, protobuf_req = _stubs()
+    for arcname, data in stubs.items():
+        members[f"src/{arcname}"] = data
+    members["PKG-INFO"] = _metadata(protobuf_req).encode()
     sdist_name = f"{base}.tar.gz"
     with tarfile.open(Path(sdist_directory) / sdist_name, "w:gz", format=tarfile.PAX_FORMAT) as tf:
         for name, data in sorted(members.items()):

@@ -3,7 +3,12 @@
 #
 #   tools/dev.sh deps         install the Debian packages everything needs
 #   tools/dev.sh build        release build (build/release)
-#   tools/dev.sh quickstart   build, start the local registry and sbxd, run the seed example
+#   tools/dev.sh quickstart   build, start the local registry and sbxd, run the seed example;
+#                             sbxd keeps running
+#   tools/dev.sh stop         stop the sbxd the quickstart started
+#   tools/dev.sh deb          build the Debian package (build/deb/sbx_*.deb)
+#   tools/dev.sh wheel        build the Python SDK's wheel and sdist (build/python)
+#   tools/dev.sh test-deb     install the package into a fresh Debian 12 root and start sbxd
 #   tools/dev.sh test         the whole test suite, as CI runs it
 #   tools/dev.sh ci           deps + test
 #   tools/dev.sh format       reformat C++ and proto sources
@@ -47,6 +52,8 @@ venv() {
   if [[ ! -x $dir/bin/python ]]; then
     /usr/bin/python3 -m venv --system-site-packages "$dir"
   fi
+  # The distribution was named sbx before it became sbx-sandbox; both would own the package.
+  "$dir/bin/pip" uninstall --yes --quiet --disable-pip-version-check sbx 2>/dev/null || true
   "$dir/bin/pip" install --quiet --no-index --disable-pip-version-check "$root/python"
 }
 
@@ -90,17 +97,21 @@ stop_sbxd() {
   fi
 }
 
+# Where the quickstart keeps its sbxd (state, socket, log, pid) and the SDK's venv.
+quickstart_state=${SBX_QUICKSTART_DIR:-/tmp/sbx-quickstart}
+
 quickstart() {
   need_root
   deps
   build
   log "starting the local registry (images built from Debian packages, cached)"
   tools/registry/registry.sh up >/dev/null
-  local state=/tmp/sbx-quickstart
+  local state=$quickstart_state
   stop_sbxd "$state"
   log "starting sbxd"
   local socket
   socket=$(start_sbxd "$root/build/release/bin" "$state")
+  # Until the example has run, a failure stops sbxd again; then it keeps running for the user.
   trap 'stop_sbxd '"$state" EXIT
   log "installing the Python SDK into $state/venv"
   venv "$state/venv"
@@ -113,6 +124,54 @@ with Sandbox.run() as sandbox:
     print(result.stdout, end="")
     print("sandbox", sandbox.sandbox_id, "ran it, exit code", result.returncode)
 PY
+  trap - EXIT
+  local stop_command="sudo tools/dev.sh stop"
+  [[ -z ${SBX_QUICKSTART_DIR:-} ]] || stop_command="sudo SBX_QUICKSTART_DIR=$state tools/dev.sh stop"
+  cat <<EOF
+
+sbxd keeps running (pid $(cat "$state/sbxd.pid"), log $state/sbxd.log). Use it with:
+
+  export SBX_BASE_URL=unix://$socket
+  build/release/bin/sbx run --rm python:3.11 python --version
+  $state/venv/bin/python          # the Python SDK: from sbx import Sandbox
+
+Stop it with: $stop_command
+EOF
+}
+
+stop() {
+  need_root
+  if [[ ! -f $quickstart_state/sbxd.pid ]]; then
+    echo "no sbxd started by the quickstart is running" >&2
+    return 0
+  fi
+  log "stopping sbxd (sandboxes it still runs keep running: sbx rm them first)"
+  stop_sbxd "$quickstart_state"
+}
+
+deb() {
+  log "building the Debian package"
+  packaging/build-deb.sh
+}
+
+wheel() {
+  # The SDK's distributions, written by its in-tree backend: no pip, no network.
+  local out=$root/build/python
+  mkdir -p "$out"
+  log "building the Python SDK's wheel and sdist into $out"
+  (cd python && /usr/bin/python3 -c '
+import sys
+import _sbx_build as backend
+print(sys.argv[1] + "/" + backend.build_wheel(sys.argv[1]))
+print(sys.argv[1] + "/" + backend.build_sdist(sys.argv[1]))' "$out")
+}
+
+test_deb() {
+  need_root
+  local started=$SECONDS package
+  package=$(packaging/build-deb.sh)
+  tests/packaging/deb_test.sh "$package"
+  log "package built and tested in $((SECONDS - started))s"
 }
 
 format() {
@@ -160,6 +219,8 @@ test_all() {
   SBX_E2E=1 SBX_BASE_URL="unix://$socket" "$venv_dir/bin/python" -m pytest -q -p no:cacheprovider \
     python/tests/e2e || { stop_sbxd "$state"; tail -50 "$state/sbxd.log" >&2; return 1; }
   stop_sbxd "$state"
+  log "the Debian package: a release build of its own, installed into a fresh Debian 12 root"
+  test_deb
   log "all tests passed in $((SECONDS - started))s"
 }
 
@@ -167,6 +228,10 @@ case ${1:-} in
   deps) deps ;;
   build) build ;;
   quickstart) quickstart ;;
+  stop) stop ;;
+  deb) deb ;;
+  wheel) wheel ;;
+  test-deb) test_deb ;;
   test) test_all ;;
   ci)
     deps
@@ -175,7 +240,7 @@ case ${1:-} in
   format) format ;;
   format-check) format_check ;;
   *)
-    sed -n '2,11p' "$0"
+    sed -n '2,15p' "$0"
     exit 2
     ;;
 esac

@@ -3,6 +3,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "src/base/log.h"
 #include "src/base/strings.h"
 #include "src/daemon/api_server.h"
@@ -32,6 +34,16 @@ void RaiseDescriptorLimit() {
   if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) {
     SBX_LOG_WARN("could not raise the descriptor limit: {}", strerror(errno));
   }
+}
+
+// The build tree keeps sbx-runtime and sbx-init next to sbxd; an installation keeps them in a
+// directory of their own (libexec), since they are not commands for users' PATH.
+std::string DefaultRuntimePath(const std::string& sbxd_dir) {
+  std::string beside = sbxd_dir + "/sbx-runtime";
+  if (access(beside.c_str(), X_OK) == 0) return beside;
+  return std::filesystem::path(sbxd_dir + "/" SBX_HELPER_DIR_FROM_SBXD "/sbx-runtime")
+      .lexically_normal()
+      .string();
 }
 
 class DaemonImpl : public Daemon {
@@ -65,11 +77,12 @@ class DaemonImpl : public Daemon {
     SBX_ASSIGN_OR_RETURN(std::string bin_dir, sys::SelfExeDir());
     HelperRuntimeOptions runtime;
     runtime.runtime_binary =
-        config_.runtime_path.empty() ? bin_dir + "/sbx-runtime" : config_.runtime_path;
+        config_.runtime_path.empty() ? DefaultRuntimePath(bin_dir) : config_.runtime_path;
     runtime.init_binary = sys::DirName(runtime.runtime_binary) + "/sbx-init";
     for (const auto& binary : {runtime.runtime_binary, runtime.init_binary}) {
       if (access(binary.c_str(), X_OK) != 0) {
-        return Error::FailedPrecondition(Quote(binary) + " is missing; install it next to sbxd");
+        return Error::FailedPrecondition(
+            Quote(binary) + " is missing; install it, or name sbx-runtime in runtime_path");
       }
     }
     runtime.run_dir = config_.run_dir;
