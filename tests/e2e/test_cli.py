@@ -1036,7 +1036,6 @@ def test_json_output_on_every_command(cli, tmp_path):
     (["exec"], "Usage: sbx exec [OPTIONS] SANDBOX_ID COMMAND [ARG...]"),
     (["get"], "Usage: sbx get [OPTIONS] SANDBOX_ID..."),
     (["wait"], "Usage: sbx wait [OPTIONS] SANDBOX_ID..."),
-    (["images", "pull"], "Usage: sbx images pull [OPTIONS] IMAGE"),
     (["images"], "Usage: sbx images [OPTIONS] COMMAND"),
 ])
 def test_usage_lines_name_the_command(cli, command, usage):
