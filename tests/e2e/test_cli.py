@@ -452,7 +452,7 @@ def test_ls_filters_and_formats(cli):
         ended_only = cli("ls", "--status", "completed", "--tag", tag, "-q", check=0).out.split()
         assert ended_only == [ended]
         table = cli("ls", "--all", "--tag", tag, check=0).out.splitlines()
-        assert table[0].split()[:3] == ["SANDBOX", "ID", "STATUS"]
+        assert table[0].split()[:4] == ["SANDBOX", "ID", "NAME", "STATUS"]
         rows = {line.split()[0]: line for line in table[1:]}
         assert "RUNNING" in rows[running] and "COMPLETED (0)" in rows[ended]
         assert BUSYBOX in rows[running]
