@@ -216,6 +216,9 @@ struct CopyOptions {
   bool follow_links = false;
   // Called for what is left out (devices, FIFOs, sockets, hard links), with a reason.
   std::function<void(const std::string& path, const std::string& why)> on_skip;
+  // Called as the archive travels, with the bytes moved so far (archive bytes, headers
+  // included).
+  std::function<void(int64_t bytes)> on_progress;
 };
 
 struct CopyStats {

@@ -35,9 +35,13 @@ int ReportCommandError(Context& ctx, const Error& error) {
   return ctx.Report(error, kExitSbxFailed);
 }
 
-int Attach(Context& ctx, const std::string& id, ExecOptions exec, const AttachOptions& options) {
+int Attach(Context& ctx, const std::string& reference, ExecOptions exec,
+           const AttachOptions& options) {
   Client* client = ctx.client();
   if (client == nullptr) return ctx.exit_code = kExitSbxFailed;
+  auto resolved = ResolveId(*client, reference);
+  if (!resolved) return ctx.Report(resolved.error(), kExitSbxFailed);
+  const std::string& id = *resolved;
   if (options.tty) {
     exec.tty = true;
     auto size = GetWindowSize(STDIN_FILENO);

@@ -19,9 +19,10 @@ struct AttachOptions {
   bool tty = false;
 };
 
-// Returns the command's exit code, or one of the codes of context.h for failures of sbx itself
-// (already reported).
-int Attach(Context& ctx, const std::string& id, ExecOptions exec, const AttachOptions& options);
+// `reference` is a sandbox id, name or id prefix. Returns the command's exit code, or one of the
+// codes of context.h for failures of sbx itself (already reported).
+int Attach(Context& ctx, const std::string& reference, ExecOptions exec,
+           const AttachOptions& options);
 
 // Exit code and report for an error starting or running a command: 127 for a missing command,
 // 126 for one that cannot be executed, 124 for a timeout, else 125.

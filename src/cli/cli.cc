@@ -54,7 +54,49 @@ std::string ParsedCommand(const CLI::App& app) {
   }
 }
 
+// "sbx images pull": the words that lead to `app`.
+std::string CommandPath(const CLI::App* app) {
+  std::string path = app->get_name();
+  for (const CLI::App* parent = app->get_parent(); parent != nullptr;
+       parent = parent->get_parent()) {
+    path = parent->get_name() + " " + path;
+  }
+  return path;
+}
+
+// Usage lines that name the command, as users type it: "Usage: sbx run [OPTIONS] IMAGE
+// [CMD [ARG...]]" (CLI11's own leave the command out of a subcommand's).
+class UsageFormatter : public CLI::Formatter {
+ public:
+  std::string make_usage(const CLI::App* app, std::string /*name*/) const override {
+    std::string path = CommandPath(app);
+    std::string out = "Usage: " + path;
+    if (!app->get_options([](const CLI::Option* o) { return o->nonpositional(); }).empty()) {
+      out += " [OPTIONS]";
+    }
+    for (const CLI::Option* o :
+         app->get_options([](const CLI::Option* o) { return o->get_positional(); })) {
+      std::string word = o->get_name(true, false);
+      if (o->get_items_expected_max() > 1) word += "...";
+      out += " " + (o->get_required() ? word : "[" + word + "]");
+    }
+    // What `run` and `exec` split off before parsing.
+    if (path == "sbx run") out += " [CMD [ARG...]]";
+    if (path == "sbx exec") out += " COMMAND [ARG...]";
+    if (!app->get_subcommands([](const CLI::App* s) { return !s->get_name().empty(); }).empty()) {
+      out += " COMMAND";
+    }
+    return out + "\n";
+  }
+};
+
 }  // namespace
+
+void AddOutputOption(CLI::App* cmd, std::string& output) {
+  cmd->add_option("-o,--output", output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->type_name("FORMAT");
+}
 
 std::vector<std::string> SplitTrailingCommand(CLI::App& app, std::vector<std::string>& args) {
   size_t i = 0;
@@ -96,6 +138,7 @@ int Main(int argc, char** argv) {
       "\"authorization: Bearer <key>\").",
       "sbx"};
   app.require_subcommand(1);
+  app.formatter(std::make_shared<UsageFormatter>());
   app.set_version_flag("--version", std::string("sbx ") + kClientVersion);
   app.add_option("--url", ctx.base_url,
                  "sbxd's address (overrides SBX_BASE_URL): unix:///path, http://host:port or "
@@ -112,6 +155,8 @@ int Main(int argc, char** argv) {
   AddGetCommand(app, ctx);
   AddLogsCommand(app, ctx);
   AddStopCommand(app, ctx);
+  AddKillCommand(app, ctx);
+  AddWaitCommand(app, ctx);
   AddRmCommand(app, ctx);
   AddExtendCommand(app, ctx);
   AddPurgeCommand(app, ctx);

@@ -141,5 +141,19 @@ TEST(FormatTest, TableAlignsColumns) {
   EXPECT_EQ(ShortDigest("sha256:0123456789abcdef0123"), "sha256:0123456789ab");
 }
 
+TEST(InWordsTest, SyscallAndErrnoNamesBecomeWords) {
+  EXPECT_EQ(InWords(R"(openat2 "/nope": ENOENT (No such file or directory))"),
+            "/nope: no such file or directory");
+  EXPECT_EQ(InWords(R"(copy: rename into "/etc/hosts": EBUSY (Device or resource busy))"),
+            "copy: /etc/hosts: device or resource busy");
+  EXPECT_EQ(InWords(R"(rename "/a" to "/b": EXDEV (Invalid cross-device link))"),
+            "/a: invalid cross-device link");
+  EXPECT_EQ(InWords("read stdin: EIO (Input/output error)"), "read stdin: input/output error");
+  EXPECT_EQ(InWords(R"(open "/a \"q\"": EACCES (Permission denied))"),
+            R"(/a \"q\": permission denied)");
+  // Nothing else is touched.
+  EXPECT_EQ(InWords("sandbox \"sb-1\" not found"), "sandbox \"sb-1\" not found");
+}
+
 }  // namespace
 }  // namespace sbx::cli

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "src/base/strings.h"
@@ -18,6 +19,40 @@ struct CpFlags {
   std::string destination;
   bool follow_links = false;
   bool quiet = false;
+  std::string output = "table";
+};
+
+// A progress line on a terminal, redrawn in place, once a copy is big enough to take a while.
+class CopyProgress {
+ public:
+  explicit CopyProgress(bool enabled) : enabled_(enabled) {}
+
+  void Update(int64_t bytes) {
+    if (!enabled_) return;
+    auto now = std::chrono::steady_clock::now();
+    if (bytes < kBigCopy || (shown_ && now - last_ < kRedrawInterval)) return;
+    last_ = now;
+    double seconds = std::max(std::chrono::duration<double>(now - start_).count(), 0.001);
+    auto rate = static_cast<uint64_t>(static_cast<double>(bytes) / seconds);
+    fprintf(stderr, "\r\x1b[2Kcopying: %s (%s/s)",
+            FormatBytes(static_cast<uint64_t>(bytes)).c_str(), FormatBytes(rate).c_str());
+    fflush(stderr);
+    shown_ = true;
+  }
+
+  // Clears the line, so what follows starts at the left margin.
+  void Finish() {
+    if (shown_) fprintf(stderr, "\r\x1b[2K");
+    shown_ = false;
+  }
+
+ private:
+  static constexpr int64_t kBigCopy = 16 << 20;
+  static constexpr auto kRedrawInterval = std::chrono::milliseconds(100);
+  bool enabled_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_{};
 };
 
 int Cp(Context& ctx, const CpFlags& f) {
@@ -33,7 +68,12 @@ int Cp(Context& ctx, const CpFlags& f) {
   }
   Client* client = ctx.client();
   if (client == nullptr) return ctx.exit_code;
+  auto id = ResolveId(*client, remote.first);
+  if (!id) return ctx.Report(id.error());
+  remote.first = *id;
+  CopyProgress progress(ctx.stderr_tty && !f.quiet);
   CopyOptions options;
+  options.on_progress = [&progress](int64_t bytes) { progress.Update(bytes); };
   options.follow_links = f.follow_links;
   options.on_skip = [&ctx](const std::string& path, const std::string& why) {
     ctx.Warn("skipped " + Quote(path) + ": " + why);
@@ -64,8 +104,12 @@ int Cp(Context& ctx, const CpFlags& f) {
   } else {
     copied = client->CopyFromSandbox(from->first, from->second, f.destination, options);
   }
+  progress.Finish();
   if (!copied) return ctx.Report(copied.error());
-  if (!f.quiet && ctx.stderr_tty) {
+  if (f.output == "json") {
+    nlohmann::ordered_json out = {{"files", copied->files}, {"bytes", copied->bytes}};
+    printf("%s\n", out.dump(2).c_str());
+  } else if (!f.quiet && ctx.stderr_tty) {
     fprintf(stderr, "copied %lld file%s, %s\n", static_cast<long long>(copied->files),
             copied->files == 1 ? "" : "s",
             FormatBytes(static_cast<uint64_t>(copied->bytes)).c_str());
@@ -93,7 +137,8 @@ void AddCpCommand(CLI::App& app, Context& ctx) {
       ->type_name("");
   cmd->add_flag("-L,--follow-link", flags->follow_links,
                 "copy what a local SRC symlink points to instead of the link");
-  cmd->add_flag("-q,--quiet", flags->quiet, "no summary");
+  cmd->add_flag("-q,--quiet", flags->quiet, "no summary and no progress line");
+  AddOutputOption(cmd, flags->output);
   cmd->callback([&ctx, flags] { Cp(ctx, *flags); });
 }
 

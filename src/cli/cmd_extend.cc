@@ -12,6 +12,7 @@ void AddExtendCommand(CLI::App& app, Context& ctx) {
   struct Flags {
     std::string id;
     std::string duration;
+    std::string output = "table";
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* cmd = app.add_subcommand("extend", "Extend a running sandbox's lifetime");
@@ -23,6 +24,7 @@ void AddExtendCommand(CLI::App& app, Context& ctx) {
   cmd->add_option("DURATION", flags->duration, "how much longer it may run")
       ->required()
       ->type_name("");
+  AddOutputOption(cmd, flags->output);
   cmd->callback([&ctx, flags] {
     auto seconds = ParseDuration(flags->duration);
     if (!seconds || *seconds <= 0) {
@@ -32,10 +34,17 @@ void AddExtendCommand(CLI::App& app, Context& ctx) {
     }
     Client* client = ctx.client();
     if (client == nullptr) return;
-    auto expires = client->ExtendLifetime(flags->id, std::chrono::seconds(*seconds));
+    auto id = ResolveId(*client, flags->id);
+    if (!id) return (void)ctx.Report(id.error());
+    auto expires = client->ExtendLifetime(*id, std::chrono::seconds(*seconds));
     if (!expires) return (void)ctx.Report(expires.error());
+    if (flags->output == "json") {
+      nlohmann::ordered_json out = {{"id", *id}, {"expire_time", FormatTime(*expires)}};
+      printf("%s\n", out.dump(2).c_str());
+      return;
+    }
     auto now = std::chrono::system_clock::now();
-    printf("%s expires at %s (%s)\n", flags->id.c_str(), FormatTime(*expires).c_str(),
+    printf("%s expires at %s (%s)\n", id->c_str(), FormatTime(*expires).c_str(),
            FormatExpiry(*expires, now).c_str());
   });
 }

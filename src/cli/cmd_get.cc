@@ -63,28 +63,46 @@ void Print(const Sandbox& s) {
 
 void AddGetCommand(CLI::App& app, Context& ctx) {
   struct Flags {
-    std::string id;
+    std::vector<std::string> ids;
     std::string output = "table";
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* cmd = app.add_subcommand("get", "Show a sandbox in detail");
-  cmd->footer("Status, exit code and reason, image, command, limits, tags and times.");
+  cmd->footer(
+      "Status, exit code and reason, image, command, limits, tags and times. With several\n"
+      "sandboxes, -o json prints an array (one sandbox: an object).");
   cmd->alias("inspect");
-  cmd->add_option("SANDBOX_ID", flags->id, "the sandbox")->required()->type_name("");
-  cmd->add_option("-o,--output", flags->output, "table or json")
-      ->check(CLI::IsMember({"table", "json"}))
-      ->type_name("FORMAT");
+  cmd->add_option("SANDBOX_ID", flags->ids, "the sandboxes (ids, names or id prefixes)")
+      ->required()
+      ->type_name("");
+  AddOutputOption(cmd, flags->output);
   cmd->callback([&ctx, flags] {
     Client* client = ctx.client();
     if (client == nullptr) return;
-    auto sandbox = client->Get(flags->id);
-    if (!sandbox) return (void)ctx.Report(sandbox.error());
-    if (flags->output == "json") {
-      printf("%s\n", ToJson(*sandbox).dump(2).c_str());
-    } else {
+    int code = kExitOk;
+    nlohmann::ordered_json found = nlohmann::ordered_json::array();
+    bool first = true;
+    for (const auto& reference : flags->ids) {
+      auto id = ResolveId(*client, reference);
+      auto sandbox = id ? client->Get(*id) : Result<Sandbox>(id.error());
+      if (!sandbox) {
+        code = ctx.Report(sandbox.error());
+        if (code == kExitUnreachable) break;
+        continue;
+      }
+      if (flags->output == "json") {
+        found.push_back(ToJson(*sandbox));
+        continue;
+      }
+      if (!first) printf("\n");
+      first = false;
       Print(*sandbox);
+      fflush(stdout);
     }
-    ctx.exit_code = kExitOk;
+    if (flags->output == "json" && !found.empty()) {
+      printf("%s\n", (flags->ids.size() == 1 ? found.front() : found).dump(2).c_str());
+    }
+    ctx.exit_code = code;
   });
 }
 

@@ -21,6 +21,7 @@ void AddPull(CLI::App& images, Context& ctx) {
     std::string reference;
     std::string platform;
     bool quiet = false;
+    std::string output = "table";
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* cmd = images.add_subcommand("pull", "Pull an image into the node's store");
@@ -33,10 +34,13 @@ void AddPull(CLI::App& images, Context& ctx) {
   cmd->add_option("--platform", flags->platform, "e.g. linux/arm64 (default: the node's)")
       ->type_name("OS/ARCH");
   cmd->add_flag("-q,--quiet", flags->quiet, "print only the image's digest");
+  AddOutputOption(cmd, flags->output);
   cmd->callback([&ctx, flags] {
     Client* client = ctx.client();
     if (client == nullptr) return;
-    PullProgress progress(stdout, ctx.stdout_tty);
+    // With JSON on stdout, the progress goes to stderr.
+    bool json = flags->output == "json";
+    PullProgress progress(json ? stderr : stdout, json ? ctx.stderr_tty : ctx.stdout_tty);
     auto image = client->PullImage(
         flags->reference,
         [&](const std::vector<LayerProgress>& layers) {
@@ -45,7 +49,9 @@ void AddPull(CLI::App& images, Context& ctx) {
         flags->platform);
     if (!flags->quiet) progress.Finish();
     if (!image) return (void)ctx.Report(image.error());
-    if (flags->quiet) {
+    if (json) {
+      printf("%s\n", ToJson(*image).dump(2).c_str());
+    } else if (flags->quiet) {
       printf("%s\n", image->digest.c_str());
     } else {
       printf("pulled %s (%s, %s)\n", image->reference.c_str(), ShortDigest(image->digest).c_str(),
@@ -96,6 +102,7 @@ void AddRemove(CLI::App& images, Context& ctx) {
   struct Flags {
     std::vector<std::string> references;
     bool force = false;
+    std::string output = "table";
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* cmd = images.add_subcommand("rm", "Remove images from the node's store");
@@ -103,19 +110,27 @@ void AddRemove(CLI::App& images, Context& ctx) {
   cmd->add_option("IMAGE", flags->references, "the images")->required()->type_name("");
   cmd->add_flag("-f,--force", flags->force,
                 "remove even if sandboxes use it (their layers stay until they end)");
+  AddOutputOption(cmd, flags->output);
   cmd->callback([&ctx, flags] {
     Client* client = ctx.client();
     if (client == nullptr) return;
     int code = kExitOk;
+    bool json = flags->output == "json";
+    nlohmann::ordered_json removed = nlohmann::ordered_json::array();
     for (const auto& ref : flags->references) {
       auto reclaimed = client->RemoveImage(ref, flags->force);
       if (!reclaimed) {
         code = ctx.Report(reclaimed.error());
         continue;
       }
+      if (json) {
+        removed.push_back({{"reference", ref}, {"reclaimed_bytes", *reclaimed}});
+        continue;
+      }
       printf("removed %s (%s reclaimed)\n", ref.c_str(),
              FormatBytes(static_cast<uint64_t>(*reclaimed)).c_str());
     }
+    if (json) printf("%s\n", removed.dump(2).c_str());
     ctx.exit_code = code;
   });
 }
@@ -124,6 +139,7 @@ void AddLoad(CLI::App& images, Context& ctx) {
   struct Flags {
     std::string input;
     std::string tag;
+    std::string output = "table";
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* cmd = images.add_subcommand("load", "Load an image archive into the node's store");
@@ -131,6 +147,7 @@ void AddLoad(CLI::App& images, Context& ctx) {
   cmd->add_option("-i,--input", flags->input, "the archive (default: stdin)")->type_name("FILE");
   cmd->add_option("--tag", flags->tag, "the reference to give an untagged image")
       ->type_name("IMAGE");
+  AddOutputOption(cmd, flags->output);
   cmd->callback([&ctx, flags] {
     UniqueFd file;
     int fd = STDIN_FILENO;
@@ -156,6 +173,12 @@ void AddLoad(CLI::App& images, Context& ctx) {
         },
         flags->tag);
     if (!loaded) return (void)ctx.Report(loaded.error());
+    if (flags->output == "json") {
+      nlohmann::ordered_json out = nlohmann::ordered_json::array();
+      for (const auto& i : *loaded) out.push_back(ToJson(i));
+      printf("%s\n", out.dump(2).c_str());
+      return;
+    }
     for (const auto& i : *loaded) {
       printf("loaded %s (%s)\n", i.reference.c_str(), ShortDigest(i.digest).c_str());
     }

@@ -43,8 +43,10 @@ void AddLogsCommand(CLI::App& app, Context& ctx) {
     }
     Client* client = ctx.client();
     if (client == nullptr) return;
+    auto id = ResolveId(*client, flags->id);
+    if (!id) return (void)ctx.Report(id.error());
     Status streamed = client->StreamLogs(
-        flags->id, options, [](std::string_view data) { return WriteFully(STDOUT_FILENO, data); });
+        *id, options, [](std::string_view data) { return WriteFully(STDOUT_FILENO, data); });
     if (!streamed) return (void)ctx.Report(streamed.error());
     ctx.exit_code = kExitOk;
   });

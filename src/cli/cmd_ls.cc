@@ -56,13 +56,14 @@ int Ls(Context& ctx, const LsFlags& f) {
   }
   auto now = std::chrono::system_clock::now();
   std::vector<std::vector<std::string>> rows = {
-      {"SANDBOX ID", "STATUS", "IMAGE", "CREATED", "EXPIRES", "TAGS"}};
+      {"SANDBOX ID", "NAME", "STATUS", "IMAGE", "CREATED", "EXPIRES", "TAGS"}};
   for (const auto& s : *listed) {
     auto expiry = s.expire_time();
-    rows.push_back({s.id, StatusCell(s), s.image.empty() ? "-" : s.image,
-                    s.create_time ? FormatAge(*s.create_time, now) : "-",
-                    expiry ? FormatExpiry(*expiry, now) : "-",
-                    s.tags.empty() ? "-" : Join(s.tags, ",")});
+    auto name = s.annotations.find(kNameAnnotation);
+    rows.push_back(
+        {s.id, name != s.annotations.end() ? name->second : "-", StatusCell(s),
+         s.image.empty() ? "-" : s.image, s.create_time ? FormatAge(*s.create_time, now) : "-",
+         expiry ? FormatExpiry(*expiry, now) : "-", s.tags.empty() ? "-" : Join(s.tags, ",")});
   }
   fputs(Table(rows).c_str(), stdout);
   return ctx.exit_code = kExitOk;
@@ -75,7 +76,8 @@ void AddLsCommand(CLI::App& app, Context& ctx) {
   CLI::App* cmd = app.add_subcommand("ls", "List sandboxes");
   cmd->footer(
       "Those not ended; with --all also the ended ones sbxd still remembers (24 hours by\n"
-      "default). Columns: SANDBOX ID, STATUS (with the exit code once ended), IMAGE, CREATED,\n"
+      "default). Columns: SANDBOX ID, NAME, STATUS (with the exit code once ended), IMAGE, "
+      "CREATED,\n"
       "EXPIRES (when sbxd stops it for its lifetime; 'sbx extend' adds time), TAGS.");
   cmd->alias("list");
   cmd->add_flag("-a,--all", flags->all, "include ended sandboxes");

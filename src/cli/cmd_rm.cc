@@ -11,6 +11,7 @@ void AddRmCommand(CLI::App& app, Context& ctx) {
     std::vector<std::string> ids;
     bool missing_ok = false;
     bool quiet = false;
+    std::string output = "table";
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* cmd = app.add_subcommand("rm", "Remove sandboxes at once");
@@ -22,12 +23,13 @@ void AddRmCommand(CLI::App& app, Context& ctx) {
   cmd->add_option("SANDBOX_ID", flags->ids, "the sandboxes")->required()->type_name("");
   cmd->add_flag("--missing-ok", flags->missing_ok, "a sandbox that does not exist is no error");
   cmd->add_flag("-q,--quiet", flags->quiet, "print nothing");
+  AddOutputOption(cmd, flags->output);
   cmd->callback([&ctx, flags] {
     StopOptions now;
     now.grace_seconds = 0;
     now.missing_ok = flags->missing_ok;
     now.wait = false;
-    StopEach(ctx, flags->ids, now, flags->quiet);
+    StopEach(ctx, flags->ids, now, flags->quiet, flags->output == "json");
   });
 }
 

@@ -9,6 +9,8 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <thread>
 
@@ -43,7 +45,34 @@ struct RunFlags {
   std::vector<std::string> annotations;
   std::vector<std::string> mount_files;
   std::string request_id;
+  std::string name;
+  std::string output = "table";
 };
+
+// Names are what users type instead of ids, so they are kept to characters that need no
+// quoting and cannot be mistaken for a flag or a SANDBOX_ID:PATH.
+bool IsValidName(const std::string& name) {
+  if (name.empty() || name.size() > 128 || !isalnum(static_cast<unsigned char>(name[0]))) {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+  });
+}
+
+// A name belongs to one sandbox at a time among those that have not ended. (Two runs racing
+// for one name may both get it: sbxd has no names to hold it.)
+Status CheckNameFree(Client& client, const std::string& name) {
+  SBX_ASSIGN_OR_RETURN(auto running, client.List());
+  for (const auto& s : running) {
+    auto taken = s.annotations.find(kNameAnnotation);
+    if (taken != s.annotations.end() && taken->second == name) {
+      return Error::AlreadyExists("the name " + Quote(name) + " is already in use by sandbox " +
+                                  s.id + "; 'sbx rm " + name + "' frees it");
+    }
+  }
+  return Ok();
+}
 
 // How long `run` waits for a sandbox to start (an image pull included).
 constexpr auto kStartTimeout = std::chrono::minutes(10);
@@ -110,6 +139,14 @@ Result<SandboxSpec> BuildSpec(const RunFlags& f, const std::vector<std::string>&
     spec.files.emplace_back(m.substr(colon + 1), std::move(content));
   }
   spec.request_id = f.request_id;
+  if (!f.name.empty()) {
+    if (!IsValidName(f.name)) {
+      return Error::InvalidArgument("--name " + Quote(f.name) +
+                                    ": a name is letters, digits, '_', '.' and '-', starting "
+                                    "with a letter or digit");
+    }
+    spec.annotations[kNameAnnotation] = f.name;
+  }
   return spec;
 }
 
@@ -235,12 +272,22 @@ int Run(Context& ctx, const RunFlags& f) {
   if (!spec) return ctx.Report(spec.error(), kExitUsage);
   Client* client = ctx.client();
   if (client == nullptr) return ctx.exit_code = kExitSbxFailed;
+  if (!f.name.empty()) {
+    if (Status free = CheckNameFree(*client, f.name); !free) {
+      int code = ctx.Report(free.error());
+      return ctx.exit_code = code == kExitUnreachable ? kExitSbxFailed : code;
+    }
+  }
   if (!PullIfMissing(ctx, *client, spec->image, f.quiet)) return ctx.exit_code;
   auto started = Start(ctx, *client, *spec);
   if (!started) return ctx.exit_code;
   const Sandbox& sandbox = *started;
   if (f.detach) {
-    printf("%s\n", sandbox.id.c_str());
+    if (f.output == "json") {
+      printf("%s\n", ToJson(sandbox).dump(2).c_str());
+    } else {
+      printf("%s\n", sandbox.id.c_str());
+    }
     if (auto expiry = sandbox.expire_time(); expiry && !f.quiet) {
       fprintf(stderr, "sbx: sandbox %s expires at %s (%s); 'sbx extend %s DURATION' adds time\n",
               sandbox.id.c_str(), FormatTime(*expiry).c_str(),
@@ -316,6 +363,12 @@ void AddRunCommand(CLI::App& app, Context& ctx) {
   cmd->add_option("--request-id", flags->request_id,
                   "idempotency key: a retried run with the same id gets the same sandbox")
       ->type_name("ID");
+  cmd->add_option("--name", flags->name,
+                  "a name usable wherever a sandbox id is (unique among running sandboxes)")
+      ->type_name("NAME");
+  cmd->add_option("-o,--output", flags->output, "with -d: table (the id) or json (the sandbox)")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->type_name("FORMAT");
   cmd->add_flag("-q,--quiet", flags->quiet, "no notes on stderr");
   cmd->callback([&ctx, flags] { Run(ctx, *flags); });
 }

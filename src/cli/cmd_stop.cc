@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "src/cli/commands.h"
+#include "src/cli/format.h"
 
 namespace sbx::cli {
 
@@ -13,6 +14,7 @@ void AddStopCommand(CLI::App& app, Context& ctx) {
     bool missing_ok = false;
     bool no_wait = false;
     bool quiet = false;
+    std::string output = "table";
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* cmd = app.add_subcommand("stop", "Stop sandboxes gracefully");
@@ -27,30 +29,44 @@ void AddStopCommand(CLI::App& app, Context& ctx) {
   cmd->add_flag("--missing-ok", flags->missing_ok, "a sandbox that does not exist is no error");
   cmd->add_flag("--no-wait", flags->no_wait, "return once the stop is requested");
   cmd->add_flag("-q,--quiet", flags->quiet, "print nothing");
+  AddOutputOption(cmd, flags->output);
   cmd->callback([&ctx, flags] {
     StopOptions options;
     options.grace_seconds = flags->grace;
     options.missing_ok = flags->missing_ok;
     options.wait = !flags->no_wait;
-    StopEach(ctx, flags->ids, options, flags->quiet);
+    StopEach(ctx, flags->ids, options, flags->quiet, flags->output == "json");
   });
 }
 
 void StopEach(Context& ctx, const std::vector<std::string>& ids, const StopOptions& options,
-              bool quiet) {
+              bool quiet, bool json) {
   Client* client = ctx.client();
   if (client == nullptr) return;
   int code = kExitOk;
-  for (const auto& id : ids) {
-    auto stopped = client->Stop(id, options);
+  nlohmann::ordered_json stopped_json = nlohmann::ordered_json::array();
+  for (const auto& reference : ids) {
+    auto id = ResolveId(*client, reference);
+    if (!id) {
+      code = ctx.Report(id.error());
+      if (code == kExitUnreachable) break;
+      continue;
+    }
+    auto stopped = client->Stop(*id, options);
     if (!stopped) {
       code = ctx.Report(stopped.error());
       if (code == kExitUnreachable) break;
       continue;
     }
-    if (!quiet && *stopped) printf("%s\n", id.c_str());
-    fflush(stdout);
+    if (!*stopped) continue;
+    if (json) {
+      stopped_json.push_back(ToJson(**stopped));
+    } else if (!quiet) {
+      printf("%s\n", id->c_str());
+      fflush(stdout);
+    }
   }
+  if (json) printf("%s\n", stopped_json.dump(2).c_str());
   ctx.exit_code = code;
 }
 

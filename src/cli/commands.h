@@ -26,10 +26,17 @@ void AddDoctorCommand(CLI::App& app, Context& ctx);
 void AddVersionCommand(CLI::App& app, Context& ctx);
 void AddCompletionCommand(CLI::App& app, Context& ctx);
 
-// Stops each sandbox in turn with `options` and prints the ids it stopped (unless `quiet`); sets
-// ctx.exit_code from the last failure, and gives up once sbxd is unreachable. stop and rm.
+void AddWaitCommand(CLI::App& app, Context& ctx);
+void AddKillCommand(CLI::App& app, Context& ctx);
+
+// -o/--output table|json, for every command that prints something.
+void AddOutputOption(CLI::App* cmd, std::string& output);
+
+// Stops each sandbox (an id, a name or an id prefix) in turn with `options` and prints the ids it
+// stopped (unless `quiet`), or with `json` an array of the sandboxes as they were left; sets
+// ctx.exit_code from the last failure, and gives up once sbxd is unreachable. stop, rm and kill.
 void StopEach(Context& ctx, const std::vector<std::string>& ids, const StopOptions& options,
-              bool quiet);
+              bool quiet, bool json);
 
 // The interactive shell `sh` starts when not told which: bash when the image has it, else sh.
 std::vector<std::string> DefaultShell();

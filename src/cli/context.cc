@@ -48,7 +48,7 @@ Client* Context::client() {
 }
 
 int Context::Report(const Error& error, int failure_code) {
-  std::string line = "sbx: " + error.message();
+  std::string line = "sbx: " + InWords(error.message());
   const std::string& reason = error.reason();
   bool unreachable = reason == kReasonDaemonUnreachable;
   // The daemon's reasons are worth showing (scripts and issue reports quote them); generic
@@ -72,6 +72,35 @@ int Context::Usage(const std::string& message, const std::string& command) {
 
 void Context::Warn(const std::string& message) const {
   fprintf(stderr, "sbx: warning: %s\n", message.c_str());
+}
+
+Result<std::string> ResolveId(Client& client, const std::string& reference) {
+  if (reference.empty()) return Error::InvalidArgument("a sandbox id or name may not be empty");
+  ListOptions options;
+  options.include_terminated = true;
+  SBX_ASSIGN_OR_RETURN(auto sandboxes, client.List(options));
+  const Sandbox* named = nullptr;
+  std::vector<std::string> prefixed;
+  for (const auto& s : sandboxes) {
+    if (s.id == reference) return s.id;
+    auto name = s.annotations.find(kNameAnnotation);
+    if (name != s.annotations.end() && name->second == reference) {
+      // Names are unique among the sandboxes that have not ended; an ended one keeps its name
+      // until a new sandbox takes it, and the newest ended one answers to it until then.
+      bool better =
+          named == nullptr || (IsTerminal(named->state) && !IsTerminal(s.state)) ||
+          (IsTerminal(named->state) == IsTerminal(s.state) && named->create_time < s.create_time);
+      if (better) named = &s;
+    }
+    if (StartsWith(s.id, reference)) prefixed.push_back(s.id);
+  }
+  if (named != nullptr) return named->id;
+  if (prefixed.size() == 1) return prefixed.front();
+  if (prefixed.size() > 1) {
+    return Error::InvalidArgument("sandbox id prefix " + Quote(reference) +
+                                  " is ambiguous: " + Join(prefixed, ", "));
+  }
+  return reference;
 }
 
 Result<std::vector<std::string>> ReadLines(const std::string& path) {

@@ -57,6 +57,14 @@ class Context {
   std::optional<Client> client_;
 };
 
+// The annotation that holds a sandbox's name (`sbx run --name`); sbxd itself has no names.
+inline constexpr const char* kNameAnnotation = "sbx.name";
+
+// What a user typed for a sandbox, made an id: a full id, a name given with `run --name`, or a
+// unique prefix of an id. A prefix matching several ids is an error listing them; a reference
+// matching nothing is returned as it is, so sbxd's own "not found" reaches the user.
+Result<std::string> ResolveId(Client& client, const std::string& reference);
+
 // The lines of a file or stdin ("-"), for --env-file.
 Result<std::vector<std::string>> ReadLines(const std::string& path);
 

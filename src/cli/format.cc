@@ -266,9 +266,82 @@ std::string Table(const std::vector<std::vector<std::string>>& rows) {
   return out;
 }
 
+namespace {
+
+// Where the quoted string ending at `close` (the index of its closing quote) opens, or npos.
+size_t OpeningQuote(const std::string& text, size_t close) {
+  for (size_t i = close; i-- > 0;) {
+    if (text[i] != '"') continue;
+    size_t backslashes = 0;
+    for (size_t k = i; k > 0 && text[k - 1] == '\\'; --k) ++backslashes;
+    if (backslashes % 2 == 0) return i;
+  }
+  return std::string::npos;
+}
+
+// `: ENAME (Description)` at `at`: the length of it and the description, or 0.
+size_t ErrnoSuffix(const std::string& text, size_t at, std::string* description) {
+  if (text.compare(at, 3, ": E") != 0) return 0;
+  size_t i = at + 3;
+  while (i < text.size() && (isupper(static_cast<unsigned char>(text[i])) ||
+                             isdigit(static_cast<unsigned char>(text[i])))) {
+    ++i;
+  }
+  if (i == at + 3 || text.compare(i, 2, " (") != 0) return 0;
+  size_t close = text.find(')', i + 2);
+  if (close == std::string::npos) return 0;
+  *description = text.substr(i + 2, close - i - 2);
+  for (char& c : *description) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  return close + 1 - at;
+}
+
+}  // namespace
+
+std::string InWords(const std::string& message) {
+  std::string out;
+  size_t copied = 0;  // message[0, copied) is in `out` already
+  for (size_t at = message.find(": E"); at != std::string::npos; at = message.find(": E", at + 1)) {
+    std::string description;
+    size_t length = ErrnoSuffix(message, at, &description);
+    if (length == 0 || at < copied) continue;
+    size_t begin = at;  // what the words replace: [begin, at)
+    std::string subject;
+    if (at > 0 && message[at - 1] == '"') {
+      size_t open = OpeningQuote(message, at - 1);
+      // `rename "a" to "b"` names the first path.
+      if (open != std::string::npos && open >= 5 && message.compare(open - 5, 5, "\" to ") == 0) {
+        size_t first = OpeningQuote(message, open - 5);
+        if (first != std::string::npos) {
+          subject = message.substr(first + 1, open - 5 - first - 1);
+          open = first;
+        }
+      } else if (open != std::string::npos) {
+        subject = message.substr(open + 1, at - 1 - open - 1);
+      }
+      if (open != std::string::npos && open >= copied) {
+        // The operation before the path ("openat2 ", "rename into ") goes too.
+        begin = open;
+        while (begin > copied && (islower(static_cast<unsigned char>(message[begin - 1])) ||
+                                  isdigit(static_cast<unsigned char>(message[begin - 1])) ||
+                                  message[begin - 1] == '_' || message[begin - 1] == ' ')) {
+          --begin;
+        }
+        if (begin < open && message[begin] == ' ') ++begin;
+      }
+    }
+    out += message.substr(copied, begin - copied);
+    if (begin != at) out += subject;
+    out += ": " + description;
+    copied = at + length;
+  }
+  return out + message.substr(copied);
+}
+
 nlohmann::ordered_json ToJson(const Sandbox& s) {
   nlohmann::ordered_json j;
   j["id"] = s.id;
+  auto name = s.annotations.find("sbx.name");
+  j["name"] = name != s.annotations.end() ? name->second : "";
   j["state"] = std::string(StateName(s.state));
   j["state_reason"] = s.state_reason;
   j["exit_code"] =

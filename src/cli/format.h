@@ -34,6 +34,11 @@ Result<std::optional<std::pair<std::string, std::string>>> ParseEnv(std::string_
 // (./a:b) is part of a local path.
 std::optional<std::pair<std::string, std::string>> SplitSandboxPath(std::string_view text);
 
+// A message with the system's words for an error in place of syscall and errno names:
+// `openat2 "/nope": ENOENT (No such file or directory)` becomes `/nope: no such file or
+// directory`, `read stdin: EIO (Input/output error)` becomes `read stdin: input/output error`.
+std::string InWords(const std::string& message);
+
 std::string FormatTime(TimePoint time);                   // RFC 3339, UTC, seconds
 std::string FormatAge(TimePoint time, TimePoint now);     // "3 minutes ago"
 std::string FormatDuration(std::chrono::seconds length);  // "1h 3m", "42s"

@@ -377,6 +377,12 @@ struct Placement {
   std::string to;    // ... is renamed to this ("" = kept)
 };
 
+std::string TrimSlashes(const std::string& path) {
+  std::string out = path;
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
+}
+
 Result<Placement> Place(const std::string& host_path, const std::string& top, bool top_is_dir) {
   struct stat st {};
   bool exists = stat(host_path.c_str(), &st) == 0;
@@ -396,14 +402,24 @@ Result<Placement> Place(const std::string& host_path, const std::string& top, bo
     p.to = sys::BaseName(host_path);
     return p;
   }
+  // Only the destination itself may be made, never the directories above it: a mistyped parent
+  // would otherwise become a new tree somewhere unexpected.
+  std::string trimmed = TrimSlashes(host_path);
+  std::string parent = sys::DirName(trimmed);
+  struct stat parent_st {};
+  if (stat(parent.c_str(), &parent_st) != 0 || !S_ISDIR(parent_st.st_mode)) {
+    return Error(Code::kNotFound,
+                 "the directory " + Quote(parent) + " does not exist on this machine", ENOENT);
+  }
   if (top.empty() || slash) {
-    SBX_TRY(sys::MakeDirs(host_path, 0755));
-    p.dir = host_path;
+    if (mkdir(trimmed.c_str(), 0755) != 0 && errno != EEXIST) {
+      return Error::Errno("mkdir " + Quote(trimmed));
+    }
+    p.dir = trimmed;
     return p;
   }
-  p.dir = sys::DirName(host_path);
-  SBX_TRY(sys::MakeDirs(p.dir, 0755));
-  p.to = sys::BaseName(host_path);
+  p.dir = parent;
+  p.to = sys::BaseName(trimmed);
   return p;
 }
 
@@ -542,12 +558,6 @@ Result<RemoteKind> Probe(const Client::Impl& impl, const std::string& id, const 
   return std::move(any).error();
 }
 
-std::string TrimSlashes(const std::string& path) {
-  std::string out = path;
-  while (out.size() > 1 && out.back() == '/') out.pop_back();
-  return out;
-}
-
 }  // namespace
 
 Result<CopyStats> Client::CopyToSandbox(const std::string& id, const std::string& host_path,
@@ -555,7 +565,7 @@ Result<CopyStats> Client::CopyToSandbox(const std::string& id, const std::string
                                         const CopyOptions& options) {
   if (host_path.empty()) return Error::InvalidArgument("empty source path");
   if (sandbox_path.empty()) return Error::InvalidArgument("empty destination path");
-  std::string source = TrimSlashes(host_path);
+  std::string source = client::TrimSlashes(host_path);
   bool contents = source == "." || EndsWith(source, "/.");
   if (source == "/" || source == "/.") {
     return Error::InvalidArgument("copying this machine's whole root file system is not supported");
@@ -592,7 +602,14 @@ Result<CopyStats> Client::CopyToSandbox(const std::string& id, const std::string
     top = sys::BaseName(sandbox_path);
   }
   return PutArchive(id, dir, [&](const ChunkWriter& write) {
-    return client::WriteHostTree(source, top, options.follow_links, options, write, nullptr);
+    int64_t sent = 0;
+    ChunkWriter counted = [&](std::string_view chunk) {
+      sent += static_cast<int64_t>(chunk.size());
+      if (options.on_progress) options.on_progress(sent);
+      return write(chunk);
+    };
+    return client::WriteHostTree(source, top, options.follow_links, options,
+                                 options.on_progress ? counted : write, nullptr);
   });
 }
 
@@ -603,9 +620,14 @@ Result<CopyStats> Client::CopyFromSandbox(const std::string& id, const std::stri
   if (host_path.empty()) return Error::InvalidArgument("empty destination path");
   client::ArchiveDownload download(*impl_, id, sandbox_path);
   bool ended = false;
+  int64_t received = 0;
   auto extracted = client::ExtractToHost(
       [&](std::string* chunk) {
-        if (download.Next(chunk)) return true;
+        if (download.Next(chunk)) {
+          received += static_cast<int64_t>(chunk->size());
+          if (options.on_progress) options.on_progress(received);
+          return true;
+        }
         ended = true;
         return false;
       },

@@ -452,7 +452,7 @@ def test_ls_filters_and_formats(cli):
         ended_only = cli("ls", "--status", "completed", "--tag", tag, "-q", check=0).out.split()
         assert ended_only == [ended]
         table = cli("ls", "--all", "--tag", tag, check=0).out.splitlines()
-        assert table[0].split()[:3] == ["SANDBOX", "ID", "STATUS"]
+        assert table[0].split()[:4] == ["SANDBOX", "ID", "NAME", "STATUS"]
         rows = {line.split()[0]: line for line in table[1:]}
         assert "RUNNING" in rows[running] and "COMPLETED (0)" in rows[ended]
         assert BUSYBOX in rows[running]
@@ -810,8 +810,8 @@ def test_version(cli, daemon):
     assert cli("version", "--client", env=down, check=0).out == lines[0] + "\n"
 
 
-COMMANDS = ["run", "exec", "sh", "ls", "get", "logs", "stop", "rm", "extend", "purge", "cp",
-            "images", "doctor", "version", "completion"]
+COMMANDS = ["run", "exec", "sh", "ls", "get", "logs", "stop", "kill", "wait", "rm", "extend",
+            "purge", "cp", "images", "doctor", "version", "completion"]
 
 
 def test_completion(cli):
@@ -904,6 +904,174 @@ def test_bad_flag_values_are_usage_errors(cli, args, words):
         assert w in p.err, p.err
     # Nothing was created on the way.
     assert p.out == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# docker parity: names, id prefixes, several ids, wait, kill, JSON everywhere
+
+
+def test_names_and_unique_id_prefixes(cli):
+    name = "web-" + uuid.uuid4().hex[:8]
+    sid = cli.sandbox("--name", name)
+    other = cli.sandbox()
+    try:
+        assert cli.get(name)["id"] == sid
+        assert cli.get(name)["name"] == name
+        row = next(line for line in cli("ls", check=0).out.splitlines() if line.startswith(sid))
+        assert name in row.split()
+        assert cli("ls", check=0).out.splitlines()[0].split()[:4] == ["SANDBOX", "ID", "NAME",
+                                                                      "STATUS"]
+        # A name in use is refused before anything is created.
+        p = cli("run", "-d", "--name", name, BUSYBOX)
+        assert p.returncode == 1 and name in p.err and sid in p.err and p.out == ""
+        named = [s for s in json.loads(cli("ls", "-o", "json", check=0).out) if s["name"] == name]
+        assert [s["id"] for s in named] == [sid]
+        assert cli("run", "-d", "--name", "-bad name", BUSYBOX).returncode == 2
+        # Names and unique prefixes work wherever an id does.
+        assert cli("exec", name, "echo", "by-name", check=0).out == "by-name\n"
+        assert cli("exec", sid[:-4], "echo", "by-prefix", check=0).out == "by-prefix\n"
+        assert cli.get(other[:-4])["id"] == other
+        # A prefix of several ids is an error naming them.
+        common = os.path.commonprefix([sid, other])
+        p = cli("get", common)
+        assert p.returncode == 1 and "ambiguous" in p.err and sid in p.err and other in p.err
+        # Once the sandbox has ended its name is free again.
+        assert cli("stop", name, check=0).out == sid + "\n"
+        again = cli.sandbox("--name", name)
+        assert cli.get(name)["id"] == again
+        cli("rm", "-q", name, check=0)
+    finally:
+        cli("rm", "-q", "--missing-ok", sid, other)
+
+
+def test_get_several_ids(cli):
+    a, b = cli.sandbox(), cli.sandbox()
+    try:
+        out = json.loads(cli("get", "-o", "json", a, b, check=0).out)
+        assert [s["id"] for s in out] == [a, b]
+        p = cli("get", a, b, check=0)
+        assert a in p.out and b in p.out and p.out.count("Status:") == 2
+        # One unknown id fails the command; the others are still shown.
+        missing = "sb-" + uuid.uuid4().hex[:12]
+        p = cli("get", a, missing)
+        assert p.returncode == 1 and missing in p.err and a in p.out
+    finally:
+        cli("rm", "-q", a, b)
+
+
+def test_wait_prints_exit_codes(cli):
+    slow = cli.sandbox(command=["sh", "-c", "sleep 1; exit 3"])
+    quick = cli.sandbox(command=["true"])
+    p = cli("wait", slow, quick, check=0)
+    assert p.out == "3\n0\n"
+    assert cli.get(slow)["state"] in ENDED
+    out = json.loads(cli("wait", "-o", "json", slow, check=0).out)
+    assert out[0]["id"] == slow and out[0]["exit_code"] == 3
+    missing = "sb-" + uuid.uuid4().hex[:12]
+    p = cli("wait", missing)
+    assert p.returncode == 1 and missing in p.err
+
+
+def test_kill_has_no_grace_period(cli):
+    # The main process would take a minute to honour SIGTERM: kill does not wait for it.
+    sid = cli.sandbox(command=["sh", "-c", 'trap "sleep 60; exit 0" TERM; sleep 100000 & wait'])
+    start = time.monotonic()
+    p = cli("kill", sid, check=0)
+    assert p.out == sid + "\n"
+    assert time.monotonic() - start < 30
+    sb = cli.get(sid)
+    assert sb["state"] in ENDED and sb["exit_code"] != 0
+    p = cli("kill", "-s", "TERM", sid)
+    assert p.returncode == 2 and "--signal" in p.err
+
+
+def test_purge_waits_like_stop(cli):
+    tag = "purge-wait-" + uuid.uuid4().hex[:8]
+    # SIGTERM makes the main process take two seconds to end.
+    slow = ["sh", "-c", 'trap "sleep 2; exit 0" TERM; sleep 100000 & wait']
+    ours = [cli.sandbox("--tag", tag, command=slow) for _ in range(2)]
+    p = cli("purge", "--tag", tag, check=0)
+    assert p.out == "stopped 2 sandboxes\n"
+    # Ended when purge returns, without polling.
+    assert all(cli.get(s)["state"] in ENDED for s in ours)
+    again = cli.sandbox("--tag", tag, command=slow)
+    out = json.loads(cli("purge", "--tag", tag, "--no-wait", "-o", "json", check=0).out)
+    assert out == {"count": 1, "dry_run": False, "failed_ids": []}
+    cli.wait_state(again, ENDED)
+
+
+def test_json_output_on_every_command(cli, tmp_path):
+    created = json.loads(cli("run", "-d", "-o", "json", BUSYBOX, *KEEPALIVE, check=0).out)
+    sid = created["id"]
+    try:
+        assert created["state"] == "RUNNING" and created["image"].endswith("busybox:latest")
+        extended = json.loads(cli("extend", "-o", "json", sid, "1h", check=0).out)
+        assert extended["id"] == sid and extended["expire_time"].endswith("Z")
+        (tmp_path / "f").write_bytes(b"12345")
+        copied = json.loads(cli("cp", "-o", "json", str(tmp_path / "f"), sid + ":/tmp/f",
+                                check=0).out)
+        assert copied == {"files": 1, "bytes": 5}
+        stopped = json.loads(cli("stop", "-o", "json", sid, check=0).out)
+        assert [s["id"] for s in stopped] == [sid] and stopped[0]["state"] in ENDED
+        removed = json.loads(cli("rm", "-o", "json", "--missing-ok", "sb-" + uuid.uuid4().hex[:12],
+                                 check=0).out)
+        assert removed == []
+    finally:
+        cli("rm", "-q", "--missing-ok", sid)
+    other = cli.sandbox()
+    removed = json.loads(cli("rm", "-o", "json", other, check=0).out)
+    assert [s["id"] for s in removed] == [other]
+    version = json.loads(cli("version", "-o", "json", check=0).out)
+    assert version["client"]["version"] and version["server"]["version"]
+    assert version["server"]["url"] == cli.url
+    assert json.loads(cli("version", "--client", "-o", "json", check=0).out).keys() == {"client"}
+    pulled = json.loads(cli("images", "pull", "-o", "json", BUSYBOX, check=0).out)
+    assert pulled["reference"] == "docker.io/library/busybox:latest"
+    p = cli("images", "rm", "-o", "json", "no-such-image:" + uuid.uuid4().hex[:8])
+    assert p.returncode == 1 and p.out.strip() == "[]"
+
+
+@pytest.mark.parametrize("command, usage", [
+    (["run"], "Usage: sbx run [OPTIONS] IMAGE [CMD [ARG...]]"),
+    (["exec"], "Usage: sbx exec [OPTIONS] SANDBOX_ID COMMAND [ARG...]"),
+    (["get"], "Usage: sbx get [OPTIONS] SANDBOX_ID..."),
+    (["wait"], "Usage: sbx wait [OPTIONS] SANDBOX_ID..."),
+    (["images"], "Usage: sbx images [OPTIONS] COMMAND"),
+])
+def test_usage_lines_name_the_command(cli, command, usage):
+    assert usage in cli(*command, "--help", check=0).out.splitlines()
+
+
+def test_cp_does_not_make_missing_parents(cli, sandbox, tmp_path):
+    target = tmp_path / "no" / "such" / "passwd"
+    p = cli("cp", sandbox + ":/etc/passwd", str(target))
+    assert p.returncode == 1 and str(tmp_path / "no" / "such") in p.err, p.err
+    assert not (tmp_path / "no").exists()
+    # The destination itself, named as a directory, is still made when its parent exists.
+    cli("cp", sandbox + ":/etc/passwd", str(tmp_path / "new") + "/", check=0)
+    assert (tmp_path / "new" / "passwd").is_file()
+
+
+def test_errors_are_in_words(cli, sandbox, tmp_path):
+    p = cli("cp", sandbox + ":/nope", str(tmp_path / "x"))
+    assert p.returncode == 1
+    assert "/nope: no such file or directory" in p.err, p.err
+    assert "ENOENT" not in p.err and "openat2" not in p.err, p.err
+
+
+def test_cp_shows_progress_on_a_terminal(cli, sandbox, tmp_path):
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(1 << 20) * 24)
+    pty = Pty([cli.binary, "cp", str(big), sandbox + ":/tmp/big"], cli.env())
+    try:
+        pty.read_until(rb"copied 1 file", timeout=120)
+        assert pty.wait() == 0
+    finally:
+        pty.close()
+    assert re.search(rb"copying: [0-9.]+ [KMG]i?B", pty.screen), pty.screen[-500:]
+    # Not on a pipe, and not for small copies.
+    p = cli("cp", str(big), sandbox + ":/tmp/big2", check=0)
+    assert b"copying" not in p.stderr
 
 
 def test_pull_shows_progress_bars_on_a_terminal(cli):
