@@ -203,12 +203,8 @@ std::optional<std::pair<std::string, std::string>> SplitSandboxPath(std::string_
 }
 
 std::string FormatTime(TimePoint time) {
-  time_t secs = std::chrono::system_clock::to_time_t(time);
-  tm utc{};
-  gmtime_r(&secs, &utc);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return buf;
+  return FormatUtc(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(time.time_since_epoch()).count());
 }
 
 std::string FormatAge(TimePoint time, TimePoint now) {

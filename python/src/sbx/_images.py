@@ -8,7 +8,6 @@ API key with ``operator``): others get ``SandboxError`` with reason ``PERMISSION
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -17,6 +16,7 @@ import grpc
 from . import _channel, _errors, _loop
 from ._channel import parse_base_url, resolve_base_url
 from ._proto import sbx_pb2, sbx_pb2_grpc
+from ._sandbox import _check_timeout
 from ._types import OperationRef
 from .exceptions import SandboxError
 
@@ -64,11 +64,7 @@ def pull_image(
         raise TypeError("platform must be a string such as 'linux/amd64'")
     if progress is not None and not callable(progress):
         raise TypeError("progress must be callable")
-    if timeout_seconds is not None:
-        if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, (int, float)):
-            raise TypeError("timeout_seconds must be a number of seconds")
-        if not math.isfinite(timeout_seconds) or timeout_seconds <= 0:
-            raise ValueError("timeout_seconds must be a positive number of seconds")
+    timeout = _check_timeout("timeout_seconds", timeout_seconds)
     address = parse_base_url(resolve_base_url(base_url))
 
     async def run() -> ImageInfo:
@@ -76,7 +72,7 @@ def pull_image(
         request = sbx_pb2.PullImageRequest(
             reference=reference, platform=platform or "", if_missing=bool(if_missing)
         )
-        call = stub.PullImage(request, timeout=timeout_seconds, metadata=_channel.call_metadata())
+        call = stub.PullImage(request, timeout=timeout, metadata=_channel.call_metadata())
         image: ImageInfo | None = None
         try:
             async for message in call:
