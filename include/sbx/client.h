@@ -268,6 +268,7 @@ struct SystemInfo {
     std::string network;
     int default_lifetime_seconds = 0;
     int max_lifetime_seconds = 0;
+    int files_retention_seconds = 0;  // how long an ended sandbox's files stay readable
   };
   std::optional<Config> config;
 };

@@ -554,6 +554,7 @@ Result<SystemInfo> Client::GetInfo() {
     config.network = c.network();
     config.default_lifetime_seconds = c.default_lifetime_seconds();
     config.max_lifetime_seconds = c.max_lifetime_seconds();
+    config.files_retention_seconds = c.files_retention_seconds();
     out.config = std::move(config);
   }
   return out;

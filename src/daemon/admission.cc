@@ -63,6 +63,11 @@ bool Admission::Fits(const Demand& demand) const {
          reserved_disk_ + demand.disk_bytes <= limits_.disk_bytes;
 }
 
+bool Admission::QueueHeadWaitsForDisk() const {
+  if (queue_.empty()) return false;
+  return reserved_disk_ + sandboxes_.at(queue_.front()).demand.disk_bytes > limits_.disk_bytes;
+}
+
 Result<Admission::Decision> Admission::Decide(const std::string& tenant,
                                               const std::string& request_id,
                                               const std::string& fingerprint,
@@ -137,12 +142,26 @@ void Admission::Restore(const std::string& id, const std::string& tenant,
 }
 
 std::vector<std::string> Admission::Release(const std::string& id) {
+  return ReleaseHeld(id, false);
+}
+
+std::vector<std::string> Admission::ReleaseKeepingDisk(const std::string& id) {
+  return ReleaseHeld(id, true);
+}
+
+std::vector<std::string> Admission::ReleaseHeld(const std::string& id, bool keep_disk) {
   auto it = sandboxes_.find(id);
   if (it == sandboxes_.end()) return {};
   Held& held = it->second;
   if (held.reserved) {
-    Reserve(held.demand, -1);
+    Demand released = held.demand;
+    if (keep_disk) released.disk_bytes = 0;
+    Reserve(released, -1);
     held.reserved = false;
+    held.disk_kept = keep_disk;
+  } else if (held.disk_kept && !keep_disk) {
+    Reserve({0, 0, held.demand.disk_bytes}, -1);
+    held.disk_kept = false;
   }
   if (held.live) {
     held.live = false;
@@ -150,6 +169,21 @@ std::vector<std::string> Admission::Release(const std::string& id) {
   }
   std::erase(queue_, id);
   return AdmitQueued();
+}
+
+std::vector<std::string> Admission::ReleaseDisk(const std::string& id) {
+  auto it = sandboxes_.find(id);
+  if (it == sandboxes_.end() || !it->second.disk_kept) return {};
+  return ReleaseHeld(id, false);
+}
+
+void Admission::RestoreKeepingDisk(const std::string& id, const std::string& tenant,
+                                   const std::string& request_id, const std::string& fingerprint,
+                                   const Demand& demand) {
+  Restore(id, tenant, request_id, fingerprint, demand, false);
+  Held& held = sandboxes_.at(id);
+  held.disk_kept = true;
+  Reserve({0, 0, demand.disk_bytes}, +1);
 }
 
 std::vector<std::string> Admission::AdmitQueued() {

@@ -75,12 +75,22 @@ class Admission {
   // in the quota are free. Returns the queued sandboxes that fit now, in order; their
   // reservations are made.
   std::vector<std::string> Release(const std::string& id);
+  // Like Release, except that the sandbox keeps its disk reserved: its files stay readable after
+  // its end. ReleaseDisk gives it back.
+  std::vector<std::string> ReleaseKeepingDisk(const std::string& id);
+  std::vector<std::string> ReleaseDisk(const std::string& id);
+  // A sandbox found at a restart with its files kept: it holds only its disk and request id.
+  void RestoreKeepingDisk(const std::string& id, const std::string& tenant,
+                          const std::string& request_id, const std::string& fingerprint,
+                          const Demand& demand);
   // The record of an ended sandbox is gone: its request id may be used again.
   void Forget(const std::string& id);
 
   // Why queued sandbox `id` waits, in words: the resources it does not fit in now ("CPU: 2000m of
   // 2000m reserved, it needs 500m") and how many wait ahead of it. Empty when it does not wait.
   std::string WaitingFor(const std::string& id) const;
+  // Whether the first queued sandbox waits for disk, which kept files may be holding.
+  bool QueueHeadWaitsForDisk() const;
   // The queued sandboxes, first first.
   const std::deque<std::string>& queued() const { return queue_; }
 
@@ -93,11 +103,13 @@ class Admission {
     std::string request_key;  // tenant + request id, empty without a request id
     std::string fingerprint;
     Demand demand;
-    bool live = false;      // counts against the tenant's quota
-    bool reserved = false;  // holds node capacity
+    bool live = false;       // counts against the tenant's quota
+    bool reserved = false;   // holds node capacity
+    bool disk_kept = false;  // holds only its disk (its files outlive it)
   };
   bool Fits(const Demand& demand) const;
   void Reserve(const Demand& demand, int sign);  // +1 takes, -1 gives back
+  std::vector<std::string> ReleaseHeld(const std::string& id, bool keep_disk);
   int Quota(const std::string& tenant) const;
   std::vector<std::string> AdmitQueued();
 

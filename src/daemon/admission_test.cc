@@ -53,6 +53,38 @@ TEST(AdmissionTest, AWaitingSandboxSaysWhatItWaitsFor) {
   EXPECT_EQ(a.queued(), (std::deque<std::string>{"s2", "s3"}));
 }
 
+TEST(AdmissionTest, KeptFilesHoldOnlyTheirDisk) {
+  AdmissionLimits limits = Node(1000, 1000);
+  limits.disk_bytes = 100;
+  Admission a(limits);
+  a.Accept("s1", "t", "", "f", {600, 600, 60}, true);
+  a.Accept("s2", "t", "", "f", {600, 600, 60}, false);
+  // s1 ended with its files kept: its CPU and memory are free, its disk is not, so s2 waits on.
+  EXPECT_TRUE(a.ReleaseKeepingDisk("s1").empty());
+  EXPECT_EQ(a.usage().cpu_millis, 0u);
+  EXPECT_EQ(a.usage().disk_bytes, 60u);
+  EXPECT_NE(a.WaitingFor("s2").find("disk"), std::string::npos);
+  EXPECT_TRUE(a.QueueHeadWaitsForDisk());
+  EXPECT_EQ(a.ReleaseDisk("s1"), (std::vector<std::string>{"s2"}));
+  EXPECT_EQ(a.usage().disk_bytes, 60u);  // s2's own
+  EXPECT_FALSE(a.QueueHeadWaitsForDisk());
+  EXPECT_TRUE(a.ReleaseDisk("s1").empty());  // twice is harmless
+  EXPECT_TRUE(a.ReleaseDisk("s2").empty());  // s2 keeps no files: nothing to give back
+  EXPECT_EQ(a.usage().disk_bytes, 60u);
+}
+
+TEST(AdmissionTest, KeptFilesAreRestoredWithTheirDisk) {
+  AdmissionLimits limits = Node(1000, 1000);
+  limits.disk_bytes = 100;
+  Admission a(limits);
+  a.RestoreKeepingDisk("s1", "t", "r1", "f", {600, 600, 60});
+  EXPECT_EQ(a.usage().cpu_millis, 0u);
+  EXPECT_EQ(a.usage().disk_bytes, 60u);
+  EXPECT_EQ(a.Decide("t", "r1", "f", {600, 600, 60})->verdict, Admission::Verdict::kReplay);
+  a.ReleaseDisk("s1");
+  EXPECT_EQ(a.usage().disk_bytes, 0u);
+}
+
 TEST(AdmissionTest, MemoryCountsLikeCpu) {
   Admission a(Node(10000, 1000));
   a.Accept("s1", "t", "", "f", {10, 900}, true);

@@ -219,6 +219,7 @@ Result<Config> Config::FromJson(const std::string& text) {
   SBX_TRY(Field(j, "capacity_disk", c.capacity_disk, seen));
   SBX_TRY(Field(j, "disk_reserve", c.disk_reserve, seen));
   SBX_TRY(Field(j, "retention_seconds", c.retention_seconds, seen));
+  SBX_TRY(Field(j, "files_retention_seconds", c.files_retention_seconds, seen));
   SBX_TRY(Field(j, "writable_layer", c.writable_layer, seen));
   SBX_TRY(Field(j, "disk_pool_size", c.disk_pool_size, seen));
   SBX_TRY(Field(j, "warm_pool_size", c.warm_pool_size, seen));
@@ -343,6 +344,10 @@ Result<Config> Config::FromJson(const std::string& text) {
     return Error::InvalidArgument(
         "config: default_lifetime_seconds must be positive and at most max_lifetime_seconds");
   }
+  if (c.files_retention_seconds < 0 || c.files_retention_seconds > c.retention_seconds) {
+    return Error::InvalidArgument(
+        "config: files_retention_seconds must be between 0 and retention_seconds");
+  }
   SBX_TRY(ValidateApiLimits(c));
   if (!c.listen_tcp.empty() && c.api_keys.empty()) {
     return Error::InvalidArgument(
@@ -394,6 +399,7 @@ std::string Config::ToJson() const {
             {"capacity_memory", capacity_memory},
             {"capacity_disk", capacity_disk},
             {"disk_reserve", disk_reserve},
+            {"files_retention_seconds", files_retention_seconds},
             {"writable_layer", writable_layer},
             {"disk_pool_size", disk_pool_size},
             {"warm_pool_size", warm_pool_size},

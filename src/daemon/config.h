@@ -74,6 +74,9 @@ struct Config {
   // the state_dir's filesystem.
   std::string disk_reserve = "2Gi";
   int retention_seconds = 24 * 3600;
+  // How long the files of a sandbox whose main process ended (or whose lifetime ran out) stay
+  // readable, unless it is deleted first; at most retention_seconds. 0: gone at the end.
+  int files_retention_seconds = 3600;
   std::string writable_layer = "loop";  // "loop" or "tmpfs"
   int disk_pool_size = 8;               // loop images formatted ahead of time
   // Sandboxes started ahead of time for recently used images (docs/configuration.md): this many

@@ -13,11 +13,22 @@ TEST(ConfigTest, DefaultsWhenEmpty) {
   EXPECT_EQ(c->max_lifetime_seconds, 30 * 24 * 3600);
   EXPECT_EQ(c->default_image, "python:3.11");
   EXPECT_EQ(c->retention_seconds, 86400);
+  EXPECT_EQ(c->files_retention_seconds, 3600);
   EXPECT_TRUE(c->cgroup_favor_migrations);
   EXPECT_EQ(c->warm_pool_size, 1);
   EXPECT_EQ(c->warm_pool_images, 4);
   EXPECT_EQ(c->warm_pool_idle_seconds, 600);
   EXPECT_EQ(c->warm_pool_refill_delay_ms, 100);
+}
+
+TEST(ConfigTest, FilesRetentionIsWithinTheRecordsRetention) {
+  auto c = Config::FromJson(R"({"retention_seconds": 600, "files_retention_seconds": 0})");
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(c->files_retention_seconds, 0);
+  auto longer = Config::FromJson(R"({"retention_seconds": 600, "files_retention_seconds": 601})");
+  ASSERT_FALSE(longer);
+  EXPECT_NE(longer.error().message().find("files_retention_seconds"), std::string::npos);
+  EXPECT_FALSE(Config::FromJson(R"({"files_retention_seconds": -1})"));
 }
 
 TEST(ConfigTest, WarmPoolFields) {

@@ -150,6 +150,17 @@ Status HelperRuntime::Destroy(const std::string& id) {
   return destroyed;
 }
 
+Status HelperRuntime::KeepOnlyFiles(const RuntimeSandbox& sandbox) {
+  runtime::CgroupLimits limits;
+  limits.pids = 1;
+  limits.cpu_weight = runtime::kBackgroundCpuWeight;
+  SBX_TRY_CTX(SetLimits(sandbox.id, limits), "limit the ended sandbox");
+  SBX_TRY(cgroups_->KillAllBut(sandbox.id, sandbox.init_pid, kCallTimeoutMs));
+  // The pid spared must still be this sandbox's sbx-init, not a process that took its number.
+  if (!Alive(sandbox)) return Error::Unavailable("sbx-init of " + sandbox.id + " is gone");
+  return Ok();
+}
+
 Status HelperRuntime::SetLimits(const std::string& id, const runtime::CgroupLimits& limits) {
   return helpers_->SetLimits(id, limits, kCallTimeoutMs);
 }

@@ -44,6 +44,7 @@ class HelperRuntime : public RuntimeProvider {
 
   Result<RuntimeSandbox> Create(const SandboxPlan& plan) override;
   Status Destroy(const std::string& id) override;
+  Status KeepOnlyFiles(const RuntimeSandbox& sandbox) override;
   Status SetLimits(const std::string& id, const runtime::CgroupLimits& limits) override;
   Result<runtime::CgroupStats> Stats(const std::string& id) override;
   bool Alive(const RuntimeSandbox& sandbox) override;

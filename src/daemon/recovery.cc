@@ -27,7 +27,18 @@ RecoveryPlan PlanRecovery(std::vector<SandboxRecord> records,
   std::set<std::string> owned;  // leftovers that belong to a sandbox that goes on
   for (auto& r : records) {
     if (IsTerminal(r.state)) {
-      plan.kept.push_back(std::move(r));
+      if (r.files_until_ns == 0) {
+        plan.kept.push_back(std::move(r));
+      } else if (now_ns < r.files_until_ns && r.deleted_ns == 0 && r.init_pid > 0 && alive(r)) {
+        owned.insert(r.id);
+        plan.kept_files.push_back(std::move(r));
+      } else {
+        // Their time is up, the sandbox was deleted, or sbx-init is gone: the files go.
+        r.files_until_ns = 0;
+        r.init_pid = 0;
+        plan.destroy.push_back(r.id);
+        plan.ended.push_back(std::move(r));
+      }
       continue;
     }
     if (r.state == State::kPending) {

@@ -32,6 +32,7 @@ struct RecoveryPlan {
   std::vector<SandboxRecord> finish_stop;  // a stop was under way: finish it
   std::vector<SandboxRecord> ended;        // rewritten as ended (persist them)
   std::vector<SandboxRecord> kept;         // already ended, unchanged
+  std::vector<SandboxRecord> kept_files;   // ended, their files kept: hold the image and ids
   std::vector<std::string> destroy;        // ids whose leftovers to remove
 };
 

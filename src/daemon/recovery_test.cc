@@ -68,6 +68,30 @@ TEST(RecoveryTest, EachStateHasItsPlan) {
             (std::set<std::string>{"running-gone", "creating-unstarted", "stopping-gone"}));
 }
 
+TEST(RecoveryTest, KeptFilesStayWhileTheirTimeLastsAndSbxInitLives) {
+  auto ended = [](const std::string& id, pid_t pid, int64_t files_until_ns) {
+    SandboxRecord r = Record(id, State::kCompleted, 1, pid);
+    r.files_until_ns = files_until_ns;
+    return r;
+  };
+  SandboxRecord deleted = ended("deleted", 203, 2000);
+  deleted.deleted_ns = 900;
+  std::vector<SandboxRecord> records = {ended("kept", 200, 2000), ended("expired", 201, 999),
+                                        ended("init-gone", 202, 2000), deleted};
+  std::set<pid_t> alive = {200, 201, 203};
+  RecoveryPlan plan = PlanRecovery(
+      records, [&](const SandboxRecord& r) { return alive.count(r.init_pid) > 0; },
+      {"kept", "expired", "init-gone", "deleted"}, 1000);
+  EXPECT_EQ(Ids(plan.kept_files), (std::vector<std::string>{"kept"}));
+  EXPECT_EQ(Ids(plan.ended), (std::vector<std::string>{"deleted", "expired", "init-gone"}));
+  for (const auto& r : plan.ended) {
+    EXPECT_EQ(r.files_until_ns, 0) << r.id;
+    EXPECT_EQ(r.state, State::kCompleted) << r.id;  // how it ended does not change
+  }
+  std::set<std::string> destroy(plan.destroy.begin(), plan.destroy.end());
+  EXPECT_EQ(destroy, (std::set<std::string>{"expired", "init-gone", "deleted"}));
+}
+
 TEST(RecoveryTest, AStopForTheLifetimeKeepsItsReason) {
   SandboxRecord r = Record("s", State::kTerminating, 1, 5);
   r.stop_reason = "LIFETIME_EXCEEDED";

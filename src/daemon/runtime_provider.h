@@ -58,6 +58,11 @@ class RuntimeProvider {
   // writable layer. Whatever is already gone is skipped, so a removal that a crash interrupted
   // can simply be repeated.
   virtual Status Destroy(const std::string& id) = 0;
+  // The sandbox ended and keeps its files: every process but its sbx-init is killed, no other
+  // can start (a pids limit of one) and sbx-init gets the lowest CPU weight. sbx-init serves file
+  // requests until Destroy. An error (sbx-init is gone, a process would not die) leaves the
+  // sandbox to be destroyed.
+  virtual Status KeepOnlyFiles(const RuntimeSandbox& sandbox) = 0;
   // Changes the limits of a sandbox that runs (a warm one gets its user's).
   virtual Status SetLimits(const std::string& id, const runtime::CgroupLimits& limits) = 0;
   virtual Result<runtime::CgroupStats> Stats(const std::string& id) = 0;

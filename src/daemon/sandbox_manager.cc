@@ -141,6 +141,7 @@ Result<SandboxRecord> SandboxManager::Create(const std::string& tenant, CreateRe
     StartCreating(r.id);
   } else {
     ExplainWaitsLocked();
+    ReclaimKeptFilesLocked();
     r = entries_.at(r.id).record;
     SBX_LOG_INFO("sandbox id={} is PENDING, {}", r.id, r.message);
   }
@@ -155,6 +156,21 @@ void SandboxManager::ExplainWaitsLocked() {
     it->second.record.reason = "WAITING_FOR_CAPACITY";
     it->second.record.message = admission_.WaitingFor(id);
   }
+}
+
+void SandboxManager::ReclaimKeptFilesLocked() {
+  if (!admission_.QueueHeadWaitsForDisk()) return;
+  const SandboxRecord* oldest = nullptr;
+  for (const auto& [id, e] : entries_) {
+    if (e.record.files_until_ns == 0) continue;
+    if (e.dropping_files || e.drop_queued) return;  // room is being made already
+    if (oldest == nullptr || e.record.end_ns < oldest->end_ns) oldest = &e.record;
+  }
+  if (oldest == nullptr) return;
+  std::string id = oldest->id;
+  entries_.at(id).drop_queued = true;
+  SBX_LOG_INFO("sandbox id={} kept files go early: a waiting sandbox needs their disk", id);
+  jobs_.Enqueue([this, id] { DropFilesJob(id); });
 }
 
 void SandboxManager::StartCreating(const std::string& id) {
@@ -344,6 +360,7 @@ Result<SandboxRecord> SandboxManager::Stop(const std::string& tenant, const std:
   // here. Otherwise the stop records it with its own state change.
   if (IsTerminal(r.state) || !r.stop_reason.empty() || r.state == State::kTerminating) {
     (void)Persist(r);
+    if (r.files_until_ns != 0) jobs_.Enqueue([this, id] { DropFilesJob(id); });
     return r;
   }
   return StopLocked(lock, id, grace_seconds, "USER_STOPPED");
@@ -447,7 +464,11 @@ void SandboxManager::StopJob(const std::string& id) {
   }
   SaveLogs(r);
   // The stop is recorded (TERMINATING, with its reason): a crash from here on ends it the same.
-  TearDownAndFinish(id, StopEnding(exited, r));
+  SandboxRecord::Ending ending = StopEnding(exited, r);
+  // A sandbox that ran out of time keeps its files like one whose main process ended; a
+  // deleted one does not.
+  if (r.stop_reason == "LIFETIME_EXCEEDED" && EndKeepingFiles(id, sandbox, ending)) return;
+  TearDownAndFinish(id, ending);
 }
 
 void SandboxManager::ExitJob(const std::string& id) {
@@ -477,8 +498,78 @@ void SandboxManager::ExitJob(const std::string& id) {
   SaveLogs(r);
   SandboxRecord::Ending ending = ExitEnding(status, stats ? stats->oom_kills : 0, r);
   RecordEnding(id, ending);
+  if (status && EndKeepingFiles(id, sandbox, ending)) return;
   (void)runtime_->AckExit(sandbox);
   TearDownAndFinish(id, ending);
+}
+
+int SandboxManager::DropKeptFiles(const std::string& digest) {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, e] : entries_) {
+      if (e.record.files_until_ns != 0 && e.record.image_digest == digest) ids.push_back(id);
+    }
+  }
+  for (const auto& id : ids) {
+    SBX_LOG_INFO("sandbox id={} kept files go early: their image is being removed", id);
+    DropFilesJob(id);
+  }
+  return static_cast<int>(ids.size());
+}
+
+bool SandboxManager::EndKeepingFiles(const std::string& id, const RuntimeSandbox& sandbox,
+                                     const SandboxRecord::Ending& ending) {
+  if (config_.files_retention_seconds <= 0) return false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end() || it->second.record.deleted_ns != 0) return false;
+  }
+  if (Status kept = runtime_->KeepOnlyFiles(sandbox); !kept) {
+    SBX_LOG_WARN("sandbox id={} cannot keep its files: {}", id, kept.error().ToString());
+    return false;
+  }
+  FinishKeepingFiles(
+      id, ending, WallNanos() + static_cast<int64_t>(config_.files_retention_seconds) * 1000000000);
+  return true;
+}
+
+void SandboxManager::DropFilesJob(const std::string& id) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return;
+    it->second.drop_queued = false;
+    if (it->second.record.files_until_ns == 0 || it->second.dropping_files) return;
+    it->second.dropping_files = true;
+  }
+  if (Status destroyed = Destroy(id); !destroyed) {
+    // What is left is removed at the next start, as a leftover nothing owns.
+    SBX_LOG_ERROR("removing the kept files of {} failed: {}", id, destroyed.error().ToString());
+  }
+  {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return;
+    Entry& e = it->second;
+    SandboxRecord& r = e.record;
+    e.dropping_files = false;
+    if (e.image_held) images_->Release(r.image_digest);
+    e.image_held = false;
+    r.files_until_ns = 0;
+    r.init_pid = 0;
+    (void)Persist(r);
+    SBX_LOG_INFO("sandbox id={} files removed", id);
+    // Its record's retention may have passed while the files were kept: it is due again.
+    watcher_.Forget(id);
+    watcher_.SetRetention(id,
+                          r.end_ns + static_cast<int64_t>(config_.retention_seconds) * 1000000000);
+    StartAdmittedLocked(admission_.ReleaseDisk(id));
+    ExplainWaitsLocked();
+    ReclaimKeptFilesLocked();
+  }
+  changed_.notify_all();
 }
 
 void SandboxManager::SaveLogs(const SandboxRecord& r) {
@@ -512,15 +603,23 @@ Status SandboxManager::Destroy(const std::string& id) {
 }
 
 void SandboxManager::Finish(const std::string& id, const SandboxRecord::Ending& ending) {
-  std::vector<std::string> admitted;
+  FinishKeepingFiles(id, ending, 0);
+}
+
+void SandboxManager::FinishKeepingFiles(const std::string& id, const SandboxRecord::Ending& ending,
+                                        int64_t files_until_ns) {
+  bool keep_files = files_until_ns != 0;
   {
     std::lock_guard lock(mu_);
     auto it = entries_.find(id);
     if (it == entries_.end()) return;
     Entry& e = it->second;
     SandboxRecord& r = e.record;
-    if (e.image_held) images_->Release(r.image_digest);
-    e.image_held = false;
+    // Kept files are read through the image's layers: the image stays until they go.
+    if (e.image_held && !keep_files) {
+      images_->Release(r.image_digest);
+      e.image_held = false;
+    }
     e.finalizing = false;
     r.state = ending.state;
     r.reason = ending.reason;
@@ -528,34 +627,46 @@ void SandboxManager::Finish(const std::string& id, const SandboxRecord::Ending& 
     if (ending.exit_code) r.exit_code = ending.exit_code;
     r.ending.reset();
     r.end_ns = WallNanos();
-    r.init_pid = 0;
+    r.files_until_ns = files_until_ns;
+    if (!keep_files) r.init_pid = 0;
     pending_requests_.erase(id);
     if (auto warm = claimed_warm_.find(id); warm != claimed_warm_.end()) {
       // Stopped (or failed) before its create job ran: the warm sandbox it claimed goes too.
       warm_.Discard(std::move(warm->second));
       claimed_warm_.erase(warm);
     }
-    network_->Detach(id);
+    network_->Detach(id, keep_files ? net::NetworkProvider::Leftover::kProcessesStay
+                                    : net::NetworkProvider::Leftover::kNothing);
     watcher_.Forget(id);
+    if (keep_files) watcher_.SetFilesDeadline(id, files_until_ns);
     watcher_.SetRetention(id,
                           r.end_ns + static_cast<int64_t>(config_.retention_seconds) * 1000000000);
     (void)Persist(r);
     metrics_->Inc("sbx_sandboxes_ended_total",
                   {{"state", std::string(StateName(r.state))}, {"reason", r.reason}});
-    SBX_LOG_INFO("sandbox ended id={} state={} reason={}", id, StateName(r.state), r.StateReason());
-    for (const auto& next : admission_.Release(id)) {
-      auto queued = entries_.find(next);
-      if (queued == entries_.end()) continue;
-      queued->second.record.state = State::kCreating;
-      queued->second.record.reason.clear();
-      queued->second.record.message.clear();
-      (void)Persist(queued->second.record);
-      admitted.push_back(next);
-    }
-    for (const auto& next : admitted) StartCreating(next);
+    SBX_LOG_INFO("sandbox ended id={} state={} reason={}{}", id, StateName(r.state),
+                 r.StateReason(), keep_files ? " files kept" : "");
+    StartAdmittedLocked(keep_files ? admission_.ReleaseKeepingDisk(id) : admission_.Release(id));
     ExplainWaitsLocked();
+    ReclaimKeptFilesLocked();
+    // Deleted while it ended: the files it was about to keep go now.
+    if (keep_files && r.deleted_ns != 0) jobs_.Enqueue([this, id] { DropFilesJob(id); });
   }
   changed_.notify_all();
+}
+
+void SandboxManager::StartAdmittedLocked(const std::vector<std::string>& admitted) {
+  std::vector<std::string> starting;
+  for (const auto& next : admitted) {
+    auto queued = entries_.find(next);
+    if (queued == entries_.end()) continue;
+    queued->second.record.state = State::kCreating;
+    queued->second.record.reason.clear();
+    queued->second.record.message.clear();
+    (void)Persist(queued->second.record);
+    starting.push_back(next);
+  }
+  for (const auto& next : starting) StartCreating(next);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -588,8 +699,18 @@ void SandboxManager::EventLoop() {
             (void)StopLocked(lock, event.id, kLifetimeStopGraceSeconds, "LIFETIME_EXCEEDED");
           }
           break;
+        case WatchEvent::Kind::kFilesExpired:
+          if (IsTerminal(r.state) && r.files_until_ns != 0) {
+            std::string id = event.id;
+            jobs_.Enqueue([this, id] { DropFilesJob(id); });
+          }
+          break;
         case WatchEvent::Kind::kRetentionOver:
-          if (IsTerminal(r.state)) {
+          if (IsTerminal(r.state) && r.files_until_ns != 0) {
+            // The files go first; that job sets the record's retention again.
+            std::string id = event.id;
+            jobs_.Enqueue([this, id] { DropFilesJob(id); });
+          } else if (IsTerminal(r.state)) {
             (void)store_->Delete(event.id);
             admission_.Forget(event.id);
             entries_.erase(it);
@@ -638,6 +759,22 @@ void SandboxManager::Recover() {
       }
     };
     for (const auto& r : plan.kept) restore(r, false);
+    for (const auto& r : plan.kept_files) {
+      admission_.RestoreKeepingDisk(
+          r.id, r.tenant, r.request_id, r.request_fingerprint,
+          {r.cpu_request_millis, r.memory_request_bytes, node_.default_disk_request_bytes});
+      Entry& e = entries_[r.id];
+      e.record = r;
+      if (r.id_map) {
+        if (Status adopted = id_ranges_.Adopt(r.id, *r.id_map); !adopted) {
+          SBX_LOG_ERROR("sandbox id={}: {}", r.id, adopted.error().ToString());
+        }
+      }
+      if (!r.image_digest.empty()) images_->Hold(r.image_digest);
+      e.image_held = !r.image_digest.empty();
+      watcher_.SetFilesDeadline(r.id, r.files_until_ns);
+      watcher_.SetRetention(r.id, r.end_ns + retention_ns);
+    }
     for (const auto& r : plan.ended) {
       (void)Persist(r);
       restore(r, false);

@@ -85,9 +85,9 @@ class SandboxManager {
   Result<SandboxRecord> Create(const std::string& tenant, CreateRequest request);
   Result<SandboxRecord> Get(const std::string& tenant, const std::string& id);
   Result<ListResult> List(const std::string& tenant, const ListFilter& filter);
-  // Deletes the sandbox: stops it (gracefully for `grace_seconds`) and removes its files. Its
-  // record stays for the retention period. Deleting it again is NOT_FOUND ("already deleted"),
-  // unless `request_id` is the first delete's.
+  // Deletes the sandbox: stops it (gracefully for `grace_seconds`) and removes its files (also
+  // the files an ended sandbox kept). Its record stays for the retention period. Deleting it again
+  // is NOT_FOUND ("already deleted"), unless `request_id` is the first delete's.
   Result<SandboxRecord> Stop(const std::string& tenant, const std::string& id, int grace_seconds,
                              const std::string& request_id = "");
   // Extends a running sandbox's lifetime by `seconds` (> 0), up to the node's
@@ -104,15 +104,23 @@ class SandboxManager {
   // Blocks until the sandbox has ended (its logs are saved by then) or the deadline passes.
   Result<SandboxRecord> WaitEnded(const std::string& tenant, const std::string& id,
                                   int64_t deadline_ms);
-  // sbx-init's socket of a RUNNING sandbox; FAILED_PRECONDITION otherwise.
+  // What a caller of AgentSocket will do in the sandbox.
+  enum class Access {
+    kRun,        // run processes or change files: the sandbox must be RUNNING
+    kReadFiles,  // read files: also an ended sandbox whose files are kept
+  };
+  // sbx-init's socket of a sandbox open to `access`; FAILED_PRECONDITION otherwise.
   Result<std::string> AgentSocket(const std::string& tenant, const std::string& id,
-                                  int64_t deadline_ms);
+                                  int64_t deadline_ms, Access access = Access::kRun);
   // The saved output of a sandbox whose main process ended.
   Result<std::pair<std::string, uint64_t>> SavedLogs(const std::string& id);
 
   // Removes the warm sandboxes made from the image `digest` (before the image is removed) and
   // stops preparing them.
   void DropWarm(const std::string& digest);
+  // Removes the files that ended sandboxes of the image `digest` kept (before the image is
+  // removed); returns how many sandboxes had some.
+  int DropKeptFiles(const std::string& digest);
 
   Capacity GetCapacity();
   const Config& config() const { return config_; }
@@ -123,6 +131,8 @@ class SandboxManager {
     SandboxRecord record;
     bool finalizing = false;  // a stop or exit job owns its ending
     bool image_held = false;
+    bool dropping_files = false;  // a job removes the files the ended sandbox kept
+    bool drop_queued = false;     // that job is queued to make room for a waiting sandbox
   };
 
   Status Persist(const SandboxRecord& record);  // mu_ held
@@ -152,8 +162,21 @@ class SandboxManager {
   // Tears the sandbox down and ends its record (an exit records its ending first).
   void TearDownAndFinish(const std::string& id, const SandboxRecord::Ending& ending);
   void Finish(const std::string& id, const SandboxRecord::Ending& ending);
+  // Finish, but what is needed to read the sandbox's files stays until `files_until_ns`.
+  void FinishKeepingFiles(const std::string& id, const SandboxRecord::Ending& ending,
+                          int64_t files_until_ns);
+  // Ends an exit or a lifetime's stop keeping the files when the node keeps them and the
+  // runtime could quiet the sandbox; false: nothing was done, tear it down.
+  bool EndKeepingFiles(const std::string& id, const RuntimeSandbox& sandbox,
+                       const SandboxRecord::Ending& ending);
+  // Removes the files an ended sandbox kept (a delete, or their retention passed).
+  void DropFilesJob(const std::string& id);
+  // Starts creating the queued sandboxes that admission let in.
+  void StartAdmittedLocked(const std::vector<std::string>& admitted);
   // Every PENDING sandbox's reason and message say what it waits for (admission's words).
   void ExplainWaitsLocked();
+  // The first PENDING sandbox waits for disk: the files kept longest go, one sandbox's at a time.
+  void ReclaimKeptFilesLocked();
   // Removes what the runtime made of `id`; its host ids come free once that is done.
   Status Destroy(const std::string& id);
   void Watch(const std::string& id, const RuntimeSandbox& sandbox);

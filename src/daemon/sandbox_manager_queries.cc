@@ -84,20 +84,38 @@ Result<SandboxRecord> SandboxManager::WaitEnded(const std::string& tenant, const
 }
 
 Result<std::string> SandboxManager::AgentSocket(const std::string& tenant, const std::string& id,
-                                                int64_t deadline_ms) {
+                                                int64_t deadline_ms, Access access) {
   SBX_ASSIGN_OR_RETURN(SandboxRecord r, WaitSettled(tenant, id, deadline_ms));
   if (r.state == State::kPending || r.state == State::kCreating) {
     return Error::DeadlineExceeded("sandbox " + id + " is still " +
                                    std::string(StateName(r.state)));
   }
-  if (r.state != State::kRunning) {
-    return Error::FailedPrecondition("sandbox " + id + " is " + std::string(StateName(r.state)) +
-                                     (r.reason.empty() ? "" : " (" + r.StateReason() + ")"))
-        .WithReason("CWSANDBOX_SANDBOX_NOT_RUNNING")
-        .WithMetadata("sandbox_id", id)
-        .WithMetadata("state", std::string(StateName(r.state)));
+  if (r.state == State::kRunning) return r.socket_path;
+  bool ended = IsTerminal(r.state);
+  if (access == Access::kReadFiles && ended && r.files_until_ns != 0 && r.deleted_ns == 0) {
+    return r.socket_path;
   }
-  return r.socket_path;
+  std::string why = "sandbox " + id + " is " + std::string(StateName(r.state)) +
+                    (r.reason.empty() ? "" : " (" + r.StateReason() + ")");
+  if (access == Access::kReadFiles && ended) {
+    if (r.deleted_ns != 0) {
+      why += "; its files went when it was deleted";
+    } else if (config_.files_retention_seconds == 0) {
+      why += "; this node keeps no files of ended sandboxes (files_retention_seconds is 0)";
+    } else if (int64_t until =
+                   r.end_ns + static_cast<int64_t>(config_.files_retention_seconds) * 1000000000;
+               WallNanos() >= until) {
+      why += "; its files were kept until " + FormatUtc(until) + " (files_retention_seconds)";
+    } else {
+      why += "; its files could not be kept";
+    }
+  } else if (ended && r.files_until_ns != 0) {
+    why += "; its files can still be read until " + FormatUtc(r.files_until_ns);
+  }
+  return Error::FailedPrecondition(why)
+      .WithReason("CWSANDBOX_SANDBOX_NOT_RUNNING")
+      .WithMetadata("sandbox_id", id)
+      .WithMetadata("state", std::string(StateName(r.state)));
 }
 
 Result<std::pair<std::string, uint64_t>> SandboxManager::SavedLogs(const std::string& id) {

@@ -65,7 +65,7 @@ class FakeNetwork : public net::NetworkProvider {
     a.address = "10.0.0.2";
     return a;
   }
-  void Detach(const std::string& id) override {
+  void Detach(const std::string& id, Leftover) override {
     std::lock_guard lock(mu_);
     attached.erase(id);
   }
@@ -93,6 +93,7 @@ struct FakeSandbox {
   UniqueFd watch_peer;  // closing it is sbx-init answering WaitMain
   bool alive = true;
   bool acked = false;
+  bool files_only = false;        // KeepOnlyFiles quieted it
   int64_t deadline_unix_ns = -1;  // as last set by SetDeadline
 };
 
@@ -115,6 +116,13 @@ class FakeRuntime : public RuntimeProvider {
     destroyed.push_back(id);
     sandboxes.erase(id);
     leftovers.erase(id);
+    return Ok();
+  }
+  Status KeepOnlyFiles(const RuntimeSandbox& sandbox) override {
+    std::lock_guard lock(mu_);
+    FakeSandbox* s = Find(sandbox.id);
+    if (!s || !s->alive || fail_keep_files) return Error::Unavailable("sbx-init is gone");
+    s->files_only = true;
     return Ok();
   }
   Status SetLimits(const std::string& id, const runtime::CgroupLimits& limits) override {
@@ -228,6 +236,7 @@ class FakeRuntime : public RuntimeProvider {
     copy.started_main = s.started_main;
     copy.limits = s.limits;
     copy.acked = s.acked;
+    copy.files_only = s.files_only;
     return copy;
   }
 
@@ -237,6 +246,7 @@ class FakeRuntime : public RuntimeProvider {
   std::vector<std::string> destroyed;
   std::set<std::string> oom_kills;
   bool fail_create = false;
+  bool fail_keep_files = false;
   bool ignores_sigterm = false;
   int creates = 0;
   pid_t next_pid = 1000;
@@ -275,6 +285,7 @@ Config TestConfig(const std::string& dir) {
   c.default_memory = "1Gi";
   c.warm_pool_size = 0;
   c.retention_seconds = 3600;
+  c.files_retention_seconds = 0;
   return c;
 }
 
@@ -643,6 +654,133 @@ TEST_F(SandboxManagerTest, ARestartAdoptsWhatRunsAndEndsWhatIsGone) {
   runtime_.Exit(alive.id, 0);
   EXPECT_EQ(Ended(alive.id).state, State::kCompleted);
   EXPECT_EQ(images_.Holds(alive.image_digest), 0);
+}
+
+Config KeepingFiles(const std::string& dir, int seconds) {
+  Config c = TestConfig(dir);
+  c.files_retention_seconds = seconds;
+  c.default_disk_request = "1Gi";
+  return c;
+}
+
+TEST_F(SandboxManagerTest, AnEndedSandboxKeepsItsFilesUntilItIsDeleted) {
+  Start(KeepingFiles(dir_.path(), 600));
+  SandboxRecord r = CreateRunning();
+  runtime_.Exit(r.id, 0);
+  SandboxRecord ended = Ended(r.id);
+  EXPECT_EQ(ended.state, State::kCompleted);
+  EXPECT_GT(ended.files_until_ns, ended.end_ns);
+  // sbx-init stays, alone, to serve reads; the network and the CPU and memory reservation go,
+  // the disk's stays.
+  EXPECT_TRUE(runtime_.Snapshot(r.id).files_only);
+  EXPECT_FALSE(network_.Attached().count(r.id));
+  EXPECT_EQ(images_.Holds(r.image_digest), 1);
+  Capacity capacity = manager_->GetCapacity();
+  EXPECT_EQ(capacity.allocated_cpu_millis, 0u);
+  EXPECT_EQ(capacity.allocated_disk_bytes, 1u << 30);
+  auto socket =
+      manager_->AgentSocket("t", r.id, MonotonicMillis(), SandboxManager::Access::kReadFiles);
+  ASSERT_TRUE(socket) << socket.error().ToString();
+  EXPECT_EQ(*socket, r.socket_path);
+  auto run = manager_->AgentSocket("t", r.id, MonotonicMillis());
+  ASSERT_FALSE(run);
+  EXPECT_EQ(run.error().code(), Code::kFailedPrecondition);
+  EXPECT_NE(run.error().message().find("its files can still be read until"), std::string::npos);
+
+  ASSERT_TRUE(manager_->Stop("t", r.id, 0));
+  ASSERT_TRUE(Eventually([&] { return !runtime_.Live().count(r.id); }));
+  ASSERT_TRUE(Eventually([&] { return manager_->Get("t", r.id)->files_until_ns == 0; }));
+  ExpectNothingLeft(r.id, r.image_digest);
+  EXPECT_EQ(manager_->GetCapacity().allocated_disk_bytes, 0u);
+  auto read =
+      manager_->AgentSocket("t", r.id, MonotonicMillis(), SandboxManager::Access::kReadFiles);
+  ASSERT_FALSE(read);
+  EXPECT_NE(read.error().message().find("went when it was deleted"), std::string::npos);
+}
+
+TEST_F(SandboxManagerTest, KeptFilesGoWhenTheirRetentionPasses) {
+  Start(KeepingFiles(dir_.path(), 1));
+  SandboxRecord r = CreateRunning();
+  runtime_.Exit(r.id, 0);
+  EXPECT_GT(Ended(r.id).files_until_ns, 0);
+  ASSERT_TRUE(Eventually([&] { return !runtime_.Live().count(r.id); }));
+  ASSERT_TRUE(Eventually([&] { return manager_->Get("t", r.id)->files_until_ns == 0; }));
+  ExpectNothingLeft(r.id, r.image_digest);
+  // The record itself stays for its own retention.
+  EXPECT_EQ(manager_->Get("t", r.id)->state, State::kCompleted);
+}
+
+TEST_F(SandboxManagerTest, ASandboxOutOfTimeKeepsItsFilesAndADeletedOneDoesNot) {
+  Start(KeepingFiles(dir_.path(), 600));
+  CreateRequest timed = Request();
+  timed.lifetime_seconds = 1;
+  SandboxRecord out_of_time = CreateRunning("t", timed);
+  SandboxRecord deleted = CreateRunning("t", [] {
+    CreateRequest r = Request("busybox:1");
+    r.fingerprint = "2";
+    return r;
+  }());
+  ASSERT_TRUE(manager_->Stop("t", deleted.id, 0));
+  EXPECT_EQ(Ended(deleted.id).files_until_ns, 0);
+  ExpectNothingLeft(deleted.id, deleted.image_digest);
+  SandboxRecord ended = Ended(out_of_time.id);
+  EXPECT_EQ(ended.reason, "LIFETIME_EXCEEDED");
+  EXPECT_GT(ended.files_until_ns, 0);
+  EXPECT_TRUE(runtime_.Snapshot(out_of_time.id).files_only);
+}
+
+TEST_F(SandboxManagerTest, ASandboxThatCannotBeQuietedIsTornDown) {
+  Start(KeepingFiles(dir_.path(), 600));
+  runtime_.fail_keep_files = true;
+  SandboxRecord r = CreateRunning();
+  runtime_.Exit(r.id, 0);
+  EXPECT_EQ(Ended(r.id).files_until_ns, 0);
+  ExpectNothingLeft(r.id, r.image_digest);
+}
+
+TEST_F(SandboxManagerTest, KeptFilesMakeRoomForASandboxThatWaitsForDisk) {
+  Config config = KeepingFiles(dir_.path(), 600);
+  config.capacity_disk = "1Gi";
+  Start(config);
+  SandboxRecord first = CreateRunning();
+  runtime_.Exit(first.id, 0);
+  EXPECT_GT(Ended(first.id).files_until_ns, 0);
+  // The node's disk is the first one's kept files: they go, and the new sandbox runs.
+  SandboxRecord second = CreateRunning();
+  EXPECT_FALSE(runtime_.Live().count(first.id));
+  EXPECT_EQ(manager_->Get("t", first.id)->files_until_ns, 0);
+  EXPECT_EQ(manager_->GetCapacity().allocated_disk_bytes, 1u << 30);
+}
+
+TEST_F(SandboxManagerTest, KeptFilesGiveWayToTheRemovalOfTheirImage) {
+  Start(KeepingFiles(dir_.path(), 600));
+  SandboxRecord r = CreateRunning();
+  runtime_.Exit(r.id, 0);
+  EXPECT_GT(Ended(r.id).files_until_ns, 0);
+  EXPECT_EQ(manager_->DropKeptFiles("sha256:other"), 0);
+  EXPECT_TRUE(runtime_.Live().count(r.id));
+  EXPECT_EQ(manager_->DropKeptFiles(r.image_digest), 1);
+  ExpectNothingLeft(r.id, r.image_digest);
+  EXPECT_EQ(manager_->Get("t", r.id)->files_until_ns, 0);
+}
+
+TEST_F(SandboxManagerTest, KeptFilesOutliveARestart) {
+  Start(KeepingFiles(dir_.path(), 600));
+  SandboxRecord r = CreateRunning();
+  runtime_.Exit(r.id, 0);
+  EXPECT_GT(Ended(r.id).files_until_ns, 0);
+  manager_->Shutdown();
+  manager_.reset();
+  images_.holds.clear();
+  Start(KeepingFiles(dir_.path(), 600));
+  EXPECT_TRUE(runtime_.Live().count(r.id));
+  EXPECT_EQ(images_.Holds(r.image_digest), 1);
+  EXPECT_EQ(manager_->GetCapacity().allocated_disk_bytes, 1u << 30);
+  EXPECT_TRUE(
+      manager_->AgentSocket("t", r.id, MonotonicMillis(), SandboxManager::Access::kReadFiles));
+  ASSERT_TRUE(manager_->Stop("t", r.id, 0));
+  ASSERT_TRUE(Eventually([&] { return !runtime_.Live().count(r.id); }));
+  ASSERT_TRUE(Eventually([&] { return images_.Holds(r.image_digest) == 0; }));
 }
 
 }  // namespace

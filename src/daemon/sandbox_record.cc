@@ -140,6 +140,7 @@ std::string SandboxRecord::ToJson() const {
             {"stop_reason", stop_reason},
             {"deleted_ns", deleted_ns},
             {"delete_request_id", delete_request_id},
+            {"files_until_ns", files_until_ns},
             {"request_fingerprint", request_fingerprint}};
   if (exit_code) j["exit_code"] = *exit_code;
   if (ending) {
@@ -217,6 +218,7 @@ Result<SandboxRecord> SandboxRecord::FromJson(const std::string& text) {
     r.stop_reason = j.value("stop_reason", "");
     r.deleted_ns = j.value("deleted_ns", int64_t{0});
     r.delete_request_id = j.value("delete_request_id", "");
+    r.files_until_ns = j.value("files_until_ns", int64_t{0});
     r.request_fingerprint = j.value("request_fingerprint", "");
     if (j.contains("ending")) {
       const json& e = j["ending"];

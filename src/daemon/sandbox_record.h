@@ -120,6 +120,9 @@ struct SandboxRecord {
   // NOT_FOUND, except a retry of the first (the same request id).
   int64_t deleted_ns = 0;
   std::string delete_request_id;
+  // Until when the files of an ended sandbox stay readable (Unix ns); 0: they are gone. Its
+  // sbx-init, cgroup, writable layer and id range stay until then, and nothing else runs in it.
+  int64_t files_until_ns = 0;
   // The fingerprint of the request's spec, so a retried request id can be told from a reused one.
   std::string request_fingerprint;
   // How the sandbox ends, decided and recorded before its teardown begins: a teardown that a

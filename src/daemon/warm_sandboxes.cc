@@ -216,7 +216,7 @@ void WarmSandboxes::Destroy(const WarmSandbox& warm) {
   } else {
     id_ranges_->Release(warm.id);
   }
-  network_->Detach(warm.id);
+  network_->Detach(warm.id, net::NetworkProvider::Leftover::kNothing);
   if (!warm.digest.empty()) images_->Release(warm.digest);
 }
 

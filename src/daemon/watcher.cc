@@ -69,10 +69,19 @@ void Watcher::SetRetention(const std::string& id, int64_t forget_at_ns) {
   Wake();
 }
 
+void Watcher::SetFilesDeadline(const std::string& id, int64_t until_ns) {
+  {
+    std::lock_guard lock(mu_);
+    files_[id] = until_ns;
+  }
+  Wake();
+}
+
 void Watcher::Forget(const std::string& id) {
   UnwatchMain(id);
   std::lock_guard lock(mu_);
   lifetimes_.erase(id);
+  files_.erase(id);
   retention_.erase(id);
 }
 
@@ -83,29 +92,27 @@ void Watcher::Wake() {
 
 int64_t Watcher::NextTimerLocked() const {
   int64_t next = std::numeric_limits<int64_t>::max();
-  for (const auto& [id, at] : lifetimes_) next = std::min(next, at);
-  for (const auto& [id, at] : retention_) next = std::min(next, at);
+  for (const auto* timers : {&lifetimes_, &files_, &retention_}) {
+    for (const auto& [id, at] : *timers) next = std::min(next, at);
+  }
   return next;
 }
 
 std::vector<WatchEvent> Watcher::DueTimersLocked(int64_t now) {
   std::vector<WatchEvent> due;
-  for (auto it = lifetimes_.begin(); it != lifetimes_.end();) {
-    if (it->second <= now) {
-      due.push_back({WatchEvent::Kind::kLifetimeReached, it->first});
-      it = lifetimes_.erase(it);
-    } else {
-      ++it;
+  auto take = [&](std::map<std::string, int64_t>& timers, WatchEvent::Kind kind) {
+    for (auto it = timers.begin(); it != timers.end();) {
+      if (it->second <= now) {
+        due.push_back({kind, it->first});
+        it = timers.erase(it);
+      } else {
+        ++it;
+      }
     }
-  }
-  for (auto it = retention_.begin(); it != retention_.end();) {
-    if (it->second <= now) {
-      due.push_back({WatchEvent::Kind::kRetentionOver, it->first});
-      it = retention_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  };
+  take(lifetimes_, WatchEvent::Kind::kLifetimeReached);
+  take(files_, WatchEvent::Kind::kFilesExpired);
+  take(retention_, WatchEvent::Kind::kRetentionOver);
   return due;
 }
 

@@ -2,9 +2,9 @@
 //
 // What happens to sandboxes by itself, as events: a main process exits (its WaitMain connection
 // to sbx-init becomes readable, or drops because sbx-init died), a sandbox reaches the end of its
-// lifetime, an ended sandbox's record reaches the end of its retention. The watcher knows no
-// records and does nothing about an event; the sandbox manager's event thread asks for the due
-// events and acts on them.
+// lifetime, the files an ended sandbox kept or its record reach the end of their retention. The
+// watcher knows no records and does nothing about an event; the sandbox manager's event thread asks
+// for the due events and acts on them.
 //
 // Thread-safe; Wait is called by one thread.
 
@@ -26,6 +26,7 @@ struct WatchEvent {
   enum class Kind {
     kMainExited,       // or sbx-init went away: ask it (or the runtime) what happened
     kLifetimeReached,  // stop the sandbox
+    kFilesExpired,     // remove what is left of the ended sandbox: its kept files
     kRetentionOver,    // forget the ended sandbox's record
   };
   Kind kind;
@@ -44,6 +45,8 @@ class Watcher {
   void UnwatchMain(const std::string& id);
   // Reports kLifetimeReached once the clock passes `deadline_ns` (0: never).
   void SetLifetime(const std::string& id, int64_t deadline_ns);
+  // Reports kFilesExpired once the clock passes `until_ns`.
+  void SetFilesDeadline(const std::string& id, int64_t until_ns);
   // Reports kRetentionOver once the clock passes `forget_at_ns`.
   void SetRetention(const std::string& id, int64_t forget_at_ns);
   // Nothing more is reported about `id`.
@@ -70,6 +73,7 @@ class Watcher {
   std::map<uint64_t, std::string> by_token_;
   uint64_t next_token_ = 1;  // 0 is the wake descriptor
   std::map<std::string, int64_t> lifetimes_;
+  std::map<std::string, int64_t> files_;
   std::map<std::string, int64_t> retention_;
 };
 

@@ -72,11 +72,21 @@ TEST_F(WatcherTest, LifetimesAndRetentionFireWhenTheClockPassesThem) {
   EXPECT_EQ(watcher_.Wait(0), (std::vector<WatchEvent>{{Kind::kRetentionOver, "old"}}));
 }
 
+TEST_F(WatcherTest, KeptFilesExpireBeforeTheRecord) {
+  watcher_.SetFilesDeadline("ended", 2000);
+  watcher_.SetRetention("ended", 4000);
+  now_ = 2500;
+  EXPECT_EQ(watcher_.Wait(0), (std::vector<WatchEvent>{{Kind::kFilesExpired, "ended"}}));
+  now_ = 4000;
+  EXPECT_EQ(watcher_.Wait(0), (std::vector<WatchEvent>{{Kind::kRetentionOver, "ended"}}));
+}
+
 TEST_F(WatcherTest, ForgetDropsEverythingAboutASandbox) {
   Pair a = SocketPair();
   ASSERT_TRUE(watcher_.WatchMain("a", std::move(a.ours)));
   watcher_.SetLifetime("a", 2000);
   watcher_.SetRetention("a", 2000);
+  watcher_.SetFilesDeadline("a", 2000);
   watcher_.Forget("a");
   now_ = 10000;
   a.theirs.reset();

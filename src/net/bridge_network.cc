@@ -350,14 +350,14 @@ Result<int> BridgeNetwork::TakeSlot() {
   return slot;
 }
 
-void BridgeNetwork::Detach(const std::string& sandbox_id) {
+void BridgeNetwork::Detach(const std::string& sandbox_id, Leftover leftover) {
   std::lock_guard lock(mu_);
   auto it = attached_.find(sandbox_id);
   if (it == attached_.end()) return;
   Attached& a = it->second;
   by_address_.erase(a.rules.address);
   by_token_.erase(a.token);
-  releases_.push_back({a.rules.slot, a.rules, true});
+  releases_.push_back({a.rules.slot, a.rules, true, leftover == Leftover::kProcessesStay});
   unlink(StatePath(sandbox_id).c_str());
   attached_.erase(it);  // closes the host-port reservations
   reaper_cv_.notify_one();
@@ -618,7 +618,14 @@ void BridgeNetwork::Reap(Rtnetlink& rtnl, std::vector<Release> batch) {
   // Unpinned, a namespace is destroyed by the kernel, veth pair included, in batches under one
   // RTNL section. Deleting each veth here instead would cost a synchronize_net per pair.
   std::vector<int> remaining;
-  for (const auto& r : batch) remaining.push_back(r.slot);
+  for (const auto& r : batch) {
+    if (!r.processes_stay) {
+      remaining.push_back(r.slot);
+    } else if (auto index = rtnl.LinkIndex(PortName(r.slot))) {
+      // A process keeps the namespace: its veth pair goes now, with the slot's address.
+      (void)rtnl.DeleteLink(*index);
+    }
+  }
   int64_t deadline = MonotonicMillis() + kNamespaceGoneTimeoutMs;
   while (true) {
     std::erase_if(remaining, [&](int slot) { return !rtnl.LinkIndex(PortName(slot)); });

@@ -63,7 +63,7 @@ class BridgeNetwork : public NetworkProvider {
 
   Result<NetworkAttachment> Attach(const std::string& sandbox_id,
                                    const NetworkRequest& request) override;
-  void Detach(const std::string& sandbox_id) override;
+  void Detach(const std::string& sandbox_id, Leftover leftover) override;
   Status Recover(const std::vector<std::string>& live) override;
   std::vector<ServiceEndpoint> Services(const std::string& sandbox_id) override;
   // "sandbox_flow_rate", "sandbox_flows", "flows" (new flows dropped by the per-sandbox rate,
@@ -84,6 +84,7 @@ class BridgeNetwork : public NetworkProvider {
     int slot = 0;
     std::optional<SandboxRules> rules;  // rules to remove, if they were installed
     bool port_bound = false;            // the anti-spoofing element exists
+    bool processes_stay = false;        // the namespace outlives the release: cut its link
   };
 
   explicit BridgeNetwork(BridgeNetworkOptions options);

@@ -65,8 +65,13 @@ class NetworkProvider {
   virtual ~NetworkProvider() = default;
   virtual Result<NetworkAttachment> Attach(const std::string& sandbox_id,
                                            const NetworkRequest& request) = 0;
+  // What is left in a sandbox's network namespace when it is detached.
+  enum class Leftover {
+    kNothing,        // its processes are gone: the namespace goes with its last reference
+    kProcessesStay,  // a process stays in it (an ended sandbox keeping its files)
+  };
   // Releases what Attach made; may finish asynchronously. Unknown ids are fine.
-  virtual void Detach(const std::string& sandbox_id) = 0;
+  virtual void Detach(const std::string& sandbox_id, Leftover leftover) = 0;
   // After a restart: keep the attachments of `live` sandboxes, remove everything else.
   virtual Status Recover(const std::vector<std::string>& live) = 0;
   // The exposed services of an attached sandbox (none once it is detached).
@@ -81,7 +86,7 @@ class LoopbackOnlyNetwork : public NetworkProvider {
   Result<NetworkAttachment> Attach(const std::string&, const NetworkRequest&) override {
     return NetworkAttachment{};
   }
-  void Detach(const std::string&) override {}
+  void Detach(const std::string&, Leftover) override {}
   Status Recover(const std::vector<std::string>&) override { return Ok(); }
 };
 

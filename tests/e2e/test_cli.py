@@ -667,6 +667,18 @@ def test_cp_errors(cli, sandbox, tmp_path):
     assert p.returncode == 1
 
 
+def test_cp_collects_the_results_of_a_job_that_ended(cli, tmp_path):
+    sid = cli.sandbox(command=["sh", "-c", "mkdir -p /out && echo 42 > /out/answer"])
+    assert cli("wait", sid, check=0).out.strip() == "0"
+    cli("cp", "-q", sid + ":/out", str(tmp_path), check=0)
+    assert (tmp_path / "out" / "answer").read_text() == "42\n"
+    p = cli("exec", sid, "true")
+    assert p.returncode == 125 and "its files can still be read until" in p.err
+    cli("rm", "-q", sid, check=0)
+    p = cli("cp", sid + ":/out", str(tmp_path / "again"))
+    assert p.returncode == 1 and "deleted" in p.err
+
+
 # ---------------------------------------------------------------------------------------------
 # images
 

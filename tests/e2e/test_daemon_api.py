@@ -3,9 +3,11 @@ errors, the lifecycle, tenancy, persistence across a kill -9, and a burst of con
 Raw gRPC, so these tests check the wire contract itself."""
 
 import concurrent.futures
+import io
 import json
 import os
 import signal
+import tarfile
 import threading
 import time
 import urllib.request
@@ -456,6 +458,86 @@ def test_files(stub, protos):
     assert reason == "CWSANDBOX_FILE_TOO_LARGE"
     assert int(metadata["size_bytes"]) == 34000000
     stop(stub, pb, sid)
+
+
+JOB = ("mkdir -p /out/sub && echo result > /out/r.txt && echo deep > /out/sub/d.txt && "
+       "(sleep 100000 &) && exit 3")
+
+
+def read_error(stub, pb, sid, path):
+    with pytest.raises(grpc.RpcError) as e:
+        stub.ReadFile(pb.ReadFileRequest(sandbox_id=sid, path=path))
+    return e.value
+
+
+def until_no_leftovers(daemon, sid, timeout=60):
+    deadline = time.monotonic() + timeout
+    while daemon.leftovers([sid]):
+        assert time.monotonic() < deadline, daemon.leftovers([sid])
+        time.sleep(0.05)
+
+
+def test_an_ended_sandboxs_files_stay_readable_until_it_is_deleted(daemon, stub, protos):
+    """Run the job, then collect its results: the files of a sandbox whose main process ended
+    stay readable (ReadFile, GetArchive) with nothing else running in it; exec and writes are
+    refused; the delete removes them and leaves nothing behind."""
+    pb = protos.pb
+    sid = create(stub, pb, command="/bin/sh", args=["-c", JOB]).sandbox_id
+    done = wait_state(stub, pb, sid, terminal(pb))
+    assert done.status.state == pb.STATE_FAILED and done.status.exit_code == 3
+    assert stub.ReadFile(pb.ReadFileRequest(sandbox_id=sid, path="/out/r.txt")).content == b"result\n"
+    archive = protos.sbx_grpc.ArchiveServiceStub(grpc.insecure_channel("unix://" + daemon.socket))
+    data = b"".join(c.data for c in archive.GetArchive(
+        protos.sbx.GetArchiveRequest(sandbox_id=sid, path="/out"), timeout=60))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert tar.extractfile("out/sub/d.txt").read() == b"deep\n"
+    # Only sbx-init is left, and it can start nothing.
+    procs = cgroup_knob(daemon, sid, ("pids", "cgroup.procs"), "cgroup.procs").split()
+    assert len(procs) == 1
+    assert cgroup_knob(daemon, sid, ("pids", "pids.max"), "pids.max") == "1"
+    for call in (lambda: exec_unary(stub, pb, sid, ["true"]),
+                 lambda: stub.WriteFile(pb.WriteFileRequest(sandbox_id=sid, path="/x", content=b""))):
+        with pytest.raises(grpc.RpcError) as e:
+            call()
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "its files can still be read until" in e.value.details()
+    stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=sid))
+    until_no_leftovers(daemon, sid)
+    err = read_error(stub, pb, sid, "/out/r.txt")
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "went when it was deleted" in err.details()
+
+
+def test_kept_files_go_when_their_retention_passes(registry, protos):
+    pb = protos.pb
+    with own_daemon(registry, files_retention_seconds=1) as d:
+        channel = grpc.insecure_channel("unix://" + d.socket)
+        stub = protos.grpc.SandboxServiceStub(channel)
+        sid = create(stub, pb, command="/bin/sh", args=["-c", JOB]).sandbox_id
+        wait_state(stub, pb, sid, terminal(pb))
+        until_no_leftovers(d, sid)
+        err = read_error(stub, pb, sid, "/out/r.txt")
+        assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "its files were kept until" in err.details()
+        channel.close()
+
+
+def test_kept_files_outlive_a_daemon_restart(registry, protos):
+    pb = protos.pb
+    with own_daemon(registry) as d:
+        channel = grpc.insecure_channel("unix://" + d.socket)
+        stub = protos.grpc.SandboxServiceStub(channel)
+        sid = create(stub, pb, command="/bin/sh", args=["-c", JOB]).sandbox_id
+        wait_state(stub, pb, sid, terminal(pb))
+        channel.close()
+        d.kill9()
+        d.start()
+        channel = grpc.insecure_channel("unix://" + d.socket)
+        stub = protos.grpc.SandboxServiceStub(channel)
+        assert stub.ReadFile(pb.ReadFileRequest(sandbox_id=sid, path="/out/r.txt")).content == b"result\n"
+        stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=sid))
+        until_no_leftovers(d, sid)
+        channel.close()
 
 
 def test_exec_output_truncation(stub, protos):

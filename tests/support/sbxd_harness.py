@@ -324,14 +324,44 @@ def remove_daemon_state(d):
               if line.split()[4].startswith(prefix)]
     for mount in sorted(pinned, key=len, reverse=True):
         run(["umount", "-l", mount])
-    for root in Path("/sys/fs/cgroup").iterdir():
-        for parent in (root / d.cgroup_parent, Path("/sys/fs/cgroup") / d.cgroup_parent):
-            if parent.is_dir():
-                try:
-                    parent.rmdir()
-                except OSError:
-                    pass
+    parents = [p for root in Path("/sys/fs/cgroup").iterdir()
+               for p in (root / d.cgroup_parent, Path("/sys/fs/cgroup") / d.cgroup_parent)
+               if p.is_dir()]
+    # Sandboxes outlive a graceful stop (running ones, and ended ones keeping their files): the
+    # daemon's state goes with them.
+    _kill_cgroups([child for parent in parents for child in parent.iterdir() if child.is_dir()])
+    for parent in parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            pass
     run(["rm", "-rf", str(d.state)])
+
+
+def _kill_cgroups(groups, timeout=30):
+    deadline = time.monotonic() + timeout
+    while groups and time.monotonic() < deadline:
+        for group in groups:
+            try:
+                pids = (group / "cgroup.procs").read_text().split()
+            except OSError:
+                pids = []
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        remaining = []
+        for group in groups:
+            try:
+                group.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                remaining.append(group)
+        groups = remaining
+        if groups:
+            time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

@@ -620,6 +620,17 @@ class Sandbox:
             f"Sandbox {self._sandbox_id} is {status.value}{self._describe_end()}"
         )
 
+    async def _ensure_readable(self) -> str:
+        """For reads of files: a running sandbox, or one that has ended, whose files sbxd keeps
+        for a while (``files_retention_seconds``); sbxd says so when they are gone."""
+        if self._cancelled or self._stopped_by_client:
+            name = f"Sandbox {self._sandbox_id}" if self._sandbox_id else "Sandbox"
+            raise SandboxNotRunningError(f"{name} has been stopped")
+        status = await self._wait_stable(None)
+        if (status in RUNNING_STATES or status in TERMINAL) and self._sandbox_id is not None:
+            return self._sandbox_id
+        return await self._ensure_running()
+
     # ----------------------------------------------------------------------------------------
     # Waiting
 
@@ -1043,13 +1054,16 @@ class Sandbox:
     # Files
 
     def read_file(self, filepath: str, *, timeout_seconds: float | None = None) -> OperationRef[bytes]:
-        """Reads a file of the sandbox (relative paths: from the image's working directory)."""
+        """Reads a file of the sandbox (relative paths: from the image's working directory).
+
+        Also once the sandbox has ended by itself, while sbxd keeps its files
+        (``files_retention_seconds``, an hour by default) and until it is deleted."""
         path = _check_path(filepath)
         timeout = _check_timeout("timeout_seconds", timeout_seconds)
         timeout = timeout or self._config.request_timeout_seconds
 
         async def run() -> bytes:
-            sandbox_id = await self._ensure_running()
+            sandbox_id = await self._ensure_readable()
             return await _files.read_file(self._address, sandbox_id, path, timeout)
 
         return self._submit(run())
@@ -1089,7 +1103,7 @@ class Sandbox:
         async def run() -> None:
             error: BaseException | None = None
             try:
-                sandbox_id = await self._ensure_running()
+                sandbox_id = await self._ensure_readable()
                 await _files.stream_read(
                     self._address, sandbox_id, path, timeout=timeout, on_chunk=reader._put
                 )
@@ -1188,7 +1202,7 @@ class Sandbox:
         timeout = _check_timeout("timeout_seconds", timeout_seconds)
 
         async def run() -> None:
-            sandbox_id = await self._ensure_running()
+            sandbox_id = await self._ensure_readable()
             await _trees.download(self._address, sandbox_id, remote, local, timeout=timeout)
 
         return self._submit(run())

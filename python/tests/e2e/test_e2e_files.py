@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from sbx import Sandbox, SandboxFileError
+from sbx import Sandbox, SandboxFailedError, SandboxFileError, SandboxNotRunningError
 
 
 @pytest.mark.smoke
@@ -90,3 +90,26 @@ def test_large_files_move_without_a_shell_in_the_image(defaults):
             for _ in sb.read_file_streaming("/srv/missing.bin"):
                 pass
         assert info.value.reason == "CWSANDBOX_FILE_NOT_FOUND"
+
+
+def test_results_of_a_job_that_ended_can_be_collected(defaults, tmp_path):
+    """Run the job, then collect the results: reads work after the main process has ended
+    (a failed one too), writes do not, and after stop() the files are gone."""
+    job = "mkdir -p /out/logs && echo 0.93 > /out/score && echo step > /out/logs/1.txt && exit 4"
+    sb = Sandbox.run("sh", "-c", job, defaults=defaults)
+    with pytest.raises(SandboxFailedError):
+        sb.wait_until_complete(timeout=300).result()
+    assert sb.returncode == 4
+    assert sb.read_file("/out/score").result() == b"0.93\n"
+    assert b"".join(sb.read_file_streaming("/out/score")) == b"0.93\n"
+    sb.download_dir("/out/logs", tmp_path / "logs").result(timeout=120)
+    assert (tmp_path / "logs" / "1.txt").read_bytes() == b"step\n"
+    with pytest.raises(SandboxNotRunningError):
+        sb.write_file("/out/more", b"x").result()
+    sb.stop().result(timeout=60)
+    with pytest.raises(SandboxNotRunningError):
+        sb.read_file("/out/score").result()
+    # A fresh handle on the stopped sandbox hears from sbxd that the files went with the delete.
+    with pytest.raises(SandboxNotRunningError) as info:
+        Sandbox.from_id(sb.sandbox_id).result().read_file("/out/score").result()
+    assert "deleted" in str(info.value)

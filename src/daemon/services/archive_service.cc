@@ -440,10 +440,11 @@ Result<std::string> ArchiveTopName(std::string_view path) {
   return name;
 }
 
-Result<std::string> ArchiveService::Socket(grpc::ServerContext* context, const std::string& id) {
+Result<std::string> ArchiveService::Socket(grpc::ServerContext* context, const std::string& id,
+                                           SandboxManager::Access access) {
   SBX_ASSIGN_OR_RETURN(std::string tenant, auth_->Tenant(*context));
   if (id.empty()) return FieldError("sandbox_id", "required");
-  return manager_->AgentSocket(tenant, id, MonotonicMillis() + OperationTimeoutMs(context));
+  return manager_->AgentSocket(tenant, id, MonotonicMillis() + OperationTimeoutMs(context), access);
 }
 
 grpc::Status ArchiveService::PutArchive(grpc::ServerContext* context,
@@ -500,7 +501,7 @@ grpc::Status ArchiveService::GetArchive(grpc::ServerContext* context,
   if (request->path().empty()) return ToGrpcStatus(FieldError("path", "required"));
   auto top = ArchiveTopName(request->path());
   if (!top) return ToGrpcStatus(FieldError("path", top.error().message()));
-  auto socket = Socket(context, request->sandbox_id());
+  auto socket = Socket(context, request->sandbox_id(), SandboxManager::Access::kReadFiles);
   if (!socket) return ToGrpcStatus(socket.error());
   agent::AgentClient agent(*socket);
   TarOutput out;

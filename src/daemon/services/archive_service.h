@@ -41,7 +41,8 @@ class ArchiveService final : public ::sbx::v1::ArchiveService::Service {
                           grpc::ServerWriter<::sbx::v1::ArchiveChunk>* writer) override;
 
  private:
-  Result<std::string> Socket(grpc::ServerContext* context, const std::string& id);
+  Result<std::string> Socket(grpc::ServerContext* context, const std::string& id,
+                             SandboxManager::Access access = SandboxManager::Access::kRun);
   SandboxManager* manager_;
   const Authenticator* auth_;
 };

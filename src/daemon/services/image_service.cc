@@ -71,10 +71,14 @@ grpc::Status ImageService::RemoveImage(grpc::ServerContext* context,
   if (request->reference().empty()) return ToGrpcStatus(FieldError("reference", "required"));
   // Warm sandboxes hold their image but are nobody's: they give way, those made for its other
   // names too (a name still in use makes them again).
-  if (auto image = images_->store().Get(request->reference())) {
-    manager_->DropWarm(image->manifest_digest);
-  }
+  auto image = images_->store().Get(request->reference());
+  if (image) manager_->DropWarm(image->manifest_digest);
   Status removed = images_->store().Remove(request->reference(), request->force());
+  if (!removed && removed.error().reason() == "SBX_IMAGE_IN_USE" && image &&
+      manager_->DropKeptFiles(image->manifest_digest) > 0) {
+    // Ended sandboxes that kept their files held it too: their files give way to the removal.
+    removed = images_->store().Remove(request->reference(), request->force());
+  }
   if (!removed) return ToGrpcStatus(removed.error());
   auto reclaimed = images_->store().GarbageCollect();
   if (reclaimed) response->set_reclaimed_bytes(static_cast<int64_t>(*reclaimed));

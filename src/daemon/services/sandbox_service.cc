@@ -62,10 +62,11 @@ v1::Sandbox SandboxService::Render(const SandboxRecord& r) const {
   return ToProto(r, manager_->runner_id(), services);
 }
 
-Result<std::string> SandboxService::Socket(grpc::ServerContext* context, const std::string& id) {
+Result<std::string> SandboxService::Socket(grpc::ServerContext* context, const std::string& id,
+                                           SandboxManager::Access access) {
   SBX_ASSIGN_OR_RETURN(std::string tenant, auth_->Tenant(*context));
   if (id.empty()) return FieldError("sandbox_id", "required");
-  return manager_->AgentSocket(tenant, id, CallDeadline(context, 300000));
+  return manager_->AgentSocket(tenant, id, CallDeadline(context, 300000), access);
 }
 
 grpc::Status SandboxService::CreateSandbox(grpc::ServerContext* context,
@@ -556,7 +557,7 @@ grpc::Status SandboxService::ReadFile(grpc::ServerContext* context,
   if (request->path().empty()) return Fail(FieldError("path", "required"));
   auto tenant = auth_->Tenant(*context);
   if (!tenant) return Fail(tenant.error());
-  auto socket = Socket(context, request->sandbox_id());
+  auto socket = Socket(context, request->sandbox_id(), SandboxManager::Access::kReadFiles);
   if (!socket) return Fail(socket.error());
   // The whole file goes back in one message: its content, then the serialized response, are
   // in memory together until the response has been sent. That memory comes out of the tenant's

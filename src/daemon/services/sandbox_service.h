@@ -71,7 +71,8 @@ class SandboxService final : public v1::SandboxService::Service {
  private:
   v1::Sandbox Render(const SandboxRecord& record) const;
   // The agent socket of a running sandbox the caller owns, waiting for it to start.
-  Result<std::string> Socket(grpc::ServerContext* context, const std::string& id);
+  Result<std::string> Socket(grpc::ServerContext* context, const std::string& id,
+                             SandboxManager::Access access = SandboxManager::Access::kRun);
   SandboxManager* manager_;
   const Authenticator* auth_;
   Metrics* metrics_;

@@ -40,6 +40,7 @@ grpc::Status SystemService::GetInfo(grpc::ServerContext* context, const ::sbx::v
     effective->set_network(config.network);
     effective->set_default_lifetime_seconds(config.default_lifetime_seconds);
     effective->set_max_lifetime_seconds(config.max_lifetime_seconds);
+    effective->set_files_retention_seconds(config.files_retention_seconds);
     effective->set_present(true);
   }
   return grpc::Status::OK;

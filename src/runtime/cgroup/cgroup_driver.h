@@ -74,6 +74,8 @@ class CgroupDriver {
   virtual Result<std::vector<pid_t>> Processes(const std::string& name) = 0;
   // Kills every process of the group and waits (bounded) until it is empty.
   virtual Status KillAll(const std::string& name, int timeout_ms = 10000) = 0;
+  // Kills every process of the group but `spared`, until only it is left (or nothing).
+  virtual Status KillAllBut(const std::string& name, pid_t spared, int timeout_ms) = 0;
   // Removes the group; it must be empty. A missing group is success.
   virtual Status Remove(const std::string& name) = 0;
   virtual Result<CgroupStats> Stats(const std::string& name) = 0;

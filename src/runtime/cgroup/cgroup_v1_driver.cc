@@ -182,11 +182,16 @@ class CgroupV1Driver : public CgroupDriver {
   }
 
   Status KillAll(const std::string& name, int timeout_ms) override {
+    return KillAllBut(name, 0, timeout_ms);
+  }
+
+  Status KillAllBut(const std::string& name, pid_t spared, int timeout_ms) override {
     if (!Exists(name)) return Ok();
     std::string freezer = Dir("freezer", name);
     int64_t deadline = MonotonicMillis() + timeout_ms;
     for (int attempt = 0;; ++attempt) {
       SBX_ASSIGN_OR_RETURN(auto pids, Processes(name));
+      std::erase(pids, spared);
       if (pids.empty()) break;
       if (MonotonicMillis() > deadline) {
         return Error::DeadlineExceeded("cgroup " + name + " still has " +
@@ -199,7 +204,9 @@ class CgroupV1Driver : public CgroupDriver {
       if (frozen) {
         if (auto procs = ReadProcs(freezer)) pids = std::move(*procs);
       }
-      for (pid_t pid : pids) kill(pid, SIGKILL);
+      for (pid_t pid : pids) {
+        if (pid != spared) kill(pid, SIGKILL);
+      }
       if (frozen) (void)sys::WriteKnob(freezer + "/freezer.state", "THAWED");
       Backoff(attempt);
     }

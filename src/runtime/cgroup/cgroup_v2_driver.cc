@@ -94,12 +94,18 @@ class CgroupV2Driver : public CgroupDriver {
   }
 
   Status KillAll(const std::string& name, int timeout_ms) override {
+    return KillAllBut(name, 0, timeout_ms);
+  }
+
+  Status KillAllBut(const std::string& name, pid_t spared, int timeout_ms) override {
     if (!Exists(name)) return Ok();
     std::string dir = Dir(name);
     int64_t deadline = MonotonicMillis() + timeout_ms;
-    bool have_kill = sys::PathExists(dir + "/cgroup.kill");
+    // cgroup.kill spares nobody.
+    bool have_kill = spared == 0 && sys::PathExists(dir + "/cgroup.kill");
     for (int attempt = 0;; ++attempt) {
       SBX_ASSIGN_OR_RETURN(auto pids, Processes(name));
+      std::erase(pids, spared);
       if (pids.empty()) break;
       if (MonotonicMillis() > deadline) {
         return Error::DeadlineExceeded("cgroup " + name + " still has " +
@@ -110,7 +116,9 @@ class CgroupV2Driver : public CgroupDriver {
       } else {
         (void)sys::WriteKnob(dir + "/cgroup.freeze", "1");
         SBX_ASSIGN_OR_RETURN(auto frozen, ReadProcs(dir));
-        for (pid_t pid : frozen) kill(pid, SIGKILL);
+        for (pid_t pid : frozen) {
+          if (pid != spared) kill(pid, SIGKILL);
+        }
         (void)sys::WriteKnob(dir + "/cgroup.freeze", "0");
       }
       Backoff(attempt);
