@@ -742,6 +742,7 @@ class Sandbox:
                 self._deregister()
                 return
             if self._status in TERMINAL:
+                await self._delete_ended()
                 self._deregister()
                 return
             self._stop_task = asyncio.ensure_future(self._do_stop(grace, missing_ok, request_id))
@@ -755,6 +756,24 @@ class Sandbox:
                 self._stop_task = None
             raise
 
+    async def _delete_ended(self) -> None:
+        """A sandbox that ended by itself is still deleted: sbxd keeps its files for reading until
+        then (``files_retention_seconds``), and a stop means they are no longer wanted."""
+        if self._stopped_by_client or self._sandbox_id is None:
+            return
+        self._stopped_by_client = True
+        request = sandbox_pb2.DeleteSandboxRequest(sandbox_id=self._sandbox_id, allow_missing=True)
+        try:
+            await unary(
+                self._address,
+                "DeleteSandbox",
+                request,
+                timeout=self._config.request_timeout_seconds,
+                sandbox_id=self._sandbox_id,
+            )
+        except SandboxNotFoundError:
+            pass  # deleted already, or its record is gone: nothing is kept either way
+
     async def _do_stop(self, grace: float, missing_ok: bool, request_id: str | None) -> None:
         if self._sandbox_id is None and self._start_task is not None:
             try:
@@ -764,6 +783,7 @@ class Sandbox:
                 self._deregister()
                 return
         if self._status in TERMINAL:
+            await self._delete_ended()
             self._deregister()
             return
         self._stopped_by_client = True

@@ -104,7 +104,7 @@ def test_results_of_a_job_that_ended_can_be_collected(defaults, tmp_path):
     assert b"".join(sb.read_file_streaming("/out/score")) == b"0.93\n"
     sb.download_dir("/out/logs", tmp_path / "logs").result(timeout=120)
     assert (tmp_path / "logs" / "1.txt").read_bytes() == b"step\n"
-    with pytest.raises(SandboxNotRunningError):
+    with pytest.raises(SandboxFailedError):  # a write needs a running sandbox
         sb.write_file("/out/more", b"x").result()
     sb.stop().result(timeout=60)
     with pytest.raises(SandboxNotRunningError):
