@@ -141,6 +141,29 @@ TEST(FormatTest, TableAlignsColumns) {
   EXPECT_EQ(ShortDigest("sha256:0123456789abcdef0123"), "sha256:0123456789ab");
 }
 
+TEST(FormatTest, PublishTakesVisibilityPortAndProtocol) {
+  auto plain = ParsePublish("8080");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->port, 8080);
+  EXPECT_EQ(plain->protocol, "tcp");
+  EXPECT_EQ(plain->visibility, Visibility::kPrivate);
+  auto open = ParsePublish("public:53/udp");
+  ASSERT_TRUE(open);
+  EXPECT_EQ(open->port, 53);
+  EXPECT_EQ(open->protocol, "udp");
+  EXPECT_EQ(open->visibility, Visibility::kPublic);
+  EXPECT_EQ(ParsePublish("private:9000/sctp")->visibility, Visibility::kPrivate);
+  for (const char* bad : {"", "0", "65536", "http", "8080/icmp", "public:", "8000:80", "80/"}) {
+    auto parsed = ParsePublish(bad);
+    EXPECT_FALSE(parsed) << bad;
+    if (!parsed) {
+      EXPECT_NE(parsed.error().message().find("--publish"), std::string::npos);
+    }
+  }
+  EXPECT_NE(ParsePublish("8000:80").error().message().find("sbxd chooses the host port"),
+            std::string::npos);
+}
+
 TEST(InWordsTest, SyscallAndErrnoNamesBecomeWords) {
   EXPECT_EQ(InWords(R"(openat2 "/nope": ENOENT (No such file or directory))"),
             "/nope: no such file or directory");

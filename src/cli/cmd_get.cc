@@ -41,6 +41,12 @@ void Print(const Sandbox& s) {
   add("CPU", s.cpu);
   add("Memory", s.memory);
   add("Network", s.deny_egress ? "none (loopback only)" : "default");
+  for (const auto& service : s.services) {
+    std::string where = service.url.empty() ? "not exposed" : service.url;
+    add("Service", std::to_string(service.port) + "/" + service.protocol + " " +
+                       std::string(VisibilityName(service.visibility)) + " " + where +
+                       (service.name.empty() ? "" : " (" + service.name + ")"));
+  }
   if (s.max_lifetime_seconds > 0) {
     add("Lifetime", FormatDuration(std::chrono::seconds(s.max_lifetime_seconds)));
   }

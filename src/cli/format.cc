@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 
@@ -41,7 +42,47 @@ bool Expect(std::string_view text, size_t* pos, char c) {
   return false;
 }
 
+std::optional<int> ParsePort(std::string_view text) {
+  auto port = ParseUint64(text);
+  if (!port || *port == 0 || *port > 65535) return std::nullopt;
+  return static_cast<int>(*port);
+}
+
 }  // namespace
+
+Result<ServicePort> ParsePublish(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return Error::InvalidArgument("--publish " + Quote(text) + ": " + why +
+                                  " (use [public:]PORT[/tcp|/udp|/sctp], e.g. 8080 or "
+                                  "public:53/udp)");
+  };
+  ServicePort service;
+  std::string_view rest = text;
+  if (StartsWith(rest, "public:")) {
+    service.visibility = Visibility::kPublic;
+    rest.remove_prefix(7);
+  } else if (StartsWith(rest, "private:")) {
+    rest.remove_prefix(8);
+  }
+  service.protocol = "tcp";
+  if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
+    service.protocol = std::string(rest.substr(slash + 1));
+    rest = rest.substr(0, slash);
+    if (service.protocol != "tcp" && service.protocol != "udp" && service.protocol != "sctp") {
+      return bad("the protocol is tcp, udp or sctp");
+    }
+  }
+  auto port = ParsePort(rest);
+  if (!port) {
+    // Docker's HOST:CONTAINER form: sbxd chooses the host port.
+    if (rest.find(':') != std::string_view::npos) {
+      return bad("sbxd chooses the host port; give the sandbox's port only");
+    }
+    return bad("the port is a number from 1 to 65535");
+  }
+  service.port = *port;
+  return service;
+}
 
 Result<int64_t> ParseDuration(std::string_view text) {
   std::string_view t = Trim(text);
@@ -354,6 +395,14 @@ nlohmann::ordered_json ToJson(const Sandbox& s) {
   j["max_lifetime_seconds"] = s.max_lifetime_seconds;
   if (auto expiry = s.expire_time()) j["expire_time"] = FormatTime(*expiry);
   j["network"] = s.deny_egress ? "none" : "default";
+  j["services"] = nlohmann::ordered_json::array();
+  for (const auto& service : s.services) {
+    j["services"].push_back({{"port", service.port},
+                             {"name", service.name},
+                             {"protocol", service.protocol},
+                             {"visibility", std::string(VisibilityName(service.visibility))},
+                             {"url", service.url}});
+  }
   auto time = [](const std::optional<TimePoint>& t) {
     return t ? nlohmann::ordered_json(FormatTime(*t)) : nlohmann::ordered_json(nullptr);
   };

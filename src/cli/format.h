@@ -30,6 +30,9 @@ Status CheckQuantity(std::string_view flag, std::string_view value, bool cpu);
 // when unset).
 Result<std::optional<std::pair<std::string, std::string>>> ParseEnv(std::string_view text);
 
+// `-p/--publish`: "[public:|private:]PORT[/tcp|/udp|/sctp]" (private and tcp by default).
+Result<ServicePort> ParsePublish(std::string_view text);
+
 // "sandbox-id:/path" -> {"sandbox-id", "/path"}; nullopt for a local path. A colon after a slash
 // (./a:b) is part of a local path.
 std::optional<std::pair<std::string, std::string>> SplitSandboxPath(std::string_view text);

@@ -211,6 +211,55 @@ def test_run_piped_stdin_with_i(cli):
     assert p.out == "PIPED IN\n"
 
 
+def http_get(url, timeout=60):
+    """The body of `url`, retried until the server in the sandbox has started."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as r:
+                return r.read().decode()
+        except OSError:
+            assert time.monotonic() < deadline, f"{url} never answered"
+            time.sleep(0.1)
+
+
+def published_urls(err):
+    return dict(re.findall(r"^sbx: port (\S+) published \(\w+\) at (\S+)$", err, re.M))
+
+
+def test_publish_exposes_a_port_and_prints_where(cli):
+    script = "mkdir -p /www && echo published > /www/index.html && exec httpd -f -p 8080 -h /www"
+    p = cli("run", "-d", "-p", "8080", "--publish", "private:9000/udp", BUSYBOX,
+            "sh", "-c", script, check=0)
+    sid = p.out.strip()
+    try:
+        # stdout stays the id alone; where the ports are reached goes to stderr.
+        assert re.fullmatch(r"[A-Za-z0-9-]+", sid), p.out
+        urls = published_urls(p.err)
+        assert set(urls) == {"8080/tcp", "9000/udp"}, p.err
+        assert urls["9000/udp"].startswith("udp://")
+        # The printed address (a port of the host) reaches the server in the sandbox.
+        assert http_get(urls["8080/tcp"]) == "published\n"
+        sb = cli.get(sid)
+        by_port = {(s["port"], s["protocol"]): s for s in sb["services"]}
+        assert by_port[(8080, "tcp")]["url"] == urls["8080/tcp"]
+        assert by_port[(8080, "tcp")]["visibility"] == "private"
+        table = cli("get", sid, check=0).out
+        assert re.search(r"^Service:\s+8080/tcp private " + re.escape(urls["8080/tcp"]), table,
+                         re.M), table
+    finally:
+        cli("rm", "-q", sid)
+
+
+def test_publish_refuses_a_mix_and_host_ports(cli):
+    p = cli("run", "-d", "-p", "80", "-p", "public:81", BUSYBOX)
+    assert p.returncode == 2, p.err
+    assert "all public or all private" in p.err and "public:81" in p.err
+    p = cli("run", "-d", "-p", "8000:80", BUSYBOX)
+    assert p.returncode == 2 and "sbxd chooses the host port" in p.err, p.err
+    assert p.out == ""
+
+
 # ---------------------------------------------------------------------------------------------
 # exec
 
