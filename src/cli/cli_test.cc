@@ -164,6 +164,25 @@ TEST(FormatTest, PublishTakesVisibilityPortAndProtocol) {
             std::string::npos);
 }
 
+TEST(FormatTest, SecretTakesStoreNameFieldAndVariable) {
+  auto plain = ParseSecret("HF_TOKEN");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->store, "default");
+  EXPECT_EQ(plain->name, "HF_TOKEN");
+  EXPECT_EQ(plain->field, "");
+  EXPECT_EQ(plain->env_var, "HF_TOKEN");
+  auto full = ParseSecret("team/creds:password=DB_PASSWORD");
+  ASSERT_TRUE(full);
+  EXPECT_EQ(full->store, "team");
+  EXPECT_EQ(full->name, "creds");
+  EXPECT_EQ(full->field, "password");
+  EXPECT_EQ(full->env_var, "DB_PASSWORD");
+  EXPECT_EQ(ParseSecret("team/HF_TOKEN=TOKEN")->env_var, "TOKEN");
+  for (const char* bad : {"", "team/", "/x", "a/b/c", "../x", "x=", "x:", "sp ace", "team/.."}) {
+    EXPECT_FALSE(ParseSecret(bad)) << bad;
+  }
+}
+
 TEST(InWordsTest, SyscallAndErrnoNamesBecomeWords) {
   EXPECT_EQ(InWords(R"(openat2 "/nope": ENOENT (No such file or directory))"),
             "/nope: no such file or directory");

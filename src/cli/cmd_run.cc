@@ -43,6 +43,7 @@ struct RunFlags {
   std::string lifetime;
   std::string network = "default";
   std::vector<std::string> publish;
+  std::vector<std::string> secrets;
   std::vector<std::string> annotations;
   std::vector<std::string> mount_files;
   std::string request_id;
@@ -126,6 +127,10 @@ Result<SandboxSpec> BuildSpec(const RunFlags& f, const std::vector<std::string>&
                                     Quote(text) + " differs from " + Quote(f.publish.front()));
     }
     spec.services.push_back(service);
+  }
+  for (const auto& text : f.secrets) {
+    SBX_ASSIGN_OR_RETURN(SecretRef secret, ParseSecret(text));
+    spec.secrets.push_back(std::move(secret));
   }
   for (const auto& a : f.annotations) {
     size_t eq = a.find('=');
@@ -381,6 +386,9 @@ void AddRunCommand(CLI::App& app, Context& ctx) {
                   "expose a port of the sandbox through a port of the host (repeatable); "
                   "public: also to other machines")
       ->type_name("[public:]PORT[/PROTO]");
+  cmd->add_option("--secret", flags->secrets,
+                  "a secret of sbxd's secret stores as an environment variable (repeatable)")
+      ->type_name("[STORE/]NAME[:FIELD][=VAR]");
   cmd->add_option("--annotation", flags->annotations, "annotation KEY=VALUE (repeatable)")
       ->type_name("KEY=VALUE");
   cmd->add_option("--mount-file", flags->mount_files,

@@ -48,6 +48,14 @@ std::optional<int> ParsePort(std::string_view text) {
   return static_cast<int>(*port);
 }
 
+// The characters sbxd allows in a secret store's and a secret's name.
+bool IsSecretName(std::string_view name) {
+  if (name.empty() || name.size() > 255 || name == "." || name == "..") return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
 }  // namespace
 
 Result<ServicePort> ParsePublish(std::string_view text) {
@@ -82,6 +90,36 @@ Result<ServicePort> ParsePublish(std::string_view text) {
   }
   service.port = *port;
   return service;
+}
+
+Result<SecretRef> ParseSecret(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return Error::InvalidArgument("--secret " + Quote(text) + ": " + why +
+                                  " (use [STORE/]NAME[:FIELD][=ENV_VAR], e.g. team/HF_TOKEN)");
+  };
+  SecretRef secret;
+  std::string_view rest = text;
+  if (size_t eq = rest.find('='); eq != std::string_view::npos) {
+    secret.env_var = std::string(rest.substr(eq + 1));
+    rest = rest.substr(0, eq);
+    if (secret.env_var.empty()) return bad("the variable's name is empty");
+  }
+  if (size_t colon = rest.find(':'); colon != std::string_view::npos) {
+    secret.field = std::string(rest.substr(colon + 1));
+    rest = rest.substr(0, colon);
+    if (secret.field.empty()) return bad("the field is empty");
+  }
+  if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
+    secret.store = std::string(rest.substr(0, slash));
+    rest = rest.substr(slash + 1);
+    if (!IsSecretName(secret.store)) {
+      return bad("a store's name is letters, digits, '-', '_' and '.'");
+    }
+  }
+  if (!IsSecretName(rest)) return bad("a secret's name is letters, digits, '-', '_' and '.'");
+  secret.name = std::string(rest);
+  if (secret.env_var.empty()) secret.env_var = secret.name;
+  return secret;
 }
 
 Result<int64_t> ParseDuration(std::string_view text) {

@@ -32,6 +32,8 @@ Result<std::optional<std::pair<std::string, std::string>>> ParseEnv(std::string_
 
 // `-p/--publish`: "[public:|private:]PORT[/tcp|/udp|/sctp]" (private and tcp by default).
 Result<ServicePort> ParsePublish(std::string_view text);
+// `--secret`: "[STORE/]NAME[:FIELD][=ENV_VAR]" (store "default", variable NAME by default).
+Result<SecretRef> ParseSecret(std::string_view text);
 
 // "sandbox-id:/path" -> {"sandbox-id", "/path"}; nullopt for a local path. A colon after a slash
 // (./a:b) is part of a local path.

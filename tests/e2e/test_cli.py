@@ -260,6 +260,21 @@ def test_publish_refuses_a_mix_and_host_ports(cli):
     assert p.out == ""
 
 
+def test_secrets_reach_the_environment(cli):
+    # The harness's sbxd has the store "team" with HF_TOKEN and the JSON secret "creds".
+    p = cli("run", "--rm", "--secret", "team/HF_TOKEN", "--secret", "team/creds:password=PW",
+            BUSYBOX, "sh", "-c", 'echo "$HF_TOKEN|$PW"', check=0)
+    assert p.out == "hf-secret-value|pw-123\n"
+    # A missing secret fails the create, naming it; nothing is left running.
+    tag = "secret-" + uuid.uuid4().hex[:8]
+    p = cli("run", "--rm", "--tag", tag, "--secret", "team/NO_SUCH", BUSYBOX, "true")
+    assert p.returncode == 125, (p.returncode, p.err)
+    assert '"NO_SUCH"' in p.err and '"team"' in p.err and "not found" in p.err, p.err
+    assert cli("ls", "-q", "--tag", tag, check=0).out == ""
+    p = cli("run", "--rm", "--secret", "team/../x", BUSYBOX, "true")
+    assert p.returncode == 2 and "--secret" in p.err, p.err
+
+
 # ---------------------------------------------------------------------------------------------
 # exec
 
