@@ -183,6 +183,32 @@ TEST(FormatTest, SecretTakesStoreNameFieldAndVariable) {
   }
 }
 
+TEST(FormatTest, EgressTakesDestinationsAndPorts) {
+  auto any = ParseEgress("any");
+  ASSERT_TRUE(any);
+  EXPECT_TRUE(any->any);
+  EXPECT_TRUE(any->ports.empty());
+  auto name = ParseEgress("*.pypi.org:443");
+  ASSERT_TRUE(name);
+  EXPECT_EQ(name->dns_name, "*.pypi.org");
+  ASSERT_EQ(name->ports.size(), 1u);
+  EXPECT_EQ(name->ports[0].port, 443);
+  EXPECT_EQ(name->ports[0].protocol, "");
+  auto block = ParseEgress("203.0.113.0/24:8000-8100/udp");
+  ASSERT_TRUE(block);
+  EXPECT_EQ(block->cidr, "203.0.113.0/24");
+  EXPECT_EQ(block->ports[0].port, 8000);
+  EXPECT_EQ(block->ports[0].end_port, 8100);
+  EXPECT_EQ(block->ports[0].protocol, "udp");
+  EXPECT_EQ(ParseEgress("198.51.100.7")->cidr, "198.51.100.7/32");
+  EXPECT_EQ(FormatEgress(*block), "203.0.113.0/24:8000-8100/udp");
+  EXPECT_EQ(FormatEgress(*ParseEgress("pypi.org:443/tcp")), "pypi.org:443/tcp");
+  for (const char* bad : {"", "1.2.3.4/33", "1.2.3.256", "pypi.org:0", "pypi.org:80/icmp",
+                          "x:90-80", "2001:db8::/32", "bad_name.org", "-", "a..b"}) {
+    EXPECT_FALSE(ParseEgress(bad)) << bad;
+  }
+}
+
 TEST(InWordsTest, SyscallAndErrnoNamesBecomeWords) {
   EXPECT_EQ(InWords(R"(openat2 "/nope": ENOENT (No such file or directory))"),
             "/nope: no such file or directory");

@@ -40,7 +40,16 @@ void Print(const Sandbox& s) {
   add("Tags", Join(s.tags, ", "));
   add("CPU", s.cpu);
   add("Memory", s.memory);
-  add("Network", s.deny_egress ? "none (loopback only)" : "default");
+  std::string network = NetworkMode(s);
+  if (network == "none") {
+    add("Network", "none (loopback only)");
+  } else if (network == "default") {
+    add("Network", "default (public destinations)");
+  } else {
+    std::vector<std::string> rules;
+    for (const auto& rule : s.egress) rules.push_back(FormatEgress(rule));
+    add("Network", "egress only to " + Join(rules, ", "));
+  }
   for (const auto& service : s.services) {
     std::string where = service.url.empty() ? "not exposed" : service.url;
     add("Service", std::to_string(service.port) + "/" + service.protocol + " " +

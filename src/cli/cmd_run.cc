@@ -42,6 +42,7 @@ struct RunFlags {
   std::vector<std::string> tags;
   std::string lifetime;
   std::string network = "default";
+  std::vector<std::string> egress;
   std::vector<std::string> publish;
   std::vector<std::string> secrets;
   std::vector<std::string> annotations;
@@ -118,6 +119,13 @@ Result<SandboxSpec> BuildSpec(const RunFlags& f, const std::vector<std::string>&
   } else if (f.network != "default") {
     return Error::InvalidArgument("--network must be \"default\" or \"none\", not " +
                                   Quote(f.network));
+  }
+  if (spec.deny_egress && !f.egress.empty()) {
+    return Error::InvalidArgument("--egress cannot be combined with --network none");
+  }
+  for (const auto& text : f.egress) {
+    SBX_ASSIGN_OR_RETURN(EgressRule rule, ParseEgress(text));
+    spec.egress.push_back(std::move(rule));
   }
   for (const auto& text : f.publish) {
     SBX_ASSIGN_OR_RETURN(ServicePort service, ParsePublish(text));
@@ -382,6 +390,10 @@ void AddRunCommand(CLI::App& app, Context& ctx) {
       ->type_name("DURATION");
   cmd->add_option("--network", flags->network, "default (outbound access) or none (loopback only)")
       ->type_name("MODE");
+  cmd->add_option("--egress", flags->egress,
+                  "allow only these destinations (repeatable): any, CIDR or DNS name, "
+                  "with :PORT[-END][/tcp|/udp]")
+      ->type_name("RULE");
   cmd->add_option("-p,--publish", flags->publish,
                   "expose a port of the sandbox through a port of the host (repeatable); "
                   "public: also to other machines")

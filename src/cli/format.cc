@@ -56,6 +56,32 @@ bool IsSecretName(std::string_view name) {
   });
 }
 
+bool IsIpv4Cidr(std::string_view text) {
+  std::string_view address = text;
+  if (size_t slash = text.find('/'); slash != std::string_view::npos) {
+    auto length = ParseUint64(text.substr(slash + 1));
+    if (!length || *length > 32) return false;
+    address = text.substr(0, slash);
+  }
+  auto octets = Split(address, '.');
+  if (octets.size() != 4) return false;
+  return std::all_of(octets.begin(), octets.end(), [](const std::string& octet) {
+    auto value = ParseUint64(octet);
+    return value && *value <= 255 && octet.size() <= 3;
+  });
+}
+
+bool IsDnsPattern(std::string_view name) {
+  if (StartsWith(name, "*.")) name.remove_prefix(2);
+  if (name.empty() || name.size() > 253 || name.front() == '.' || name.back() == '.') return false;
+  bool letter = false;
+  for (char c : name) {
+    if (isalpha(static_cast<unsigned char>(c))) letter = true;
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return false;
+  }
+  return letter && name.find("..") == std::string_view::npos;
+}
+
 }  // namespace
 
 Result<ServicePort> ParsePublish(std::string_view text) {
@@ -120,6 +146,77 @@ Result<SecretRef> ParseSecret(std::string_view text) {
   secret.name = std::string(rest);
   if (secret.env_var.empty()) secret.env_var = secret.name;
   return secret;
+}
+
+Result<EgressRule> ParseEgress(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return Error::InvalidArgument("--egress " + Quote(text) + ": " + why +
+                                  " (use any, a CIDR or a DNS name, optionally with "
+                                  ":PORT[-END][/tcp|/udp], e.g. pypi.org or 203.0.113.0/24:80)");
+  };
+  if (std::count(text.begin(), text.end(), ':') > 1) {
+    return bad("sandboxes have no IPv6, so an IPv6 destination cannot be allowed");
+  }
+  EgressRule rule;
+  std::string_view destination = text;
+  if (size_t colon = text.find(':'); colon != std::string_view::npos) {
+    destination = text.substr(0, colon);
+    std::string_view ports = text.substr(colon + 1);
+    EgressRule::Ports range;
+    if (size_t slash = ports.find('/'); slash != std::string_view::npos) {
+      range.protocol = std::string(ports.substr(slash + 1));
+      ports = ports.substr(0, slash);
+      if (range.protocol != "tcp" && range.protocol != "udp") {
+        return bad("the protocol is tcp or udp");
+      }
+    }
+    std::string_view first = ports;
+    if (size_t dash = ports.find('-'); dash != std::string_view::npos) {
+      first = ports.substr(0, dash);
+      auto end = ParsePort(ports.substr(dash + 1));
+      if (!end) return bad("a port is a number from 1 to 65535");
+      range.end_port = *end;
+    }
+    auto port = ParsePort(first);
+    if (!port) return bad("a port is a number from 1 to 65535");
+    range.port = *port;
+    if (range.end_port != 0 && range.end_port < range.port) {
+      return bad("the port range ends before it starts");
+    }
+    rule.ports.push_back(range);
+  }
+  if (destination == "any") {
+    rule.any = true;
+  } else if (IsIpv4Cidr(destination)) {
+    rule.cidr = std::string(destination);
+    if (rule.cidr.find('/') == std::string::npos) rule.cidr += "/32";
+  } else if (IsDnsPattern(destination)) {
+    rule.dns_name = std::string(destination);
+  } else {
+    return bad("not an IPv4 CIDR or a DNS name");
+  }
+  return rule;
+}
+
+std::string FormatEgress(const EgressRule& rule) {
+  std::string out = rule.any ? "any" : !rule.dns_name.empty() ? rule.dns_name : rule.cidr;
+  std::vector<std::string> ports;
+  for (const auto& p : rule.ports) {
+    std::string range = p.port == 0 ? "*" : std::to_string(p.port);
+    if (p.end_port != 0 && p.end_port != p.port) range += "-" + std::to_string(p.end_port);
+    if (!p.protocol.empty()) range += "/" + p.protocol;
+    ports.push_back(range);
+  }
+  if (!ports.empty()) out += ":" + Join(ports, ",");
+  if (!rule.except.empty()) out += " except " + Join(rule.except, ", ");
+  return out;
+}
+
+std::string NetworkMode(const Sandbox& s) {
+  if (s.deny_egress) return "none";
+  bool open = s.egress.empty() ||
+              (s.egress.size() == 1 && s.egress.front().any && s.egress.front().ports.empty());
+  return open ? "default" : "egress";
 }
 
 Result<int64_t> ParseDuration(std::string_view text) {
@@ -432,7 +529,9 @@ nlohmann::ordered_json ToJson(const Sandbox& s) {
   j["memory"] = s.memory;
   j["max_lifetime_seconds"] = s.max_lifetime_seconds;
   if (auto expiry = s.expire_time()) j["expire_time"] = FormatTime(*expiry);
-  j["network"] = s.deny_egress ? "none" : "default";
+  j["network"] = NetworkMode(s);
+  j["egress"] = nlohmann::ordered_json::array();
+  for (const auto& rule : s.egress) j["egress"].push_back(FormatEgress(rule));
   j["services"] = nlohmann::ordered_json::array();
   for (const auto& service : s.services) {
     j["services"].push_back({{"port", service.port},

@@ -275,6 +275,47 @@ def test_secrets_reach_the_environment(cli):
     assert p.returncode == 2 and "--secret" in p.err, p.err
 
 
+@pytest.fixture(scope="module")
+def net(registry, protos):
+    """sbxd in a topology of network namespaces of the test's own (tests/support/
+    network_topology.py): an "internet" of documentation addresses behind it, so that egress is
+    tested without a packet leaving the machine."""
+    import network_topology
+    yield from network_topology.network_daemon(registry, protos)
+
+
+def test_egress_flags_allow_exactly_what_they_list(cli, net):
+    from network_topology import INET, INET2
+    on_net = Cli(cli.binary, "unix://" + net.socket)
+
+    def fetch(sid, url):
+        return on_net("exec", sid, "timeout", "2", "wget", "-q", "-O", "-", url)
+
+    default = on_net.sandbox()
+    allowlisted = on_net.sandbox("--egress", f"{INET2}:80/tcp", "--egress", "public.test:80")
+    loopback = on_net.sandbox("--network", "none")
+    try:
+        # The same server is reachable without rules...
+        assert fetch(default, f"http://{INET}/").out == "hello from the internet"
+        # ...but with rules only where they point: not an address they do not list, but a
+        # listed address, and a listed name (which sbxd resolves, and so opens its address).
+        assert fetch(allowlisted, f"http://{INET}/").returncode != 0
+        assert fetch(allowlisted, f"http://{INET2}/").out == "hello from the internet"
+        assert fetch(allowlisted, "http://public.test/").out == "hello from the internet"
+        assert fetch(loopback, f"http://{INET}/").returncode != 0
+        sb = on_net.get(allowlisted)
+        assert sb["network"] == "egress"
+        assert sb["egress"] == [f"{INET2}/32:80/tcp", "public.test:80"]
+        assert on_net.get(default)["network"] == "default"
+        table = on_net("get", allowlisted, check=0).out
+        assert re.search(r"^Network:\s+egress only to " + re.escape(f"{INET2}/32:80/tcp"), table,
+                         re.M), table
+    finally:
+        on_net("rm", "-q", default, allowlisted, loopback)
+    p = on_net("run", "-d", "--network", "none", "--egress", "any", BUSYBOX)
+    assert p.returncode == 2 and "--egress" in p.err, p.err
+
+
 # ---------------------------------------------------------------------------------------------
 # exec
 
