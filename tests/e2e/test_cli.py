@@ -935,7 +935,59 @@ def test_completion(cli):
     assert bash.returncode == 0, err
     assert out.splitlines() == ["completion", "pull", "--tail"], out + err
     assert "compinit" in cli("completion", "zsh", check=0).out
-    assert cli("completion", "fish").returncode == 2
+    assert cli("completion", "tcsh").returncode == 2
+
+
+def completion_env(cli):
+    """sbx's environment with sbx on PATH, as the scripts call it for ids and images."""
+    env = cli.env()
+    env["PATH"] = str(Path(cli.binary).parent) + ":" + env.get("PATH", "/usr/bin:/bin")
+    return env
+
+
+def test_completion_offers_short_image_names(cli):
+    cli("images", "pull", "-q", BUSYBOX, check=0)
+    script = cli("completion", "bash", check=0).out
+    probe = ('source /dev/stdin; complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); '
+             'COMPREPLY=(); _sbx; echo "${COMPREPLY[*]}"; }; '
+             'complete_words sbx run busy; complete_words sbx run docker.io/library/busy; '
+             'complete_words sbx run --network n')
+    bash = spawn(["bash", "-c", probe], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, text=True, env=completion_env(cli))
+    out, err = bash.communicate(script, timeout=60)
+    forget(bash)
+    assert bash.returncode == 0, err
+    short, full, network = out.splitlines()
+    assert "busybox:latest" in short.split(), out
+    assert "docker.io/library/busybox:latest" in full.split(), out
+    assert network == "none"
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+def test_completion_fish(cli, sandbox, tmp_path):
+    cli("images", "pull", "-q", BUSYBOX, check=0)
+    script = tmp_path / "sbx.fish"
+    script.write_text(cli("completion", "fish", check=0).out)
+
+    def complete(line):
+        p = spawn(["fish", "--no-config", "-c", f"source {script}; complete -C {line!r}"],
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                  env=completion_env(cli))
+        out, err = p.communicate(timeout=60)
+        forget(p)
+        assert p.returncode == 0, err
+        return [line.split("\t")[0] for line in out.splitlines()]
+
+    assert complete("sbx comp") == ["completion"]
+    assert complete("sbx images pu") == ["pull"]
+    assert "--tail" in complete("sbx logs --ta")
+    assert complete("sbx completion f") == ["fish"]
+    assert complete("sbx run -o j") == ["json"]
+    assert "busybox:latest" in complete("sbx run busy")
+    assert "docker.io/library/busybox:latest" in complete("sbx run docker.io/library/busy")
+    assert sandbox in complete(f"sbx exec {sandbox[:6]}")
+    # After the sandbox id comes the command: commands of this machine, not ids.
+    assert sandbox not in complete(f"sbx exec {sandbox} ")
 
 
 @pytest.mark.parametrize("command", [[c] for c in COMMANDS] + [
