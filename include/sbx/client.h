@@ -183,6 +183,13 @@ struct Sandbox {
   bool deny_egress = false;
   std::vector<EgressRule> egress;  // the effective rules: [any] for the default network
   std::vector<ServiceStatus> services;
+  // A running sandbox's CPU (millicores, recent) and memory (MiB) as Get read them; none from
+  // List or once it has ended. GetUsage has more.
+  struct ResourceUsage {
+    int64_t cpu_millicores = 0;
+    int64_t memory_mb = 0;
+  };
+  std::optional<ResourceUsage> resource_usage;
   std::optional<TimePoint> create_time;
   std::optional<TimePoint> start_time;
   std::optional<TimePoint> end_time;
@@ -190,6 +197,21 @@ struct Sandbox {
 
   // When sbxd stops it for its lifetime (create_time + max_lifetime_seconds); none once ended.
   std::optional<TimePoint> expire_time() const;
+};
+
+// What a running sandbox uses now, as the kernel counts it (Client::GetUsage).
+struct SandboxUsage {
+  std::string id;
+  // Thousandths of a CPU, averaged since the sandbox's previous reading at least a second
+  // earlier (by anyone; since its start for the first).
+  int64_t cpu_millicores = 0;
+  std::chrono::nanoseconds cpu_usage{0};  // CPU time since the sandbox started
+  int64_t memory_bytes = 0;               // charged to its cgroup, page cache included
+  int64_t memory_limit_bytes = 0;         // 0: none
+  int64_t pids = 0;                       // processes and threads, its sbx-init included
+  int64_t disk_used_bytes = 0;            // of its writable layer, as df counts it
+  int64_t disk_total_bytes = 0;
+  std::optional<TimePoint> read_time;
 };
 
 struct ListOptions {
@@ -413,6 +435,9 @@ class Client {
   Result<int64_t> RemoveImage(const std::string& reference, bool force = false);
   // Loads a `docker save` archive or an OCI layout tarball; `tag` names an untagged image.
   Result<std::vector<Image>> LoadImage(const ChunkProducer& archive, const std::string& tag = "");
+
+  // What a running sandbox uses now; kFailedPrecondition once it is not running.
+  Result<SandboxUsage> GetUsage(const std::string& id);
 
   // Extends a running sandbox's lifetime by `by`; returns when sbxd will now stop it.
   Result<TimePoint> ExtendLifetime(const std::string& id, std::chrono::seconds by);

@@ -109,7 +109,7 @@ _sbx() {
   case "$path" in
     exec|sh|get|inspect|logs)
       if ((npos == 0)); then COMPREPLY=($(compgen -W "$(_sbx_ids)" -- "$cur")); else COMPREPLY=($(compgen -c -- "$cur")); fi ;;
-    stop|rm|delete|kill|wait) COMPREPLY=($(compgen -W "$(_sbx_ids)" -- "$cur")) ;;
+    stop|rm|delete|kill|wait|stats) COMPREPLY=($(compgen -W "$(_sbx_ids)" -- "$cur")) ;;
     extend) if ((npos == 0)); then COMPREPLY=($(compgen -W "$(_sbx_ids)" -- "$cur")); fi ;;
     run)
       if ((npos == 0)); then COMPREPLY=($(compgen -W "$(_sbx_images)" -- "$cur")); else COMPREPLY=($(compgen -c -- "$cur")); fi ;;
@@ -221,7 +221,7 @@ function __sbx_complete
       else
         __fish_complete_command $cur
       end
-    case stop rm delete kill wait
+    case stop rm delete kill wait stats
       __sbx_ids
     case extend
       test $npos -eq 0; and __sbx_ids

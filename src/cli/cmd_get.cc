@@ -69,6 +69,11 @@ void Print(const Sandbox& s) {
   add("Started", time(s.start_time));
   add("Ended", time(s.end_time));
   add("Runner", s.runner_id);
+  if (s.resource_usage) {
+    add("Usage", std::to_string(s.resource_usage->cpu_millicores) + "m CPU, " +
+                     std::to_string(s.resource_usage->memory_mb) + " MiB memory ('sbx stats' " +
+                     "has more)");
+  }
   for (const auto& [k, v] : s.env) add("Env", k + "=" + v);
   for (const auto& [k, v] : s.annotations) add("Annotation", k + "=" + v);
   fputs(Table(rows).c_str(), stdout);

@@ -547,6 +547,11 @@ nlohmann::ordered_json ToJson(const Sandbox& s) {
   j["start_time"] = time(s.start_time);
   j["end_time"] = time(s.end_time);
   j["runner_id"] = s.runner_id;
+  j["resource_usage"] = nullptr;
+  if (s.resource_usage) {
+    j["resource_usage"] = {{"cpu_millicores", s.resource_usage->cpu_millicores},
+                           {"memory_mb", s.resource_usage->memory_mb}};
+  }
   return j;
 }
 

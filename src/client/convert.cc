@@ -273,6 +273,10 @@ Sandbox FromProto(const cw::Sandbox& in) {
   out.memory = st.effective_resources().memory();
   out.max_lifetime_seconds = st.effective_max_lifetime_seconds();
   out.runner_id = st.runner_id();
+  if (st.has_resource_usage()) {
+    out.resource_usage = Sandbox::ResourceUsage{st.resource_usage().cpu_millicores(),
+                                                st.resource_usage().memory_mb()};
+  }
   for (const auto& rule : st.effective_egress()) out.egress.push_back(EgressFromProto(rule));
   for (const auto& s : st.services()) {
     out.services.push_back({s.port(), s.name(), ProtocolFromProto(s.protocol()),

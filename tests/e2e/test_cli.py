@@ -316,6 +316,53 @@ def test_egress_flags_allow_exactly_what_they_list(cli, net):
     assert p.returncode == 2 and "--egress" in p.err, p.err
 
 
+def test_stats_shows_cpu_memory_processes_and_disk(cli, stub, protos):
+    # A busy loop (CPU) beside a Python holding 96 MiB it wrote (memory).
+    hog = ("python3 -c 'import time; x = b\"x\" * (96 << 20); time.sleep(100000)' & "
+           "while :; do :; done")
+    sid = cli("run", "-d", "--memory", "512Mi", "--name", "hog-" + uuid.uuid4().hex[:6],
+              "python:3.11", "sh", "-c", hog, check=0).out.strip()
+    try:
+        def stats():
+            rows = json.loads(cli("stats", "--no-stream", "-o", "json", sid, check=0).out)
+            assert [r["id"] for r in rows] == [sid]
+            return rows[0]
+
+        deadline = time.monotonic() + 60
+        while (s := stats())["memory_bytes"] < 96 << 20:
+            assert time.monotonic() < deadline, s
+            time.sleep(0.2)
+        # Near what it allocated: the interpreter and its files come on top, not another copy.
+        assert s["memory_bytes"] < (96 + 80) << 20, s
+        assert s["memory_limit_bytes"] == 512 << 20
+        # The loop keeps most of a CPU busy (the machine may be shared: not all of it).
+        assert s["cpu_millicores"] > 100, s
+        assert s["cpu_seconds"] > 0
+        # sbx-init, the shell and Python at least.
+        assert s["pids"] >= 3, s
+        assert 0 < s["disk_used_bytes"] < s["disk_total_bytes"], s
+        # Writing a file fills the writable layer by as much.
+        cli("exec", sid, "dd", "if=/dev/urandom", "of=/written", "bs=1M", "count=32", check=0)
+        after = stats()
+        assert after["disk_used_bytes"] - s["disk_used_bytes"] >= 30 << 20, (s, after)
+        # The table, and the caller's running sandboxes when no id is given.
+        header, *rows = cli("stats", "--no-stream", check=0).out.splitlines()
+        assert header.split() == ["SANDBOX", "ID", "NAME", "CPU", "%", "MEM", "USAGE", "/",
+                                  "LIMIT", "MEM", "%", "PIDS", "DISK", "USED", "/", "SIZE"]
+        row = next(r for r in rows if r.startswith(sid))
+        assert re.search(r"\d+\.\d%\s+\d+(\.\d+)? MiB / 512(\.0)? MiB", row), row
+        # The hosted protocol's resource_usage, filled by Get for a running sandbox.
+        usage = stub.GetSandbox(protos.pb.GetSandboxRequest(sandbox_id=sid)).status.resource_usage
+        assert usage.memory_mb >= 96 and usage.cpu_millicores > 0, usage
+        assert cli.get(sid)["resource_usage"]["memory_mb"] >= 96
+    finally:
+        cli("rm", "-q", sid)
+    cli.wait_state(sid, ENDED)
+    p = cli("stats", "--no-stream", sid)
+    assert p.returncode == 1 and "SANDBOX_NOT_RUNNING" in p.err and sid in p.err, p.err
+    assert cli.get(sid)["resource_usage"] is None
+
+
 # ---------------------------------------------------------------------------------------------
 # exec
 
@@ -915,8 +962,8 @@ def test_version(cli, daemon):
     assert cli("version", "--client", env=down, check=0).out == lines[0] + "\n"
 
 
-COMMANDS = ["run", "exec", "sh", "ls", "get", "logs", "stop", "kill", "wait", "rm", "extend",
-            "purge", "cp", "images", "doctor", "version", "completion"]
+COMMANDS = ["run", "exec", "sh", "ls", "get", "stats", "logs", "stop", "kill", "wait", "rm",
+            "extend", "purge", "cp", "images", "doctor", "version", "completion"]
 
 
 def test_completion(cli):
