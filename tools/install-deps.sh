@@ -10,7 +10,7 @@ packages=(
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   libspdlog-dev libfmt-dev libzstd-dev zlib1g-dev libabsl-dev libnftables-dev
   python3-grpcio python3-protobuf python3-pytest python3-venv python3-pip
-  busybox-static e2fsprogs iproute2 nftables util-linux procps
+  busybox-static e2fsprogs iproute2 nftables util-linux procps fish
   docker-registry mmdebstrap skopeo umoci zstd curl
   clang-format
 )

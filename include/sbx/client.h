@@ -87,6 +87,57 @@ std::optional<SandboxState> ParseState(std::string_view name);
 // COMPLETED, FAILED and TERMINATED: the sandbox has ended.
 bool IsTerminal(SandboxState state);
 
+// A port of the sandbox offered as a service (`sbx run -p`).
+enum class Visibility {
+  kDeclared,  // listed, not exposed: nothing outside the sandbox reaches it, it gets no URL
+  kPrivate,   // reachable from sbxd's host, through a port of the host
+  kPublic,    // also from other machines
+};
+
+// "declared", "private", "public".
+std::string_view VisibilityName(Visibility visibility);
+
+struct ServicePort {
+  int port = 0;          // in the sandbox, 1..65535
+  std::string name;      // optional
+  std::string protocol;  // "tcp" (empty: tcp), "udp" or "sctp"
+  Visibility visibility = Visibility::kPrivate;
+};
+
+// A service as the daemon reports it: where it is reached from outside the sandbox.
+struct ServiceStatus {
+  int port = 0;
+  std::string name;
+  std::string protocol;  // "tcp", "udp", "sctp"
+  Visibility visibility = Visibility::kDeclared;
+  std::string url;  // e.g. "http://10.128.0.1:30001", "udp://..."; empty when not exposed
+};
+
+// A secret of one of sbxd's secret stores, put into the main process's environment. sbxd reads
+// the value; it never passes through the client.
+struct SecretRef {
+  std::string store = "default";
+  std::string name;
+  std::string field;    // one string field of a JSON secret; empty: the whole value
+  std::string env_var;  // empty: `name`
+};
+
+// A destination the sandbox may reach; with any rules, it reaches only what they list (never
+// sbxd's deny set). Exactly one of `cidr`, `dns_name` and `any` is set.
+struct EgressRule {
+  std::string cidr;  // IPv4 block, e.g. "203.0.113.0/24"
+  std::vector<std::string> except;
+  std::string dns_name;  // e.g. "pypi.org", "*.pypi.org"
+  bool any = false;      // every public destination
+  struct Ports {
+    std::string protocol;  // "tcp", "udp"; empty: both
+    int port = 0;          // 0: every port
+    int end_port = 0;      // 0: `port` alone
+  };
+  // Empty: every port of a CIDR or `any` rule; TCP 443 for a name.
+  std::vector<Ports> ports;
+};
+
 // What to create.
 struct SandboxSpec {
   std::string image;  // e.g. "python:3.11"; empty: the daemon's default image
@@ -103,8 +154,12 @@ struct SandboxSpec {
   std::string cpu_request;
   std::string memory_request;
   std::vector<std::string> tags;
-  int max_lifetime_seconds = 0;  // 0: the daemon's default
-  bool deny_egress = false;      // no network but loopback
+  int max_lifetime_seconds = 0;    // 0: the daemon's default
+  bool deny_egress = false;        // no network but loopback
+  std::vector<EgressRule> egress;  // empty: every public destination (unless deny_egress)
+  // Exposed ports: all PRIVATE or all PUBLIC (sbxd refuses a mix).
+  std::vector<ServicePort> services;
+  std::vector<SecretRef> secrets;
   std::map<std::string, std::string> annotations;
   std::vector<std::pair<std::string, std::string>> files;  // read-only files: path, content
   std::string request_id;  // idempotency key: a retried create returns the same sandbox
@@ -126,6 +181,15 @@ struct Sandbox {
   std::string memory;            //
   int max_lifetime_seconds = 0;  // effective, from create_time (extend it with ExtendLifetime)
   bool deny_egress = false;
+  std::vector<EgressRule> egress;  // the effective rules: [any] for the default network
+  std::vector<ServiceStatus> services;
+  // A running sandbox's CPU (millicores, recent) and memory (MiB) as Get read them; none from
+  // List or once it has ended. GetUsage has more.
+  struct ResourceUsage {
+    int64_t cpu_millicores = 0;
+    int64_t memory_mb = 0;
+  };
+  std::optional<ResourceUsage> resource_usage;
   std::optional<TimePoint> create_time;
   std::optional<TimePoint> start_time;
   std::optional<TimePoint> end_time;
@@ -133,6 +197,21 @@ struct Sandbox {
 
   // When sbxd stops it for its lifetime (create_time + max_lifetime_seconds); none once ended.
   std::optional<TimePoint> expire_time() const;
+};
+
+// What a running sandbox uses now, as the kernel counts it (Client::GetUsage).
+struct SandboxUsage {
+  std::string id;
+  // Thousandths of a CPU, averaged since the sandbox's previous reading at least a second
+  // earlier (by anyone; since its start for the first).
+  int64_t cpu_millicores = 0;
+  std::chrono::nanoseconds cpu_usage{0};  // CPU time since the sandbox started
+  int64_t memory_bytes = 0;               // charged to its cgroup, page cache included
+  int64_t memory_limit_bytes = 0;         // 0: none
+  int64_t pids = 0;                       // processes and threads, its sbx-init included
+  int64_t disk_used_bytes = 0;            // of its writable layer, as df counts it
+  int64_t disk_total_bytes = 0;
+  std::optional<TimePoint> read_time;
 };
 
 struct ListOptions {
@@ -357,6 +436,9 @@ class Client {
   Result<int64_t> RemoveImage(const std::string& reference, bool force = false);
   // Loads a `docker save` archive or an OCI layout tarball; `tag` names an untagged image.
   Result<std::vector<Image>> LoadImage(const ChunkProducer& archive, const std::string& tag = "");
+
+  // What a running sandbox uses now; kFailedPrecondition once it is not running.
+  Result<SandboxUsage> GetUsage(const std::string& id);
 
   // Extends a running sandbox's lifetime by `by`; returns when sbxd will now stop it.
   Result<TimePoint> ExtendLifetime(const std::string& id, std::chrono::seconds by);

@@ -153,6 +153,7 @@ int Main(int argc, char** argv) {
   AddShCommand(app, ctx);
   AddLsCommand(app, ctx);
   AddGetCommand(app, ctx);
+  AddStatsCommand(app, ctx);
   AddLogsCommand(app, ctx);
   AddStopCommand(app, ctx);
   AddKillCommand(app, ctx);

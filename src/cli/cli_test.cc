@@ -141,6 +141,74 @@ TEST(FormatTest, TableAlignsColumns) {
   EXPECT_EQ(ShortDigest("sha256:0123456789abcdef0123"), "sha256:0123456789ab");
 }
 
+TEST(FormatTest, PublishTakesVisibilityPortAndProtocol) {
+  auto plain = ParsePublish("8080");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->port, 8080);
+  EXPECT_EQ(plain->protocol, "tcp");
+  EXPECT_EQ(plain->visibility, Visibility::kPrivate);
+  auto open = ParsePublish("public:53/udp");
+  ASSERT_TRUE(open);
+  EXPECT_EQ(open->port, 53);
+  EXPECT_EQ(open->protocol, "udp");
+  EXPECT_EQ(open->visibility, Visibility::kPublic);
+  EXPECT_EQ(ParsePublish("private:9000/sctp")->visibility, Visibility::kPrivate);
+  for (const char* bad : {"", "0", "65536", "http", "8080/icmp", "public:", "8000:80", "80/"}) {
+    auto parsed = ParsePublish(bad);
+    EXPECT_FALSE(parsed) << bad;
+    if (!parsed) {
+      EXPECT_NE(parsed.error().message().find("--publish"), std::string::npos);
+    }
+  }
+  EXPECT_NE(ParsePublish("8000:80").error().message().find("sbxd chooses the host port"),
+            std::string::npos);
+}
+
+TEST(FormatTest, SecretTakesStoreNameFieldAndVariable) {
+  auto plain = ParseSecret("HF_TOKEN");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->store, "default");
+  EXPECT_EQ(plain->name, "HF_TOKEN");
+  EXPECT_EQ(plain->field, "");
+  EXPECT_EQ(plain->env_var, "HF_TOKEN");
+  auto full = ParseSecret("team/creds:password=DB_PASSWORD");
+  ASSERT_TRUE(full);
+  EXPECT_EQ(full->store, "team");
+  EXPECT_EQ(full->name, "creds");
+  EXPECT_EQ(full->field, "password");
+  EXPECT_EQ(full->env_var, "DB_PASSWORD");
+  EXPECT_EQ(ParseSecret("team/HF_TOKEN=TOKEN")->env_var, "TOKEN");
+  for (const char* bad : {"", "team/", "/x", "a/b/c", "../x", "x=", "x:", "sp ace", "team/.."}) {
+    EXPECT_FALSE(ParseSecret(bad)) << bad;
+  }
+}
+
+TEST(FormatTest, EgressTakesDestinationsAndPorts) {
+  auto any = ParseEgress("any");
+  ASSERT_TRUE(any);
+  EXPECT_TRUE(any->any);
+  EXPECT_TRUE(any->ports.empty());
+  auto name = ParseEgress("*.pypi.org:443");
+  ASSERT_TRUE(name);
+  EXPECT_EQ(name->dns_name, "*.pypi.org");
+  ASSERT_EQ(name->ports.size(), 1u);
+  EXPECT_EQ(name->ports[0].port, 443);
+  EXPECT_EQ(name->ports[0].protocol, "");
+  auto block = ParseEgress("203.0.113.0/24:8000-8100/udp");
+  ASSERT_TRUE(block);
+  EXPECT_EQ(block->cidr, "203.0.113.0/24");
+  EXPECT_EQ(block->ports[0].port, 8000);
+  EXPECT_EQ(block->ports[0].end_port, 8100);
+  EXPECT_EQ(block->ports[0].protocol, "udp");
+  EXPECT_EQ(ParseEgress("198.51.100.7")->cidr, "198.51.100.7/32");
+  EXPECT_EQ(FormatEgress(*block), "203.0.113.0/24:8000-8100/udp");
+  EXPECT_EQ(FormatEgress(*ParseEgress("pypi.org:443/tcp")), "pypi.org:443/tcp");
+  for (const char* bad : {"", "1.2.3.4/33", "1.2.3.256", "pypi.org:0", "pypi.org:80/icmp",
+                          "x:90-80", "2001:db8::/32", "bad_name.org", "-", "a..b"}) {
+    EXPECT_FALSE(ParseEgress(bad)) << bad;
+  }
+}
+
 TEST(InWordsTest, SyscallAndErrnoNamesBecomeWords) {
   EXPECT_EQ(InWords(R"(openat2 "/nope": ENOENT (No such file or directory))"),
             "/nope: no such file or directory");

@@ -71,7 +71,7 @@ std::string BashScript(const CLI::App& app) {
       "_sbx_values", nodes, [](const Node& n) -> const auto& { return n.values; });
   out += R"BASH(
 _sbx_ids() { sbx ls -q 2>/dev/null; }
-_sbx_images() { sbx images ls -q 2>/dev/null; }
+_sbx_images() { sbx images ls -q 2>/dev/null | sed -n -e p -e 's#^docker\.io/library/##p;t' -e 's#^docker\.io/##p'; }
 
 _sbx() {
   local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
@@ -109,7 +109,7 @@ _sbx() {
   case "$path" in
     exec|sh|get|inspect|logs)
       if ((npos == 0)); then COMPREPLY=($(compgen -W "$(_sbx_ids)" -- "$cur")); else COMPREPLY=($(compgen -c -- "$cur")); fi ;;
-    stop|rm|delete) COMPREPLY=($(compgen -W "$(_sbx_ids)" -- "$cur")) ;;
+    stop|rm|delete|kill|wait|stats) COMPREPLY=($(compgen -W "$(_sbx_ids)" -- "$cur")) ;;
     extend) if ((npos == 0)); then COMPREPLY=($(compgen -W "$(_sbx_ids)" -- "$cur")); fi ;;
     run)
       if ((npos == 0)); then COMPREPLY=($(compgen -W "$(_sbx_images)" -- "$cur")); else COMPREPLY=($(compgen -c -- "$cur")); fi ;;
@@ -117,12 +117,133 @@ _sbx() {
       COMPREPLY=($(compgen -f -- "$cur") $(compgen -W "$(_sbx_ids | sed 's/$/:/')" -- "$cur"))
       compopt -o nospace 2>/dev/null ;;
     "images rm"|"image rm") COMPREPLY=($(compgen -W "$(_sbx_images)" -- "$cur")) ;;
-    completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;
+    completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur")) ;;
     *) COMPREPLY=() ;;
   esac
 }
 complete -F _sbx sbx
 )BASH";
+  return out;
+}
+
+// A `switch` on the command path that prints the words `field` gives for it, one a line.
+std::string FishSwitch(const std::string& name, const std::vector<Node>& nodes,
+                       const std::function<const std::vector<std::string>&(const Node&)>& field) {
+  std::string out = "function " + name + "\n  switch \"$argv[1]\"\n";
+  for (const auto& n : nodes) {
+    if (field(n).empty()) continue;
+    out += "    case '" + n.path + "'\n      printf '%s\\n' " + Join(field(n), " ") + "\n";
+  }
+  out += "  end\nend\n";
+  return out;
+}
+
+// The same rules as the bash script, in fish: one function finds the command path and the
+// position of the word being completed, and prints the candidates (fish filters them by prefix).
+std::string FishScript(const CLI::App& app) {
+  std::vector<Node> nodes;
+  Collect(app, "", &nodes);
+  std::string out =
+      "# fish completion for sbx. Load it with:\n"
+      "#   sbx completion fish | source\n"
+      "# or install it: sbx completion fish > ~/.config/fish/completions/sbx.fish\n\n";
+  out += FishSwitch(
+      "__sbx_subcommands", nodes, [](const Node& n) -> const auto& { return n.subcommands; });
+  out += FishSwitch(
+      "__sbx_flags", nodes, [](const Node& n) -> const auto& { return n.flags; });
+  out += FishSwitch(
+      "__sbx_values", nodes, [](const Node& n) -> const auto& { return n.values; });
+  out += R"FISH(
+function __sbx_ids
+  sbx ls -q 2>/dev/null
+end
+
+function __sbx_images
+  sbx images ls -q 2>/dev/null | sed -n -e p -e 's#^docker\.io/library/##p;t' -e 's#^docker\.io/##p'
+end
+
+function __sbx_complete
+  set -l words (commandline -opc)
+  set -l cur (commandline -ct)
+  set -l path ''
+  set -l skip 0
+  set -l npos 0
+  for word in $words[2..-1]
+    if test $skip -eq 1
+      set skip 0
+      continue
+    end
+    if contains -- $word (__sbx_values "$path")
+      set skip 1
+      continue
+    end
+    if string match -q -- '-*' $word
+      continue
+    end
+    if contains -- $word (__sbx_subcommands "$path")
+      set path (string trim -- "$path $word")
+      set npos 0
+    else
+      set npos (math $npos + 1)
+    end
+  end
+  set -l prev ''
+  if test (count $words) -gt 1
+    set prev $words[-1]
+  end
+  if contains -- $prev (__sbx_values "$path")
+    switch $prev
+      case -o --output
+        printf '%s
+' table json
+      case --network
+        printf '%s
+' default none
+      case --env-file --mount-file -i --input --config --state-dir
+        __fish_complete_path $cur
+    end
+    return
+  end
+  if string match -q -- '-*' $cur
+    __sbx_flags "$path"
+    return
+  end
+  set -l subs (__sbx_subcommands "$path")
+  if test (count $subs) -gt 0
+    printf '%s
+' $subs
+    return
+  end
+  switch "$path"
+    case exec sh get inspect logs
+      if test $npos -eq 0
+        __sbx_ids
+      else
+        __fish_complete_command $cur
+      end
+    case stop rm delete kill wait stats
+      __sbx_ids
+    case extend
+      test $npos -eq 0; and __sbx_ids
+    case run
+      if test $npos -eq 0
+        __sbx_images
+      else
+        __fish_complete_command $cur
+      end
+    case cp
+      __fish_complete_path $cur
+      __sbx_ids | sed 's/$/:/'
+    case 'images rm' 'image rm'
+      __sbx_images
+    case completion
+      printf '%s
+' bash zsh fish
+  end
+end
+
+complete -c sbx -f -a '(__sbx_complete)'
+)FISH";
   return out;
 }
 
@@ -134,13 +255,20 @@ void AddCompletionCommand(CLI::App& app, Context& ctx) {
   cmd->footer(
       "  source <(sbx completion bash)     or: sbx completion bash > /etc/bash_completion.d/sbx\n"
       "  source <(sbx completion zsh)\n"
+      "  sbx completion fish | source     or: sbx completion fish > "
+      "~/.config/fish/completions/sbx.fish\n"
       "Completes commands, flags, sandbox ids and image references.");
-  cmd->add_option("SHELL", *shell, "bash or zsh")
+  cmd->add_option("SHELL", *shell, "bash, zsh or fish")
       ->required()
-      ->check(CLI::IsMember({"bash", "zsh"}))
+      ->check(CLI::IsMember({"bash", "zsh", "fish"}))
       ->type_name("");
   CLI::App* root = &app;
   cmd->callback([&ctx, shell, root] {
+    if (*shell == "fish") {
+      fputs(FishScript(*root).c_str(), stdout);
+      ctx.exit_code = kExitOk;
+      return;
+    }
     std::string script = BashScript(*root);
     if (*shell == "zsh") {
       // zsh runs bash completion functions through bashcompinit.

@@ -40,7 +40,22 @@ void Print(const Sandbox& s) {
   add("Tags", Join(s.tags, ", "));
   add("CPU", s.cpu);
   add("Memory", s.memory);
-  add("Network", s.deny_egress ? "none (loopback only)" : "default");
+  std::string network = NetworkMode(s);
+  if (network == "none") {
+    add("Network", "none (loopback only)");
+  } else if (network == "default") {
+    add("Network", "default (public destinations)");
+  } else {
+    std::vector<std::string> rules;
+    for (const auto& rule : s.egress) rules.push_back(FormatEgress(rule));
+    add("Network", "egress only to " + Join(rules, ", "));
+  }
+  for (const auto& service : s.services) {
+    std::string where = service.url.empty() ? "not exposed" : service.url;
+    add("Service", std::to_string(service.port) + "/" + service.protocol + " " +
+                       std::string(VisibilityName(service.visibility)) + " " + where +
+                       (service.name.empty() ? "" : " (" + service.name + ")"));
+  }
   if (s.max_lifetime_seconds > 0) {
     add("Lifetime", FormatDuration(std::chrono::seconds(s.max_lifetime_seconds)));
   }
@@ -54,6 +69,11 @@ void Print(const Sandbox& s) {
   add("Started", time(s.start_time));
   add("Ended", time(s.end_time));
   add("Runner", s.runner_id);
+  if (s.resource_usage) {
+    add("Usage", std::to_string(s.resource_usage->cpu_millicores) + "m CPU, " +
+                     std::to_string(s.resource_usage->memory_mb) + " MiB memory ('sbx stats' " +
+                     "has more)");
+  }
   for (const auto& [k, v] : s.env) add("Env", k + "=" + v);
   for (const auto& [k, v] : s.annotations) add("Annotation", k + "=" + v);
   fputs(Table(rows).c_str(), stdout);

@@ -42,6 +42,9 @@ struct RunFlags {
   std::vector<std::string> tags;
   std::string lifetime;
   std::string network = "default";
+  std::vector<std::string> egress;
+  std::vector<std::string> publish;
+  std::vector<std::string> secrets;
   std::vector<std::string> annotations;
   std::vector<std::string> mount_files;
   std::string request_id;
@@ -116,6 +119,26 @@ Result<SandboxSpec> BuildSpec(const RunFlags& f, const std::vector<std::string>&
   } else if (f.network != "default") {
     return Error::InvalidArgument("--network must be \"default\" or \"none\", not " +
                                   Quote(f.network));
+  }
+  if (spec.deny_egress && !f.egress.empty()) {
+    return Error::InvalidArgument("--egress cannot be combined with --network none");
+  }
+  for (const auto& text : f.egress) {
+    SBX_ASSIGN_OR_RETURN(EgressRule rule, ParseEgress(text));
+    spec.egress.push_back(std::move(rule));
+  }
+  for (const auto& text : f.publish) {
+    SBX_ASSIGN_OR_RETURN(ServicePort service, ParsePublish(text));
+    // sbxd refuses the mix too; said here, before anything is created, in the flag's terms.
+    if (!spec.services.empty() && service.visibility != spec.services.front().visibility) {
+      return Error::InvalidArgument("--publish: a sandbox's ports are all public or all private; " +
+                                    Quote(text) + " differs from " + Quote(f.publish.front()));
+    }
+    spec.services.push_back(service);
+  }
+  for (const auto& text : f.secrets) {
+    SBX_ASSIGN_OR_RETURN(SecretRef secret, ParseSecret(text));
+    spec.secrets.push_back(std::move(secret));
   }
   for (const auto& a : f.annotations) {
     size_t eq = a.find('=');
@@ -203,6 +226,17 @@ std::optional<Sandbox> Start(Context& ctx, Client& client, const SandboxSpec& sp
   return sandbox;
 }
 
+// Where the published ports are reached, on stderr: stdout is the id's (`id=$(sbx run -d ...)`)
+// or the command's.
+void PrintServices(const Sandbox& sandbox) {
+  for (const auto& service : sandbox.services) {
+    if (service.url.empty()) continue;
+    fprintf(stderr, "sbx: port %d/%s published (%s) at %s\n", service.port,
+            service.protocol.c_str(), std::string(VisibilityName(service.visibility)).c_str(),
+            service.url.c_str());
+  }
+}
+
 int ExitCodeOf(Context& ctx, const Sandbox& sandbox) {
   if (sandbox.exit_code) return ctx.exit_code = *sandbox.exit_code;
   fprintf(stderr, "sbx: sandbox %s ended %s%s\n", sandbox.id.c_str(),
@@ -282,6 +316,7 @@ int Run(Context& ctx, const RunFlags& f) {
   auto started = Start(ctx, *client, *spec);
   if (!started) return ctx.exit_code;
   const Sandbox& sandbox = *started;
+  if (!f.quiet) PrintServices(sandbox);
   if (f.detach) {
     if (f.output == "json") {
       printf("%s\n", ToJson(sandbox).dump(2).c_str());
@@ -355,6 +390,17 @@ void AddRunCommand(CLI::App& app, Context& ctx) {
       ->type_name("DURATION");
   cmd->add_option("--network", flags->network, "default (outbound access) or none (loopback only)")
       ->type_name("MODE");
+  cmd->add_option("--egress", flags->egress,
+                  "allow only these destinations (repeatable): any, CIDR or DNS name, "
+                  "with :PORT[-END][/tcp|/udp]")
+      ->type_name("RULE");
+  cmd->add_option("-p,--publish", flags->publish,
+                  "expose a port of the sandbox through a port of the host (repeatable); "
+                  "public: also to other machines")
+      ->type_name("[public:]PORT[/PROTO]");
+  cmd->add_option("--secret", flags->secrets,
+                  "a secret of sbxd's secret stores as an environment variable (repeatable)")
+      ->type_name("[STORE/]NAME[:FIELD][=VAR]");
   cmd->add_option("--annotation", flags->annotations, "annotation KEY=VALUE (repeatable)")
       ->type_name("KEY=VALUE");
   cmd->add_option("--mount-file", flags->mount_files,

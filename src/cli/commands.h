@@ -28,6 +28,7 @@ void AddCompletionCommand(CLI::App& app, Context& ctx);
 
 void AddWaitCommand(CLI::App& app, Context& ctx);
 void AddKillCommand(CLI::App& app, Context& ctx);
+void AddStatsCommand(CLI::App& app, Context& ctx);
 
 // -o/--output table|json, for every command that prints something.
 void AddOutputOption(CLI::App* cmd, std::string& output);

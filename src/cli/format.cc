@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 
@@ -41,7 +42,182 @@ bool Expect(std::string_view text, size_t* pos, char c) {
   return false;
 }
 
+std::optional<int> ParsePort(std::string_view text) {
+  auto port = ParseUint64(text);
+  if (!port || *port == 0 || *port > 65535) return std::nullopt;
+  return static_cast<int>(*port);
+}
+
+// The characters sbxd allows in a secret store's and a secret's name.
+bool IsSecretName(std::string_view name) {
+  if (name.empty() || name.size() > 255 || name == "." || name == "..") return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+bool IsIpv4Cidr(std::string_view text) {
+  std::string_view address = text;
+  if (size_t slash = text.find('/'); slash != std::string_view::npos) {
+    auto length = ParseUint64(text.substr(slash + 1));
+    if (!length || *length > 32) return false;
+    address = text.substr(0, slash);
+  }
+  auto octets = Split(address, '.');
+  if (octets.size() != 4) return false;
+  return std::all_of(octets.begin(), octets.end(), [](const std::string& octet) {
+    auto value = ParseUint64(octet);
+    return value && *value <= 255 && octet.size() <= 3;
+  });
+}
+
+bool IsDnsPattern(std::string_view name) {
+  if (StartsWith(name, "*.")) name.remove_prefix(2);
+  if (name.empty() || name.size() > 253 || name.front() == '.' || name.back() == '.') return false;
+  bool letter = false;
+  for (char c : name) {
+    if (isalpha(static_cast<unsigned char>(c))) letter = true;
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return false;
+  }
+  return letter && name.find("..") == std::string_view::npos;
+}
+
 }  // namespace
+
+Result<ServicePort> ParsePublish(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return Error::InvalidArgument("--publish " + Quote(text) + ": " + why +
+                                  " (use [public:]PORT[/tcp|/udp|/sctp], e.g. 8080 or "
+                                  "public:53/udp)");
+  };
+  ServicePort service;
+  std::string_view rest = text;
+  if (StartsWith(rest, "public:")) {
+    service.visibility = Visibility::kPublic;
+    rest.remove_prefix(7);
+  } else if (StartsWith(rest, "private:")) {
+    rest.remove_prefix(8);
+  }
+  service.protocol = "tcp";
+  if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
+    service.protocol = std::string(rest.substr(slash + 1));
+    rest = rest.substr(0, slash);
+    if (service.protocol != "tcp" && service.protocol != "udp" && service.protocol != "sctp") {
+      return bad("the protocol is tcp, udp or sctp");
+    }
+  }
+  auto port = ParsePort(rest);
+  if (!port) {
+    // Docker's HOST:CONTAINER form: sbxd chooses the host port.
+    if (rest.find(':') != std::string_view::npos) {
+      return bad("sbxd chooses the host port; give the sandbox's port only");
+    }
+    return bad("the port is a number from 1 to 65535");
+  }
+  service.port = *port;
+  return service;
+}
+
+Result<SecretRef> ParseSecret(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return Error::InvalidArgument("--secret " + Quote(text) + ": " + why +
+                                  " (use [STORE/]NAME[:FIELD][=ENV_VAR], e.g. team/HF_TOKEN)");
+  };
+  SecretRef secret;
+  std::string_view rest = text;
+  if (size_t eq = rest.find('='); eq != std::string_view::npos) {
+    secret.env_var = std::string(rest.substr(eq + 1));
+    rest = rest.substr(0, eq);
+    if (secret.env_var.empty()) return bad("the variable's name is empty");
+  }
+  if (size_t colon = rest.find(':'); colon != std::string_view::npos) {
+    secret.field = std::string(rest.substr(colon + 1));
+    rest = rest.substr(0, colon);
+    if (secret.field.empty()) return bad("the field is empty");
+  }
+  if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
+    secret.store = std::string(rest.substr(0, slash));
+    rest = rest.substr(slash + 1);
+    if (!IsSecretName(secret.store)) {
+      return bad("a store's name is letters, digits, '-', '_' and '.'");
+    }
+  }
+  if (!IsSecretName(rest)) return bad("a secret's name is letters, digits, '-', '_' and '.'");
+  secret.name = std::string(rest);
+  if (secret.env_var.empty()) secret.env_var = secret.name;
+  return secret;
+}
+
+Result<EgressRule> ParseEgress(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return Error::InvalidArgument("--egress " + Quote(text) + ": " + why +
+                                  " (use any, a CIDR or a DNS name, optionally with "
+                                  ":PORT[-END][/tcp|/udp], e.g. pypi.org or 203.0.113.0/24:80)");
+  };
+  if (std::count(text.begin(), text.end(), ':') > 1) {
+    return bad("sandboxes have no IPv6, so an IPv6 destination cannot be allowed");
+  }
+  EgressRule rule;
+  std::string_view destination = text;
+  if (size_t colon = text.find(':'); colon != std::string_view::npos) {
+    destination = text.substr(0, colon);
+    std::string_view ports = text.substr(colon + 1);
+    EgressRule::Ports range;
+    if (size_t slash = ports.find('/'); slash != std::string_view::npos) {
+      range.protocol = std::string(ports.substr(slash + 1));
+      ports = ports.substr(0, slash);
+      if (range.protocol != "tcp" && range.protocol != "udp") {
+        return bad("the protocol is tcp or udp");
+      }
+    }
+    std::string_view first = ports;
+    if (size_t dash = ports.find('-'); dash != std::string_view::npos) {
+      first = ports.substr(0, dash);
+      auto end = ParsePort(ports.substr(dash + 1));
+      if (!end) return bad("a port is a number from 1 to 65535");
+      range.end_port = *end;
+    }
+    auto port = ParsePort(first);
+    if (!port) return bad("a port is a number from 1 to 65535");
+    range.port = *port;
+    if (range.end_port != 0 && range.end_port < range.port) {
+      return bad("the port range ends before it starts");
+    }
+    rule.ports.push_back(range);
+  }
+  if (destination == "any") {
+    rule.any = true;
+  } else if (IsIpv4Cidr(destination)) {
+    rule.cidr = std::string(destination);
+    if (rule.cidr.find('/') == std::string::npos) rule.cidr += "/32";
+  } else if (IsDnsPattern(destination)) {
+    rule.dns_name = std::string(destination);
+  } else {
+    return bad("not an IPv4 CIDR or a DNS name");
+  }
+  return rule;
+}
+
+std::string FormatEgress(const EgressRule& rule) {
+  std::string out = rule.any ? "any" : !rule.dns_name.empty() ? rule.dns_name : rule.cidr;
+  std::vector<std::string> ports;
+  for (const auto& p : rule.ports) {
+    std::string range = p.port == 0 ? "*" : std::to_string(p.port);
+    if (p.end_port != 0 && p.end_port != p.port) range += "-" + std::to_string(p.end_port);
+    if (!p.protocol.empty()) range += "/" + p.protocol;
+    ports.push_back(range);
+  }
+  if (!ports.empty()) out += ":" + Join(ports, ",");
+  if (!rule.except.empty()) out += " except " + Join(rule.except, ", ");
+  return out;
+}
+
+std::string NetworkMode(const Sandbox& s) {
+  if (s.deny_egress) return "none";
+  bool open = s.egress.empty() ||
+              (s.egress.size() == 1 && s.egress.front().any && s.egress.front().ports.empty());
+  return open ? "default" : "egress";
+}
 
 Result<int64_t> ParseDuration(std::string_view text) {
   std::string_view t = Trim(text);
@@ -353,7 +529,17 @@ nlohmann::ordered_json ToJson(const Sandbox& s) {
   j["memory"] = s.memory;
   j["max_lifetime_seconds"] = s.max_lifetime_seconds;
   if (auto expiry = s.expire_time()) j["expire_time"] = FormatTime(*expiry);
-  j["network"] = s.deny_egress ? "none" : "default";
+  j["network"] = NetworkMode(s);
+  j["egress"] = nlohmann::ordered_json::array();
+  for (const auto& rule : s.egress) j["egress"].push_back(FormatEgress(rule));
+  j["services"] = nlohmann::ordered_json::array();
+  for (const auto& service : s.services) {
+    j["services"].push_back({{"port", service.port},
+                             {"name", service.name},
+                             {"protocol", service.protocol},
+                             {"visibility", std::string(VisibilityName(service.visibility))},
+                             {"url", service.url}});
+  }
   auto time = [](const std::optional<TimePoint>& t) {
     return t ? nlohmann::ordered_json(FormatTime(*t)) : nlohmann::ordered_json(nullptr);
   };
@@ -361,6 +547,11 @@ nlohmann::ordered_json ToJson(const Sandbox& s) {
   j["start_time"] = time(s.start_time);
   j["end_time"] = time(s.end_time);
   j["runner_id"] = s.runner_id;
+  j["resource_usage"] = nullptr;
+  if (s.resource_usage) {
+    j["resource_usage"] = {{"cpu_millicores", s.resource_usage->cpu_millicores},
+                           {"memory_mb", s.resource_usage->memory_mb}};
+  }
   return j;
 }
 

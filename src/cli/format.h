@@ -30,6 +30,18 @@ Status CheckQuantity(std::string_view flag, std::string_view value, bool cpu);
 // when unset).
 Result<std::optional<std::pair<std::string, std::string>>> ParseEnv(std::string_view text);
 
+// `-p/--publish`: "[public:|private:]PORT[/tcp|/udp|/sctp]" (private and tcp by default).
+Result<ServicePort> ParsePublish(std::string_view text);
+// `--secret`: "[STORE/]NAME[:FIELD][=ENV_VAR]" (store "default", variable NAME by default).
+Result<SecretRef> ParseSecret(std::string_view text);
+// `--egress`: "any", an IPv4 CIDR or address, or a DNS name ("pypi.org", "*.pypi.org"), each
+// optionally followed by ":PORT[-END][/tcp|/udp]".
+Result<EgressRule> ParseEgress(std::string_view text);
+// A rule as `--egress` takes it ("pypi.org:443/tcp", "203.0.113.0/24 except 203.0.113.7/32").
+std::string FormatEgress(const EgressRule& rule);
+// "default" (every public destination), "none" (loopback only) or "egress" (only the rules).
+std::string NetworkMode(const Sandbox& sandbox);
+
 // "sandbox-id:/path" -> {"sandbox-id", "/path"}; nullopt for a local path. A colon after a slash
 // (./a:b) is part of a local path.
 std::optional<std::pair<std::string, std::string>> SplitSandboxPath(std::string_view text);

@@ -45,6 +45,7 @@ Result<Client> Client::Connect(ClientOptions options) {
   impl->images = pb::ImageService::NewStub(impl->channel);
   impl->system = pb::SystemService::NewStub(impl->channel);
   impl->lifetime = pb::LifetimeService::NewStub(impl->channel);
+  impl->usage = pb::UsageService::NewStub(impl->channel);
   impl->archives = pb::ArchiveService::NewStub(impl->channel);
   return Client(std::move(impl));
 }
@@ -527,6 +528,24 @@ Result<TimePoint> Client::ExtendLifetime(const std::string& id, std::chrono::sec
       pb::ExtendLifetimeResponse response,
       impl_->Call(impl_->lifetime.get(), &pb::LifetimeService::Stub::ExtendLifetime, request));
   return *client::FromTimestamp(response.expire_time(), true);
+}
+
+Result<SandboxUsage> Client::GetUsage(const std::string& id) {
+  pb::GetUsageRequest request;
+  request.set_sandbox_id(id);
+  SBX_ASSIGN_OR_RETURN(pb::SandboxUsage response,
+                       impl_->Call(impl_->usage.get(), &pb::UsageService::Stub::GetUsage, request));
+  SandboxUsage out;
+  out.id = response.sandbox_id();
+  out.cpu_millicores = response.cpu_millicores();
+  out.cpu_usage = std::chrono::nanoseconds(response.cpu_usage_ns());
+  out.memory_bytes = response.memory_bytes();
+  out.memory_limit_bytes = response.memory_limit_bytes();
+  out.pids = response.pids();
+  out.disk_used_bytes = response.disk_used_bytes();
+  out.disk_total_bytes = response.disk_total_bytes();
+  out.read_time = client::FromTimestamp(response.read_time(), response.has_read_time());
+  return out;
 }
 
 Result<SystemInfo> Client::GetInfo() {

@@ -150,6 +150,59 @@ TEST(ConvertTest, StatesAndSpecs) {
   EXPECT_EQ(request.sandbox().spec().containers(0).args(0), "hi");
 }
 
+TEST(ConvertTest, ServicesSecretsAndEgressReachTheWire) {
+  SandboxSpec spec;
+  spec.services = {{8080, "web", "tcp", Visibility::kPrivate},
+                   {53, "", "udp", Visibility::kPrivate}};
+  spec.secrets = {
+      {"team", "HF_TOKEN", "", ""}, {"team", "creds", "password", "DB"}, {"default", "K", "", "V"}};
+  EgressRule name;
+  name.dns_name = "pypi.org";
+  name.ports = {{"tcp", 443, 0}};
+  EgressRule block;
+  block.cidr = "203.0.113.0/24";
+  block.except = {"203.0.113.7/32"};
+  spec.egress = {name, block};
+  cw::CreateSandboxRequest request;
+  ToProto(spec, &request);
+  const auto& wire = request.sandbox().spec();
+  ASSERT_EQ(wire.services_size(), 2);
+  EXPECT_EQ(wire.services(0).port(), 8080);
+  EXPECT_EQ(wire.services(0).name(), "web");
+  EXPECT_EQ(wire.services(0).visibility(), cw::VISIBILITY_PRIVATE);
+  EXPECT_EQ(wire.services(1).protocol(), cw::SERVICE_PROTOCOL_UDP);
+  // One reference per store, each secret in it; the variable defaults to the secret's name.
+  const auto& c = wire.containers(0);
+  ASSERT_EQ(c.secret_stores_size(), 2);
+  EXPECT_EQ(c.secret_stores(0).store_name(), "team");
+  ASSERT_EQ(c.secret_stores(0).secrets_size(), 2);
+  EXPECT_EQ(c.secret_stores(0).secrets(0).env_var(), "HF_TOKEN");
+  EXPECT_EQ(c.secret_stores(0).secrets(1).field(), "password");
+  EXPECT_EQ(c.secret_stores(0).secrets(1).env_var(), "DB");
+  EXPECT_EQ(c.secret_stores(1).secrets(0).path(), "K");
+  ASSERT_EQ(wire.network().egress_size(), 2);
+  EXPECT_EQ(wire.network().egress(0).dns_name(), "pypi.org");
+  EXPECT_EQ(wire.network().egress(0).ports(0).port(), 443);
+  EXPECT_EQ(wire.network().egress(1).cidr().except(0), "203.0.113.7/32");
+  EXPECT_FALSE(wire.network().has_deny_egress());
+
+  cw::Sandbox sandbox;
+  auto* status = sandbox.mutable_status();
+  auto* service = status->add_services();
+  service->set_port(8080);
+  service->set_protocol(cw::SERVICE_PROTOCOL_TCP);
+  service->set_visibility(cw::VISIBILITY_PUBLIC);
+  service->set_url("http://10.1.0.1:30001");
+  status->add_effective_egress()->set_any(true);
+  Sandbox back = FromProto(sandbox);
+  ASSERT_EQ(back.services.size(), 1u);
+  EXPECT_EQ(back.services[0].url, "http://10.1.0.1:30001");
+  EXPECT_EQ(back.services[0].visibility, Visibility::kPublic);
+  EXPECT_EQ(back.services[0].protocol, "tcp");
+  ASSERT_EQ(back.egress.size(), 1u);
+  EXPECT_TRUE(back.egress[0].any);
+}
+
 // A tree with what users copy: nested directories, binary and empty files, an executable, a
 // relative symlink, and a read-only directory.
 void MakeTree(const std::string& root) {

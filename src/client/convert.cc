@@ -47,7 +47,92 @@ bool IsTerminal(SandboxState state) {
          state == SandboxState::kTerminated;
 }
 
+std::string_view VisibilityName(Visibility visibility) {
+  switch (visibility) {
+    case Visibility::kDeclared:
+      return "declared";
+    case Visibility::kPrivate:
+      return "private";
+    case Visibility::kPublic:
+      return "public";
+  }
+  return "declared";
+}
+
 namespace client {
+
+namespace {
+
+cw::ServiceProtocol ProtocolToProto(const std::string& protocol) {
+  if (protocol == "udp") return cw::SERVICE_PROTOCOL_UDP;
+  if (protocol == "sctp") return cw::SERVICE_PROTOCOL_SCTP;
+  return cw::SERVICE_PROTOCOL_TCP;
+}
+
+std::string ProtocolFromProto(cw::ServiceProtocol protocol) {
+  switch (protocol) {
+    case cw::SERVICE_PROTOCOL_UDP:
+      return "udp";
+    case cw::SERVICE_PROTOCOL_SCTP:
+      return "sctp";
+    default:
+      return "tcp";
+  }
+}
+
+cw::Visibility VisibilityToProto(Visibility visibility) {
+  switch (visibility) {
+    case Visibility::kDeclared:
+      return cw::VISIBILITY_UNSPECIFIED;
+    case Visibility::kPrivate:
+      return cw::VISIBILITY_PRIVATE;
+    case Visibility::kPublic:
+      return cw::VISIBILITY_PUBLIC;
+  }
+  return cw::VISIBILITY_UNSPECIFIED;
+}
+
+Visibility VisibilityFromProto(cw::Visibility visibility) {
+  switch (visibility) {
+    case cw::VISIBILITY_PRIVATE:
+      return Visibility::kPrivate;
+    case cw::VISIBILITY_PUBLIC:
+      return Visibility::kPublic;
+    default:
+      return Visibility::kDeclared;
+  }
+}
+
+void EgressToProto(const EgressRule& rule, cw::EgressRule* out) {
+  if (rule.any) {
+    out->set_any(true);
+  } else if (!rule.dns_name.empty()) {
+    out->set_dns_name(rule.dns_name);
+  } else {
+    out->mutable_cidr()->set_cidr(rule.cidr);
+    for (const auto& e : rule.except) out->mutable_cidr()->add_except(e);
+  }
+  for (const auto& p : rule.ports) {
+    auto* range = out->add_ports();
+    range->set_protocol(p.protocol);
+    range->set_port(p.port);
+    range->set_end_port(p.end_port);
+  }
+}
+
+EgressRule EgressFromProto(const cw::EgressRule& in) {
+  EgressRule out;
+  out.any = in.has_any() && in.any();
+  out.dns_name = in.has_dns_name() ? in.dns_name() : "";
+  if (in.has_cidr()) {
+    out.cidr = in.cidr().cidr();
+    out.except.assign(in.cidr().except().begin(), in.cidr().except().end());
+  }
+  for (const auto& p : in.ports()) out.ports.push_back({p.protocol(), p.port(), p.end_port()});
+  return out;
+}
+
+}  // namespace
 
 google::protobuf::Timestamp ToTimestamp(TimePoint time) {
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(time.time_since_epoch()).count();
@@ -148,9 +233,29 @@ void ToProto(const SandboxSpec& spec, cw::CreateSandboxRequest* request) {
     f->set_path(path);
     f->set_content(content);
   }
+  std::map<std::string, cw::SecretStoreReference*> stores;
+  for (const auto& secret : spec.secrets) {
+    cw::SecretStoreReference*& store = stores[secret.store];
+    if (store == nullptr) {
+      store = c->add_secret_stores();
+      store->set_store_name(secret.store);
+    }
+    auto* mapping = store->add_secrets();
+    mapping->set_path(secret.name);
+    mapping->set_field(secret.field);
+    mapping->set_env_var(secret.env_var.empty() ? secret.name : secret.env_var);
+  }
   for (const auto& t : spec.tags) out->add_tags(t);
   out->set_max_lifetime_seconds(spec.max_lifetime_seconds);
   if (spec.deny_egress) out->mutable_network()->set_deny_egress(true);
+  for (const auto& rule : spec.egress) EgressToProto(rule, out->mutable_network()->add_egress());
+  for (const auto& service : spec.services) {
+    auto* s = out->add_services();
+    s->set_port(service.port);
+    s->set_name(service.name);
+    s->set_protocol(ProtocolToProto(service.protocol));
+    s->set_visibility(VisibilityToProto(service.visibility));
+  }
   for (const auto& [k, v] : spec.annotations) (*out->mutable_annotations())[k] = v;
 }
 
@@ -168,6 +273,15 @@ Sandbox FromProto(const cw::Sandbox& in) {
   out.memory = st.effective_resources().memory();
   out.max_lifetime_seconds = st.effective_max_lifetime_seconds();
   out.runner_id = st.runner_id();
+  if (st.has_resource_usage()) {
+    out.resource_usage = Sandbox::ResourceUsage{st.resource_usage().cpu_millicores(),
+                                                st.resource_usage().memory_mb()};
+  }
+  for (const auto& rule : st.effective_egress()) out.egress.push_back(EgressFromProto(rule));
+  for (const auto& s : st.services()) {
+    out.services.push_back({s.port(), s.name(), ProtocolFromProto(s.protocol()),
+                            VisibilityFromProto(s.visibility()), s.url()});
+  }
   const auto& spec = in.spec();
   out.tags.assign(spec.tags().begin(), spec.tags().end());
   out.annotations.insert(spec.annotations().begin(), spec.annotations().end());

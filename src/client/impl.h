@@ -29,6 +29,7 @@ struct Client::Impl {
   std::unique_ptr<::sbx::v1::ImageService::Stub> images;
   std::unique_ptr<::sbx::v1::SystemService::Stub> system;
   std::unique_ptr<::sbx::v1::LifetimeService::Stub> lifetime;
+  std::unique_ptr<::sbx::v1::UsageService::Stub> usage;
   std::unique_ptr<::sbx::v1::ArchiveService::Stub> archives;
 
   // Adds the credentials and, when `with_deadline`, the unary deadline.

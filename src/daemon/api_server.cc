@@ -17,6 +17,7 @@
 #include "src/daemon/services/lifetime_service.h"
 #include "src/daemon/services/sandbox_service.h"
 #include "src/daemon/services/system_service.h"
+#include "src/daemon/services/usage_service.h"
 #include "src/sys/fs.h"
 
 namespace sbx::daemon {
@@ -36,7 +37,8 @@ struct ServiceSet {
         system(deps.manager, &auth, deps.cgroup_version),
         images(deps.images, &auth, deps.manager),
         archive(deps.manager, &auth),
-        lifetime(deps.manager, &auth) {}
+        lifetime(deps.manager, &auth),
+        usage(deps.manager, &auth) {}
 
   void RegisterOn(grpc::ServerBuilder& builder) {
     builder.RegisterService(&sandbox);
@@ -45,6 +47,7 @@ struct ServiceSet {
     builder.RegisterService(&images);
     builder.RegisterService(&archive);
     builder.RegisterService(&lifetime);
+    builder.RegisterService(&usage);
   }
 
   Authenticator auth;
@@ -54,6 +57,7 @@ struct ServiceSet {
   ImageService images;
   ArchiveService archive;
   LifetimeService lifetime;
+  UsageService usage;
 };
 
 using FromFd = grpc::ServerBuilder::experimental_type::ExternalConnectionType;

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <set>
@@ -167,6 +168,24 @@ Status HelperRuntime::SetLimits(const std::string& id, const runtime::CgroupLimi
 
 Result<runtime::CgroupStats> HelperRuntime::Stats(const std::string& id) {
   return cgroups_->Stats(id);
+}
+
+Result<RuntimeProvider::DiskUsage> HelperRuntime::WritableLayerUsage(
+    const RuntimeSandbox& sandbox) {
+  // The sandbox's root is its overlay, whose statfs is its upper layer's: the writable layer.
+  // SECURITY: the root is only looked at (O_PATH, fstatfs), nothing in it is opened or
+  // followed; the sandbox cannot move it (pivot_root needs a capability it does not have). The
+  // process is checked after the open, so a pid reused meanwhile is not mistaken for it.
+  std::string root = "/proc/" + std::to_string(sandbox.init_pid) + "/root";
+  auto fd = sys::Open(root, O_PATH | O_DIRECTORY);
+  if (!fd) return std::move(fd).error();
+  if (!Alive(sandbox)) return Error::NotFound("sandbox " + Quote(sandbox.id) + " is not running");
+  struct statfs fs {};
+  if (fstatfs(fd->get(), &fs) != 0) return Error::Errno("statfs " + Quote(root));
+  DiskUsage usage;
+  usage.total_bytes = static_cast<uint64_t>(fs.f_blocks) * fs.f_bsize;
+  usage.used_bytes = static_cast<uint64_t>(fs.f_blocks - fs.f_bfree) * fs.f_bsize;
+  return usage;
 }
 
 bool HelperRuntime::Alive(const RuntimeSandbox& sandbox) {

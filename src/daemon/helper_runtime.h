@@ -47,6 +47,7 @@ class HelperRuntime : public RuntimeProvider {
   Status KeepOnlyFiles(const RuntimeSandbox& sandbox) override;
   Status SetLimits(const std::string& id, const runtime::CgroupLimits& limits) override;
   Result<runtime::CgroupStats> Stats(const std::string& id) override;
+  Result<DiskUsage> WritableLayerUsage(const RuntimeSandbox& sandbox) override;
   bool Alive(const RuntimeSandbox& sandbox) override;
   std::vector<std::string> Leftovers() override;
   void RemoveSharedState() override;

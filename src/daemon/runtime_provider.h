@@ -66,6 +66,15 @@ class RuntimeProvider {
   // Changes the limits of a sandbox that runs (a warm one gets its user's).
   virtual Status SetLimits(const std::string& id, const runtime::CgroupLimits& limits) = 0;
   virtual Result<runtime::CgroupStats> Stats(const std::string& id) = 0;
+  // How full the writable layer of a running sandbox is.
+  struct DiskUsage {
+    uint64_t used_bytes = 0;
+    uint64_t total_bytes = 0;
+  };
+  virtual Result<DiskUsage> WritableLayerUsage(const RuntimeSandbox& sandbox) {
+    (void)sandbox;
+    return Error::Unimplemented("this runtime does not report disk usage");
+  }
   // Whether the sandbox's sbx-init still runs (the same process, not a reused pid).
   virtual bool Alive(const RuntimeSandbox& sandbox) = 0;
   // The ids of every sandbox of which something is left on the machine.

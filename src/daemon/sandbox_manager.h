@@ -41,6 +41,7 @@
 #include "src/daemon/sandbox_record.h"
 #include "src/daemon/spec_builder.h"
 #include "src/daemon/store.h"
+#include "src/daemon/usage_sampler.h"
 #include "src/daemon/warm_sandboxes.h"
 #include "src/daemon/watcher.h"
 #include "src/net/network_provider.h"
@@ -112,6 +113,9 @@ class SandboxManager {
   // sbx-init's socket of a sandbox open to `access`; FAILED_PRECONDITION otherwise.
   Result<std::string> AgentSocket(const std::string& tenant, const std::string& id,
                                   int64_t deadline_ms, Access access = Access::kRun);
+  // What a RUNNING sandbox uses now (usage_sampler.h); FAILED_PRECONDITION for one that is not
+  // running.
+  Result<SandboxUsage> Usage(const std::string& tenant, const std::string& id);
   // The saved output of a sandbox whose main process ended.
   Result<std::pair<std::string, uint64_t>> SavedLogs(const std::string& id);
 
@@ -192,6 +196,7 @@ class SandboxManager {
   net::NetworkProvider* network_;
   RuntimeProvider* runtime_;
   Metrics* metrics_;
+  CpuRateSampler cpu_rates_;  // for Usage
 
   std::mutex mu_;
   std::mutex extend_mu_;  // taken before mu_, by ExtendLifetime only

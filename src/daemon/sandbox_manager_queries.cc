@@ -20,6 +20,38 @@ Result<SandboxRecord> SandboxManager::Get(const std::string& tenant, const std::
   return it->second.record;
 }
 
+Result<SandboxUsage> SandboxManager::Usage(const std::string& tenant, const std::string& id) {
+  SandboxRecord r;
+  {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end() || it->second.record.tenant != tenant) return SandboxNotFound(id);
+    r = it->second.record;
+  }
+  if (r.state != State::kRunning) {
+    return Error::FailedPrecondition("sandbox " + Quote(id) + " is " +
+                                     std::string(StateName(r.state)) +
+                                     "; only a running sandbox's usage can be read")
+        .WithReason("CWSANDBOX_SANDBOX_NOT_RUNNING")
+        .WithMetadata("sandbox_id", id);
+  }
+  SBX_ASSIGN_OR_RETURN(runtime::CgroupStats stats, runtime_->Stats(id));
+  SandboxUsage usage;
+  usage.read_ns = WallNanos();
+  usage.cpu_usage_ns = stats.cpu_usage_ns;
+  usage.cpu_millicores = cpu_rates_.Millicores(id, stats.cpu_usage_ns, usage.read_ns, r.start_ns);
+  usage.memory_bytes = stats.memory_bytes;
+  usage.memory_limit_bytes = r.memory_limit_bytes;
+  usage.pids = stats.pids;
+  // A layer that cannot be looked at (the sandbox ending meanwhile) leaves its numbers at 0; the
+  // cgroup's are still worth reporting.
+  if (auto disk = runtime_->WritableLayerUsage(SandboxOf(r))) {
+    usage.disk_used_bytes = disk->used_bytes;
+    usage.disk_total_bytes = disk->total_bytes;
+  }
+  return usage;
+}
+
 Result<ListResult> SandboxManager::List(const std::string& tenant, const ListFilter& filter) {
   std::lock_guard lock(mu_);
   std::vector<const SandboxRecord*> records;

@@ -211,6 +211,158 @@ def test_run_piped_stdin_with_i(cli):
     assert p.out == "PIPED IN\n"
 
 
+def http_get(url, timeout=60):
+    """The body of `url`, retried until the server in the sandbox has started."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as r:
+                return r.read().decode()
+        except OSError:
+            assert time.monotonic() < deadline, f"{url} never answered"
+            time.sleep(0.1)
+
+
+def published_urls(err):
+    return dict(re.findall(r"^sbx: port (\S+) published \(\w+\) at (\S+)$", err, re.M))
+
+
+def test_publish_exposes_a_port_and_prints_where(cli):
+    script = "mkdir -p /www && echo published > /www/index.html && exec httpd -f -p 8080 -h /www"
+    p = cli("run", "-d", "-p", "8080", "--publish", "private:9000/udp", BUSYBOX,
+            "sh", "-c", script, check=0)
+    sid = p.out.strip()
+    try:
+        # stdout stays the id alone; where the ports are reached goes to stderr.
+        assert re.fullmatch(r"[A-Za-z0-9-]+", sid), p.out
+        urls = published_urls(p.err)
+        assert set(urls) == {"8080/tcp", "9000/udp"}, p.err
+        assert urls["9000/udp"].startswith("udp://")
+        # The printed address (a port of the host) reaches the server in the sandbox.
+        assert http_get(urls["8080/tcp"]) == "published\n"
+        sb = cli.get(sid)
+        by_port = {(s["port"], s["protocol"]): s for s in sb["services"]}
+        assert by_port[(8080, "tcp")]["url"] == urls["8080/tcp"]
+        assert by_port[(8080, "tcp")]["visibility"] == "private"
+        table = cli("get", sid, check=0).out
+        assert re.search(r"^Service:\s+8080/tcp private " + re.escape(urls["8080/tcp"]), table,
+                         re.M), table
+    finally:
+        cli("rm", "-q", sid)
+
+
+def test_publish_refuses_a_mix_and_host_ports(cli):
+    p = cli("run", "-d", "-p", "80", "-p", "public:81", BUSYBOX)
+    assert p.returncode == 2, p.err
+    assert "all public or all private" in p.err and "public:81" in p.err
+    p = cli("run", "-d", "-p", "8000:80", BUSYBOX)
+    assert p.returncode == 2 and "sbxd chooses the host port" in p.err, p.err
+    assert p.out == ""
+
+
+def test_secrets_reach_the_environment(cli):
+    # The harness's sbxd has the store "team" with HF_TOKEN and the JSON secret "creds".
+    p = cli("run", "--rm", "--secret", "team/HF_TOKEN", "--secret", "team/creds:password=PW",
+            BUSYBOX, "sh", "-c", 'echo "$HF_TOKEN|$PW"', check=0)
+    assert p.out == "hf-secret-value|pw-123\n"
+    # A missing secret fails the create, naming it; nothing is left running.
+    tag = "secret-" + uuid.uuid4().hex[:8]
+    p = cli("run", "--rm", "--tag", tag, "--secret", "team/NO_SUCH", BUSYBOX, "true")
+    assert p.returncode == 125, (p.returncode, p.err)
+    assert '"NO_SUCH"' in p.err and '"team"' in p.err and "not found" in p.err, p.err
+    assert cli("ls", "-q", "--tag", tag, check=0).out == ""
+    p = cli("run", "--rm", "--secret", "team/../x", BUSYBOX, "true")
+    assert p.returncode == 2 and "--secret" in p.err, p.err
+
+
+@pytest.fixture(scope="module")
+def net(registry, protos):
+    """sbxd in a topology of network namespaces of the test's own (tests/support/
+    network_topology.py): an "internet" of documentation addresses behind it, so that egress is
+    tested without a packet leaving the machine."""
+    import network_topology
+    yield from network_topology.network_daemon(registry, protos)
+
+
+def test_egress_flags_allow_exactly_what_they_list(cli, net):
+    from network_topology import INET, INET2
+    on_net = Cli(cli.binary, "unix://" + net.socket)
+
+    def fetch(sid, url):
+        return on_net("exec", sid, "timeout", "2", "wget", "-q", "-O", "-", url)
+
+    default = on_net.sandbox()
+    allowlisted = on_net.sandbox("--egress", f"{INET2}:80/tcp", "--egress", "public.test:80")
+    loopback = on_net.sandbox("--network", "none")
+    try:
+        # The same server is reachable without rules...
+        assert fetch(default, f"http://{INET}/").out == "hello from the internet"
+        # ...but with rules only where they point: not an address they do not list, but a
+        # listed address, and a listed name (which sbxd resolves, and so opens its address).
+        assert fetch(allowlisted, f"http://{INET}/").returncode != 0
+        assert fetch(allowlisted, f"http://{INET2}/").out == "hello from the internet"
+        assert fetch(allowlisted, "http://public.test/").out == "hello from the internet"
+        assert fetch(loopback, f"http://{INET}/").returncode != 0
+        sb = on_net.get(allowlisted)
+        assert sb["network"] == "egress"
+        assert sb["egress"] == [f"{INET2}/32:80/tcp", "public.test:80"]
+        assert on_net.get(default)["network"] == "default"
+        table = on_net("get", allowlisted, check=0).out
+        assert re.search(r"^Network:\s+egress only to " + re.escape(f"{INET2}/32:80/tcp"), table,
+                         re.M), table
+    finally:
+        on_net("rm", "-q", default, allowlisted, loopback)
+    p = on_net("run", "-d", "--network", "none", "--egress", "any", BUSYBOX)
+    assert p.returncode == 2 and "--egress" in p.err, p.err
+
+
+def test_stats_shows_cpu_memory_processes_and_disk(cli, stub, protos):
+    # A busy loop (CPU) beside a Python holding 96 MiB it wrote (memory).
+    hog = ("python3 -c 'import time; x = b\"x\" * (96 << 20); time.sleep(100000)' & "
+           "while :; do :; done")
+    sid = cli("run", "-d", "--memory", "512Mi", "--name", "hog-" + uuid.uuid4().hex[:6],
+              "python:3.11", "sh", "-c", hog, check=0).out.strip()
+    try:
+        def stats():
+            rows = json.loads(cli("stats", "--no-stream", "-o", "json", sid, check=0).out)
+            assert [r["id"] for r in rows] == [sid]
+            return rows[0]
+
+        deadline = time.monotonic() + 60
+        while (s := stats())["memory_bytes"] < 96 << 20:
+            assert time.monotonic() < deadline, s
+            time.sleep(0.2)
+        # Near what it allocated: the interpreter and its files come on top, not another copy.
+        assert s["memory_bytes"] < (96 + 80) << 20, s
+        assert s["memory_limit_bytes"] == 512 << 20
+        # The loop keeps most of a CPU busy (the machine may be shared: not all of it).
+        assert s["cpu_millicores"] > 100, s
+        assert s["cpu_seconds"] > 0
+        # sbx-init, the shell and Python at least.
+        assert s["pids"] >= 3, s
+        assert 0 < s["disk_used_bytes"] < s["disk_total_bytes"], s
+        # Writing a file fills the writable layer by as much.
+        cli("exec", sid, "dd", "if=/dev/urandom", "of=/written", "bs=1M", "count=32", check=0)
+        after = stats()
+        assert after["disk_used_bytes"] - s["disk_used_bytes"] >= 30 << 20, (s, after)
+        # The table, and the caller's running sandboxes when no id is given.
+        header, *rows = cli("stats", "--no-stream", check=0).out.splitlines()
+        assert header.split() == ["SANDBOX", "ID", "NAME", "CPU", "%", "MEM", "USAGE", "/",
+                                  "LIMIT", "MEM", "%", "PIDS", "DISK", "USED", "/", "SIZE"]
+        row = next(r for r in rows if r.startswith(sid))
+        assert re.search(r"\d+\.\d%\s+\d+(\.\d+)? MiB / 512(\.0)? MiB", row), row
+        # The hosted protocol's resource_usage, filled by Get for a running sandbox.
+        usage = stub.GetSandbox(protos.pb.GetSandboxRequest(sandbox_id=sid)).status.resource_usage
+        assert usage.memory_mb >= 96 and usage.cpu_millicores > 0, usage
+        assert cli.get(sid)["resource_usage"]["memory_mb"] >= 96
+    finally:
+        cli("rm", "-q", sid)
+    cli.wait_state(sid, ENDED)
+    p = cli("stats", "--no-stream", sid)
+    assert p.returncode == 1 and "SANDBOX_NOT_RUNNING" in p.err and sid in p.err, p.err
+    assert cli.get(sid)["resource_usage"] is None
+
+
 # ---------------------------------------------------------------------------------------------
 # exec
 
@@ -822,8 +974,8 @@ def test_version(cli, daemon):
     assert cli("version", "--client", env=down, check=0).out == lines[0] + "\n"
 
 
-COMMANDS = ["run", "exec", "sh", "ls", "get", "logs", "stop", "kill", "wait", "rm", "extend",
-            "purge", "cp", "images", "doctor", "version", "completion"]
+COMMANDS = ["run", "exec", "sh", "ls", "get", "stats", "logs", "stop", "kill", "wait", "rm",
+            "extend", "purge", "cp", "images", "doctor", "version", "completion"]
 
 
 def test_completion(cli):
@@ -842,7 +994,59 @@ def test_completion(cli):
     assert bash.returncode == 0, err
     assert out.splitlines() == ["completion", "pull", "--tail"], out + err
     assert "compinit" in cli("completion", "zsh", check=0).out
-    assert cli("completion", "fish").returncode == 2
+    assert cli("completion", "tcsh").returncode == 2
+
+
+def completion_env(cli):
+    """sbx's environment with sbx on PATH, as the scripts call it for ids and images."""
+    env = cli.env()
+    env["PATH"] = str(Path(cli.binary).parent) + ":" + env.get("PATH", "/usr/bin:/bin")
+    return env
+
+
+def test_completion_offers_short_image_names(cli):
+    cli("images", "pull", "-q", BUSYBOX, check=0)
+    script = cli("completion", "bash", check=0).out
+    probe = ('source /dev/stdin; complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); '
+             'COMPREPLY=(); _sbx; echo "${COMPREPLY[*]}"; }; '
+             'complete_words sbx run busy; complete_words sbx run docker.io/library/busy; '
+             'complete_words sbx run --network n')
+    bash = spawn(["bash", "-c", probe], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, text=True, env=completion_env(cli))
+    out, err = bash.communicate(script, timeout=60)
+    forget(bash)
+    assert bash.returncode == 0, err
+    short, full, network = out.splitlines()
+    assert "busybox:latest" in short.split(), out
+    assert "docker.io/library/busybox:latest" in full.split(), out
+    assert network == "none"
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+def test_completion_fish(cli, sandbox, tmp_path):
+    cli("images", "pull", "-q", BUSYBOX, check=0)
+    script = tmp_path / "sbx.fish"
+    script.write_text(cli("completion", "fish", check=0).out)
+
+    def complete(line):
+        p = spawn(["fish", "--no-config", "-c", f"source {script}; complete -C {line!r}"],
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                  env=completion_env(cli))
+        out, err = p.communicate(timeout=60)
+        forget(p)
+        assert p.returncode == 0, err
+        return [line.split("\t")[0] for line in out.splitlines()]
+
+    assert complete("sbx comp") == ["completion"]
+    assert complete("sbx images pu") == ["pull"]
+    assert "--tail" in complete("sbx logs --ta")
+    assert complete("sbx completion f") == ["fish"]
+    assert complete("sbx run -o j") == ["json"]
+    assert "busybox:latest" in complete("sbx run busy")
+    assert "docker.io/library/busybox:latest" in complete("sbx run docker.io/library/busy")
+    assert sandbox in complete(f"sbx exec {sandbox[:6]}")
+    # After the sandbox id comes the command: commands of this machine, not ids.
+    assert sandbox not in complete(f"sbx exec {sandbox} ")
 
 
 @pytest.mark.parametrize("command", [[c] for c in COMMANDS] + [

@@ -106,7 +106,19 @@ grpc::Status SandboxService::GetSandbox(grpc::ServerContext* context,
   auto record = manager_->Get(*tenant, request->sandbox_id());
   if (!record) return Fail(record.error());
   *response = Render(*record);
+  FillResourceUsage(*tenant, *record, response->mutable_status());
   return grpc::Status::OK;
+}
+
+// A running sandbox's CPU (usage_sampler.h) and memory (MiB, page cache included), read from the
+// kernel now. Only Get reads them: a listing would read every sandbox's cgroup.
+void SandboxService::FillResourceUsage(const std::string& tenant, const SandboxRecord& record,
+                                       v1::SandboxStatus* status) {
+  if (record.state != State::kRunning) return;
+  auto usage = manager_->Usage(tenant, record.id);
+  if (!usage) return;
+  status->mutable_resource_usage()->set_cpu_millicores(static_cast<int64_t>(usage->cpu_millicores));
+  status->mutable_resource_usage()->set_memory_mb(static_cast<int64_t>(usage->memory_bytes >> 20));
 }
 
 grpc::Status SandboxService::ListSandboxes(grpc::ServerContext* context,

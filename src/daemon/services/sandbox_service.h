@@ -70,6 +70,8 @@ class SandboxService final : public v1::SandboxService::Service {
 
  private:
   v1::Sandbox Render(const SandboxRecord& record) const;
+  void FillResourceUsage(const std::string& tenant, const SandboxRecord& record,
+                         v1::SandboxStatus* status);
   // The agent socket of a running sandbox the caller owns, waiting for it to start.
   Result<std::string> Socket(grpc::ServerContext* context, const std::string& id,
                              SandboxManager::Access access = SandboxManager::Access::kRun);
