@@ -48,6 +48,12 @@ std::string Admission::WaitingFor(const std::string& id) const {
                        FormatBytes(limits_.disk_bytes) + " reserved, it needs " +
                        FormatBytes(d.disk_bytes));
   }
+  if (!HostHasRoom(d)) {
+    short_of.push_back("host memory: " + FormatBytes(host_available_memory_) +
+                       " available, memory_reserve keeps " +
+                       FormatBytes(limits_.memory_reserve_bytes) + " free" +
+                       (d.memory_bytes ? ", it needs " + FormatBytes(d.memory_bytes) : ""));
+  }
   auto ahead = position - queue_.begin();
   std::string why = short_of.empty() ? "" : "waiting for " + Join(short_of, "; ");
   if (ahead > 0) {
@@ -57,10 +63,15 @@ std::string Admission::WaitingFor(const std::string& id) const {
   return why;
 }
 
+bool Admission::HostHasRoom(const Demand& demand) const {
+  if (host_available_memory_ == UINT64_MAX) return true;
+  return host_available_memory_ >= limits_.memory_reserve_bytes + demand.memory_bytes;
+}
+
 bool Admission::Fits(const Demand& demand) const {
   return reserved_cpu_ + demand.cpu_millis <= limits_.cpu_millis &&
          reserved_memory_ + demand.memory_bytes <= limits_.memory_bytes &&
-         reserved_disk_ + demand.disk_bytes <= limits_.disk_bytes;
+         reserved_disk_ + demand.disk_bytes <= limits_.disk_bytes && HostHasRoom(demand);
 }
 
 bool Admission::QueueHeadWaitsForDisk() const {

@@ -1,9 +1,10 @@
 // File: admission.h
 //
 // Whether a create may go ahead, and when: idempotency (a tenant's request id names one
-// sandbox), the tenant's quota of live sandboxes, and the node's capacity (each running or
-// creating sandbox reserves its CPU and memory requests). A create that does not fit now waits
-// in a FIFO: a later one never overtakes it.
+// sandbox), the tenant's quota of live sandboxes, the node's capacity (each running or creating
+// sandbox reserves its CPU, memory and disk requests) and the host's real room (its available
+// memory stays above a reserve). A create that does not fit now waits in a FIFO: a later one
+// never overtakes it.
 //
 // Admission keeps only this bookkeeping and answers with decisions; it creates, persists and
 // starts nothing. The sandbox manager asks it under its own lock (it is not thread-safe) and does
@@ -32,6 +33,7 @@ struct AdmissionLimits {
   uint64_t cpu_millis = 0;  // the node's capacity
   uint64_t memory_bytes = 0;
   uint64_t disk_bytes = UINT64_MAX;
+  uint64_t memory_reserve_bytes = 0;         // host memory a create must leave available
   int default_quota = 1000;                  // live sandboxes per tenant
   std::map<std::string, int> tenant_quotas;  // overrides, by tenant
 };
@@ -89,6 +91,11 @@ class Admission {
   // Why queued sandbox `id` waits, in words: the resources it does not fit in now ("CPU: 2000m of
   // 2000m reserved, it needs 500m") and how many wait ahead of it. Empty when it does not wait.
   std::string WaitingFor(const std::string& id) const;
+  // The host's available memory now (MemAvailable); creates fit only while it stays above the
+  // reserve. Unknown until set: then only the reservations count.
+  void SetHostAvailableMemory(uint64_t bytes) { host_available_memory_ = bytes; }
+  // Admits the queued sandboxes that fit now (the host's room changed); like Release's result.
+  std::vector<std::string> Readmit() { return AdmitQueued(); }
   // Whether the first queued sandbox waits for disk, which kept files may be holding.
   bool QueueHeadWaitsForDisk() const;
   // The queued sandboxes, first first.
@@ -108,6 +115,7 @@ class Admission {
     bool disk_kept = false;  // holds only its disk (its files outlive it)
   };
   bool Fits(const Demand& demand) const;
+  bool HostHasRoom(const Demand& demand) const;
   void Reserve(const Demand& demand, int sign);  // +1 takes, -1 gives back
   std::vector<std::string> ReleaseHeld(const std::string& id, bool keep_disk);
   int Quota(const std::string& tenant) const;
@@ -121,6 +129,7 @@ class Admission {
   uint64_t reserved_cpu_ = 0;
   uint64_t reserved_memory_ = 0;
   uint64_t reserved_disk_ = 0;
+  uint64_t host_available_memory_ = UINT64_MAX;
 };
 
 }  // namespace sbx::daemon

@@ -85,6 +85,24 @@ TEST(AdmissionTest, KeptFilesAreRestoredWithTheirDisk) {
   EXPECT_EQ(a.usage().disk_bytes, 0u);
 }
 
+TEST(AdmissionTest, TheHostsRealMemoryGatesCreatesBesideTheReservations) {
+  AdmissionLimits limits = Node(1000, 100u << 30);
+  limits.memory_reserve_bytes = 1u << 30;
+  Admission a(limits);
+  // Nothing reserved, but the host has less available than its reserve: the create waits.
+  a.SetHostAvailableMemory(900u << 20);
+  EXPECT_EQ(VerdictOf(a.Decide("t", "", "f", {0, 0})), Admission::Verdict::kQueue);
+  a.Accept("s1", "t", "", "f", {0, 0}, false);
+  EXPECT_EQ(a.WaitingFor("s1"),
+            "waiting for host memory: 900.0 MiB available, memory_reserve keeps 1.0 GiB free");
+  EXPECT_TRUE(a.Readmit().empty());
+  // Room again: it starts; one asking for more than what is left above the reserve waits.
+  a.SetHostAvailableMemory(2u << 30);
+  EXPECT_EQ(a.Readmit(), (std::vector<std::string>{"s1"}));
+  EXPECT_EQ(VerdictOf(a.Decide("t", "", "f", {0, 512u << 20})), Admission::Verdict::kAdmit);
+  EXPECT_EQ(VerdictOf(a.Decide("t", "", "f", {0, 2u << 30})), Admission::Verdict::kQueue);
+}
+
 TEST(AdmissionTest, MemoryCountsLikeCpu) {
   Admission a(Node(10000, 1000));
   a.Accept("s1", "t", "", "f", {10, 900}, true);

@@ -212,6 +212,9 @@ Result<Config> Config::FromJson(const std::string& text) {
   SBX_TRY(Field(j, "default_pids", c.default_pids, seen));
   SBX_TRY(Field(j, "default_disk", c.default_disk, seen));
   SBX_TRY(Field(j, "default_disk_request", c.default_disk_request, seen));
+  SBX_TRY(Field(j, "default_cpu_request", c.default_cpu_request, seen));
+  SBX_TRY(Field(j, "default_memory_request", c.default_memory_request, seen));
+  SBX_TRY(Field(j, "memory_reserve", c.memory_reserve, seen));
   SBX_TRY(Field(j, "default_lifetime_seconds", c.default_lifetime_seconds, seen));
   SBX_TRY(Field(j, "max_lifetime_seconds", c.max_lifetime_seconds, seen));
   SBX_TRY(Field(j, "capacity_cpu", c.capacity_cpu, seen));
@@ -311,6 +314,7 @@ Result<Config> Config::FromJson(const std::string& text) {
   // A quantity that does not parse must not fall back to a default unnoticed.
   for (const auto& [name, value, auto_allowed] :
        {std::tuple{"default_cpu", c.default_cpu, false},
+        std::tuple{"default_cpu_request", c.default_cpu_request, false},
         std::tuple{"capacity_cpu", c.capacity_cpu, true}}) {
     if ((!auto_allowed || value != "auto") && !ParseCpuMillis(value)) {
       return Error::InvalidArgument("config: " + std::string(name) +
@@ -322,6 +326,8 @@ Result<Config> Config::FromJson(const std::string& text) {
         std::tuple{"capacity_memory", c.capacity_memory, true},
         std::tuple{"default_disk", c.default_disk, false},
         std::tuple{"default_disk_request", c.default_disk_request, false},
+        std::tuple{"default_memory_request", c.default_memory_request, false},
+        std::tuple{"memory_reserve", c.memory_reserve, false},
         std::tuple{"capacity_disk", c.capacity_disk, true},
         std::tuple{"disk_reserve", c.disk_reserve, false}}) {
     if ((!auto_allowed || value != "auto") && !ParseBytes(value)) {
@@ -393,6 +399,9 @@ std::string Config::ToJson() const {
             {"default_memory", default_memory},
             {"default_disk", default_disk},
             {"default_disk_request", default_disk_request},
+            {"default_cpu_request", default_cpu_request},
+            {"default_memory_request", default_memory_request},
+            {"memory_reserve", memory_reserve},
             {"default_lifetime_seconds", default_lifetime_seconds},
             {"max_lifetime_seconds", max_lifetime_seconds},
             {"capacity_cpu", capacity_cpu},

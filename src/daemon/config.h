@@ -50,7 +50,7 @@ struct Config {
   int tcp_max_connections_per_client = 256;
   int tcp_handshake_timeout_seconds = 10;
   int tcp_idle_timeout_seconds = 300;
-  int default_max_sandboxes = 1000;           // per tenant
+  int default_max_sandboxes = 10000;          // per tenant
   std::vector<std::string> registry_mirrors;  // for docker.io, Docker's registry-mirrors
   std::vector<std::string> insecure_registries;
   std::vector<RegistryCredential> registry_credentials;
@@ -62,7 +62,15 @@ struct Config {
   std::string default_disk = "10Gi";  // the size (limit) of every sandbox's writable layer
   // What a sandbox reserves of `capacity_disk` (layers are sparse: most use far less than their
   // size).
-  std::string default_disk_request = "1Gi";
+  std::string default_disk_request = "0";
+  // What a sandbox without a CPU or memory request reserves of the node's capacity. Idle
+  // sandboxes cost almost nothing, so by default none is reserved and the node admits them while
+  // the host has real room (memory_reserve); explicit requests are reserved exactly.
+  std::string default_cpu_request = "0";
+  std::string default_memory_request = "0";
+  // Creates wait (PENDING) while the host's available memory (MemAvailable) is below this plus
+  // the new sandbox's memory request.
+  std::string memory_reserve = "1Gi";
   int default_lifetime_seconds = 43200;  // the Python SDK's too: one default for every client
   int max_lifetime_seconds = 30 * 24 * 3600;
   std::string capacity_cpu = "auto";     // Kubernetes quantity, or "auto" (all CPUs)
@@ -94,7 +102,7 @@ struct Config {
   uint32_t id_map_uid = 1000000;
   uint32_t id_map_gid = 1000000;
   uint32_t id_map_size = 65536;
-  uint32_t id_map_ranges = 4096;
+  uint32_t id_map_ranges = 16384;
   uint64_t max_file_bytes = 32ull << 20;  // unary ReadFile/WriteFile limit
   // Memory for large one-message responses in flight (a ReadFile holds its file twice, the
   // content and the serialized response; an Exec its output), in all and per tenant.

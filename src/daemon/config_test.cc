@@ -14,6 +14,14 @@ TEST(ConfigTest, DefaultsWhenEmpty) {
   EXPECT_EQ(c->default_image, "python:3.11");
   EXPECT_EQ(c->retention_seconds, 86400);
   EXPECT_EQ(c->files_retention_seconds, 3600);
+  EXPECT_EQ(c->default_cpu_request, "0");
+  EXPECT_EQ(c->default_memory_request, "0");
+  EXPECT_EQ(c->default_disk_request, "0");
+  EXPECT_EQ(c->memory_reserve, "1Gi");
+  EXPECT_EQ(c->default_max_sandboxes, 10000);
+  EXPECT_EQ(c->id_map_ranges, 16384u);
+  EXPECT_FALSE(Config::FromJson(R"({"memory_reserve": "lots"})"));
+  EXPECT_FALSE(Config::FromJson(R"({"default_cpu_request": "1 core"})"));
   EXPECT_TRUE(c->cgroup_favor_migrations);
   EXPECT_EQ(c->warm_pool_size, 1);
   EXPECT_EQ(c->warm_pool_images, 4);

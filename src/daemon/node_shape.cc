@@ -14,8 +14,6 @@ namespace {
 
 // sbx-init's own grace when it enforces the lifetime while sbxd is away.
 constexpr int64_t kStopGraceMs = 10000;
-constexpr uint64_t kDefaultCpuRequestMillis = 10;
-constexpr uint64_t kDefaultMemoryRequestBytes = 32ull << 20;
 
 }  // namespace
 
@@ -34,8 +32,11 @@ NodeShape NodeShapeFromConfig(const Config& config) {
   node.default_cpu_millis = ParseCpuMillis(config.default_cpu).value_or(2000);
   node.default_memory_bytes = ParseBytes(config.default_memory).value_or(2ull << 30);
   node.default_disk_bytes = ParseBytes(config.default_disk).value_or(10ull << 30);
-  node.default_disk_request_bytes = std::min(
-      node.default_disk_bytes, ParseBytes(config.default_disk_request).value_or(1ull << 30));
+  node.default_disk_request_bytes =
+      std::min(node.default_disk_bytes, ParseBytes(config.default_disk_request).value_or(0));
+  node.default_cpu_request_millis = ParseCpuMillis(config.default_cpu_request).value_or(0);
+  node.default_memory_request_bytes = ParseBytes(config.default_memory_request).value_or(0);
+  node.memory_reserve_bytes = ParseBytes(config.memory_reserve).value_or(1ull << 30);
   node.disk_reserve_bytes = ParseBytes(config.disk_reserve).value_or(2ull << 30);
   if (config.capacity_disk != "auto") {
     node.disk_bytes = ParseBytes(config.capacity_disk).value_or(0);
@@ -57,9 +58,9 @@ SandboxResources ResourcesFor(const CreateRequest& request, const NodeShape& nod
                          : request.memory_request_bytes ? request.memory_request_bytes
                                                         : node.default_memory_bytes;
   r.cpu_request_millis =
-      request.cpu_request_millis ? request.cpu_request_millis : kDefaultCpuRequestMillis;
-  r.memory_request_bytes =
-      request.memory_request_bytes ? request.memory_request_bytes : kDefaultMemoryRequestBytes;
+      request.cpu_request_millis ? request.cpu_request_millis : node.default_cpu_request_millis;
+  r.memory_request_bytes = request.memory_request_bytes ? request.memory_request_bytes
+                                                        : node.default_memory_request_bytes;
   return r;
 }
 
@@ -78,6 +79,7 @@ AdmissionLimits AdmissionLimitsFromConfig(const Config& config, const NodeShape&
   limits.cpu_millis = node.cpu_millis;
   limits.memory_bytes = node.memory_bytes;
   limits.disk_bytes = node.disk_bytes;
+  limits.memory_reserve_bytes = node.memory_reserve_bytes;
   limits.default_quota = config.default_max_sandboxes;
   for (const auto& key : config.api_keys) {
     if (key.max_sandboxes > 0) limits.tenant_quotas[key.tenant] = key.max_sandboxes;

@@ -21,9 +21,12 @@ struct NodeShape {
   uint64_t disk_bytes = 0;  // what disk requests may reserve
   uint64_t default_cpu_millis = 2000;
   uint64_t default_memory_bytes = 2ull << 30;
-  uint64_t default_disk_bytes = 10ull << 30;         // a writable layer's size
-  uint64_t default_disk_request_bytes = 1ull << 30;  // what a sandbox reserves of disk_bytes
-  uint64_t disk_reserve_bytes = 2ull << 30;          // never given to creates and pulls
+  uint64_t default_disk_bytes = 10ull << 30;   // a writable layer's size
+  uint64_t default_disk_request_bytes = 0;     // what a sandbox reserves of disk_bytes
+  uint64_t default_cpu_request_millis = 0;     // reserved without a CPU request
+  uint64_t default_memory_request_bytes = 0;   // reserved without a memory request
+  uint64_t memory_reserve_bytes = 1ull << 30;  // host memory creates never take
+  uint64_t disk_reserve_bytes = 2ull << 30;    // never given to creates and pulls
 };
 
 NodeShape NodeShapeFromConfig(const Config& config);
@@ -37,8 +40,9 @@ struct SandboxResources {
   uint64_t memory_request_bytes = 0;
 };
 
-// A limit not given is the request, else the node's default. A request not given is small, like
-// a Burstable pod's: the sandbox reserves little and its limits still hold.
+// A limit not given is the request, else the node's default. A request not given is the node's
+// default request (none by default), like a Burstable pod's: the sandbox reserves little and its
+// limits still hold.
 SandboxResources ResourcesFor(const CreateRequest& request, const NodeShape& node);
 
 // RESOURCE_EXHAUSTED when less than the node's disk reserve is free on the filesystem of

@@ -12,6 +12,7 @@
 #include "src/daemon/endings.h"
 #include "src/daemon/recovery.h"
 #include "src/daemon/secrets.h"
+#include "src/sys/fs.h"
 
 namespace sbx::daemon {
 
@@ -99,6 +100,7 @@ Result<SandboxRecord> SandboxManager::Create(const std::string& tenant, CreateRe
   r.cpu_request_millis = resources.cpu_request_millis;
   r.memory_request_bytes = resources.memory_request_bytes;
   Demand demand{r.cpu_request_millis, r.memory_request_bytes, node_.default_disk_request_bytes};
+  admission_.SetHostAvailableMemory(HostAvailableMemory());
   auto decision = admission_.Decide(tenant, request.request_id, request.fingerprint, demand);
   if (!decision) {
     if (decision.error().reason() == "CWSANDBOX_QUOTA_EXCEEDED") {
@@ -156,6 +158,23 @@ void SandboxManager::ExplainWaitsLocked() {
     it->second.record.reason = "WAITING_FOR_CAPACITY";
     it->second.record.message = admission_.WaitingFor(id);
   }
+}
+
+uint64_t SandboxManager::HostAvailableMemory() {
+  auto available = sys::AvailableMemory();
+  return available ? *available : UINT64_MAX;  // unknown: the reservations alone decide
+}
+
+void SandboxManager::ReadmitQueued() {
+  {
+    std::lock_guard lock(mu_);
+    if (admission_.queued().empty()) return;
+    // The host's room changes without any sandbox ending (memory freed, page cache dropped).
+    admission_.SetHostAvailableMemory(HostAvailableMemory());
+    StartAdmittedLocked(admission_.Readmit());
+    ExplainWaitsLocked();
+  }
+  changed_.notify_all();
 }
 
 void SandboxManager::ReclaimKeptFilesLocked() {
@@ -565,6 +584,7 @@ void SandboxManager::DropFilesJob(const std::string& id) {
     watcher_.Forget(id);
     watcher_.SetRetention(id,
                           r.end_ns + static_cast<int64_t>(config_.retention_seconds) * 1000000000);
+    admission_.SetHostAvailableMemory(HostAvailableMemory());
     StartAdmittedLocked(admission_.ReleaseDisk(id));
     ExplainWaitsLocked();
     ReclaimKeptFilesLocked();
@@ -646,6 +666,7 @@ void SandboxManager::FinishKeepingFiles(const std::string& id, const SandboxReco
                   {{"state", std::string(StateName(r.state))}, {"reason", r.reason}});
     SBX_LOG_INFO("sandbox ended id={} state={} reason={}{}", id, StateName(r.state),
                  r.StateReason(), keep_files ? " files kept" : "");
+    admission_.SetHostAvailableMemory(HostAvailableMemory());
     StartAdmittedLocked(keep_files ? admission_.ReleaseKeepingDisk(id) : admission_.Release(id));
     ExplainWaitsLocked();
     ReclaimKeptFilesLocked();
@@ -678,6 +699,7 @@ void SandboxManager::EventLoop() {
       std::lock_guard lock(mu_);
       if (stopping_) return;
     }
+    ReadmitQueued();
     for (const auto& event : watcher_.Wait(250)) {
       std::unique_lock lock(mu_);
       auto it = entries_.find(event.id);

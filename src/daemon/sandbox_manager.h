@@ -181,6 +181,10 @@ class SandboxManager {
   void ExplainWaitsLocked();
   // The first PENDING sandbox waits for disk: the files kept longest go, one sandbox's at a time.
   void ReclaimKeptFilesLocked();
+  // The host's available memory, for admission (UINT64_MAX when it cannot be read).
+  static uint64_t HostAvailableMemory();
+  // Admits what waits and fits now: the host's room changes without any sandbox ending.
+  void ReadmitQueued();
   // Removes what the runtime made of `id`; its host ids come free once that is done.
   Status Destroy(const std::string& id);
   void Watch(const std::string& id, const RuntimeSandbox& sandbox);

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "src/base/strings.h"
@@ -210,6 +211,21 @@ Result<FilesystemSpace> SpaceOf(const std::string& path) {
   if (::statvfs(path.c_str(), &fs) != 0) return Error::Errno("statvfs " + Quote(path));
   return FilesystemSpace{static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize,
                          static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize};
+}
+
+Result<uint64_t> AvailableMemory(const std::string& meminfo) {
+  SBX_ASSIGN_OR_RETURN(std::string text, ReadFile(meminfo, 64 << 10));
+  static constexpr std::string_view kKey = "MemAvailable:";
+  size_t at = text.find(kKey);
+  if (at == std::string::npos || (at > 0 && text[at - 1] != '\n')) {
+    return Error::NotFound(meminfo + " has no MemAvailable");
+  }
+  const char* p = text.c_str() + at + kKey.size();
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long kib = std::strtoull(p, &end, 10);
+  if (end == p || errno != 0) return Error::DataLoss(meminfo + ": MemAvailable is not a number");
+  return static_cast<uint64_t>(kib) * 1024;
 }
 
 bool PathExists(const std::string& path) {

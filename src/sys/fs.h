@@ -66,6 +66,9 @@ struct FilesystemSpace {
   uint64_t available_bytes = 0;
 };
 Result<FilesystemSpace> SpaceOf(const std::string& path);
+// The memory the host can give without swapping (MemAvailable of `meminfo`, /proc/meminfo's
+// format), in bytes.
+Result<uint64_t> AvailableMemory(const std::string& meminfo = "/proc/meminfo");
 
 // The directory part of a path ("a/b/c" -> "a/b", "c" -> ".", "/c" -> "/").
 std::string DirName(std::string_view path);

@@ -31,6 +31,21 @@ TEST(FsTest, ReadFileIsBounded) {
   EXPECT_EQ(content.error().code(), Code::kResourceExhausted);
 }
 
+TEST(FsTest, AvailableMemoryIsMemAvailable) {
+  TempDir dir;
+  ASSERT_TRUE(WriteFile(dir.Sub("meminfo"),
+                        "MemTotal:       24000000 kB\nMemFree:         100 kB\n"
+                        "MemAvailable:   22000000 kB\nBuffers:  1 kB\n"));
+  auto available = AvailableMemory(dir.Sub("meminfo"));
+  ASSERT_TRUE(available) << available.error().ToString();
+  EXPECT_EQ(*available, 22000000ull * 1024);
+  ASSERT_TRUE(WriteFile(dir.Sub("old"), "MemTotal: 1 kB\nNotMemAvailable: 5 kB\n"));
+  EXPECT_FALSE(AvailableMemory(dir.Sub("old")));
+  auto host = AvailableMemory();
+  ASSERT_TRUE(host) << host.error().ToString();
+  EXPECT_GT(*host, 0u);
+}
+
 TEST(FsTest, WriteFileAtomicReplaces) {
   TempDir dir;
   ASSERT_TRUE(WriteFile(dir.Sub("f"), "old"));

@@ -1068,6 +1068,22 @@ def test_a_pending_sandbox_says_what_it_waits_for(registry, protos):
         assert "is PENDING, waiting for CPU" in (d.state / "sbxd.log").read_text()
 
 
+def test_sandboxes_without_requests_wait_for_the_hosts_real_memory(registry, protos):
+    """Without requests a sandbox reserves nothing of the node's capacity; what holds creates
+    back is the host's real room: here a memory_reserve no host has."""
+    pb = protos.pb
+    with own_daemon(registry, memory_reserve="1000Ti", warm_pool_size=0) as d:
+        channel = grpc.insecure_channel("unix://" + d.socket)
+        stub = protos.grpc.SandboxServiceStub(channel)
+        sb = create(stub, pb, **keepalive(pb))
+        assert sb.status.state == pb.STATE_PENDING
+        assert sb.status.state_reason.startswith("WAITING_FOR_CAPACITY: waiting for host memory: ")
+        assert "available, memory_reserve keeps 1000.0 TiB free" in sb.status.state_reason
+        stub.DeleteSandbox(pb.DeleteSandboxRequest(sandbox_id=sb.sandbox_id))
+        wait_state(stub, pb, sb.sandbox_id, terminal(pb))
+        channel.close()
+
+
 def test_removing_one_name_of_an_image_in_use_only_untags_it(registry, protos):
     """busybox:latest and busybox:1.36 are one image. With a sandbox running from 1.36, removing
     `latest` untags it (the sandbox is not using that name); removing 1.36, the last name, is
