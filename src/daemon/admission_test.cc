@@ -86,7 +86,7 @@ TEST(AdmissionTest, KeptFilesAreRestoredWithTheirDisk) {
 }
 
 TEST(AdmissionTest, TheHostsRealMemoryGatesCreatesBesideTheReservations) {
-  AdmissionLimits limits = Node(1000, 100u << 30);
+  AdmissionLimits limits = Node(1000, 100ull << 30);
   limits.memory_reserve_bytes = 1u << 30;
   Admission a(limits);
   // Nothing reserved, but the host has less available than its reserve: the create waits.
@@ -97,10 +97,10 @@ TEST(AdmissionTest, TheHostsRealMemoryGatesCreatesBesideTheReservations) {
             "waiting for host memory: 900.0 MiB available, memory_reserve keeps 1.0 GiB free");
   EXPECT_TRUE(a.Readmit().empty());
   // Room again: it starts; one asking for more than what is left above the reserve waits.
-  a.SetHostAvailableMemory(2u << 30);
+  a.SetHostAvailableMemory(2ull << 30);
   EXPECT_EQ(a.Readmit(), (std::vector<std::string>{"s1"}));
   EXPECT_EQ(VerdictOf(a.Decide("t", "", "f", {0, 512u << 20})), Admission::Verdict::kAdmit);
-  EXPECT_EQ(VerdictOf(a.Decide("t", "", "f", {0, 2u << 30})), Admission::Verdict::kQueue);
+  EXPECT_EQ(VerdictOf(a.Decide("t", "", "f", {0, 2ull << 30})), Admission::Verdict::kQueue);
 }
 
 TEST(AdmissionTest, MemoryCountsLikeCpu) {

@@ -75,6 +75,11 @@ Status ValidateNetwork(const Config& c) {
   if (c.network_pool_size < 0 || c.network_pool_size > 1024) {
     return Error::InvalidArgument("config: network_pool_size must be between 0 and 1024");
   }
+  if (c.network_sandboxes_per_bridge < 1 ||
+      c.network_sandboxes_per_bridge > net::kMaxSandboxesPerBridge) {
+    return Error::InvalidArgument("config: network_sandboxes_per_bridge must be between 1 and " +
+                                  std::to_string(net::kMaxSandboxesPerBridge));
+  }
   SBX_TRY(BridgeNetworkOptionsFrom(c));
   return Ok();
 }
@@ -128,6 +133,7 @@ Result<net::BridgeNetworkOptions> BridgeNetworkOptionsFrom(const Config& c) {
     o.dns.push_back(*server);
   }
   o.pool_size = c.network_pool_size;
+  o.sandboxes_per_bridge = c.network_sandboxes_per_bridge;
   for (auto [list, name, out] : {std::tuple{&c.network_deny, "network_deny", &o.deny},
                                  std::tuple{&c.network_allow, "network_allow", &o.allow}}) {
     for (const auto& cidr : *list) {
@@ -251,6 +257,7 @@ Result<Config> Config::FromJson(const std::string& text) {
   SBX_TRY(Field(j, "network_table", c.network_table, seen));
   SBX_TRY(Field(j, "network_dns", c.network_dns, seen));
   SBX_TRY(Field(j, "network_pool_size", c.network_pool_size, seen));
+  SBX_TRY(Field(j, "network_sandboxes_per_bridge", c.network_sandboxes_per_bridge, seen));
   SBX_TRY(Field(j, "network_deny", c.network_deny, seen));
   SBX_TRY(Field(j, "network_allow", c.network_allow, seen));
   SBX_TRY(Field(j, "network_service_ports", c.network_service_ports, seen));

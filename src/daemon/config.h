@@ -125,11 +125,13 @@ struct Config {
   // Sandbox networking (docs/networking.md). "bridge": a network namespace per sandbox on a
   // bridge with NAT and the deny set; "none": loopback only for every sandbox.
   std::string network = "bridge";
-  std::string network_bridge;              // default: "sbx" + a hash of cgroup_parent
-  std::string network_subnet = "auto";     // or an IPv4 CIDR; auto: a free /16 in 10.128.0.0/10
-  std::string network_table;               // nftables table; default: "sbx_" + the same hash
-  std::vector<std::string> network_dns;    // upstream resolvers; default: the host's resolv.conf
-  int network_pool_size = 16;              // namespaces and veth pairs prepared ahead of time
+  std::string network_bridge;            // default: "sbx" + a hash of cgroup_parent
+  std::string network_subnet = "auto";   // or an IPv4 CIDR; auto: a free /16 in 10.128.0.0/10
+  std::string network_table;             // nftables table; default: "sbx_" + the same hash
+  std::vector<std::string> network_dns;  // upstream resolvers; default: the host's resolv.conf
+  int network_pool_size = 16;            // namespaces and veth pairs prepared ahead of time
+  // Sandboxes on one bridge before the next bridge is made (a bridge takes at most 1023 ports).
+  int network_sandboxes_per_bridge = 1021;
   std::vector<std::string> network_deny;   // CIDRs denied on top of the built-in deny set
   std::vector<std::string> network_allow;  // CIDRs taken out of the built-in deny set
   std::string network_service_ports = "30000-32767";  // host ports for exposed services

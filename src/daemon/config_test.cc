@@ -57,7 +57,7 @@ TEST(ConfigTest, IdRangeFields) {
   ASSERT_TRUE(defaults);
   EXPECT_EQ(defaults->id_map_uid, 1000000u);
   EXPECT_EQ(defaults->id_map_size, 65536u);
-  EXPECT_EQ(defaults->id_map_ranges, 4096u);
+  EXPECT_EQ(defaults->id_map_ranges, 16384u);
   auto c = Config::FromJson(
       R"({"id_map_uid": 200000000, "id_map_gid": 300000000, "id_map_ranges": 100})");
   ASSERT_TRUE(c) << c.error().ToString();

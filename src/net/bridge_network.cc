@@ -160,7 +160,14 @@ Status BridgeNetwork::SetUpHost() {
   SBX_TRY(MakePrivateMount(pins_dir_));
   SBX_ASSIGN_OR_RETURN(Rtnetlink rtnl, Rtnetlink::Open());
   SBX_TRY(ChooseSubnet(rtnl));
-  max_slots_ = static_cast<int>(std::min<uint64_t>(subnet_.Size() - 3, 1000000));
+  // Beyond a bridge's ports, more bridges, each on a /22 of the subnet: as many as the subnet
+  // holds and their names fit IFNAMSIZ ("<bridge>-63").
+  int groups = 1;
+  if (subnet_.length <= kGroupPrefixLength && options_.bridge.size() + 3 <= 15) {
+    groups = static_cast<int>(std::min<uint64_t>(subnet_.Size() / kGroupAddresses, 64));
+  }
+  max_slots_ = static_cast<int>(std::min<uint64_t>(
+      subnet_.Size() - 3, static_cast<uint64_t>(groups) * options_.sandboxes_per_bridge));
 
   for (const auto& p : BuiltinDenyPrefixes()) fixed_deny_.push_back(ToRange(p));
   for (const auto& p : options_.deny) fixed_deny_.push_back(ToRange(p));
@@ -540,7 +547,10 @@ Status BridgeNetwork::Prepare(Rtnetlink& rtnl, int slot) {
   };
   auto netns = sys::Open(pin, O_RDONLY);
   if (!netns) return undo(std::move(netns).error());
-  if (Status s = rtnl.CreateVeth(port, bridge_index_, "eth0", netns->get()); !s) {
+  const int group = GroupOf(slot);
+  auto bridge = GroupBridge(rtnl, group);
+  if (!bridge) return undo(std::move(bridge).error());
+  if (Status s = rtnl.CreateVeth(port, *bridge, "eth0", netns->get()); !s) {
     return undo(std::move(s).error());
   }
   Status configured = [&]() -> Status {
@@ -549,13 +559,62 @@ Status BridgeNetwork::Prepare(Rtnetlink& rtnl, int slot) {
     SBX_TRY(rtnl.SetIsolatedPortUp(index));
     SBX_TRY(inside->SetUp(1));  // loopback is always index 1
     SBX_ASSIGN_OR_RETURN(int eth0, inside->LinkIndex("eth0"));
-    SBX_TRY(inside->AddAddress(eth0, address, subnet_.length));
+    SBX_TRY(inside->AddAddress(eth0, address, PrefixLengthOf(group)));
     SBX_TRY(inside->SetUp(eth0));
-    SBX_TRY(inside->AddDefaultRoute(gateway_));
+    SBX_TRY(inside->AddDefaultRoute(GatewayOf(group)));
     return nft_->Run(ruleset_->AddPort(port, address));
   }();
   // On failure the caller queues the slot for the reaper, which removes the veth and the pin.
   return configured;
+}
+
+Result<int> BridgeNetwork::GroupBridge(Rtnetlink& rtnl, int group) {
+  if (group == 0) return bridge_index_;
+  std::lock_guard lock(bridges_mu_);
+  if (auto it = group_bridges_.find(group); it != group_bridges_.end()) return it->second;
+  const std::string name = BridgeName(group);
+  auto existing = rtnl.LinkIndex(name);
+  if (!existing && existing.error().code() != Code::kNotFound) return std::move(existing).error();
+  int index;
+  if (existing) {
+    index = *existing;  // made by this daemon before a restart
+  } else {
+    std::array<uint8_t, 6> mac{};
+    if (getrandom(mac.data(), mac.size(), 0) != static_cast<ssize_t>(mac.size())) {
+      return Error::Errno("getrandom");
+    }
+    mac[0] = static_cast<uint8_t>((mac[0] & 0xfe) | 0x02);  // unicast, locally administered
+    SBX_TRY(rtnl.CreateBridge(name, mac));
+    SBX_ASSIGN_OR_RETURN(index, rtnl.LinkIndex(name));
+  }
+  // SECURITY: as the first bridge: no IPv6, the same rules (the set the ruleset matches on).
+  (void)sys::WriteKnob("/proc/sys/net/ipv6/conf/" + name + "/disable_ipv6", "1");
+  if (Status added = rtnl.AddAddress(index, GatewayOf(group), kGroupPrefixLength);
+      !added && added.error().sys_errno() != EEXIST) {
+    return std::move(added).error();
+  }
+  SBX_TRY(rtnl.SetUp(index));
+  SBX_TRY_CTX(nft_->Run(ruleset_->AddBridge(name)), "add bridge " + Quote(name) + " to the rules");
+  SBX_LOG_INFO("sandbox network: bridge {} for sandboxes {} to {}", name,
+               FormatIpv4(GroupBase(group) + 2),
+               FormatIpv4(GroupBase(group) + kGroupAddresses - 2));
+  group_bridges_[group] = index;
+  return index;
+}
+
+std::vector<std::string> BridgeNetwork::MoreBridges(Rtnetlink& rtnl) {
+  std::vector<std::string> names;
+  auto links = rtnl.Links();
+  if (!links) return names;
+  const std::string prefix = options_.bridge + "-";
+  for (const auto& l : *links) {
+    if (!StartsWith(l.name, prefix)) continue;
+    auto group = ParseUint64(l.name.substr(prefix.size()));
+    if (group && *group >= 1 && *group < 64 && l.name == BridgeName(static_cast<int>(*group))) {
+      names.push_back(l.name);
+    }
+  }
+  return names;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -855,7 +914,12 @@ Status BridgeNetwork::Recover(const std::vector<std::string>& live) {
                              "read the host's networks");
     deny = DenySet(host_networks);
   }
-  SBX_TRY_CTX(nft_->Run(ruleset_->Replace(deny, ports, rules)),
+  std::vector<std::string> more_bridges;
+  {
+    SBX_ASSIGN_OR_RETURN(Rtnetlink rtnl, Rtnetlink::Open());
+    more_bridges = MoreBridges(rtnl);
+  }
+  SBX_TRY_CTX(nft_->Run(ruleset_->Replace(deny, ports, rules, more_bridges)),
               "install the sandbox network's rules");
   {
     std::lock_guard lock(deny_mu_);
@@ -923,6 +987,9 @@ BridgeNetwork::~BridgeNetwork() {
     SBX_LOG_WARN("removing the network rules: {}", s.error().ToString());
   }
   if (auto rtnl = Rtnetlink::Open()) {
+    for (const auto& name : MoreBridges(*rtnl)) {
+      if (auto index = rtnl->LinkIndex(name)) (void)rtnl->DeleteLink(*index);
+    }
     if (auto index = rtnl->LinkIndex(options_.bridge)) (void)rtnl->DeleteLink(*index);
   }
   dns_.reset();

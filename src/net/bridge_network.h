@@ -91,7 +91,25 @@ class BridgeNetwork : public NetworkProvider {
   Status SetUpHost();
   Status ChooseSubnet(Rtnetlink& rtnl);
 
-  Ipv4 Address(int slot) const { return subnet_.address + 2 + static_cast<Ipv4>(slot); }
+  // Slots come in groups of options_.sandboxes_per_bridge, one group per bridge. Group g has the
+  // g-th /22 of the subnet (group 0 the whole subnet, as its bridge has had since before there
+  // were groups): the gateway at its first address, the sandboxes after it.
+  int GroupOf(int slot) const { return slot / options_.sandboxes_per_bridge; }
+  Ipv4 GroupBase(int group) const {
+    return subnet_.address + static_cast<Ipv4>(group) * kGroupAddresses;
+  }
+  Ipv4 Address(int slot) const {
+    return GroupBase(GroupOf(slot)) + 2 + static_cast<Ipv4>(slot % options_.sandboxes_per_bridge);
+  }
+  Ipv4 GatewayOf(int group) const { return group == 0 ? gateway_ : GroupBase(group) + 1; }
+  int PrefixLengthOf(int group) const { return group == 0 ? subnet_.length : kGroupPrefixLength; }
+  std::string BridgeName(int group) const {
+    return group == 0 ? options_.bridge : options_.bridge + "-" + std::to_string(group);
+  }
+  // The index of group `group`'s bridge, made (with its address, in the rules' set) if missing.
+  Result<int> GroupBridge(Rtnetlink& rtnl, int group);
+  // The names of the bridges of groups 1 and up that exist.
+  std::vector<std::string> MoreBridges(Rtnetlink& rtnl);
   std::string PortName(int slot) const { return port_prefix_ + std::to_string(slot); }
   std::string PinPath(int slot) const { return pins_dir_ + "/" + std::to_string(slot); }
   std::string StatePath(const std::string& id) const { return state_dir_ + "/" + id + ".json"; }
@@ -123,6 +141,10 @@ class BridgeNetwork : public NetworkProvider {
   Ipv4Prefix subnet_;
   Ipv4 gateway_ = 0;
   int bridge_index_ = 0;
+  static constexpr int kGroupPrefixLength = 22;
+  static constexpr Ipv4 kGroupAddresses = 1u << (32 - kGroupPrefixLength);
+  std::mutex bridges_mu_;
+  std::map<int, int> group_bridges_;  // group (1 and up) -> its bridge's index
   int max_slots_ = 0;
   std::vector<Ipv4Range> fixed_deny_;  // built-in and network_deny
   std::vector<Ipv4Range> allow_;       // network_allow

@@ -16,6 +16,9 @@
 
 namespace sbx::net {
 
+// A Linux bridge takes at most 1023 ports; a bridge's /22 holds its gateway and 1021 sandboxes.
+inline constexpr int kMaxSandboxesPerBridge = 1021;
+
 // What one sandbox, or all of them, may take of the host's shared resources. Rates allow bursts
 // of twice as many.
 struct NetworkLimits {
@@ -32,9 +35,12 @@ struct BridgeNetworkOptions {
   std::optional<Ipv4Prefix> subnet;  // nullopt: a free /16 of 10.128.0.0/10
   std::vector<DnsServer> dns;        // upstream resolvers; empty: the host's /etc/resolv.conf
   int pool_size = 16;                // namespaces and veth pairs prepared ahead of time
-  std::vector<Ipv4Prefix> deny;      // denied on top of the built-in deny set
-  std::vector<Ipv4Prefix> allow;     // taken out of the deny set (never the sandbox subnet)
-  int service_port_first = 30000;    // host ports for exposed services
+  // Sandboxes on one bridge; beyond, more bridges ("<bridge>-1", ...) each with a /22 of the
+  // subnet of its own.
+  int sandboxes_per_bridge = kMaxSandboxesPerBridge;
+  std::vector<Ipv4Prefix> deny;    // denied on top of the built-in deny set
+  std::vector<Ipv4Prefix> allow;   // taken out of the deny set (never the sandbox subnet)
+  int service_port_first = 30000;  // host ports for exposed services
   int service_port_last = 32767;
   std::string service_host;  // host in service URLs; empty: the gateway address
   NetworkLimits limits;

@@ -59,7 +59,8 @@ std::string Ruleset::ServiceMap(const PublishedPort& p) const {
 }
 
 std::string Ruleset::InetTable(const std::vector<Ipv4Range>& deny_set) const {
-  const std::string br = Quoted(c_.bridge);
+  // Every bridge of sandboxes (a bridge takes at most 1023 ports).
+  const std::string br = "@bridges";
   const std::string gw = FormatIpv4(c_.gateway);
   std::string deny;
   for (const auto& r : deny_set) deny += (deny.empty() ? "" : ", ") + r.ToString();
@@ -67,6 +68,7 @@ std::string Ruleset::InetTable(const std::vector<Ipv4Range>& deny_set) const {
   t += "  set deny { type ipv4_addr; flags interval;";
   if (!deny.empty()) t += " elements = { " + deny + " };";
   t += " }\n";
+  t += "  set bridges { type ifname; elements = { " + Quoted(c_.bridge) + " }; }\n";
   t += "  map sandboxes { type ipv4_addr : verdict; }\n";
   // Per sandbox address: a token bucket of new flows (kept while the sandbox makes flows) and
   // the count of its tracked flows. Sized for every address of the subnet: a full set would let
@@ -198,10 +200,12 @@ std::string Ruleset::BridgeTable() const {
 
 std::string Ruleset::Replace(const std::vector<Ipv4Range>& deny,
                              const std::vector<std::pair<std::string, Ipv4>>& ports,
-                             const std::vector<SandboxRules>& sandboxes) const {
+                             const std::vector<SandboxRules>& sandboxes,
+                             const std::vector<std::string>& more_bridges) const {
   std::string out = Delete();
   out += InetTable(deny);
   out += BridgeTable();
+  for (const auto& bridge : more_bridges) out += AddBridge(bridge);
   for (const auto& [port, address] : ports) out += AddPort(port, address);
   for (const auto& s : sandboxes) out += AddSandbox(s);
   return out;
@@ -222,6 +226,10 @@ std::string Ruleset::SetDeny(const std::vector<Ipv4Range>& deny) const {
 }
 
 std::string Ruleset::ListCounters() const { return "list counters table inet " + c_.table + "\n"; }
+
+std::string Ruleset::AddBridge(const std::string& name) const {
+  return "add element inet " + c_.table + " bridges { " + Quoted(name) + " }\n";
+}
 
 std::string Ruleset::AddPort(const std::string& port, Ipv4 address) const {
   return "add element bridge " + c_.table + " ports { " + Quoted(port) + " . " +

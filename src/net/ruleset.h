@@ -59,7 +59,7 @@ struct SandboxRules {
 
 struct RulesetConfig {
   std::string table;        // [A-Za-z0-9_]
-  std::string bridge;       // interface name
+  std::string bridge;       // interface name of the first bridge; more join the `bridges` set
   std::string port_prefix;  // every host-side veth name starts with it
   Ipv4Prefix subnet;
   Ipv4 gateway = 0;
@@ -81,10 +81,13 @@ class Ruleset {
   explicit Ruleset(RulesetConfig config) : c_(std::move(config)) {}
 
   // Both tables replaced atomically by the base rules with this deny set, plus these ports and
-  // sandboxes.
+  // sandboxes, and these bridges beside the first.
   std::string Replace(const std::vector<Ipv4Range>& deny,
                       const std::vector<std::pair<std::string, Ipv4>>& ports,
-                      const std::vector<SandboxRules>& sandboxes) const;
+                      const std::vector<SandboxRules>& sandboxes,
+                      const std::vector<std::string>& more_bridges = {}) const;
+  // Another bridge of sandboxes: its traffic meets the same rules as the first one's.
+  std::string AddBridge(const std::string& name) const;
   // The deny set's elements replaced, atomically: no packet meets an empty or partial set.
   std::string SetDeny(const std::vector<Ipv4Range>& deny) const;
   // Both tables removed (missing ones are fine).

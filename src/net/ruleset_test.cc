@@ -30,13 +30,25 @@ TEST(RulesetTest, BaseTablesReplaceAtomically) {
   // Replacing starts by removing whatever was there, in the same batch.
   EXPECT_EQ(text.find("add table inet sbx_test\ndelete table inet sbx_test\n"), 0u);
   EXPECT_THAT(text, HasSubstr("169.254.0.0-169.254.255.255"));
-  EXPECT_THAT(text, HasSubstr("iifname \"sbxbr0\" jump from_sandbox"));
+  EXPECT_THAT(text, HasSubstr("set bridges { type ifname; elements = { \"sbxbr0\" }; }"));
+  EXPECT_THAT(text, HasSubstr("iifname @bridges jump from_sandbox"));
   EXPECT_THAT(text, HasSubstr("ip daddr 10.200.0.1 udp dport 53 accept"));
-  EXPECT_THAT(text, HasSubstr("ip saddr 10.200.0.0/16 oifname != \"sbxbr0\" masquerade"));
+  EXPECT_THAT(text, HasSubstr("ip saddr 10.200.0.0/16 oifname != @bridges masquerade"));
   EXPECT_THAT(text, HasSubstr("iifname \"svtest*\" drop"));
   EXPECT_THAT(text, HasSubstr("add element bridge sbx_test ports { \"svtest0\" . 10.200.0.2 }"));
   // The deny set comes before any sandbox's own verdict.
   EXPECT_LT(text.find("ip daddr @deny drop"), text.find("ip saddr vmap @sandboxes"));
+}
+
+TEST(RulesetTest, MoreBridgesMeetTheSameRules) {
+  std::string text = Make().Replace(Deny(), {}, {}, {"sbxbr0-1", "sbxbr0-2"});
+  EXPECT_THAT(text, HasSubstr("add element inet sbx_test bridges { \"sbxbr0-1\" }\n"));
+  EXPECT_THAT(text, HasSubstr("add element inet sbx_test bridges { \"sbxbr0-2\" }\n"));
+  // Every rule about the sandboxes' traffic names the set, none a bridge of its own.
+  EXPECT_THAT(text, HasSubstr("iifname @bridges jump sandbox_to_host"));
+  EXPECT_THAT(text, HasSubstr("oifname @bridges jump to_sandbox"));
+  EXPECT_THAT(text, Not(HasSubstr("iifname \"sbxbr0\"")));
+  EXPECT_EQ(Make().AddBridge("sbxbr0-3"), "add element inet sbx_test bridges { \"sbxbr0-3\" }\n");
 }
 
 TEST(RulesetTest, NewFlowsOfEachSandboxAreLimited) {
@@ -52,7 +64,7 @@ TEST(RulesetTest, NewFlowsOfEachSandboxAreLimited) {
   std::string text = Ruleset(c).Replace(Deny(), {}, {});
   // Before routing, so flows to the host (DNS) count as well as forwarded ones.
   EXPECT_THAT(text, HasSubstr("type filter hook prerouting priority filter; policy accept;\n"
-                              "    iifname \"sbxbr0\" ct state new jump new_flow"));
+                              "    iifname @bridges ct state new jump new_flow"));
   EXPECT_THAT(text,
               HasSubstr("set flow_rate { type ipv4_addr; size 65536; flags dynamic,timeout;"));
   EXPECT_THAT(text, HasSubstr("set flows { type ipv4_addr; size 65536; flags dynamic; }"));
