@@ -97,6 +97,25 @@ stop_sbxd() {
   fi
 }
 
+discard_sbxd() {
+  # discard_sbxd <state dir>: for test runs, stops sbxd and removes what its sandboxes leave
+  # (they outlive a graceful stop: running ones, and ended ones keeping their files).
+  local state=$1 parent group pid left
+  stop_sbxd "$state"
+  parent="sbx-$(basename "$state")"
+  for _ in $(seq 1 100); do
+    left=0
+    for group in /sys/fs/cgroup/*/"$parent"/*/ /sys/fs/cgroup/"$parent"/*/; do
+      [[ -d $group ]] || continue
+      while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done <"$group/cgroup.procs"
+      rmdir "$group" 2>/dev/null || left=1
+    done
+    ((left)) || break
+    sleep 0.1
+  done
+  rmdir /sys/fs/cgroup/*/"$parent" /sys/fs/cgroup/"$parent" 2>/dev/null || true
+}
+
 # Where the quickstart keeps its sbxd (state, socket, log, pid) and the SDK's venv.
 quickstart_state=${SBX_QUICKSTART_DIR:-/tmp/sbx-quickstart}
 
@@ -217,8 +236,8 @@ test_all() {
   local socket
   socket=$(start_sbxd "$build/bin" "$state")
   SBX_E2E=1 SBX_BASE_URL="unix://$socket" "$venv_dir/bin/python" -m pytest -q -p no:cacheprovider \
-    python/tests/e2e || { stop_sbxd "$state"; tail -50 "$state/sbxd.log" >&2; return 1; }
-  stop_sbxd "$state"
+    python/tests/e2e || { discard_sbxd "$state"; tail -50 "$state/sbxd.log" >&2; return 1; }
+  discard_sbxd "$state"
   log "the Debian package: a release build of its own, installed into a fresh Debian 12 root"
   test_deb
   log "all tests passed in $((SECONDS - started))s"
