@@ -88,6 +88,8 @@ class Docker:
         self.image = image
         self.network = network
         self.label = "sbx-density=" + uuid.uuid4().hex[:8]
+        # Pulled ahead, so that the pull is not part of the fill.
+        subprocess.run(["docker", "pull", "-q", image], check=False, capture_output=True)
 
     def create(self):
         args = ["docker", "run", "-d", "--label", self.label]
